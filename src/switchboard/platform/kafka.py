@@ -1,0 +1,163 @@
+"""Kafka I/O for the plain (non-Faust) services, on aiokafka.
+
+`EventBus` owns one producer; `consume()` runs a handler per decoded event with
+at-least-once semantics: offsets are committed after the handler returns, an
+undecodable message or a handler error goes to the dead-letter topic with the
+reason and the loop goes on (a consumer never dies of bad input).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from google.protobuf.message import Message
+
+from switchboard.platform import codec
+from switchboard.platform.settings import KafkaSettings
+from switchboard.platform.topics import ALL_TOPICS, DEAD_LETTER, Topic
+from switchboard.v1 import events_pb2 as pb
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Topic, Message, ConsumerRecord], Awaitable[None]]
+
+
+class EventBus:
+    """Publishes events keyed by call id. Start it inside the running loop, never at import."""
+
+    def __init__(self, kafka: KafkaSettings, service: str) -> None:
+        self.kafka = kafka
+        self.service = service
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        # acks=all, no idempotence: Tansu rejects InitProducerId; consumers dedupe by id instead.
+        self._producer = AIOKafkaProducer(
+            **self.kafka.client_kwargs(), acks="all", linger_ms=self.kafka.linger_ms, client_id=self.service
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(self, topic: Topic, event: Message, key: str | None = None) -> None:
+        assert self._producer is not None, "EventBus.start() first"
+        if not isinstance(event, topic.message):
+            raise TypeError(f"{topic.name} carries {topic.message.__name__}, not {type(event).__name__}")
+        k = key if key is not None else event.call_id
+        await self._producer.send_and_wait(topic.name, codec.encode(event), key=k.encode())
+
+    async def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        letter = pb.DeadLetter(
+            event_id=codec.new_id(),
+            occurred_at=codec.now_ts(),
+            service=self.service,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            key=record.key or b"",
+            value=record.value or b"",
+            reason=reason[:2000],
+        )
+        await self._producer.send_and_wait(DEAD_LETTER.name, codec.encode(letter), key=record.key)  # type: ignore[union-attr]
+        log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
+
+
+async def consume(
+    bus: EventBus,
+    topics: Iterable[Topic],
+    handler: Handler,
+    group_id: str | None,
+    stop: asyncio.Event,
+    *,
+    from_beginning: bool = True,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Consume `topics` until `stop` is set. group_id=None reads every partition (no group)."""
+    topics = list(topics)
+    consumer = AIOKafkaConsumer(
+        *[t.name for t in topics],
+        **bus.kafka.client_kwargs(),
+        group_id=group_id,
+        client_id=bus.service,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        fetch_max_wait_ms=bus.kafka.fetch_max_wait_ms,
+        session_timeout_ms=bus.kafka.session_timeout_ms,
+        rebalance_timeout_ms=bus.kafka.rebalance_timeout_ms,
+        heartbeat_interval_ms=bus.kafka.heartbeat_interval_ms,
+    )
+    by_name = {t.name: t for t in topics}
+    await consumer.start()
+    ready_sent = False
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            if not ready_sent and (consumer.assignment() or group_id is None):
+                ready_sent = True
+                if on_ready:
+                    on_ready()
+            for records in batches.values():
+                for record in records:
+                    topic = by_name[record.topic]
+                    try:
+                        event = codec.decode(topic, record.value)
+                    except codec.UndecodableEvent as exc:
+                        await bus.dead_letter(record, f"undecodable: {exc}")
+                        continue
+                    try:
+                        await handler(topic, event, record)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
+                        log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=getattr(event, "call_id", ""))
+                        await bus.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}")
+            if batches and group_id is not None:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def ensure_topics(kafka: KafkaSettings, topics: Iterable[Topic] = ALL_TOPICS, timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet, with the configured partitions; return the names created."""
+    admin = AIOKafkaAdminClient(**kafka.client_kwargs(), request_timeout_ms=int(timeout_s * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t.name for t in topics if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(n, kafka.partitions, kafka.replication_factor) for n in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process created them meanwhile
+        return missing
+    finally:
+        await admin.close()
+
+
+async def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 30.0) -> None:
+    """Wait until the cluster answers a metadata request, or raise TimeoutError."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last: Exception | None = None
+    while loop.time() < deadline:
+        admin = AIOKafkaAdminClient(**kafka.client_kwargs(), request_timeout_ms=2000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except Exception as exc:  # not up yet: retry until the deadline
+            last = exc
+            await asyncio.sleep(0.05)
+        finally:
+            await admin.close()
+    raise TimeoutError(f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout_s}s: {last}")

@@ -1,0 +1,49 @@
+"""The topic table: every topic Switchboard uses, its message type and meaning.
+
+Declared once here and imported everywhere (services, sink, broker bootstrap,
+docs). Keys are always the call id (UTF-8) so that every event of one call
+lands on the same partition number of every topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from switchboard.v1 import events_pb2 as pb
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    message: type[Message]
+    description: str
+
+
+CALL_STARTED = Topic("call.started", pb.CallStarted, "a call reached a tracking number (ivr)")
+IVR_COMPLETED = Topic("ivr.completed", pb.IvrCompleted, "qualification finished, answers attached; the router routes it (ivr)")
+PING_REQUESTED = Topic("ping.requested", pb.PingRequested, "the router asks for bids from the buyers of one tier (router)")
+BID_RECEIVED = Topic("bid.received", pb.BidReceived, "one bid, decline or no-bid per pinged buyer (bidder)")
+CALL_ROUTED = Topic("call.routed", pb.CallRouted, "terminal: sold to a buyer or given to an agent, with the decision trace (router, queue)")
+CALL_REJECTED = Topic("call.rejected", pb.CallRejected, "terminal: nobody takes the call, with reason and trace (ivr, router, queue)")
+CALL_QUEUED = Topic("call.queued", pb.CallQueued, "the router hands a call to an in-house ACD queue (router)")
+CALL_ENDED = Topic("call.ended", pb.CallEnded, "how a bridged call ended: answered, no answer, busy, seconds (edge via ivr)")
+CTI_EVENTS = Topic("cti.events", pb.CtiEvent, "call context for CRMs: screen pop on routing, wrap-up on end (cti)")
+DEAD_LETTER = Topic("deadletter", pb.DeadLetter, "messages a consumer could not decode or handle, with the reason (any service)")
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    CALL_STARTED,
+    IVR_COMPLETED,
+    PING_REQUESTED,
+    BID_RECEIVED,
+    CALL_ROUTED,
+    CALL_REJECTED,
+    CALL_QUEUED,
+    CALL_ENDED,
+    CTI_EVENTS,
+    DEAD_LETTER,
+)
+
+BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
+TERMINAL_TOPICS: tuple[Topic, ...] = (CALL_ROUTED, CALL_REJECTED)

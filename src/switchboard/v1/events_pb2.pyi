@@ -1,0 +1,416 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BidOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BID_OUTCOME_UNSPECIFIED: _ClassVar[BidOutcome]
+    BID_OUTCOME_BID: _ClassVar[BidOutcome]
+    BID_OUTCOME_DECLINE: _ClassVar[BidOutcome]
+    BID_OUTCOME_NO_BID: _ClassVar[BidOutcome]
+
+class TargetKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TARGET_KIND_UNSPECIFIED: _ClassVar[TargetKind]
+    TARGET_KIND_BUYER: _ClassVar[TargetKind]
+    TARGET_KIND_AGENT: _ClassVar[TargetKind]
+
+class CallOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CALL_OUTCOME_UNSPECIFIED: _ClassVar[CallOutcome]
+    CALL_OUTCOME_ANSWERED: _ClassVar[CallOutcome]
+    CALL_OUTCOME_NO_ANSWER: _ClassVar[CallOutcome]
+    CALL_OUTCOME_BUSY: _ClassVar[CallOutcome]
+    CALL_OUTCOME_FAILED: _ClassVar[CallOutcome]
+    CALL_OUTCOME_CALLER_HANGUP: _ClassVar[CallOutcome]
+
+class CtiEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CTI_EVENT_TYPE_UNSPECIFIED: _ClassVar[CtiEventType]
+    CTI_EVENT_TYPE_CALL_ROUTED: _ClassVar[CtiEventType]
+    CTI_EVENT_TYPE_CALL_ENDED: _ClassVar[CtiEventType]
+BID_OUTCOME_UNSPECIFIED: BidOutcome
+BID_OUTCOME_BID: BidOutcome
+BID_OUTCOME_DECLINE: BidOutcome
+BID_OUTCOME_NO_BID: BidOutcome
+TARGET_KIND_UNSPECIFIED: TargetKind
+TARGET_KIND_BUYER: TargetKind
+TARGET_KIND_AGENT: TargetKind
+CALL_OUTCOME_UNSPECIFIED: CallOutcome
+CALL_OUTCOME_ANSWERED: CallOutcome
+CALL_OUTCOME_NO_ANSWER: CallOutcome
+CALL_OUTCOME_BUSY: CallOutcome
+CALL_OUTCOME_FAILED: CallOutcome
+CALL_OUTCOME_CALLER_HANGUP: CallOutcome
+CTI_EVENT_TYPE_UNSPECIFIED: CtiEventType
+CTI_EVENT_TYPE_CALL_ROUTED: CtiEventType
+CTI_EVENT_TYPE_CALL_ENDED: CtiEventType
+
+class Caller(_message.Message):
+    __slots__ = ("number", "state", "zip", "area_code", "timezone")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ZIP_FIELD_NUMBER: _ClassVar[int]
+    AREA_CODE_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    state: str
+    zip: str
+    area_code: str
+    timezone: str
+    def __init__(self, number: _Optional[str] = ..., state: _Optional[str] = ..., zip: _Optional[str] = ..., area_code: _Optional[str] = ..., timezone: _Optional[str] = ...) -> None: ...
+
+class CallStarted(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "dialed_number", "campaign_id", "publisher_id", "caller")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    DIALED_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    dialed_number: str
+    campaign_id: str
+    publisher_id: str
+    caller: Caller
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dialed_number: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
+
+class IvrCompleted(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "dialed_number", "campaign_id", "publisher_id", "caller", "answers", "qualified")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    CALL_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DIALED_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    QUALIFIED_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    call_started_at: _timestamp_pb2.Timestamp
+    dialed_number: str
+    campaign_id: str
+    publisher_id: str
+    caller: Caller
+    answers: _containers.ScalarMap[str, str]
+    qualified: bool
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dialed_number: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., qualified: _Optional[bool] = ...) -> None: ...
+
+class PingRequested(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "auction_id", "campaign_id", "publisher_id", "tier_index", "attempt", "strategy", "buyer_ids", "deadline", "state", "zip", "area_code", "answers")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIER_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUYER_IDS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ZIP_FIELD_NUMBER: _ClassVar[int]
+    AREA_CODE_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    auction_id: str
+    campaign_id: str
+    publisher_id: str
+    tier_index: int
+    attempt: int
+    strategy: str
+    buyer_ids: _containers.RepeatedScalarFieldContainer[str]
+    deadline: _timestamp_pb2.Timestamp
+    state: str
+    zip: str
+    area_code: str
+    answers: _containers.ScalarMap[str, str]
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., auction_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., strategy: _Optional[str] = ..., buyer_ids: _Optional[_Iterable[str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., zip: _Optional[str] = ..., area_code: _Optional[str] = ..., answers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class BidReceived(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "auction_id", "buyer_id", "outcome", "amount", "reason", "available", "latency_ms")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    auction_id: str
+    buyer_id: str
+    outcome: BidOutcome
+    amount: str
+    reason: str
+    available: bool
+    latency_ms: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., auction_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., outcome: _Optional[_Union[BidOutcome, str]] = ..., amount: _Optional[str] = ..., reason: _Optional[str] = ..., available: _Optional[bool] = ..., latency_ms: _Optional[int] = ...) -> None: ...
+
+class TraceEntry(_message.Message):
+    __slots__ = ("target_id", "kind", "tier_index", "attempt", "eligible", "excluded_by", "detail", "bid_outcome", "bid_amount", "bid_reason", "bid_latency_ms", "winner")
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TIER_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    BID_OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    BID_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    BID_REASON_FIELD_NUMBER: _ClassVar[int]
+    BID_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    WINNER_FIELD_NUMBER: _ClassVar[int]
+    target_id: str
+    kind: TargetKind
+    tier_index: int
+    attempt: int
+    eligible: bool
+    excluded_by: str
+    detail: str
+    bid_outcome: BidOutcome
+    bid_amount: str
+    bid_reason: str
+    bid_latency_ms: int
+    winner: bool
+    def __init__(self, target_id: _Optional[str] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., eligible: _Optional[bool] = ..., excluded_by: _Optional[str] = ..., detail: _Optional[str] = ..., bid_outcome: _Optional[_Union[BidOutcome, str]] = ..., bid_amount: _Optional[str] = ..., bid_reason: _Optional[str] = ..., bid_latency_ms: _Optional[int] = ..., winner: _Optional[bool] = ...) -> None: ...
+
+class DecisionTrace(_message.Message):
+    __slots__ = ("entries", "winning_tier", "winning_attempt", "notes")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    WINNING_TIER_FIELD_NUMBER: _ClassVar[int]
+    WINNING_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[TraceEntry]
+    winning_tier: int
+    winning_attempt: int
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, entries: _Optional[_Iterable[_Union[TraceEntry, _Mapping]]] = ..., winning_tier: _Optional[int] = ..., winning_attempt: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CallRouted(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "kind", "buyer_id", "agent_id", "queue_id", "destination", "price", "tier_index", "attempt", "strategy", "trace", "caller", "answers", "routing_started_at")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    CALL_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    TIER_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    call_started_at: _timestamp_pb2.Timestamp
+    campaign_id: str
+    publisher_id: str
+    kind: TargetKind
+    buyer_id: str
+    agent_id: str
+    queue_id: str
+    destination: str
+    price: str
+    tier_index: int
+    attempt: int
+    strategy: str
+    trace: DecisionTrace
+    caller: Caller
+    answers: _containers.ScalarMap[str, str]
+    routing_started_at: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., strategy: _Optional[str] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CallRejected(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "reason", "detail", "announcement", "trace", "routing_started_at")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    CALL_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    call_started_at: _timestamp_pb2.Timestamp
+    campaign_id: str
+    publisher_id: str
+    reason: str
+    detail: str
+    announcement: str
+    trace: DecisionTrace
+    routing_started_at: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., announcement: _Optional[str] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CallQueued(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "queue_id", "caller", "answers", "tier_index", "attempt", "trace", "routing_started_at")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    CALL_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    TIER_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    call_started_at: _timestamp_pb2.Timestamp
+    campaign_id: str
+    publisher_id: str
+    queue_id: str
+    caller: Caller
+    answers: _containers.ScalarMap[str, str]
+    tier_index: int
+    attempt: int
+    trace: DecisionTrace
+    routing_started_at: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CallEnded(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "outcome", "connected_seconds", "buyer_id", "agent_id")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    outcome: CallOutcome
+    connected_seconds: int
+    buyer_id: str
+    agent_id: str
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+
+class CtiEvent(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "type", "campaign_id", "publisher_id", "caller", "answers", "kind", "buyer_id", "agent_id", "destination", "price", "outcome", "connected_seconds")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    type: CtiEventType
+    campaign_id: str
+    publisher_id: str
+    caller: Caller
+    answers: _containers.ScalarMap[str, str]
+    kind: TargetKind
+    buyer_id: str
+    agent_id: str
+    destination: str
+    price: str
+    outcome: CallOutcome
+    connected_seconds: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[CtiEventType, str]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ...) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ("event_id", "occurred_at", "service", "source_topic", "source_partition", "source_offset", "key", "value", "reason")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PARTITION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    service: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: bytes
+    value: bytes
+    reason: str
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...

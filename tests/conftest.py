@@ -1,0 +1,36 @@
+"""Shared fixtures: a real Tansu broker per test session (ephemeral port), temp dirs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from switchboard.platform.broker import EmbeddedBroker
+from switchboard.platform.settings import KafkaSettings
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "src" / "switchboard" / "examples" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One real Kafka-protocol broker (Tansu, memory storage) for the session, all topics created."""
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    b = EmbeddedBroker(log_path=log)
+    asyncio.run(b.start())
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture()
+def kafka(broker: EmbeddedBroker) -> KafkaSettings:
+    return broker.kafka_settings()
+
+
+@pytest.fixture()
+def demo_config_path() -> Path:
+    return EXAMPLE_CONFIG

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from switchboard.platform import codec
+from switchboard.platform.protogen import generate, proto_files
+from switchboard.platform.topics import ALL_TOPICS, BY_NAME, CALL_STARTED
+from switchboard.v1 import events_pb2 as pb
+
+REQUIRED = {"call.started", "ivr.completed", "ping.requested", "bid.received", "call.routed", "call.rejected"}
+
+
+def test_required_topics_exist_with_unique_names():
+    names = [t.name for t in ALL_TOPICS]
+    assert REQUIRED <= set(names)
+    assert len(names) == len(set(names))
+
+
+def test_codec_round_trip_and_garbage_is_undecodable():
+    ev = pb.CallStarted(event_id=codec.new_id(), call_id="c1", occurred_at=codec.now_ts(), dialed_number="+18885550123")
+    assert codec.decode(CALL_STARTED, codec.encode(ev)) == ev
+    with pytest.raises(codec.UndecodableEvent):
+        codec.decode("call.started", b"\xff\xfe not protobuf")
+    with pytest.raises(codec.UndecodableEvent):
+        codec.decode("call.started", None)
+    with pytest.raises(codec.UndecodableEvent):  # parses, but carries no ids
+        codec.decode("call.started", b"")
+
+
+def test_every_topic_message_has_event_id_and_timestamp():
+    for t in ALL_TOPICS:
+        fields = t.message.DESCRIPTOR.fields_by_name
+        assert "event_id" in fields and "occurred_at" in fields, t.name
+    assert BY_NAME["deadletter"].message is pb.DeadLetter
+
+
+def test_generated_code_is_not_stale(tmp_path: Path):
+    """Fails when proto/ changed and `make proto` was not run."""
+    generate(tmp_path)
+    committed = Path(__file__).resolve().parents[2] / "src"
+    for proto in proto_files():
+        stem = proto.relative_to(proto.parents[2]).with_suffix("")
+        for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
+            rel = Path(str(stem) + suffix)
+            assert (tmp_path / rel).read_text() == (committed / rel).read_text(), f"{rel} is stale: run `make proto`"
