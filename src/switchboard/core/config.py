@@ -14,9 +14,29 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Money = Annotated[Decimal, Field(ge=0, decimal_places=2)]
+CENT = Decimal("0.01")
+
+
+def _to_money(v: Any) -> Decimal:
+    """YAML reads 40.00 as the float 40.0: go through its shortest text form, then to cents."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str, Decimal)):
+        raise ValueError("a money amount like 40.00")
+    try:
+        d = Decimal(str(v).strip())
+    except ArithmeticError:
+        raise ValueError(f"{v!r} is not a money amount like 40.00") from None
+    if not d.is_finite():
+        raise ValueError(f"{v!r} is not a money amount like 40.00")
+    if d != d.quantize(CENT):
+        raise ValueError(f"{v} has more than cents; round it to 2 decimals")
+    if d < 0:
+        raise ValueError(f"{v} is negative; money amounts are 0 or more")
+    return d.quantize(CENT)
+
+
+Money = Annotated[Decimal, BeforeValidator(_to_money)]
 
 STRATEGIES = (
     "price",

@@ -161,3 +161,36 @@ async def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 30.0) -> None
         finally:
             await admin.close()
     raise TimeoutError(f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout_s}s: {last}")
+
+
+async def consumer_lag(kafka: KafkaSettings, group_id: str, topics: Iterable[Topic] = ALL_TOPICS) -> int:
+    """Messages in `topics` that consumer group `group_id` has not committed yet."""
+    from aiokafka.structs import TopicPartition
+
+    names = [t.name for t in topics]
+    # The admin client's OffsetFetch is not understood by Tansu; a consumer that carries the
+    # group id but never subscribes asks the coordinator the same question without joining.
+    consumer = AIOKafkaConsumer(**kafka.client_kwargs(), group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(n, p) for n in names for p in (consumer.partitions_for_topic(n) or ())]
+        ends = await consumer.end_offsets(partitions)
+        lag = 0
+        for tp, end in ends.items():
+            done = await consumer.committed(tp)
+            lag += max(0, end - (done or 0))
+        return lag
+    finally:
+        await consumer.stop()
+
+
+async def wait_until_drained(kafka: KafkaSettings, group_id: str, timeout_s: float = 30.0, topics: Iterable[Topic] = ALL_TOPICS) -> int:
+    """Wait until `group_id` has committed everything in `topics`; return the lag left (0 when drained)."""
+    topics = list(topics)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    lag = await consumer_lag(kafka, group_id, topics)
+    while lag and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+        lag = await consumer_lag(kafka, group_id, topics)
+    return lag

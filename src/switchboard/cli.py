@@ -1,0 +1,195 @@
+"""The `switchboard` command line: run the local stack, the broker, validate config, query analytics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from switchboard.platform.settings import DEMO_CONFIG
+
+app = typer.Typer(help="Switchboard: call distributor and ping-tree marketplace for pay-per-call.", no_args_is_help=True)
+config_app = typer.Typer(help="Routing configuration (docs/ROUTING.md).", no_args_is_help=True)
+analytics_app = typer.Typer(help="Query the analytics store (ClickHouse / chDB).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(analytics_app, name="analytics")
+console = Console()
+
+
+@config_app.command("validate")
+def config_validate(path: Path = typer.Argument(..., help="YAML file or directory of YAML files")) -> None:
+    """Check a configuration; print every problem as `file: field: message (fix)`."""
+    from switchboard.core.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            typer.echo(p, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{path}: OK — {len(cfg.campaigns)} campaigns, {len(cfg.buyers)} buyers, "
+        f"{len(cfg.publishers)} publishers, {len(cfg.queues)} queues, {len(cfg.agents)} agents"
+    )
+
+
+@app.command()
+def topics() -> None:
+    """List the Kafka topics Switchboard uses (docs/TOPICS.md)."""
+    from switchboard.platform.topics import ALL_TOPICS
+
+    table = Table("topic", "message", "meaning")
+    for t in ALL_TOPICS:
+        table.add_row(t.name, t.message.DESCRIPTOR.full_name, t.description)
+    console.print(table)
+
+
+@app.command()
+def broker(
+    port: int = typer.Option(9092, help="loopback port to listen on (0: pick a free one)"),
+    partitions: int = typer.Option(4, help="partitions per topic"),
+) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) with every topic created."""
+    from switchboard.platform.broker import EmbeddedBroker, serve_forever
+
+    b = EmbeddedBroker(port=port, partitions=partitions)
+
+    async def main() -> None:
+        task = asyncio.create_task(serve_forever(b))
+        while b.process is None and not task.done():
+            await asyncio.sleep(0.05)
+        console.print(f"broker on [b]{b.bootstrap_servers}[/b] (in memory); Ctrl-C to stop")
+        await task
+
+    asyncio.run(main())
+
+
+@app.command()
+def run(
+    config: Path = typer.Option(DEMO_CONFIG, help="routing configuration"),
+    rate: float = typer.Option(20.0, help="demo calls started per second"),
+    duration: float = typer.Option(0.0, help="seconds of demo traffic; 0 runs until Ctrl-C"),
+    calls: int = typer.Option(0, help="stop after this many calls (0: no limit)"),
+    workdir: Path = typer.Option(Path("var/run"), help="logs, state and the embedded ClickHouse data"),
+    dsn: str = typer.Option("", help="analytics DSN (default: embedded chDB under workdir)"),
+    seed: int = typer.Option(1, help="traffic seed"),
+) -> None:
+    """Bring the whole stack up locally, drive demo calls through the gRPC edge, show it live."""
+    from switchboard.core.config import ConfigError, load_config
+    from switchboard.demo.driver import DriveStats, drive
+    from switchboard.demo.live import render
+    from switchboard.demo.traffic import TrafficModel
+    from switchboard.platform.kafka import wait_until_drained
+    from switchboard.platform.logging import configure_logging
+    from switchboard.stack import Stack, StackError
+
+    configure_logging(service="switchboard-run")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from None
+    if workdir.exists():
+        shutil.rmtree(workdir)  # each run starts from an empty broker, so its analytics start empty too
+    stack = Stack(workdir=workdir, config=config, dsn=dsn or None)
+
+    async def main() -> DriveStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        with console.status("starting broker…") as status:
+            await stack.start(progress=lambda name: status.update(f"starting {name}…"))
+        console.print(f"stack up: broker {stack.bootstrap_servers}, gRPC edge {stack.ivr_target}, logs in {stack.log_dir}")
+        stats = DriveStats()
+        driver = asyncio.create_task(
+            drive(stack.ivr_target, TrafficModel(cfg, seed), rate, count=calls or None, duration_s=duration or None, stop=stop, stats=stats)
+        )
+        with Live(render(stats, rate), console=console, refresh_per_second=4) as live:
+            while not driver.done():
+                await asyncio.wait({driver}, timeout=0.25)
+                dead = stack.dead_services()
+                live.update(render(stats, rate, dead))
+                if dead:
+                    stop.set()
+        await driver
+        with console.status("waiting for analytics to catch up…"):
+            await wait_until_drained(stack.broker.kafka_settings(), "analytics", timeout_s=30)  # type: ignore[union-attr]
+        return stats
+
+    try:
+        asyncio.run(main())
+    except StackError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(1) from None
+    finally:
+        codes = stack.stop()
+        bad = {n: c for n, c in codes.items() if c not in (0, None)}
+        if bad:
+            console.print(f"[yellow]services exited with errors: {bad}")
+    _print_summary(stack.analytics_dsn)
+
+
+def _print_summary(dsn: str) -> None:
+    from switchboard.analytics import reports
+
+    client = reports.open_client(dsn)
+    try:
+        console.rule("Summary from ClickHouse")
+        for title, table in reports.summary_tables(client):
+            console.print(_rich_table(title, table))
+    finally:
+        client.close()
+
+
+def _rich_table(title: str, rows: list[dict]) -> Table:
+    table = Table(title=title)
+    if not rows:
+        table.add_column("(none)")
+        return table
+    for col in rows[0]:
+        table.add_column(col, justify="right" if isinstance(rows[0][col], (int, float)) else "left")
+    for row in rows:
+        table.add_row(*[str(v) for v in row.values()])
+    return table
+
+
+@analytics_app.command("query")
+def analytics_query(
+    sql: str = typer.Argument(..., help="SQL, e.g. \"SELECT buyer_id, sum(price) FROM calls_routed GROUP BY buyer_id\""),
+    dsn: str = typer.Option("", envvar="SWITCHBOARD_ANALYTICS_DSN", help="chdb:///path or http(s)://user:pass@host:8123/db"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per row"),
+) -> None:
+    """Run one SQL query against the analytics store (stop the sink first when it is embedded chDB)."""
+    from switchboard.analytics import reports
+
+    client = reports.open_client(dsn or reports.default_dsn())
+    try:
+        result = client.query(sql)
+        rows = [dict(zip(result.column_names, r)) for r in result.result_rows]
+    finally:
+        client.close()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, default=str))
+    else:
+        console.print(_rich_table(sql, rows))
+
+
+@analytics_app.command("report")
+def analytics_report(dsn: str = typer.Option("", envvar="SWITCHBOARD_ANALYTICS_DSN")) -> None:
+    """Print the standard summary: outcomes, rejects by reason, revenue by buyer, latency."""
+    from switchboard.analytics import reports
+
+    _print_summary(dsn or reports.default_dsn())
+
+
+if __name__ == "__main__":
+    app()

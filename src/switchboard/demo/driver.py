@@ -1,0 +1,139 @@
+"""Drives demo calls through the gRPC CallControl edge at a steady rate and records what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import grpc
+
+from switchboard.demo.traffic import DemoCall, TrafficModel
+from switchboard.v1 import call_control_pb2 as cc
+from switchboard.v1 import call_control_pb2_grpc as cc_grpc
+from switchboard.v1 import events_pb2 as pb
+
+
+@dataclass
+class CallResult:
+    call_id: str
+    status: str  # routed | rejected | pending | error
+    buyer_id: str = ""
+    agent_id: str = ""
+    price: Decimal = Decimal("0")
+    reason: str = ""
+    decision_ms: float = 0.0  # answers submitted → routing result, as the edge sees it
+
+
+@dataclass
+class DriveStats:
+    started_at: float = field(default_factory=time.monotonic)
+    sent: int = 0
+    results: list[CallResult] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+
+    @property
+    def routed(self) -> list[CallResult]:
+        return [r for r in self.results if r.status == "routed"]
+
+    def rejected_by_reason(self) -> Counter:
+        return Counter(r.reason for r in self.results if r.status == "rejected")
+
+    def revenue_by_target(self) -> dict[str, tuple[int, Decimal]]:
+        out: dict[str, list] = defaultdict(lambda: [0, Decimal("0")])
+        for r in self.routed:
+            key = r.buyer_id or f"agent:{r.agent_id}"
+            out[key][0] += 1
+            out[key][1] += r.price
+        return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def latency_ms(self) -> tuple[float, float]:
+        lat = sorted(r.decision_ms for r in self.results if r.status in ("routed", "rejected") and r.decision_ms)
+        if not lat:
+            return (0.0, 0.0)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        return (statistics.median(lat), p99)
+
+    def rate(self, window_s: float = 5.0) -> float:
+        elapsed = time.monotonic() - self.started_at
+        return len(self.results) / elapsed if elapsed > 0 else 0.0
+
+
+async def one_call(stub: cc_grpc.CallControlStub, call: DemoCall, report_outcome: bool = True, talk_scale: float = 0.01) -> CallResult:
+    start = await stub.StartCall(cc.StartCallRequest(caller_number=call.caller_number, dialed_number=call.dialed_number))
+    if not start.accepted:
+        return CallResult(start.call_id, "rejected", reason=start.reject_reason)
+    await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=start.call_id, answers=call.answers, complete=True))
+    t0 = time.monotonic()
+    res = await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=start.call_id, timeout_ms=15000))
+    decision_ms = (time.monotonic() - t0) * 1000
+    if res.status == cc.ROUTING_STATUS_ROUTED:
+        result = CallResult(start.call_id, "routed", res.buyer_id, res.agent_id, Decimal(res.price or "0"), decision_ms=decision_ms)
+        if report_outcome:
+            # The demo caller talks for a while (scaled down so the demo moves), then hangs up.
+            await asyncio.sleep(call.talk_seconds * talk_scale)
+            await stub.ReportOutcome(
+                cc.ReportOutcomeRequest(call_id=start.call_id, outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=call.talk_seconds)
+            )
+        return result
+    if res.status == cc.ROUTING_STATUS_REJECTED:
+        return CallResult(start.call_id, "rejected", reason=res.reason, decision_ms=decision_ms)
+    return CallResult(start.call_id, "pending", reason="no decision in time")
+
+
+async def drive(
+    target: str,
+    model: TrafficModel,
+    rate: float,
+    *,
+    count: int | None = None,
+    duration_s: float | None = None,
+    stop: asyncio.Event | None = None,
+    stats: DriveStats | None = None,
+    on_result: Callable[[CallResult], None] | None = None,
+    talk_scale: float = 0.01,
+) -> DriveStats:
+    """Start `rate` calls per second until `count` calls, `duration_s` or `stop`; wait for all to finish."""
+    stats = stats or DriveStats()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + duration_s if duration_s else None
+    pending: set[asyncio.Task] = set()
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = cc_grpc.CallControlStub(channel)
+
+        async def run_one(call: DemoCall) -> None:
+            try:
+                result = await one_call(stub, call, talk_scale=talk_scale)
+            except grpc.aio.AioRpcError as exc:
+                stats.errors[exc.code().name] += 1
+                result = CallResult("", "error", reason=exc.code().name)
+            stats.results.append(result)
+            if on_result:
+                on_result(result)
+
+        interval = 1.0 / rate
+        next_at = loop.time()
+        while not stop.is_set():
+            if count is not None and stats.sent >= count:
+                break
+            if end is not None and loop.time() >= end:
+                break
+            task = asyncio.create_task(run_one(model.next_call()))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            stats.sent += 1
+            next_at += interval
+            delay = next_at - loop.time()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    pass
+        if pending:
+            await asyncio.gather(*pending)
+    return stats

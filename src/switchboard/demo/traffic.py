@@ -1,0 +1,61 @@
+"""A generator of realistic demo calls for a routing configuration (seeded, reproducible)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from switchboard.core.config import RoutingConfig
+
+# Real NANP area codes by state, with a ZIP prefix from the same area, so that
+# state, area-code and ZIP filters in the config see consistent callers.
+AREAS: tuple[tuple[str, str, str], ...] = (
+    ("CA", "213", "900"),
+    ("CA", "310", "902"),
+    ("CA", "415", "941"),
+    ("CA", "619", "921"),
+    ("AZ", "602", "850"),
+    ("NV", "702", "891"),
+    ("TX", "214", "752"),
+    ("TX", "512", "787"),
+    ("FL", "305", "331"),
+    ("NY", "212", "100"),
+    ("IL", "312", "606"),
+    ("WA", "206", "981"),
+)
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    caller_number: str
+    dialed_number: str
+    answers: dict[str, str] = field(default_factory=dict)
+    talk_seconds: int = 0  # how long the caller stays on once bridged
+
+
+class TrafficModel:
+    """Calls spread over the config's tracking numbers; some repeat callers and a few bad numbers."""
+
+    def __init__(self, config: RoutingConfig, seed: int = 1, invalid_rate: float = 0.02) -> None:
+        self.rng = random.Random(seed)
+        self.numbers = [n for c in config.campaigns for n in c.numbers]
+        if not self.numbers:
+            raise ValueError("the configuration has no campaign numbers to call")
+        self.invalid_rate = invalid_rate
+
+    def next_call(self) -> DemoCall:
+        rng = self.rng
+        state, area, zip3 = rng.choice(AREAS)
+        # Exchange 2xx-9xx, line 0000-9999; 555-01xx numbers are fictional but valid-looking.
+        caller = f"+1{area}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+        if rng.random() < self.invalid_rate:
+            caller = f"+1{rng.randint(100, 199)}555{rng.randint(0, 9999):04d}"  # area codes 1xx do not exist
+        answers = {
+            "zip": f"{zip3}{rng.randint(0, 99):02d}",
+            "homeowner": rng.choice(["yes", "yes", "no"]),
+            "insured": rng.choice(["yes", "no"]),
+            "credit_score": str(rng.randint(520, 820)),
+            "monthly_bill": str(rng.randint(60, 600)),
+            "language": rng.choice(["en", "en", "en", "es"]),
+        }
+        return DemoCall(caller, rng.choice(self.numbers), answers, talk_seconds=rng.choice([15, 45, 95, 120, 240]))
