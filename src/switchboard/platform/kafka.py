@@ -194,3 +194,32 @@ async def wait_until_drained(kafka: KafkaSettings, group_id: str, timeout_s: flo
         await asyncio.sleep(0.1)
         lag = await consumer_lag(kafka, group_id, topics)
     return lag
+
+
+async def read_all(kafka: KafkaSettings, topics: Iterable[Topic]) -> list[tuple[Topic, Message]]:
+    """Everything currently in `topics`, decoded (undecodable messages skipped); no consumer group."""
+    from aiokafka.structs import TopicPartition
+
+    topics = list(topics)
+    by_name = {t.name: t for t in topics}
+    consumer = AIOKafkaConsumer(**kafka.client_kwargs(), enable_auto_commit=False, fetch_max_wait_ms=kafka.fetch_max_wait_ms)
+    await consumer.start()
+    out: list[tuple[Topic, Message]] = []
+    try:
+        partitions = [TopicPartition(t.name, p) for t in topics for p in (consumer.partitions_for_topic(t.name) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=200)
+            for tp, records in batches.items():
+                for r in records:
+                    try:
+                        out.append((by_name[r.topic], codec.decode(by_name[r.topic], r.value)))
+                    except codec.UndecodableEvent:
+                        pass
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+        return out
+    finally:
+        await consumer.stop()

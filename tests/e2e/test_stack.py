@@ -1,0 +1,129 @@
+"""End to end: the whole stack as processes on a real broker and chDB, 200 calls through the gRPC edge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from switchboard.core.config import RoutingConfig, load_config
+from switchboard.demo.driver import drive
+from switchboard.demo.traffic import TrafficModel
+from switchboard.platform.kafka import read_all, wait_until_drained
+from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, TERMINAL_TOPICS
+from switchboard.stack import Stack
+from switchboard.v1 import events_pb2 as pb
+
+pytestmark = pytest.mark.e2e
+
+CALLS = 200
+
+
+def expected_price(cfg: RoutingConfig, started: pb.CallStarted, completed: pb.IvrCompleted) -> Decimal | None:
+    """Independent oracle for the demo config: the highest static bid among the buyers of the first
+    price tier that pass their filters, are not blocked by the publisher and meet its floor."""
+    campaign = cfg.campaign(started.campaign_id)
+    publisher = cfg.publisher(campaign.publisher)
+    tier = campaign.routing.tiers[0]
+    assert tier.strategy == "price"
+    best = None
+    for buyer in (cfg.buyer(b) for b in tier.buyers):
+        f = buyer.filters
+        if f.states is not None and started.caller.state not in f.states:
+            continue
+        if f.area_codes is not None and started.caller.area_code not in f.area_codes:
+            continue
+        if f.zip_prefixes is not None and not any(completed.caller.zip.startswith(z) for z in f.zip_prefixes):
+            continue
+        assert all(set(c) == {"eq"} for c in (f.answers or {}).values()), "oracle knows only eq"
+        if any(completed.answers.get(k) != str(c["eq"]) for k, c in (f.answers or {}).items()):
+            continue
+        if buyer.id in publisher.blocked_buyers or buyer.bid.price < publisher.min_price:
+            continue
+        best = buyer.bid.price if best is None else max(best, buyer.bid.price)
+    return best
+
+
+def query(dsn: str, sql: str) -> list[dict]:
+    """Through the CLI in another process: chDB lets one process own a data path."""
+    out = subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", "analytics", "query", "--json", "--dsn", dsn, sql],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: Path):
+    cfg = load_config(demo_config_path)
+    stack = Stack(workdir=tmp_path / "run", config=demo_config_path)
+
+    async def scenario():
+        await stack.start()
+        stats = await drive(stack.ivr_target, TrafficModel(cfg, seed=7), rate=40, count=CALLS, talk_scale=0.0)
+        kafka = stack.broker.kafka_settings()
+        # Queued calls end when agents free up; wait until the sink has seen everything there is.
+        assert await wait_until_drained(kafka, "analytics", timeout_s=60) == 0
+        return stats, await read_all(kafka, ALL_TOPICS)
+
+    try:
+        stats, events = asyncio.run(scenario())
+        dead = stack.dead_services()
+    finally:
+        codes = stack.stop()
+    assert not dead, f"services died: {dead}"
+    assert all(c == 0 for c in codes.values()), f"unclean exits: {codes}"
+
+    assert stats.sent == CALLS and len(stats.results) == CALLS
+    assert not stats.errors, stats.errors
+    call_ids = {r.call_id for r in stats.results}
+    assert len(call_ids) == CALLS
+
+    by_topic: dict[str, list] = defaultdict(list)
+    for topic, ev in events:
+        by_topic[topic.name].append(ev)
+
+    # Exactly one terminal event per call, and it matches what the edge was told.
+    terminal = Counter(ev.call_id for t in TERMINAL_TOPICS for ev in by_topic[t.name])
+    assert set(terminal) == call_ids
+    assert all(n == 1 for n in terminal.values()), {c: n for c, n in terminal.items() if n != 1}
+    edge = {r.call_id: r for r in stats.results}
+    routed = {ev.call_id: ev for ev in by_topic[CALL_ROUTED.name]}
+    for cid, r in edge.items():
+        assert (r.status == "routed") == (cid in routed), (cid, r)
+    assert len(routed) > CALLS // 2, "the demo config sells most calls"
+
+    # Routed calls went to the highest eligible static bid.
+    started = {ev.call_id: ev for ev in by_topic["call.started"]}
+    completed = {ev.call_id: ev for ev in by_topic["ivr.completed"]}
+    to_buyers = 0
+    for cid, ev in routed.items():
+        best = expected_price(cfg, started[cid], completed[cid])
+        if ev.kind == pb.TARGET_KIND_BUYER:
+            to_buyers += 1
+            assert Decimal(ev.price) == best, (cid, ev.buyer_id, ev.price, best)
+            assert ev.destination == cfg.buyer(ev.buyer_id).destination
+        else:
+            assert best is None, f"{cid} went to an agent although a buyer bid {best}"
+    assert to_buyers > 0
+    rejected = [ev for ev in by_topic["call.rejected"]]
+    assert {ev.reason for ev in rejected} <= {"unknown_number", "no_eligible_buyer", "no_bid", "abandoned", "invalid_number"}
+
+    # CTI got a screen pop for every routed call.
+    pops = {ev.call_id for ev in by_topic["cti.events"] if ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED}
+    assert pops == set(routed)
+
+    # ClickHouse holds every event exactly once, in the raw table and the typed ones.
+    rows = query(stack.analytics_dsn, "SELECT topic, count() AS n FROM events FINAL GROUP BY topic")
+    in_ch = {r["topic"]: int(r["n"]) for r in rows}
+    in_kafka = {name: len({ev.event_id for ev in evs}) for name, evs in by_topic.items() if evs}
+    assert in_ch == in_kafka
+    n_routed = query(stack.analytics_dsn, "SELECT count() AS n FROM calls_routed FINAL")[0]["n"]
+    assert int(n_routed) == len(routed)
+    revenue = query(stack.analytics_dsn, "SELECT toString(sum(price)) AS s FROM calls_routed FINAL")[0]["s"]
+    assert Decimal(revenue) == sum((Decimal(ev.price) for ev in routed.values()), Decimal("0"))
