@@ -1,0 +1,1 @@
+"""One package per service; each runs as `python -m switchboard.services.<name>`."""

@@ -1,0 +1,132 @@
+"""The cti service: turns routing and call-end events into CRM-facing cti.events (group "cti").
+
+call.routed → CTI_EVENT_TYPE_CALL_ROUTED, the screen pop: caller, IVR answers,
+              campaign, publisher, buyer or agent, destination, price.
+call.ended  → CTI_EVENT_TYPE_CALL_ENDED: outcome and connected seconds, with the
+              context of the routed event when this process saw it.
+
+The context of routed calls is kept in a bounded in-memory map (oldest evicted
+first); a call.ended whose routed event was never seen here (evicted, or read
+before call.routed: the two topics are not ordered against each other) still
+produces CALL_ENDED, with only what call.ended carries.
+
+Redeliveries: source event ids are remembered (bounded) and a repeat is
+dropped. The CTI event id is derived from the source event id (uuid5), so that
+even a repeat published after a restart carries the same id and CRMs can
+dedupe on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+
+import structlog
+from aiokafka import ConsumerRecord
+from google.protobuf.message import Message
+
+from switchboard.platform import codec
+from switchboard.platform.kafka import EventBus, consume
+from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.topics import CALL_ENDED, CALL_ROUTED, CTI_EVENTS, Topic
+from switchboard.services.cti.settings import CtiSettings
+from switchboard.v1 import events_pb2 as pb
+
+log = structlog.get_logger(__name__)
+
+SERVICE = "cti"
+_ID_NAMESPACE = uuid.UUID("6f1c2b1e-8f4a-4c55-9d1e-2a7c3b5e9f10")  # fixed: cti event ids must be stable
+
+
+def cti_event_id(source_topic: str, source_event_id: str) -> str:
+    return uuid.uuid5(_ID_NAMESPACE, f"{source_topic}/{source_event_id}").hex
+
+
+def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
+    return pb.CtiEvent(
+        event_id=cti_event_id(CALL_ROUTED.name, ev.event_id),
+        call_id=ev.call_id,
+        occurred_at=codec.now_ts(),
+        type=pb.CTI_EVENT_TYPE_CALL_ROUTED,
+        campaign_id=ev.campaign_id,
+        publisher_id=ev.publisher_id,
+        caller=ev.caller,
+        answers=ev.answers,
+        kind=ev.kind,
+        buyer_id=ev.buyer_id,
+        agent_id=ev.agent_id,
+        destination=ev.destination,
+        price=ev.price,
+    )
+
+
+def wrap_up(ev: pb.CallEnded, context: pb.CtiEvent | None) -> pb.CtiEvent:
+    out = pb.CtiEvent()
+    if context is not None:
+        out.CopyFrom(context)
+    out.event_id = cti_event_id(CALL_ENDED.name, ev.event_id)
+    out.call_id = ev.call_id
+    out.occurred_at.CopyFrom(codec.now_ts())
+    out.type = pb.CTI_EVENT_TYPE_CALL_ENDED
+    out.outcome = ev.outcome
+    out.connected_seconds = ev.connected_seconds
+    # call.ended names who was on the call; it wins over the routed context.
+    if ev.buyer_id:
+        out.buyer_id = ev.buyer_id
+    if ev.agent_id:
+        out.agent_id = ev.agent_id
+    if not out.kind:
+        out.kind = pb.TARGET_KIND_AGENT if ev.agent_id else pb.TARGET_KIND_BUYER if ev.buyer_id else pb.TARGET_KIND_UNSPECIFIED
+    return out
+
+
+class _Bounded(OrderedDict):
+    """An insertion-ordered map that evicts its oldest entries past `capacity`."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def put(self, key: str, value: object) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+
+
+class CtiService:
+    def __init__(self, settings: CtiSettings, bus: EventBus) -> None:
+        self.bus = bus
+        self.context: _Bounded = _Bounded(settings.context_capacity)
+        self.seen: _Bounded = _Bounded(settings.dedupe_capacity)
+
+    async def handle(self, topic: Topic, event: Message, record: ConsumerRecord) -> None:
+        source = f"{topic.name}/{event.event_id}"
+        if source in self.seen:
+            log.info("duplicate_ignored", call_id=event.call_id, topic=topic.name, event_id=event.event_id)
+            return
+        if topic is CALL_ROUTED:
+            out = screen_pop(event)  # type: ignore[arg-type]
+            self.context.put(event.call_id, out)
+        elif topic is CALL_ENDED:
+            out = wrap_up(event, self.context.get(event.call_id))  # type: ignore[arg-type]
+        else:
+            return
+        await self.bus.publish(CTI_EVENTS, out)
+        # Only once published: a failed publish is dead-lettered by consume() with the context still here.
+        self.seen.put(source, None)
+        if topic is CALL_ENDED:
+            self.context.pop(event.call_id, None)
+        log.info("cti_event", call_id=event.call_id, type=pb.CtiEventType.Name(out.type))
+
+
+async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
+    bus = EventBus(settings.kafka, SERVICE)
+    await bus.start()
+    service = CtiService(settings, bus)
+    try:
+        await consume(bus, [CALL_ROUTED, CALL_ENDED], service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE))
+    finally:
+        await bus.stop()
+        log.info("cti_stopped")

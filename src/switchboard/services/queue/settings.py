@@ -1,0 +1,26 @@
+"""Settings of the queue service (env prefix SWITCHBOARD_QUEUE_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from switchboard.platform.settings import ServiceSettings, config_path_field
+
+
+class QueueSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_QUEUE_", extra="ignore")
+
+    config: Path = config_path_field("SWITCHBOARD_QUEUE_")
+    group_id: str = Field("queue", description="consumer group of call.queued / call.ended")
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often waiting calls are checked against max_wait_s")
+    abandoned_announcement: str = Field(
+        "All of our agents are busy right now. Please call again later. Goodbye.",
+        description="played by the edge when a call waited longer than its queue's max_wait_s",
+    )
+    rejected_announcement: str = Field(
+        "We cannot take your call right now. Goodbye.",
+        description="played when the queue cannot serve the call at all (unknown queue, no agents)",
+    )

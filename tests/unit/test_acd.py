@@ -1,0 +1,177 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from switchboard.core.acd import Acd, WaitingCall, caller_needs, skill_gap
+from switchboard.core.config import Agent, Queue
+
+
+def q(id="q", strategy="longest_idle", max_wait_s=60, match=()):
+    return Queue(id=id, strategy=strategy, max_wait_s=max_wait_s, match=list(match))
+
+
+def a(id, queues=("q",), **kw):
+    return Agent(id=id, queues=list(queues), **kw)
+
+
+def call(cid, queue="q", at=0.0, needs=None):
+    return WaitingCall(call_id=cid, queue_id=queue, enqueued_at=at, needs=needs or {})
+
+
+def assigned_agent(offer):
+    assert offer.status == "assigned", offer
+    return offer.assignment.agent.id
+
+
+def test_longest_idle_never_used_first_in_config_order_then_idle_longest():
+    acd = Acd([q()], [a("ana"), a("ben"), a("cy")])
+    assert assigned_agent(acd.offer(call("c1"), 0)) == "ana"
+    assert assigned_agent(acd.offer(call("c2"), 1)) == "ben"
+    acd.release("c2", 5)  # ben idle since 5
+    acd.release("c1", 7)  # ana idle since 7
+    assert assigned_agent(acd.offer(call("c3"), 8)) == "cy"  # never used beats both
+    assert assigned_agent(acd.offer(call("c4"), 9)) == "ben"  # idle since 5 < 7
+    assert assigned_agent(acd.offer(call("c5"), 9)) == "ana"
+
+
+def test_no_free_agent_waits_fifo_and_release_serves_the_head():
+    acd = Acd([q()], [a("ana"), a("ben")])
+    assert assigned_agent(acd.offer(call("c1", at=0), 0)) == "ana"
+    assert assigned_agent(acd.offer(call("c2", at=0), 0)) == "ben"
+    w3 = acd.offer(call("c3", at=1), 1)
+    w4 = acd.offer(call("c4", at=2), 2)
+    assert (w3.status, w3.position, w4.position) == ("waiting", 1, 2)
+    assert {c.excluded_by for c in w3.considered} == {"agent:busy"}
+    rel = acd.release("c2", 3)
+    assert rel.agent_id == "ben"
+    assert [(x.call.call_id, x.agent.id) for x in rel.assignments] == [("c3", "ben")]
+    assert rel.assignments[0].waited_s == 2
+    assert [c.call_id for c in acd.waiting["q"]] == ["c4"]
+    assert acd.agent_of("c3") == "ben"
+
+
+def test_max_concurrent_allows_several_calls_per_agent():
+    acd = Acd([q()], [a("ana", max_concurrent=2)])
+    assert assigned_agent(acd.offer(call("c1"), 0)) == "ana"
+    assert assigned_agent(acd.offer(call("c2"), 0)) == "ana"
+    assert acd.offer(call("c3"), 0).status == "waiting"
+
+
+def test_duplicate_offer_is_ignored_while_active_waiting_and_after_end():
+    acd = Acd([q()], [a("ana")])
+    assert acd.offer(call("c1"), 0).status == "assigned"
+    assert acd.offer(call("c1"), 0).status == "duplicate"
+    assert acd.offer(call("c2"), 0).status == "waiting"
+    assert acd.offer(call("c2"), 0).status == "duplicate"
+    assert len(acd.waiting["q"]) == 1
+    acd.release("c1", 1)  # c2 gets ana
+    acd.release("c2", 2)
+    assert acd.offer(call("c1"), 3).status == "duplicate"
+    assert acd.agents["ana"].handled == 2
+
+
+def test_expire_abandons_calls_older_than_max_wait():
+    acd = Acd([q(max_wait_s=10)], [a("ana")])
+    acd.offer(call("c1", at=0), 0)
+    acd.offer(call("c2", at=1), 1)
+    acd.offer(call("c3", at=5), 5)
+    assert acd.expire(10.5) == []  # c2 waited 9.5s
+    out = acd.expire(11)
+    assert [(x.call.call_id, x.why, x.waited_s) for x in out] == [("c2", "max_wait", 10)]
+    assert [c.call_id for c in acd.waiting["q"]] == ["c3"]
+    assert acd.offer(call("c2"), 12).status == "duplicate"
+
+
+def test_release_of_waiting_call_is_caller_hangup():
+    acd = Acd([q()], [a("ana")])
+    acd.offer(call("c1"), 0)
+    acd.offer(call("c2", at=1), 1)
+    rel = acd.release("c2", 4)
+    assert rel.agent_id is None and rel.abandoned.why == "caller_hangup" and rel.abandoned.waited_s == 3
+    assert acd.waiting["q"] == []
+    assert acd.release("unknown", 5) == type(rel)(None, None, ())
+
+
+def test_rejects_unknown_queue_no_agents_and_unmatchable_needs():
+    acd = Acd([q(), q("empty"), q("lang", match=["language"])], [a("ana", queues=("q", "lang"), skills={"language": ["en"]})])
+    assert acd.offer(call("c1", queue="nope"), 0).reason == "unknown_queue"
+    assert acd.offer(call("c2", queue="empty"), 0).reason == "no_agents"
+    r = acd.offer(call("c3", queue="lang", needs={"language": "fr"}), 0)
+    assert (r.status, r.reason) == ("rejected", "no_matching_agent")
+    assert acd.offer(call("c1", queue="q"), 0).status == "duplicate"  # rejected ids are remembered too
+
+
+def test_skills_match_and_a_blocked_head_does_not_block_others():
+    queue = q(match=["language"])
+    acd = Acd([queue], [a("en1", skills={"language": ["en"]}), a("es1", skills={"language": ["en", "ES"]})])
+    assert caller_needs(queue, {"language": "es", "zip": "90210"}) == {"language": "es"}
+    assert caller_needs(queue, {"language": ""}) == {}
+    assert skill_gap(acd.agents["en1"].agent, {"language": "es"}) == "language"
+    assert assigned_agent(acd.offer(call("c1", needs={"language": "es"}), 0)) == "es1"
+    # c2 needs es (only es1, busy) and waits; c3 needs nothing and en1 takes it despite c2 being older
+    w = acd.offer(call("c2", at=1, needs={"language": "es"}), 1)
+    assert w.status == "waiting"
+    assert {(c.agent_id, c.excluded_by) for c in w.considered} == {("en1", "skill:language"), ("es1", "agent:busy")}
+    assert assigned_agent(acd.offer(call("c3", at=2), 2)) == "en1"
+    rel = acd.release("c1", 3)
+    assert [(x.call.call_id, x.agent.id) for x in rel.assignments] == [("c2", "es1")]
+
+
+def test_waiting_calls_are_served_oldest_first_across_queues():
+    acd = Acd([q("a"), q("b")], [a("ana", queues=("a", "b"))])
+    acd.offer(call("c0", queue="a"), 0)
+    acd.offer(call("late", queue="a", at=5), 5)
+    acd.offer(call("early", queue="b", at=2), 2)
+    rel = acd.release("c0", 6)
+    assert [x.call.call_id for x in rel.assignments] == ["early"]
+
+
+def test_round_robin_rotates_in_config_order():
+    acd = Acd([q(strategy="round_robin")], [a("x", max_concurrent=9), a("y", max_concurrent=9), a("z", max_concurrent=9)])
+    got = [assigned_agent(acd.offer(call(f"c{i}"), i)) for i in range(5)]
+    assert got == ["x", "y", "z", "x", "y"]
+
+
+def test_fewest_calls_and_best_performer():
+    acd = Acd([q(strategy="fewest_calls")], [a("x"), a("y")])
+    assert assigned_agent(acd.offer(call("c1"), 0)) == "x"
+    acd.release("c1", 1)
+    assert assigned_agent(acd.offer(call("c2"), 2)) == "y"
+    acd.release("c2", 3)
+    assert assigned_agent(acd.offer(call("c3"), 4)) == "x"
+
+    acd = Acd([q(strategy="best_performer")], [a("x", performance=0.5), a("y", performance=0.9), a("z", performance=0.9)])
+    assert assigned_agent(acd.offer(call("c1"), 0)) == "y"
+    assert assigned_agent(acd.offer(call("c2"), 0)) == "z"
+    assert assigned_agent(acd.offer(call("c3"), 0)) == "x"
+
+
+def test_dedupe_memory_is_bounded():
+    acd = Acd([q()], [a("ana", max_concurrent=100)], remember=3)
+    for i in range(5):
+        acd.offer(call(f"c{i}"), 0)
+        acd.release(f"c{i}", 1)
+    assert not acd.knows("c0") and acd.knows("c4")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["offer", "release", "expire"]), st.integers(0, 7)), max_size=60))
+def test_invariants_under_random_events(events):
+    """No agent over capacity, no call both waiting and active, no free agent while a servable call waits."""
+    acd = Acd([q(max_wait_s=5)], [a("x", max_concurrent=2), a("y")])
+    now = 0.0
+    for op, n in events:
+        now += 1
+        cid = f"c{n}"
+        if op == "offer":
+            acd.offer(call(cid, at=now), now)
+        elif op == "release":
+            acd.release(cid, now)
+        else:
+            acd.expire(now)
+        active = [c for s in acd.agents.values() for c in s.active]
+        assert len(active) == len(set(active))
+        assert all(len(s.active) <= s.agent.max_concurrent for s in acd.agents.values())
+        waiting = {c.call_id for c in acd.waiting["q"]}
+        assert not waiting & set(active)
+        if waiting:
+            assert all(not s.has_capacity for s in acd.agents.values())
