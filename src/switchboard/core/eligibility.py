@@ -1,0 +1,237 @@
+"""Eligibility of a buyer for a call (ROUTING.md "Eligibility"): pure functions, no I/O, no clock.
+
+`buyer_exclusion()` runs the rules in a fixed order and returns the first one
+that excludes the buyer, as an `Exclusion(rule, detail)` for the decision
+trace, or None when the buyer is eligible. Rule names are stable strings that
+analysts filter on: "blocked_by_publisher", "filter:states",
+"filter:zip_prefixes", "filter:area_codes", "filter:answers.<key>", "schedule",
+"floor". Caps ("cap:daily", ...) slot in between schedule and floor later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from switchboard.core.config import Buyer, Filters, Publisher, Schedule, StaticBid, expand_days
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What routing may know about a call. Never the caller number: pings are built from this."""
+
+    call_id: str
+    campaign_id: str
+    publisher_id: str = ""
+    state: str = ""
+    zip: str = ""
+    area_code: str = ""
+    answers: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "campaign_id": self.campaign_id,
+            "publisher_id": self.publisher_id,
+            "state": self.state,
+            "zip": self.zip,
+            "area_code": self.area_code,
+            "answers": dict(self.answers),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CallFacts:
+        return cls(**{**d, "answers": dict(d.get("answers") or {})})
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    rule: str
+    detail: str
+
+
+# ---------------------------------------------------------------- answers conditions
+
+_TRUE = {"yes", "y", "true", "1"}
+_FALSE = {"no", "n", "false", "0"}
+
+
+def _number(v: Any) -> Decimal | None:
+    """A finite number from a config value or an answer string; None when it is not one."""
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        d = Decimal(str(v).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return d if d.is_finite() else None
+
+
+def _equal(answer: str, expected: Any) -> bool:
+    # YAML reads an unquoted yes/no as a bool: compare it with the answer's truthiness.
+    if isinstance(expected, bool):
+        return answer.strip().lower() in (_TRUE if expected else _FALSE)
+    a, e = _number(answer), _number(expected)
+    if a is not None and e is not None:
+        return a == e  # "0650" == 650
+    return answer.strip().casefold() == str(expected).strip().casefold()
+
+
+def condition_failure(key: str, op: str, arg: Any, answers: Mapping[str, str]) -> str | None:
+    """None when `answers[key]` satisfies `{op: arg}`, else a human-readable reason."""
+    present = key in answers and str(answers[key]).strip() != ""
+    if op == "exists":
+        want = bool(arg) if not isinstance(arg, str) else arg.strip().lower() in _TRUE
+        if present == want:
+            return None
+        return f"{key} is missing" if want else f"{key} is present ({answers[key]!r})"
+    if not present:
+        return f"{key} is missing (needs {op} {arg!r})"
+    value = str(answers[key])
+    if op == "eq":
+        ok = _equal(value, arg)
+    elif op == "ne":
+        ok = not _equal(value, arg)
+    elif op == "in":
+        ok = any(_equal(value, x) for x in arg)
+    elif op == "not_in":
+        ok = not any(_equal(value, x) for x in arg)
+    else:  # numeric comparisons: both sides must be numbers
+        n = _number(value)
+        bounds = [_number(x) for x in (arg if op == "between" else [arg])]
+        if n is None or any(b is None for b in bounds):
+            return f"{key}={value!r} is not comparable as a number with {op} {arg!r}"
+        if op == "between":
+            lo, hi = sorted(bounds)  # type: ignore[type-var]
+            ok = lo <= n <= hi
+        else:
+            b = bounds[0]
+            ok = {"gte": n >= b, "lte": n <= b, "gt": n > b, "lt": n < b}[op]  # type: ignore[operator]
+    return None if ok else f"{key}={value!r} fails {op} {arg!r}"
+
+
+# ---------------------------------------------------------------- filters
+
+def filters_exclusion(filters: Filters, call: CallFacts) -> Exclusion | None:
+    if filters.states is not None:
+        allowed = {s.upper() for s in filters.states}
+        if call.state.upper() not in allowed:
+            return Exclusion("filter:states", f"state {call.state or '(unknown)'} not in {sorted(allowed)}")
+    if filters.zip_prefixes is not None:
+        if not call.zip or not any(call.zip.startswith(p) for p in filters.zip_prefixes):
+            return Exclusion("filter:zip_prefixes", f"zip {call.zip or '(unknown)'} matches none of {filters.zip_prefixes}")
+    if filters.area_codes is not None:
+        if call.area_code not in filters.area_codes:
+            return Exclusion("filter:area_codes", f"area code {call.area_code or '(unknown)'} not in {filters.area_codes}")
+    for key, cond in (filters.answers or {}).items():
+        ((op, arg),) = cond.items()
+        why = condition_failure(key, op, arg, call.answers)
+        if why:
+            return Exclusion(f"filter:answers.{key}", why)
+    return None
+
+
+# ---------------------------------------------------------------- schedule
+
+def _parse_range(rng: str) -> tuple[time | None, time | None, bool]:
+    """'08:00-20:00' → (08:00, 20:00, overnight=False); an end of 24:00 is None (end of day)."""
+    a, b = rng.split("-")
+    start = time(int(a[:2]), int(a[3:]))
+    end = None if b == "24:00" else time(int(b[:2]), int(b[3:]))
+    overnight = end is not None and end <= start and end != time(0, 0)
+    if end == time(0, 0):
+        end = None  # "20:00-00:00" means until midnight
+    return start, end, overnight
+
+
+def _hours_by_day(schedule: Schedule) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for days, rng in schedule.hours.items():
+        for day in expand_days(days):
+            out[day] = rng
+    return out
+
+
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def is_open(schedule: Schedule, now: datetime) -> bool:
+    """Is `now` (timezone-aware) inside the schedule? Local wall time in the schedule's zone, DST-correct.
+
+    A day's range is [start, end). An overnight range (22:00-02:00 on fri) runs
+    from friday 22:00 to saturday 02:00. An absent day is closed.
+    """
+    if now.tzinfo is None:
+        raise ValueError("is_open needs a timezone-aware datetime")
+    local = now.astimezone(ZoneInfo(schedule.timezone))
+    t = local.time().replace(tzinfo=None)
+    hours = _hours_by_day(schedule)
+    today = _DAY_NAMES[local.weekday()]
+    yesterday = _DAY_NAMES[(local - timedelta(days=1)).weekday()]
+    if today in hours:
+        start, end, overnight = _parse_range(hours[today])
+        if overnight:
+            if t >= start:
+                return True
+        elif start <= t and (end is None or t < end):
+            return True
+    if yesterday in hours:
+        _, end, overnight = _parse_range(hours[yesterday])
+        if overnight and end is not None and t < end:
+            return True
+    return False
+
+
+def schedule_exclusion(schedule: Schedule | None, now: datetime) -> Exclusion | None:
+    if schedule is None or is_open(schedule, now):
+        return None
+    local = now.astimezone(ZoneInfo(schedule.timezone))
+    return Exclusion("schedule", f"closed at {local:%a %H:%M} {schedule.timezone}")
+
+
+# ---------------------------------------------------------------- the rule chain
+
+Rule = Callable[[Buyer, Publisher, CallFacts, datetime], Exclusion | None]
+
+
+def _blocked(buyer: Buyer, publisher: Publisher, call: CallFacts, now: datetime) -> Exclusion | None:
+    if buyer.id in publisher.blocked_buyers:
+        return Exclusion("blocked_by_publisher", f"publisher {publisher.id} blocks {buyer.id}")
+    return None
+
+
+def _filters(buyer: Buyer, publisher: Publisher, call: CallFacts, now: datetime) -> Exclusion | None:
+    return filters_exclusion(buyer.filters, call)
+
+
+def _schedule(buyer: Buyer, publisher: Publisher, call: CallFacts, now: datetime) -> Exclusion | None:
+    return schedule_exclusion(buyer.schedule, now)
+
+
+def _static_floor(buyer: Buyer, publisher: Publisher, call: CallFacts, now: datetime) -> Exclusion | None:
+    # RTB bids are checked against the floor when they arrive (price_floor_exclusion).
+    if isinstance(buyer.bid, StaticBid):
+        return price_floor_exclusion(buyer.bid.price, publisher)
+    return None
+
+
+def price_floor_exclusion(price: Decimal, publisher: Publisher) -> Exclusion | None:
+    if price < publisher.min_price:
+        return Exclusion("floor", f"price {price:.2f} below publisher {publisher.id} min_price {publisher.min_price:.2f}")
+    return None
+
+
+# Order matters: the trace records the first rule that excluded a buyer.
+RULES: tuple[Rule, ...] = (_blocked, _filters, _schedule, _static_floor)
+
+
+def buyer_exclusion(buyer: Buyer, publisher: Publisher, call: CallFacts, now: datetime) -> Exclusion | None:
+    for rule in RULES:
+        found = rule(buyer, publisher, call, now)
+        if found is not None:
+            return found
+    return None
