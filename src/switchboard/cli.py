@@ -142,9 +142,10 @@ def _print_summary(dsn: str) -> None:
 
     client = reports.open_client(dsn)
     try:
-        console.rule("Summary from ClickHouse")
-        for title, table in reports.summary_tables(client):
-            console.print(_rich_table(title, table))
+        console.rule(f"Summary from ClickHouse ({reports.redact(dsn)})")
+        for title, section in reports.summary(client).items():
+            rows = section if isinstance(section, list) else [section]
+            console.print(_rich_table(title.replace("_", " "), rows))
     finally:
         client.close()
 
@@ -172,8 +173,8 @@ def analytics_query(
 
     client = reports.open_client(dsn or reports.default_dsn())
     try:
-        result = client.query(sql)
-        rows = [dict(zip(result.column_names, r)) for r in result.result_rows]
+        columns, result = reports.run_sql(client, sql)
+        rows = [dict(zip(columns, r)) for r in result]
     finally:
         client.close()
     if as_json:

@@ -11,40 +11,12 @@ it when `start()` builds its fetcher.
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import aiokafka
-import structlog
-from aiokafka.consumer.group_coordinator import GroupCoordinator
-from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-log = structlog.get_logger("router")
-
-
-def leave_group_on_close(consumer: aiokafka.AIOKafkaConsumer) -> None:
-    """Make a started consumer send LeaveGroup on stop even in generation 0.
-
-    Why: Tansu numbers a fresh group's first generation 0 (Kafka starts at 1),
-    and aiokafka only leaves groups whose generation is > 0. Without a
-    LeaveGroup a restarted worker waits a whole session timeout (~15 s more)
-    before the broker drops the old member and the group rebalances.
-    """
-    coordinator = getattr(consumer, "_coordinator", None)
-    if not isinstance(coordinator, GroupCoordinator):
-        return
-
-    async def _leave(self: GroupCoordinator) -> None:
-        if self.member_id != JoinGroupRequest.UNKNOWN_MEMBER_ID and self._group_instance_id is None:
-            try:
-                await self._send_req(LeaveGroupRequest(self.group_id, self.member_id))
-            except Exception as exc:  # best effort, as in aiokafka
-                log.warning("leave_group_failed", error=str(exc))
-        self.reset_generation()
-
-    coordinator._maybe_leave_group = types.MethodType(_leave, coordinator)  # type: ignore[method-assign]
-
+from switchboard.platform.kafka import leave_group_on_close
 
 class FastFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     fetch_max_wait_ms: int = 5
