@@ -96,6 +96,25 @@ def leave_group_on_close(consumer: AIOKafkaConsumer) -> None:
     coordinator._maybe_leave_group = types.MethodType(_leave, coordinator)  # type: ignore[method-assign]
 
 
+def make_consumer(kafka: KafkaSettings, group_id: str | None, client_id: str, *topics: str, **overrides: object) -> AIOKafkaConsumer:
+    """An aiokafka consumer with the project's settings (short fetch wait, Tansu-friendly group timers).
+
+    Call `leave_group_on_close(consumer)` after `start()` for group consumers.
+    """
+    kw: dict = dict(
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+        session_timeout_ms=kafka.session_timeout_ms,
+        rebalance_timeout_ms=kafka.rebalance_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+    )
+    kw.update(overrides)
+    return AIOKafkaConsumer(*topics, **kafka.client_kwargs(), **kw)
+
+
 async def consume(
     bus: EventBus,
     topics: Iterable[Topic],
@@ -108,17 +127,8 @@ async def consume(
 ) -> None:
     """Consume `topics` until `stop` is set. group_id=None reads every partition (no group)."""
     topics = list(topics)
-    consumer = AIOKafkaConsumer(
-        *[t.name for t in topics],
-        **bus.kafka.client_kwargs(),
-        group_id=group_id,
-        client_id=bus.service,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        fetch_max_wait_ms=bus.kafka.fetch_max_wait_ms,
-        session_timeout_ms=bus.kafka.session_timeout_ms,
-        rebalance_timeout_ms=bus.kafka.rebalance_timeout_ms,
-        heartbeat_interval_ms=bus.kafka.heartbeat_interval_ms,
+    consumer = make_consumer(
+        bus.kafka, group_id, bus.service, *[t.name for t in topics], auto_offset_reset="earliest" if from_beginning else "latest"
     )
     by_name = {t.name: t for t in topics}
     await consumer.start()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -39,7 +39,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.core.caller import CallerFacts, caller_facts, normalize_number, normalize_zip
 from switchboard.core.config import RoutingConfig, load_config
 from switchboard.platform import codec
-from switchboard.platform.kafka import EventBus
+from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_ROUTED, CALL_STARTED, IVR_COMPLETED, Topic
@@ -299,14 +299,7 @@ async def listen_terminal(
     published after that is seen, so no AwaitRouting can miss its result.
     """
     topics = {t.name: t for t in (CALL_ROUTED, CALL_REJECTED)}
-    consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(),
-        group_id=None,
-        client_id=f"{SERVICE}-routing-listener",
-        enable_auto_commit=False,
-        auto_offset_reset="latest",
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-    )
+    consumer = make_consumer(kafka, None, f"{SERVICE}-routing-listener", auto_offset_reset="latest")
     await consumer.start()
     try:
         await consumer.topics()  # full metadata, so partitions_for_topic knows every topic

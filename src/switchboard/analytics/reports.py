@@ -1,0 +1,145 @@
+"""Report queries over the analytics tables, shared by `switchboard run` and `switchboard analytics query`.
+
+Every function takes a clickhouse-connect client (see `open_client`) and is
+blocking: call it from a thread in async code. Results are plain dicts / lists
+of dicts (JSON-friendly; money stays Decimal). Counts are exact despite
+at-least-once delivery: calls are counted with uniqExact(call_id) and per-event
+aggregates read the tables with FINAL.
+
+`since` (an aware datetime) limits a report to events that occurred at or after
+it, e.g. the start of one `switchboard run`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from switchboard.analytics.client import database_of, default_dsn, open_client, redact, split_dsn
+from switchboard.analytics.tables import DEFAULT_DATABASE, quote_ident
+
+__all__ = [
+    "open_client",
+    "default_dsn",
+    "database_of",
+    "split_dsn",
+    "redact",
+    "totals",
+    "rejected_by_reason",
+    "revenue_by_buyer",
+    "decision_latency",
+    "events_per_topic",
+    "summary",
+    "run_sql",
+]
+
+
+def _db(client: Any, database: str | None) -> str:
+    if database:
+        return database
+    current = getattr(client, "database", None)
+    return current if current and current != "default" else DEFAULT_DATABASE
+
+
+def _where(since: datetime | None) -> tuple[str, dict]:
+    if since is None:
+        return "", {}
+    return "WHERE occurred_at >= {since:DateTime64(3, 'UTC')}", {"since": since}
+
+
+def _rows(client: Any, sql: str, params: dict) -> list[dict]:
+    result = client.query(sql, parameters=params or None)
+    return [dict(zip(result.column_names, row)) for row in result.result_rows]
+
+
+def totals(client: Any, since: datetime | None = None, database: str | None = None) -> dict[str, int]:
+    """Distinct calls started, routed (sold or given to an agent) and rejected; undecided = the rest."""
+    db = quote_ident(_db(client, database))
+    where, params = _where(since)
+    sql = f"""
+        SELECT
+            (SELECT uniqExact(call_id) FROM {db}.calls_started {where}) AS started,
+            (SELECT uniqExact(call_id) FROM {db}.calls_routed {where}) AS routed,
+            (SELECT uniqExact(call_id) FROM {db}.calls_rejected {where}) AS rejected
+    """
+    row = _rows(client, sql, params)[0]
+    out = {k: int(v) for k, v in row.items()}
+    out["undecided"] = max(0, out["started"] - out["routed"] - out["rejected"])
+    return out
+
+
+def rejected_by_reason(client: Any, since: datetime | None = None, database: str | None = None) -> list[dict]:
+    db = quote_ident(_db(client, database))
+    where, params = _where(since)
+    sql = f"""
+        SELECT reason, uniqExact(call_id) AS calls
+        FROM {db}.calls_rejected FINAL {where}
+        GROUP BY reason ORDER BY calls DESC, reason
+    """
+    return [{"reason": r["reason"], "calls": int(r["calls"])} for r in _rows(client, sql, params)]
+
+
+def revenue_by_buyer(client: Any, since: datetime | None = None, database: str | None = None) -> list[dict]:
+    """Calls sold to each buyer and the sum of their routed prices (USD, Decimal)."""
+    db = quote_ident(_db(client, database))
+    where, params = _where(since)
+    cond = f"{where} AND kind = 'buyer'" if where else "WHERE kind = 'buyer'"
+    sql = f"""
+        SELECT buyer_id, uniqExact(call_id) AS calls, sum(ifNull(price, toDecimal64(0, 2))) AS revenue
+        FROM {db}.calls_routed FINAL {cond}
+        GROUP BY buyer_id ORDER BY revenue DESC, buyer_id
+    """
+    return [
+        {"buyer_id": r["buyer_id"], "calls": int(r["calls"]), "revenue": Decimal(r["revenue"]).quantize(Decimal("0.01"))}
+        for r in _rows(client, sql, params)
+    ]
+
+
+def decision_latency(client: Any, since: datetime | None = None, database: str | None = None) -> dict[str, Any]:
+    """p50/p99 of decision latency (routing start → routed/rejected), over both terminal tables."""
+    db = quote_ident(_db(client, database))
+    where, params = _where(since)
+    cond = f"{where} AND decision_latency_ms IS NOT NULL" if where else "WHERE decision_latency_ms IS NOT NULL"
+    sql = f"""
+        SELECT count() AS decisions, quantilesExact(0.5, 0.99)(ms) AS q, max(ms) AS max_ms
+        FROM (
+            SELECT decision_latency_ms AS ms FROM {db}.calls_routed FINAL {cond}
+            UNION ALL
+            SELECT decision_latency_ms AS ms FROM {db}.calls_rejected FINAL {cond}
+        )
+    """
+    row = _rows(client, sql, params)[0]
+    n = int(row["decisions"])
+    if n == 0:
+        return {"decisions": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    p50, p99 = row["q"]
+    return {"decisions": n, "p50_ms": float(p50), "p99_ms": float(p99), "max_ms": int(row["max_ms"])}
+
+
+def events_per_topic(client: Any, since: datetime | None = None, database: str | None = None) -> list[dict]:
+    db = quote_ident(_db(client, database))
+    where, params = _where(since)
+    sql = f"""
+        SELECT topic, count() AS events
+        FROM {db}.events FINAL {where}
+        GROUP BY topic ORDER BY topic
+    """
+    return [{"topic": r["topic"], "events": int(r["events"])} for r in _rows(client, sql, params)]
+
+
+def summary(client: Any, since: datetime | None = None, database: str | None = None) -> dict[str, Any]:
+    """Every report above in one dict (what `switchboard run` prints at the end)."""
+    return {
+        "totals": totals(client, since, database),
+        "rejected_by_reason": rejected_by_reason(client, since, database),
+        "revenue_by_buyer": revenue_by_buyer(client, since, database),
+        "decision_latency": decision_latency(client, since, database),
+        "events_per_topic": events_per_topic(client, since, database),
+    }
+
+
+def run_sql(client: Any, sql: str, parameters: dict | None = None) -> tuple[list[str], list[tuple]]:
+    """An analyst's ad-hoc query: (column names, rows)."""
+    result = client.query(sql, parameters=parameters)
+    return list(result.column_names), [tuple(r) for r in result.result_rows]

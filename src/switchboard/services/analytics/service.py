@@ -1,0 +1,268 @@
+"""The analytics sink: every topic → ClickHouse (embedded chDB or a server), batch then commit.
+
+Loop: fetch records of all topics (consumer group "analytics"), decode and map
+each to its `events` row and typed-table row (switchboard.analytics.tables),
+and flush when `batch_rows` are pending or the oldest pending row is
+`flush_interval_ms` old. A flush inserts every table's rows, then commits the
+Kafka offsets of exactly the records in the batch. A crash between insert and
+commit redelivers those records; the ReplacingMergeTree tables collapse the
+duplicates (at-least-once end to end).
+
+platform.kafka.consume commits after each handler call, which would commit
+rows that are still only in memory; hence the aiokafka loop here.
+
+Undecodable records go to the deadletter topic (EventBus.dead_letter) and are
+committed with the batch; the sink reads deadletter too, so they reach the
+`dead_letters` table from there. An undecodable record *on* the deadletter
+topic is recorded directly (no re-publish, no loop). Nothing a producer sends
+stops the sink.
+
+clickhouse-connect calls block (and chDB runs in-process), so they all run on
+one dedicated thread: the event loop keeps heartbeating and fetching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from switchboard.analytics import tables
+from switchboard.analytics.client import database_of, open_client, redact
+from switchboard.platform import codec
+from switchboard.platform.kafka import EventBus, leave_group_on_close, make_consumer
+from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.topics import ALL_TOPICS, BY_NAME, DEAD_LETTER
+from switchboard.services.analytics.settings import AnalyticsSettings
+from switchboard.v1 import events_pb2 as pb
+
+SERVICE = "analytics"
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Batch:
+    """Rows waiting for the next insert, and the offsets they cover."""
+
+    rows: dict[str, list[tuple]] = field(default_factory=lambda: defaultdict(list))
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next offset to commit
+    records: int = 0
+    first_at: float | None = None  # monotonic time of the oldest pending record
+
+    def add(self, table: tables.Table, row: tuple) -> None:
+        self.rows[table.name].append(row)
+
+    def covered(self, record: ConsumerRecord) -> None:
+        self.offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        self.records += 1
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+
+    def due(self, batch_rows: int, interval_s: float) -> bool:
+        if not self.records:
+            return False
+        return self.records >= batch_rows or time.monotonic() - (self.first_at or 0) >= interval_s
+
+    def wait_s(self, interval_s: float) -> float:
+        """How long the next fetch may block before the batch is due."""
+        if self.first_at is None:
+            return interval_s
+        return max(0.0, interval_s - (time.monotonic() - self.first_at))
+
+
+TABLES_BY_NAME = {t.name: t for t in tables.ALL_TABLES}
+
+
+class StorageUnavailable(RuntimeError):
+    """ClickHouse could not be opened at start (chDB path owned by another process, server down)."""
+
+
+class AnalyticsSink:
+    def __init__(self, settings: AnalyticsSettings) -> None:
+        self.settings = settings
+        self.database = database_of(settings.dsn, settings.database)
+        self.bus = EventBus(settings.kafka, SERVICE)
+        self.batch = Batch()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.client: Any = None
+        self.inserted = 0
+        self._flush_lock = asyncio.Lock()
+        # One thread owns the ClickHouse client: chDB handles are not for concurrent use.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+
+    async def _blocking(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
+
+    def _open_storage(self) -> Any:
+        client = open_client(self.settings.dsn, self.database)
+        try:
+            tables.ensure_schema(client, self.database)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    # ------------------------------------------------------------ records → rows
+
+    async def add(self, record: ConsumerRecord) -> None:
+        topic = BY_NAME[record.topic]
+        delivery = tables.Delivery(record.topic, record.partition, record.offset, record.key)
+        try:
+            event = codec.decode(topic, record.value)
+        except codec.UndecodableEvent as exc:
+            await self._undecodable(record, delivery, f"undecodable: {exc}")
+            self.batch.covered(record)
+            return
+        try:
+            self.batch.add(tables.EVENTS, tables.event_row(event, delivery))
+            typed = tables.typed_row(record.topic, event)
+            if typed is not None:
+                self.batch.add(*typed)
+        except Exception as exc:  # a mapping bug must not stop the sink: dead-letter, go on
+            log.exception("row_mapping_failed", topic=record.topic, offset=record.offset)
+            await self._undecodable(record, delivery, f"handler error: {type(exc).__name__}: {exc}")
+        self.batch.covered(record)
+
+    async def _undecodable(self, record: ConsumerRecord, delivery: tables.Delivery, reason: str) -> None:
+        if record.topic != DEAD_LETTER.name:
+            await self.bus.dead_letter(record, reason)  # comes back to us on the deadletter topic
+            return
+        # Garbage on the deadletter topic itself: record it here instead of publishing it again.
+        letter = pb.DeadLetter(
+            event_id=codec.new_id(),
+            occurred_at=codec.now_ts(),
+            service=SERVICE,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            key=record.key or b"",
+            value=record.value or b"",
+            reason=reason[:2000],
+        )
+        self.batch.add(tables.EVENTS, tables.event_row(letter, delivery))
+        self.batch.add(*tables.typed_row(DEAD_LETTER.name, letter))  # type: ignore[misc]
+        log.warning("dead_letter_undecodable", partition=record.partition, offset=record.offset, reason=reason)
+
+    # ------------------------------------------------------------ flush
+
+    def _insert_all(self, rows: dict[str, list[tuple]]) -> int:
+        n = 0
+        for name, table_rows in rows.items():
+            tables.insert_rows(self.client, TABLES_BY_NAME[name], table_rows, self.database)
+            n += len(table_rows)
+        return n
+
+    async def flush(self, revoked: set[TopicPartition] | None = None) -> bool:
+        """Insert the pending rows, then commit their offsets. False (batch kept) when the insert failed."""
+        async with self._flush_lock:
+            batch = self.batch
+            if not batch.records:
+                return True
+            try:
+                n = await self._blocking(self._insert_all, dict(batch.rows))
+            except Exception:
+                log.exception("insert_failed", records=batch.records, dsn=redact(self.settings.dsn))
+                if revoked:  # no longer ours: the new owner re-reads them from the last commit
+                    for tp in revoked:
+                        batch.offsets.pop(tp, None)
+                return False
+            self.batch = Batch()
+            self.inserted += batch.records
+            assert self.consumer is not None
+            try:
+                if batch.offsets:
+                    await self.consumer.commit(batch.offsets)
+            except KafkaError as exc:
+                # Rows are stored; the records come again after the rebalance and collapse on merge.
+                log.warning("commit_failed", error=repr(exc), records=batch.records)
+            log.debug("flushed", records=batch.records, rows=n, tables=sorted(batch.rows))
+            return True
+
+    # ------------------------------------------------------------ main loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        interval_s = s.flush_interval_ms / 1000
+        log.info("opening_storage", dsn=redact(s.dsn), database=self.database)
+        t0 = time.monotonic()
+        try:
+            self.client = await self._blocking(self._open_storage)
+        except Exception as exc:
+            self._executor.shutdown(wait=False)
+            raise StorageUnavailable(
+                f"cannot open analytics storage {redact(s.dsn)}: {exc}. An embedded chDB path has one owner: "
+                "stop the process that has it open, or set SWITCHBOARD_ANALYTICS_DSN to another path or a server."
+            ) from exc
+        log.info("storage_open", ms=round((time.monotonic() - t0) * 1000))
+        consumer_started = False
+        try:
+            await self.bus.start()
+            self.consumer = make_consumer(s.kafka, s.group_id, SERVICE)
+            self.consumer.subscribe([t.name for t in ALL_TOPICS], listener=_FlushOnRevoke(self))
+            await self.consumer.start()
+            leave_group_on_close(self.consumer)
+            consumer_started = True
+            ready = False
+            backoff = 0.0
+            while not stop.is_set():
+                if self.batch.due(s.batch_rows, interval_s):
+                    if await self.flush():
+                        backoff = 0.0
+                    else:  # storage down: keep the batch, stop fetching, retry with backoff
+                        backoff = min(s.retry_max_ms / 1000, max(0.1, backoff * 2))
+                        await _wait(stop, backoff)
+                        continue
+                timeout_ms = max(1, int(min(0.1, self.batch.wait_s(interval_s)) * 1000))
+                room = max(1, s.batch_rows - self.batch.records)
+                fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=room)
+                if not ready and self.consumer.assignment():
+                    ready = True
+                    mark_ready(SERVICE, dsn=redact(s.dsn), database=self.database, group_id=s.group_id)
+                    log.info("ready", partitions=len(self.consumer.assignment()))
+                for records in fetched.values():
+                    for record in records:
+                        await self.add(record)
+                if fetched:
+                    log.debug("fetched", records=sum(map(len, fetched.values())), pending=self.batch.records)
+            if not await self.flush():
+                log.error("final_flush_failed", pending=self.batch.records, note="uncommitted: redelivered on restart")
+        finally:
+            if consumer_started and self.consumer is not None:
+                await self.consumer.stop()
+            await self.bus.stop()
+            await self._blocking(self.client.close)  # releases the chDB data path
+            self._executor.shutdown(wait=True)
+            log.info("stopped", inserted=self.inserted)
+
+
+class _FlushOnRevoke(ConsumerRebalanceListener):
+    """Flush before partitions move, so their offsets can still be committed by us."""
+
+    def __init__(self, sink: AnalyticsSink) -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.sink.flush(revoked=set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        pass
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def run(settings: AnalyticsSettings, stop: asyncio.Event) -> None:
+    """Run the sink until `stop` is set: flush, commit, close the client (releasing the chDB path)."""
+    await AnalyticsSink(settings).run(stop)

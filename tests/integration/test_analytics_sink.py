@@ -1,0 +1,332 @@
+"""The analytics sink as a real process: real broker in, embedded chDB out.
+
+How we know events landed without reading chDB while the sink owns it (one
+process per chDB path): the sink commits a record's offset only after its row
+was inserted, so we wait until the group's committed offsets pass every record
+we published, stop the sink (SIGTERM → flush, commit, close, exit 0) and then
+read the path from a child process (see test_analytics_reports for why reads
+never happen in the pytest process).
+
+The broker is shared by the whole session and every sink group reads all
+topics from the beginning: each test uses its own group and data path, and
+assertions filter by this test's call ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from switchboard.platform import codec
+from switchboard.platform.settings import KafkaSettings
+from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, CALL_STARTED, DEAD_LETTER, Topic
+from switchboard.v1 import events_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+TYPED = {
+    "call.started": "calls_started",
+    "ping.requested": "pings",
+    "bid.received": "bids",
+    "call.routed": "calls_routed",
+    "call.rejected": "calls_rejected",
+    "call.ended": "calls_ended",
+    "cti.events": "cti_events",
+    "deadletter": "dead_letters",
+}
+
+QUERY = textwrap.dedent(
+    """
+    import json, sys
+    from switchboard.analytics.reports import open_client
+    client = open_client(sys.argv[1])
+    try:
+        out = [[list(r) for r in client.query(sql).result_rows] for sql in json.loads(sys.argv[2])]
+    finally:
+        client.close()
+    print(json.dumps(out, default=str))
+    """
+)
+
+
+def chdb_query(dsn: str, *sqls: str) -> list[list[list]]:
+    """Run queries on a chDB path from a child process (the path must not be open elsewhere)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", QUERY, dsn, json.dumps(sqls)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ processes
+
+
+class Sink:
+    def __init__(self, kafka: KafkaSettings, dsn: str, group: str, ready_dir: Path, log: Path, **env: str) -> None:
+        self.ready_file = ready_dir / "analytics.ready"
+        self.ready_file.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "SWITCHBOARD_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "SWITCHBOARD_ANALYTICS_DSN": dsn,
+            "SWITCHBOARD_ANALYTICS_GROUP_ID": group,
+            "SWITCHBOARD_READY_DIR": str(ready_dir),
+            **env,
+        }
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "switchboard.services.analytics"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def logs(self, tail: int = 4000) -> str:
+        text = self.log.read_text(errors="replace")
+        return text[-tail:] if tail else text
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"sink exited with {self.proc.returncode}:\n{self.logs()}")
+            if self.ready_file.exists() and json.loads(self.ready_file.read_text())["pid"] == self.proc.pid:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"sink not ready within {timeout_s}s:\n{self.logs()}")
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"sink did not stop on SIGTERM:\n{self.logs()}") from None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ------------------------------------------------------------------ kafka helpers
+
+
+def sample_event(topic: Topic, call_id: str) -> object:
+    """One valid event of `topic` for `call_id`, with the fields the typed tables read."""
+    base = {"event_id": codec.new_id(), "occurred_at": codec.now_ts()}
+    m = topic.message
+    if m is pb.DeadLetter:
+        return m(**base, service="test", source_topic="call.started", key=call_id.encode(), value=b"\x01", reason="test")
+    ev = m(**base, call_id=call_id)
+    if m is pb.CallRouted:
+        ev.kind, ev.buyer_id, ev.price = pb.TARGET_KIND_BUYER, "acme", "40.00"
+        ev.routing_started_at.CopyFrom(ev.occurred_at)
+    elif m is pb.CallRejected:
+        ev.reason = "no_bid"
+    elif m is pb.BidReceived:
+        ev.outcome, ev.amount, ev.buyer_id = pb.BID_OUTCOME_BID, "12.34", "acme"
+    elif m is pb.PingRequested:
+        ev.buyer_ids.append("acme")
+    return ev
+
+
+async def publish(kafka: KafkaSettings, items: list[tuple[str, bytes, bytes]]) -> dict[TopicPartition, int]:
+    """Send (topic, key, value) records; return the highest offset written per partition."""
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all")
+    await producer.start()
+    last: dict[TopicPartition, int] = {}
+    try:
+        for topic, key, value in items:
+            md = await producer.send_and_wait(topic, value, key=key)
+            tp = TopicPartition(md.topic, md.partition)
+            last[tp] = max(last.get(tp, -1), md.offset)
+    finally:
+        await producer.stop()
+    return last
+
+
+async def find_dead_letter(kafka: KafkaSettings, key: bytes, timeout_s: float = 60.0) -> tuple[TopicPartition, int, pb.DeadLetter]:
+    """The dead letter the sink wrote for the record with `key` (read without a group)."""
+    consumer = AIOKafkaConsumer(
+        DEAD_LETTER.name, **kafka.client_kwargs(), group_id=None, auto_offset_reset="earliest",
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                for r in records:
+                    letter = pb.DeadLetter.FromString(r.value)
+                    if r.key == key and letter.service == "analytics":
+                        return tp, r.offset, letter
+        raise AssertionError(f"no dead letter for key {key!r} within {timeout_s}s")
+    finally:
+        await consumer.stop()
+
+
+async def wait_committed(kafka: KafkaSettings, group: str, last: dict[TopicPartition, int], timeout_s: float = 60.0) -> None:
+    """Wait until `group` committed past every offset in `last` (= those rows are in ClickHouse)."""
+    admin = AIOKafkaAdminClient(**kafka.client_kwargs())
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        missing: dict = {}
+        while time.monotonic() < deadline:
+            committed = await admin.list_consumer_group_offsets(group, partitions=list(last))
+            missing = {
+                tp: (off, committed[tp].offset if tp in committed else None)
+                for tp, off in last.items()
+                if tp not in committed or committed[tp].offset <= off
+            }
+            if not missing:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"group {group} did not commit past {missing}")
+    finally:
+        await admin.close()
+
+
+async def committed(kafka: KafkaSettings, group: str, last: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Of the partitions in `last`, those whose committed offset is past it, with that offset minus one."""
+    admin = AIOKafkaAdminClient(**kafka.client_kwargs())
+    await admin.start()
+    try:
+        got = await admin.list_consumer_group_offsets(group, partitions=list(last))
+    finally:
+        await admin.close()
+    return {tp: got[tp].offset - 1 for tp, off in last.items() if tp in got and got[tp].offset > off}
+
+
+def merge(*lasts: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    out: dict[TopicPartition, int] = {}
+    for last in lasts:
+        for tp, off in last.items():
+            out[tp] = max(out.get(tp, -1), off)
+    return out
+
+
+def in_list(ids: list[str]) -> str:
+    return "(" + ", ".join("'" + i + "'" for i in ids) + ")"
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_sink_stores_every_topic_once_and_dead_letters_garbage(kafka: KafkaSettings, tmp_path: Path):
+    run = codec.new_id()[:12]
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    group = f"analytics-test-{run}"
+    sink = Sink(kafka, dsn, group, tmp_path, tmp_path / "sink.log")
+    try:
+        sink.wait_ready()
+        call_ids = {t.name: f"{run}-{t.name}" for t in ALL_TOPICS}
+        items = []
+        for t in ALL_TOPICS:
+            ev = sample_event(t, call_ids[t.name])
+            items.append((t.name, call_ids[t.name].encode(), codec.encode(ev)))
+            if t is CALL_ROUTED:  # at-least-once: the same record delivered twice
+                items.append(items[-1])
+        garbage_key = f"{run}-garbage".encode()
+        items.append((CALL_STARTED.name, garbage_key, b"\xff\xfe definitely not protobuf"))
+        last = asyncio.run(publish(kafka, items))
+
+        dl_tp, dl_offset, letter = asyncio.run(find_dead_letter(kafka, garbage_key))
+        assert letter.source_topic == CALL_STARTED.name and letter.reason.startswith("undecodable")
+        asyncio.run(wait_committed(kafka, group, merge(last, {dl_tp: dl_offset})))
+        assert sink.stop() == 0, sink.logs()
+    finally:
+        sink.kill()
+
+    ids = list(call_ids.values())
+    queries = [
+        f"SELECT topic, call_id, count() FROM events FINAL WHERE call_id IN {in_list(ids)} GROUP BY topic, call_id ORDER BY topic",
+        f"SELECT count() FROM events WHERE call_id IN {in_list(ids)}",  # no FINAL: at most one extra
+        f"SELECT count(), any(reason), any(source_topic), any(service) FROM dead_letters FINAL WHERE call_id = '{garbage_key.decode()}'",
+        "SELECT count() FROM events FINAL WHERE topic = 'deadletter' AND call_id = '" + garbage_key.decode() + "'",
+    ]
+    for topic, table in TYPED.items():
+        queries.append(f"SELECT '{topic}', count(), any(call_id) FROM {table} FINAL WHERE call_id = '{call_ids[topic]}'")
+    queries.append(f"SELECT kind, buyer_id, price = 40, decision_latency_ms FROM calls_routed FINAL WHERE call_id = '{call_ids['call.routed']}'")
+    queries.append(f"SELECT outcome, amount = 12.34 FROM bids FINAL WHERE call_id = '{call_ids['bid.received']}'")
+    res = chdb_query(dsn, *queries)
+
+    per_topic = {(topic, cid): n for topic, cid, n in res[0]}
+    assert per_topic == {(t.name, call_ids[t.name]): 1 for t in ALL_TOPICS}
+    assert res[1][0][0] in (len(ALL_TOPICS), len(ALL_TOPICS) + 1)  # the duplicate may not be merged yet
+    n, reason, source_topic, service = res[2][0]
+    assert (n, source_topic, service) == (1, "call.started", "analytics") and reason.startswith("undecodable")
+    assert res[3] == [[1]]
+    for row in res[4 : 4 + len(TYPED)]:
+        topic, count, cid = row[0]
+        assert (count, cid) == (1, call_ids[topic]), topic
+    assert res[4 + len(TYPED)] == [["buyer", "acme", True, 0]]
+    assert res[5 + len(TYPED)] == [["bid", True]]
+
+
+def test_sink_restarts_on_existing_tables_and_path_has_one_owner(kafka: KafkaSettings, tmp_path: Path):
+    run = codec.new_id()[:12]
+    dsn = f"chdb://{tmp_path / 'ch'}?database=sink_restart"
+    group = f"analytics-test-{run}"
+    first_ids = [f"{run}-a{i}" for i in range(5)]
+    second_ids = [f"{run}-b{i}" for i in range(5)]
+
+    def started(ids: list[str]) -> list[tuple[str, bytes, bytes]]:
+        return [(CALL_STARTED.name, i.encode(), codec.encode(sample_event(CALL_STARTED, i))) for i in ids]
+
+    sink = Sink(kafka, dsn, group, tmp_path, tmp_path / "sink1.log")
+    intruder = None
+    try:
+        sink.wait_ready()
+        # A second process cannot open the same chDB path: it must exit with an error, not hang.
+        intruder = Sink(kafka, dsn, group + "-x", tmp_path / "x", tmp_path / "intruder.log")
+        assert intruder.proc.wait(timeout=60) != 0
+        assert "storage_unavailable" in intruder.logs()
+        asyncio.run(wait_committed(kafka, group, asyncio.run(publish(kafka, started(first_ids)))))
+        assert sink.stop() == 0, sink.logs()
+    finally:
+        sink.kill()
+        if intruder:
+            intruder.kill()
+
+    # Restart on the same path, with a flush interval longer than the test: rows reach
+    # ClickHouse (and offsets Kafka) only through the flush that SIGTERM triggers.
+    sink = Sink(
+        kafka, dsn, group, tmp_path, tmp_path / "sink2.log",
+        SWITCHBOARD_ANALYTICS_FLUSH_INTERVAL_MS="3600000", SWITCHBOARD_LOG_LEVEL="DEBUG",
+    )
+    try:
+        sink.wait_ready()  # CREATE ... IF NOT EXISTS on the existing tables
+        last = asyncio.run(publish(kafka, started(second_ids)))
+        deadline = time.monotonic() + 60
+        while max(map(int, re.findall(r"fetched\s.*pending=(\d+)", sink.logs(tail=0))), default=0) < len(second_ids):
+            assert time.monotonic() < deadline, sink.logs()
+            time.sleep(0.05)
+        assert asyncio.run(committed(kafka, group, last)) == {}, "nothing may be committed before the flush"
+        assert sink.stop() == 0, sink.logs()
+        assert asyncio.run(committed(kafka, group, last)).keys() == last.keys()  # committed on the way out
+    finally:
+        sink.kill()
+
+    res = chdb_query(
+        dsn,
+        f"SELECT call_id FROM calls_started FINAL WHERE call_id LIKE '{run}-%' ORDER BY call_id",
+        f"SELECT count() FROM events FINAL WHERE call_id LIKE '{run}-%'",
+        "SELECT currentDatabase()",
+    )
+    assert [r[0] for r in res[0]] == sorted(first_ids + second_ids)
+    assert res[1] == [[10]]
+    assert res[2] == [["sink_restart"]]
