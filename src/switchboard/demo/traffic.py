@@ -36,12 +36,13 @@ class DemoCall:
 class TrafficModel:
     """Calls spread over the config's tracking numbers; some repeat callers and a few bad numbers."""
 
-    def __init__(self, config: RoutingConfig, seed: int = 1, invalid_rate: float = 0.02) -> None:
+    def __init__(self, config: RoutingConfig, seed: int = 1, invalid_rate: float = 0.02, unknown_number_rate: float = 0.02) -> None:
         self.rng = random.Random(seed)
         self.numbers = [n for c in config.campaigns for n in c.numbers]
         if not self.numbers:
             raise ValueError("the configuration has no campaign numbers to call")
         self.invalid_rate = invalid_rate
+        self.unknown_number_rate = unknown_number_rate
 
     def next_call(self) -> DemoCall:
         rng = self.rng
@@ -58,4 +59,7 @@ class TrafficModel:
             "monthly_bill": str(rng.randint(60, 600)),
             "language": rng.choice(["en", "en", "en", "es"]),
         }
-        return DemoCall(caller, rng.choice(self.numbers), answers, talk_seconds=rng.choice([15, 45, 95, 120, 240]))
+        dialed = rng.choice(self.numbers)
+        if rng.random() < self.unknown_number_rate:
+            dialed = "+18885550000"  # a tracking number nobody configured (misdialed / retired)
+        return DemoCall(caller, dialed, answers, talk_seconds=rng.choice([15, 45, 95, 120, 240]))

@@ -186,6 +186,17 @@ async def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 30.0) -> None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     last: Exception | None = None
+    # Wait for the port to accept first: aiokafka logs an ERROR for every refused connection.
+    host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    while loop.time() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            writer.close()
+            await writer.wait_closed()
+            break
+        except OSError as exc:
+            last = exc
+            await asyncio.sleep(0.02)
     while loop.time() < deadline:
         admin = AIOKafkaAdminClient(**kafka.client_kwargs(), request_timeout_ms=2000)
         try:
