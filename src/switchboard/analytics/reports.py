@@ -97,16 +97,20 @@ def revenue_by_buyer(client: Any, since: datetime | None = None, database: str |
 
 
 def decision_latency(client: Any, since: datetime | None = None, database: str | None = None) -> dict[str, Any]:
-    """p50/p99 of decision latency (routing start → routed/rejected), over both terminal tables."""
+    """p50/p99 of decision latency (routing start → sold or rejected by the ping tree).
+
+    Calls given to agents and calls abandoned in a queue are left out: their time
+    is dominated by the wait for a free agent, which is queue wait, not decision time.
+    """
     db = quote_ident(_db(client, database))
     where, params = _where(since)
     cond = f"{where} AND decision_latency_ms IS NOT NULL" if where else "WHERE decision_latency_ms IS NOT NULL"
     sql = f"""
         SELECT count() AS decisions, quantilesExact(0.5, 0.99)(ms) AS q, max(ms) AS max_ms
         FROM (
-            SELECT decision_latency_ms AS ms FROM {db}.calls_routed FINAL {cond}
+            SELECT decision_latency_ms AS ms FROM {db}.calls_routed FINAL {cond} AND kind != 'agent'
             UNION ALL
-            SELECT decision_latency_ms AS ms FROM {db}.calls_rejected FINAL {cond}
+            SELECT decision_latency_ms AS ms FROM {db}.calls_rejected FINAL {cond} AND reason != 'abandoned'
         )
     """
     row = _rows(client, sql, params)[0]

@@ -52,7 +52,12 @@ class DriveStats:
         return {k: (v[0], v[1]) for k, v in out.items()}
 
     def latency_ms(self) -> tuple[float, float]:
-        lat = sorted(r.decision_ms for r in self.results if r.status in ("routed", "rejected") and r.decision_ms)
+        # Agent hand-offs wait for a free agent: that is queue wait, not decision time.
+        lat = sorted(
+            r.decision_ms
+            for r in self.results
+            if r.status in ("routed", "rejected") and r.decision_ms and not r.agent_id and r.reason != "abandoned"
+        )
         if not lat:
             return (0.0, 0.0)
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]

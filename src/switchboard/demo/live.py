@@ -22,7 +22,7 @@ def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None)
         f"[b]calls/s[/b] {stats.rate():5.1f} (target {target_rate:g})",
         f"[b]sent[/b] {stats.sent}",
         f"[b]finished[/b] {done}",
-        f"[b]decision p50/p99[/b] {p50:.0f}/{p99:.0f} ms",
+        f"[b]decision p50/p99[/b] {p50:.0f}/{p99:.0f} ms (ping tree)",
     )
 
     outcomes = Table(title="Outcomes", expand=True)
