@@ -24,19 +24,19 @@ console = Console()
 
 
 @config_app.command("validate")
-def config_validate(path: Path = typer.Argument(..., help="YAML file or directory of YAML files")) -> None:
-    """Check a configuration; print every problem as `file: field: message (fix)`."""
-    from switchboard.core.config import ConfigError, load_config
+def config_validate(path: Path = typer.Argument(..., help="YAML file or directory of *.yaml/*.yml files")) -> None:
+    """Check a configuration; print every problem as `file:line: path.to.field: message (fix)` (docs/CONFIG.md)."""
+    from switchboard.core.config import check_config
 
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        for p in exc.problems:
-            typer.echo(p, err=True)
-        raise typer.Exit(1) from None
+    cfg, problems = check_config(path)
+    if problems or cfg is None:
+        for p in problems:
+            typer.echo(str(p))
+        typer.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {path}", err=True)
+        raise typer.Exit(1)
     typer.echo(
-        f"{path}: OK — {len(cfg.campaigns)} campaigns, {len(cfg.buyers)} buyers, "
-        f"{len(cfg.publishers)} publishers, {len(cfg.queues)} queues, {len(cfg.agents)} agents"
+        f"{path}: OK: {len(cfg.campaigns)} campaigns, {len(cfg.buyers)} buyers, "
+        f"{len(cfg.publishers)} publishers, {len(cfg.queues)} queues, {len(cfg.agents)} agents, {len(cfg.ivr_flows)} IVR flows"
     )
 
 

@@ -1,10 +1,13 @@
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from switchboard.cli import app
-from switchboard.core.config import ConfigError, load_config
+from switchboard.core.config import ConfigError, RoutingConfig, load_config
 
 MINIMAL = """
 version: 1
@@ -37,7 +40,7 @@ def test_directory_of_files_is_merged(tmp_path: Path):
     [
         (("strategy: price", "strategy: cheapest"), "campaigns.0.routing.tiers.0.strategy"),
         (("buyers: [b1]}", "buyers: [nobody]}"), "unknown buyer 'nobody'"),
-        (("price: 40.00", "price: -5.00"), "buyers.0.bid.static.price"),
+        (("price: 40.00", "price: -5.00"), "buyers.0.bid.price"),
         (("publisher: pub", "publisher: ghost"), "unknown publisher 'ghost'"),
         (('destination: "+18005550100"', 'destination: "call me"'), "E.164"),
     ],
@@ -60,3 +63,319 @@ def test_cli_validate_exit_codes(tmp_path: Path, demo_config_path: Path):
     res = runner.invoke(app, ["config", "validate", str(bad)])
     assert res.exit_code == 1
     assert "unknown buyer 'nobody'" in res.output
+
+
+# ---------------------------------------------------------------- every refusal: file, line, field path and a fix
+
+# Block style, one field per line, so every field has its own line number.
+FULL = """\
+version: 1
+publishers:
+  - id: pub
+    min_price: 10.00
+    blocked_buyers: [b2]
+buyers:
+  - id: b1
+    destination: "+18005550100"
+    bid:
+      type: static
+      price: 40.00
+    priority: 1
+    weight: 50
+    filters:
+      states: [CA]
+      answers:
+        homeowner: {eq: "yes"}
+    schedule:
+      timezone: America/Los_Angeles
+      hours:
+        mon-fri: "08:00-20:00"
+        sat: "09:00-13:00"
+        sun: "20:00-02:00"
+  - id: b2
+    destination: "sip:sales@example.com"
+    bid:
+      type: rtb
+      url: "http://127.0.0.1:9100/ping"
+      timeout_ms: 800
+campaigns:
+  - id: c1
+    numbers: ["+18885550123"]
+    publisher: pub
+    ivr: qualify
+    duplicate_window: 24h
+    routing:
+      timeout_ms: 2000
+      tiers:
+        - strategy: price
+          buyers: [b1, b2]
+        - strategy: parallel_first
+          pick: priority
+          buyers: [b1, b2]
+        - strategy: queue
+          queue: sales
+queues:
+  - id: sales
+    strategy: longest_idle
+agents:
+  - id: ana
+    queues: [sales]
+    performance: 0.92
+ivr_flows:
+  - id: qualify
+"""
+
+
+def line_of(text: str, fragment: str) -> int:
+    """1-based line where `fragment` first starts in `text`."""
+    return text[: text.index(fragment)].count("\n") + 1
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    return err.value.problems
+
+
+def assert_problem(problems: list[str], file: Path, line: int, field: str, *fragments: str) -> str:
+    prefix = f"{file}:{line}: {field}: "
+    hits = [p for p in problems if p.startswith(prefix)]
+    assert hits, f"no problem starting {prefix!r} in:\n" + "\n".join(problems)
+    good = [h for h in hits if all(f in h for f in fragments) and re.search(r" \(.+\)$", h)]
+    assert good, f"{hits} lack {fragments} or a (fix)"
+    return good[0]
+
+
+def test_full_example_is_valid_and_money_is_exact(tmp_path: Path):
+    f = tmp_path / "routing.yaml"
+    f.write_text(FULL)
+    cfg = load_config(f)
+    assert cfg.publisher("pub").min_price == Decimal("10.00")
+    price = cfg.buyer("b1").bid.price  # type: ignore[union-attr]
+    assert isinstance(price, Decimal) and str(price) == "40.00"
+    assert cfg.buyer("b1").schedule.hours["sun"] == "20:00-02:00"  # type: ignore[union-attr]
+
+
+# (case id, text replaced, replacement, field path, fragments of the message/fix, marker of the reported line or None)
+REFUSALS = [
+    ("tier-unknown-buyer", "buyers: [b1, b2]", "buyers: [b1, bx]", "campaigns.0.routing.tiers.0.buyers.1",
+     ("unknown buyer 'bx'", "define it under buyers"), None),
+    ("tier-unknown-queue", "queue: sales", "queue: support", "campaigns.0.routing.tiers.2.queue",
+     ("unknown queue 'support'", "define it under queues"), None),
+    ("blocked-unknown-buyer", "blocked_buyers: [b2]", "blocked_buyers: [ghost]", "publishers.0.blocked_buyers.0",
+     ("unknown buyer 'ghost'", "remove it from blocked_buyers"), None),
+    ("agent-unknown-queue", "queues: [sales]", "queues: [salez]", "agents.0.queues.0",
+     ("unknown queue 'salez'", "did you mean sales?", "define it under queues"), None),
+    ("campaign-unknown-publisher", "publisher: pub", "publisher: ghost", "campaigns.0.publisher",
+     ("unknown publisher 'ghost'", "define it under publishers"), None),
+    ("campaign-unknown-ivr", "ivr: qualify", "ivr: qualfy", "campaigns.0.ivr",
+     ("unknown IVR flow 'qualfy'", "did you mean qualify?", "define it under ivr_flows"), None),
+    ("bad-timezone", "America/Los_Angeles", "America/Los_Angles", "buyers.0.schedule.timezone",
+     ("unknown timezone", "did you mean America/Los_Angeles?", "IANA"), None),
+    ("hours-no-minutes", 'mon-fri: "08:00-20:00"', 'mon-fri: "8-20"', "buyers.0.schedule.hours.mon-fri",
+     ("'8-20' is not a time range", '"08:00-20:00"'), None),
+    ("hours-out-of-day", 'sat: "09:00-13:00"', 'sat: "25:00-26:00"', "buyers.0.schedule.hours.sat",
+     ("'25:00-26:00' is not a time range", "00:00 to 24:00"), None),
+    ("hours-same-day-twice", 'sat: "09:00-13:00"', 'wed: "09:00-13:00"', "buyers.0.schedule.hours.wed",
+     ("wed is already covered by 'mon-fri'", "one entry only"), None),
+    ("hours-unknown-day", 'sat: "09:00-13:00"', 'saturday: "09:00-13:00"', "buyers.0.schedule.hours.saturday",
+     ("unknown day 'saturday'", "days are mon, tue"), None),
+    ("hours-day-in-a-range-and-alone", 'sun: "20:00-02:00"', 'fri: "20:00-10:00"', "buyers.0.schedule.hours.fri",
+     ("fri is already covered by 'mon-fri'",), None),
+    ("negative-money", "price: 40.00", "price: -40.00", "buyers.0.bid.price",
+     ("-40.00 is negative", "0 or more"), None),
+    ("sub-cent-money", "min_price: 10.00", "min_price: 10.005", "publishers.0.min_price",
+     ("fractions of a cent", "round it to cents"), None),
+    ("float-noise-is-not-rounded-away", "min_price: 10.00", "min_price: 10.0000000000000001", "publishers.0.min_price",
+     ("fractions of a cent",), None),
+    ("weight-zero", "weight: 50", "weight: 0", "buyers.0.weight", ("greater than 0", "set weight above 0"), None),
+    ("weight-negative", "weight: 50", "weight: -3", "buyers.0.weight", ("got -3",), None),
+    ("priority-zero", "priority: 1", "priority: 0", "buyers.0.priority", ("at least 1", "set priority to 1 or more"), None),
+    ("unknown-strategy", "strategy: price", "strategy: cheapest", "campaigns.0.routing.tiers.0.strategy",
+     ("unknown strategy 'cheapest'", "use one of: price, priority, weight, parallel_highest, parallel_first, ping_post, even, availability, direct, queue"), None),
+    ("strategy-typo", "strategy: price", "strategy: ping-post", "campaigns.0.routing.tiers.0.strategy",
+     ("did you mean ping_post?",), None),
+    ("pick-only-on-parallel-first", "strategy: parallel_first", "strategy: parallel_highest", "campaigns.0.routing.tiers.1.pick",
+     ("pick only applies to parallel_first", "remove it"), "pick: priority"),
+    ("queue-tier-without-queue", "          queue: sales\n", "", "campaigns.0.routing.tiers.2.queue",
+     ("a queue tier needs a queue", "queue: <queue id>"), "- strategy: queue"),
+    ("buyer-tier-without-buyers", "          buyers: [b1, b2]\n", "", "campaigns.0.routing.tiers.0.buyers",
+     ("a price tier needs buyers", "buyers: [<buyer id>"), "- strategy: price"),
+    ("duplicate-id", "  - id: b2\n", "  - id: b1\n", "buyers.1.id",
+     ("duplicate buyer id 'b1'", "first defined at", "ids must be unique"), "  - id: b1\n    destination: \"sip"),
+    ("tracking-number-not-e164", '"+18885550123"', '"888-555-0123"', "campaigns.0.numbers.0",
+     ("not an E.164 number", '"+18885550123"'), "numbers:"),
+    ("tracking-number-unquoted", '["+18885550123"]', "[+18885550123]", "campaigns.0.numbers.0",
+     ("read as a number", "quotes"), "numbers:"),
+    ("destination-not-e164", '"+18005550100"', '"call me"', "buyers.0.destination",
+     ("neither an E.164 number nor a sip: URI",), None),
+    ("unknown-field-typo", "timeout_ms: 2000", "timout_ms: 2000", "campaigns.0.routing.timout_ms",
+     ("unknown field; did you mean timeout_ms?",), None),
+    ("unknown-field-deep", "      timeout_ms: 800", "      timeout: 800", "buyers.1.bid.timeout",
+     ("unknown field; did you mean timeout_ms?",), None),
+    ("unknown-field-no-match", "    weight: 50", "    colour: blue", "buyers.0.colour",
+     ("unknown field", "remove it", "weight"), None),
+    ("unknown-top-level-section", "ivr_flows:", "ivr_flow:", "ivr_flow",
+     ("unknown field; did you mean ivr_flows?",), None),
+    ("version-2", "version: 1", "version: 2", "version", ("version 2 is not supported", "version: 1"), None),
+    ("operator-unknown", '{eq: "yes"}', '{equals: "yes"}', "buyers.0.filters.answers.homeowner.equals",
+     ("unknown operator 'equals'", "did you mean eq?", "eq, ne, in, not_in, gte, lte, gt, lt, between, exists"), None),
+    ("between-shape", '{eq: "yes"}', "{between: [1]}", "buyers.0.filters.answers.homeowner.between",
+     ("between needs [low, high]",), None),
+    ("in-needs-list", '{eq: "yes"}', "{in: en}", "buyers.0.filters.answers.homeowner.in", ("in needs a non-empty list",), None),
+    ("not-in-needs-list", '{eq: "yes"}', "{not_in: en}", "buyers.0.filters.answers.homeowner.not_in",
+     ("not_in needs a non-empty list",), None),
+    ("exists-needs-bool", '{eq: "yes"}', "{exists: maybe}", "buyers.0.filters.answers.homeowner.exists",
+     ("exists needs true or false",), None),
+    ("gte-needs-number", '{eq: "yes"}', "{gte: lots}", "buyers.0.filters.answers.homeowner.gte", ("gte needs a number",), None),
+    ("one-operator-per-condition", '{eq: "yes"}', "{gte: 1, lte: 5}", "buyers.0.filters.answers.homeowner",
+     ("exactly one operator", "between"), None),
+    ("state-code", "states: [CA]", "states: [California]", "buyers.0.filters.states.0", ("two-letter state code",), None),
+    ("queue-strategy", "strategy: longest_idle", "strategy: random", "queues.0.strategy",
+     ("unknown strategy 'random'", "longest_idle, round_robin, fewest_calls, best_performer"), None),
+    ("performance-above-1", "performance: 0.92", "performance: 1.5", "agents.0.performance", ("at most 1", "got 1.5"), None),
+    ("performance-below-0", "performance: 0.92", "performance: -0.1", "agents.0.performance", ("at least 0",), None),
+    ("rtb-url-scheme", '"http://127.0.0.1:9100/ping"', '"ftp://127.0.0.1/ping"', "buyers.1.bid.url",
+     ("http://, https:// or grpc://",), None),
+    ("rtb-timeout-zero", "      timeout_ms: 800", "      timeout_ms: 0", "buyers.1.bid.timeout_ms", ("greater than 0",), None),
+    ("bid-type", "type: rtb", "type: auction", "buyers.1.bid.type", ("unknown bid type 'auction'", "type: static or type: rtb"), None),
+    ("duplicate-window", "duplicate_window: 24h", "duplicate_window: 1 day", "campaigns.0.duplicate_window",
+     ("'1 day' is not a duration", "30m, 24h or 7d"), None),
+    ("duplicate-yaml-key", "    priority: 1\n", "    priority: 1\n    priority: 2\n", "buyers.0.priority",
+     ("duplicate key 'priority'", "merge them"), "priority: 2"),
+    ("missing-required", '    destination: "+18005550100"\n', "", "buyers.0.destination",
+     ("required field is missing", "destination:"), "  - id: b1"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "field", "fragments", "marker"), [c[1:] for c in REFUSALS], ids=[c[0] for c in REFUSALS])
+def test_each_refusal_names_file_line_field_and_fix(tmp_path: Path, old, new, field, fragments, marker):
+    assert old in FULL
+    text = FULL.replace(old, new, 1)
+    f = tmp_path / "routing.yaml"
+    f.write_text(text)
+    line = line_of(text, marker or new)
+    assert_problem(problems_of(f), f, line, field, *fragments)
+
+
+def test_overnight_range_is_allowed_but_not_into_the_next_days_hours(tmp_path: Path):
+    f = tmp_path / "routing.yaml"
+    f.write_text(FULL.replace('sun: "20:00-02:00"', 'fri: "22:00-10:00"').replace('mon-fri: "08:00-20:00"', 'mon-thu: "08:00-20:00"'))
+    problems = problems_of(f)
+    assert_problem(problems, f, line_of(f.read_text(), 'fri: "22:00-10:00"'), "buyers.0.schedule.hours.fri",
+                   "runs past midnight until 10:00 on sat", "overlapping sat from 09:00")
+    f.write_text(FULL.replace('sun: "20:00-02:00"', 'sun: "20:00-08:00"'))
+    assert load_config(f).buyer("b1").schedule.hours["sun"] == "20:00-08:00"  # type: ignore[union-attr]
+
+
+def test_tracking_number_in_two_campaigns(tmp_path: Path):
+    text = FULL.replace("queues:\n  - id: sales", 'campaigns_2_placeholder\nqueues:\n  - id: sales', 1)
+    second = '  - id: c2\n    numbers: ["+18885550123"]\n    publisher: pub\n    routing: {tiers: [{strategy: price, buyers: [b1]}]}'
+    text = text.replace("campaigns_2_placeholder", second)
+    f = tmp_path / "routing.yaml"
+    f.write_text(text)
+    line = line_of(text, '    numbers: ["+18885550123"]\n    publisher: pub\n    routing: {')
+    assert_problem(problems_of(f), f, line, "campaigns.1.numbers.0",
+                   "+18885550123 already belongs to campaign 'c1'", f"{f}:{line_of(text, 'numbers:')}", "remove it from one")
+
+
+def test_empty_file(tmp_path: Path):
+    f = tmp_path / "empty.yaml"
+    f.write_text("# nothing here yet\n")
+    assert_problem(problems_of(f), f, 1, "(file)", "empty file", "version: 1")
+
+
+def test_yaml_syntax_error_has_its_line(tmp_path: Path):
+    f = tmp_path / "broken.yaml"
+    f.write_text(FULL.replace("    priority: 1\n", "    priority: [1\n"))
+    (problem,) = problems_of(f)
+    assert re.match(rf"{re.escape(str(f))}:\d+: \(yaml\): not valid YAML: .+ \(check the indentation", problem), problem
+    assert int(problem.split(":")[1]) in range(line_of(FULL, "priority: 1"), line_of(FULL, "filters:") + 2)
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path):
+    f = tmp_path / "list.yaml"
+    f.write_text("- id: x\n")
+    assert_problem(problems_of(f), f, 1, "(top level)", "must be a mapping")
+
+
+def test_directory_error_points_at_the_second_file_and_its_line(tmp_path: Path):
+    first = "version: 1\npublishers:\n  - id: pub\nbuyers:\n  - id: b1\n    destination: \"+18005550100\"\n    bid: {type: static, price: 40.00}\n"
+    second = (
+        "# campaigns live in their own file\n"
+        "buyers:\n"
+        "  - id: b2\n"
+        "    destination: \"+18005550101\"\n"
+        "    bid: {type: static, price: 30.00}\n"
+        "campaigns:\n"
+        "  - id: c1\n"
+        "    numbers: [\"+18885550123\"]\n"
+        "    publisher: pub\n"
+        "    routing:\n"
+        "      tiers:\n"
+        "        - strategy: price\n"
+        "          buyers: [b1, b2]\n"
+        "        - strategy: pricey\n"
+        "          buyers: [b3]\n"
+    )
+    (tmp_path / "10-buyers.yaml").write_text(first)
+    (tmp_path / "20-campaigns.yml").write_text(second)
+    b = tmp_path / "20-campaigns.yml"
+    problems = problems_of(tmp_path)
+    assert_problem(problems, b, 14, "campaigns.0.routing.tiers.1.strategy", "unknown strategy 'pricey'")
+    assert_problem(problems, b, 15, "campaigns.0.routing.tiers.1.buyers.0", "unknown buyer 'b3'")
+    # b2 (second file) is merged after b1: it is buyers.1 and a bad field in it points into the second file
+    (tmp_path / "20-campaigns.yml").write_text(second.replace("price: 30.00", "price: 30.001"))
+    assert_problem(problems_of(tmp_path), b, 5, "buyers.1.bid.price", "fractions of a cent")
+    # a duplicate id across files names both places
+    (tmp_path / "20-campaigns.yml").write_text(second.replace("id: b2", "id: b1"))
+    assert_problem(problems_of(tmp_path), b, 3, "buyers.1.id", "duplicate buyer id 'b1'", f"{tmp_path / '10-buyers.yaml'}:5")
+
+
+def test_shape_and_reference_problems_are_reported_together(tmp_path: Path):
+    text = FULL.replace("weight: 50", "weight: 0").replace("buyers: [b1, b2]", "buyers: [b1, bx]", 1).replace("timeout_ms: 2000", "timout_ms: 2000")
+    f = tmp_path / "routing.yaml"
+    f.write_text(text)
+    problems = problems_of(f)
+    fields = [p.split(": ")[1] for p in problems]
+    assert fields == ["buyers.0.weight", "campaigns.0.routing.timout_ms", "campaigns.0.routing.tiers.0.buyers.1"]
+    lines = [int(p.split(":")[1]) for p in problems]
+    assert lines == sorted(lines)
+
+
+def test_config_error_lines_are_the_cli_lines(tmp_path: Path):
+    f = tmp_path / "routing.yaml"
+    f.write_text(FULL.replace("weight: 50", "weight: 0").replace("publisher: pub", "publisher: ghost"))
+    problems = problems_of(f)
+    res = CliRunner().invoke(app, ["config", "validate", str(f)])
+    assert res.exit_code == 1
+    for p in problems:
+        assert p in res.output.splitlines()
+    assert "2 problems" in res.output
+
+
+def test_cli_ok_for_a_directory_and_missing_path(tmp_path: Path):
+    (tmp_path / "routing.yaml").write_text(FULL)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["config", "validate", str(tmp_path)])
+    assert ok.exit_code == 0 and "OK" in ok.output, ok.output
+    missing = runner.invoke(app, ["config", "validate", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 1 and "no such file or directory" in missing.output
+
+
+def test_demo_and_deploy_configs_validate_ok(demo_config_path: Path):
+    runner = CliRunner()
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "base" / "routing.yaml"
+    for path in (demo_config_path, deploy):
+        res = runner.invoke(app, ["config", "validate", str(path)])
+        assert res.exit_code == 0 and "OK" in res.output, res.output
+
+
+def test_model_validate_still_refuses_bad_references():
+    data = {
+        "publishers": [{"id": "pub"}],
+        "buyers": [{"id": "b1", "destination": "+18005550100", "bid": {"type": "static", "price": "1.00"}}],
+        "campaigns": [{"id": "c", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "price", "buyers": ["nobody"]}]}}],
+    }
+    with pytest.raises(ValidationError, match="unknown buyer 'nobody'"):
+        RoutingConfig.model_validate(data)

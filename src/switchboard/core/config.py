@@ -1,42 +1,146 @@
 """Configuration models of ROUTING.md (the user-facing contract) and the YAML loader.
 
-Field names here are the ones users write; see docs/ROUTING.md. Money is Decimal.
+Field names here are the ones users write; see docs/ROUTING.md for the contract
+and docs/CONFIG.md for every field, default and validation rule. Money is Decimal.
+
 Loading a file or a directory returns a validated `RoutingConfig`, or raises
-`ConfigError` listing every problem as `file: path.to.field: message (fix)`.
+`ConfigError` whose `.problems` lists EVERY problem, one line each, as
+`file:line: path.to.field: message (fix)`. Line numbers come from the YAML node
+positions of the file the field was written in, also when several files are
+merged. Shape errors (pydantic) and cross-reference errors (unknown buyer, ...)
+are collected in one pass, so a user fixes everything in one go.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from decimal import Decimal
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 CENT = Decimal("0.01")
+DOCS = "docs/CONFIG.md"
+
+# A field path as the user writes it: ("campaigns", 0, "routing", "tiers", 1, "strategy").
+FieldPath = tuple[str | int, ...]
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _did_you_mean(word: Any, choices: Iterable[Any]) -> str:
+    """'; did you mean X?' when a choice is close to `word`, else ''."""
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+class FieldProblems(ValueError):
+    """Raised by a validator that found several problems, each below the validated field.
+
+    `items` holds (sub-path, message) pairs; the loader appends each sub-path to
+    the field's location, so `hours` problems point at `hours.mon-fri` and its line.
+    """
+
+    def __init__(self, items: list[tuple[FieldPath, str]]) -> None:
+        self.items = items
+        super().__init__("; ".join(f"{format_path(p)}: {m}" if p else m for p, m in items))
+
+
+# ---------------------------------------------------------------- scalars
+
+
+class ExactFloat(float):
+    """A YAML float that remembers how it was written: money `40.00` becomes Decimal("40.00") exactly."""
+
+    text: str
 
 
 def _to_money(v: Any) -> Decimal:
-    """YAML reads 40.00 as the float 40.0: go through its shortest text form, then to cents."""
     if isinstance(v, bool) or not isinstance(v, (int, float, str, Decimal)):
-        raise ValueError("a money amount like 40.00")
+        raise ValueError(f"{v!r} is not a money amount (write it like 40.00)")  # noqa: TRY004 (pydantic reports ValueError)
+    text = getattr(v, "text", None) or str(v).strip()
     try:
-        d = Decimal(str(v).strip())
-    except ArithmeticError:
-        raise ValueError(f"{v!r} is not a money amount like 40.00") from None
+        d = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{text!r} is not a money amount (write it like 40.00)") from None
     if not d.is_finite():
-        raise ValueError(f"{v!r} is not a money amount like 40.00")
-    if d != d.quantize(CENT):
-        raise ValueError(f"{v} has more than cents; round it to 2 decimals")
+        raise ValueError(f"{text!r} is not a money amount (write it like 40.00)")
     if d < 0:
-        raise ValueError(f"{v} is negative; money amounts are 0 or more")
-    return d.quantize(CENT)
+        raise ValueError(f"{text} is negative (money amounts are 0 or more, e.g. 40.00)")
+    try:
+        cents = d.quantize(CENT)
+    except InvalidOperation:
+        raise ValueError(f"{text} is too large (write a realistic amount like 40.00)") from None
+    if d != cents:
+        raise ValueError(f"{text} has fractions of a cent (round it to cents, e.g. {cents})")
+    return cents
 
 
 Money = Annotated[Decimal, BeforeValidator(_to_money)]
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _not_a_yaml_number(v: Any, example: str) -> Any:
+    """Unquoted +18885550123 is an integer to YAML: say how to quote it instead of 'expected text'."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        raise ValueError(f"{v} was read as a number (put it in quotes with its leading +, e.g. {example})")  # noqa: TRY004
+    return v
+
+
+def _e164(v: str) -> str:
+    if not _E164.match(v):
+        raise ValueError(f"{v!r} is not an E.164 number (write it like \"+18885550123\": +, country code, number, no spaces)")
+    return v
+
+
+def _destination(v: str) -> str:
+    if _E164.match(v) or re.match(r"^sips?:[^\s]+$", v):
+        return v
+    raise ValueError(
+        f"{v!r} is neither an E.164 number nor a sip: URI (write it like \"+18005550100\" or \"sip:sales@example.com\")"
+    )
+
+
+E164 = Annotated[str, BeforeValidator(lambda v: _not_a_yaml_number(v, '"+18885550123"')), AfterValidator(_e164)]
+Destination = Annotated[str, BeforeValidator(lambda v: _not_a_yaml_number(v, '"+18005550100"')), AfterValidator(_destination)]
+
+
+def _pattern(regex: str, what: str, example: str) -> Callable[[str], str]:
+    compiled = re.compile(regex)
+
+    def check(v: str) -> str:
+        if not compiled.match(v):
+            raise ValueError(f"{v!r} is not {what} (write it like {example})")
+        return v
+
+    return check
+
+
+StateCode = Annotated[str, AfterValidator(_pattern(r"^[A-Za-z]{2}$", "a two-letter state code", "CA"))]
+ZipPrefix = Annotated[str, AfterValidator(_pattern(r"^\d{1,5}$", "a ZIP prefix of 1 to 5 digits", '"900"'))]
+AreaCode = Annotated[str, AfterValidator(_pattern(r"^\d{3}$", "a three-digit area code", '"213"'))]
 
 STRATEGIES = (
     "price",
@@ -53,16 +157,20 @@ STRATEGIES = (
 Strategy = Literal[
     "price", "priority", "weight", "parallel_highest", "parallel_first", "ping_post", "even", "availability", "direct", "queue"
 ]
+QUEUE_STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "best_performer")
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# ---------------------------------------------------------------- publishers and buyers
+
+
 class Publisher(_Model):
     id: str
     name: str = ""
-    min_price: Money = Decimal("0")
+    min_price: Money = Decimal("0.00")
     blocked_buyers: list[str] = []
 
 
@@ -79,41 +187,220 @@ class RtbBid(_Model):
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not re.match(r"^(https?|grpc)://", v):
-            raise ValueError("must start with http://, https:// or grpc://")
+        if not re.match(r"^(https?|grpc)://[^/\s]+", v):
+            raise ValueError(
+                f"{v!r} must be an http://, https:// or grpc:// URL with a host "
+                '(write it like "http://127.0.0.1:9100/ping" or "grpc://127.0.0.1:9101")'
+            )
         return v
 
 
 Bid = Annotated[StaticBid | RtbBid, Field(discriminator="type")]
 
 Condition = dict[str, Any]
-_OPERATORS = {"eq", "ne", "in", "not_in", "gte", "lte", "gt", "lt", "between", "exists"}
+OPERATORS = ("eq", "ne", "in", "not_in", "gte", "lte", "gt", "lt", "between", "exists")
+_OPERATORS = set(OPERATORS)  # older name
+# What people write from other languages, for "did you mean".
+_OPERATOR_ALIASES = {
+    "equals": "eq", "is": "eq", "==": "eq", "=": "eq", "not": "ne", "not_eq": "ne", "!=": "ne",
+    ">=": "gte", "ge": "gte", "min": "gte", "<=": "lte", "le": "lte", "max": "lte", ">": "gt", "<": "lt",
+    "range": "between", "one_of": "in", "any": "in", "nin": "not_in", "not in": "not_in", "notin": "not_in",
+    "present": "exists", "has": "exists",
+}
+
+
+def _is_scalar(v: Any) -> bool:
+    return isinstance(v, (str, int, float, Decimal)) and v is not None
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float, Decimal)):
+        return Decimal(str(v)).is_finite()
+    if isinstance(v, str):
+        try:
+            return Decimal(v.strip()).is_finite()
+        except InvalidOperation:
+            return False
+    return False
+
+
+def _operator_argument_problem(op: str, arg: Any) -> str | None:
+    """What is wrong with `{op: arg}`, with the fix; None when its shape is right."""
+    if op in ("eq", "ne"):
+        if not _is_scalar(arg):
+            return f"{op} compares with one value, got {arg!r} (write it like {{{op}: \"yes\"}}; for several values use in: [a, b])"
+    elif op in ("in", "not_in"):
+        if not isinstance(arg, list) or not arg or not all(_is_scalar(x) for x in arg):
+            return f"{op} needs a non-empty list of values, got {arg!r} (write it like {{{op}: [en, es]}})"
+    elif op in ("gte", "lte", "gt", "lt"):
+        if not _is_number(arg):
+            return f"{op} needs a number, got {arg!r} (write it like {{{op}: 650}})"
+    elif op == "between":
+        if not (isinstance(arg, list) and len(arg) == 2 and all(_is_number(x) for x in arg)):
+            return f"between needs [low, high], got {arg!r} (write it like {{between: [100, 500]}})"
+    elif op == "exists" and not isinstance(arg, bool):
+        return f"exists needs true or false, got {arg!r} (write it like {{exists: true}})"
+    return None
+
+
+def _check_answers(v: Any) -> Any:
+    if not isinstance(v, Mapping):
+        return v  # None, or a shape error pydantic reports
+    problems: list[tuple[FieldPath, str]] = []
+    for key, cond in v.items():
+        if not isinstance(cond, Mapping) or len(cond) != 1:
+            problems.append(
+                (
+                    (key,),
+                    (
+                        f"a condition is exactly one operator, got {cond!r} "
+                        '(write it like {eq: "yes"}; for a range use {between: [low, high]})'
+                    ),
+                )
+            )
+            continue
+        ((op, arg),) = cond.items()
+        if op not in _OPERATORS:
+            hint = f"; did you mean {_OPERATOR_ALIASES[op]}?" if op in _OPERATOR_ALIASES else _did_you_mean(op, OPERATORS)
+            problems.append(((key, op), f"unknown operator {op!r}{hint} (use one of: {', '.join(OPERATORS)})"))
+            continue
+        why = _operator_argument_problem(op, arg)
+        if why:
+            problems.append(((key, op), why))
+    if problems:
+        raise FieldProblems(problems)
+    return v
 
 
 class Filters(_Model):
-    states: list[str] | None = None
-    zip_prefixes: list[str] | None = None
-    area_codes: list[str] | None = None
+    states: list[StateCode] | None = None
+    zip_prefixes: list[ZipPrefix] | None = None
+    area_codes: list[AreaCode] | None = None
     answers: dict[str, Condition] | None = None
 
-    @field_validator("answers")
+    @field_validator("answers", mode="before")
     @classmethod
-    def _ops(cls, v: dict[str, Condition] | None) -> dict[str, Condition] | None:
-        for key, cond in (v or {}).items():
-            if not isinstance(cond, dict) or len(cond) != 1:
-                raise ValueError(f"answers.{key}: a condition is one operator, e.g. {{eq: \"yes\"}}")
-            (op, arg), = cond.items()
-            if op not in _OPERATORS:
-                raise ValueError(f"answers.{key}: unknown operator {op!r}; use one of {sorted(_OPERATORS)}")
-            if op == "between" and not (isinstance(arg, list) and len(arg) == 2):
-                raise ValueError(f"answers.{key}: between takes [low, high]")
-            if op in ("in", "not_in") and not isinstance(arg, list):
-                raise ValueError(f"answers.{key}: {op} takes a list")
-        return v
+    def _answers(cls, v: Any) -> Any:
+        return _check_answers(v)
 
+
+# ---------------------------------------------------------------- schedules
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_TIME = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_RANGE = re.compile(rf"^({_TIME})-({_TIME}|24:00)$")
+
+
+def expand_days(spec: str) -> list[str]:
+    """'mon-fri' → [mon..fri]; 'sat' → [sat]; 'mon,wed' → [mon, wed]; 'fri-mon' wraps the weekend."""
+    out: list[str] = []
+    for part in str(spec).split(","):
+        part = part.strip().lower()
+        names = part.split("-", 1) if "-" in part else [part]
+        for name in names:
+            if name not in _DAYS:
+                raise ValueError(
+                    f"unknown day {name!r}{_did_you_mean(name, _DAYS)} "
+                    f"(days are {', '.join(_DAYS)}; ranges look like mon-fri, lists like mon,wed)"
+                )
+        if len(names) == 2:
+            i, j = _DAYS.index(names[0]), _DAYS.index(names[1])
+            out.extend(_DAYS[i : j + 1] if i <= j else _DAYS[i:] + _DAYS[: j + 1])
+        else:
+            out.append(names[0])
+    return out
+
+
+def _minutes(hhmm: str) -> int:
+    return int(hhmm[:2]) * 60 + int(hhmm[3:])
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _check_hours(v: Any) -> Any:
+    """Each entry `days: "HH:MM-HH:MM"`; a day in one entry only; overnight ranges may not run into the next day's hours."""
+    if not isinstance(v, Mapping):
+        return v
+    problems: list[tuple[FieldPath, str]] = []
+    if not v:
+        problems.append(((), 'no hours: the buyer would always be closed (add e.g. {mon-fri: "08:00-20:00"}, or remove the schedule)'))
+    owner: dict[str, str] = {}  # day -> the entry that covers it
+    spans: dict[str, tuple[int, int, str]] = {}  # day -> (start, end, entry); end < start runs overnight
+    out: dict[str, str] = {}
+    for key, rng in v.items():
+        try:
+            days = expand_days(key)
+        except ValueError as exc:
+            problems.append(((key,), str(exc)))
+            days = []
+        fresh = []
+        for day in days:
+            if day in owner:
+                problems.append(((key,), f"{day} is already covered by {owner[day]!r} (list each day in one entry only)"))
+            else:
+                owner[day] = str(key)
+                fresh.append(day)
+        if not isinstance(rng, str):
+            problems.append(
+                ((key,), f"{rng!r} is not a time range (write it in quotes like \"08:00-20:00\"; to close a day, leave it out)")
+            )
+            continue
+        rng = rng.strip()
+        m = _RANGE.match(rng)
+        if not m:
+            problems.append(
+                (
+                    (key,),
+                    (
+                        f"{rng!r} is not a time range HH:MM-HH:MM (write it like \"08:00-20:00\"; "
+                        'times run 00:00 to 24:00, and "20:00-08:00" runs overnight)'
+                    ),
+                )
+            )
+            continue
+        start, end = _minutes(m.group(1)), _minutes(m.group(2))
+        if end == 0:
+            end = 24 * 60  # "20:00-00:00" is until midnight
+        if start == end:
+            problems.append(((key,), f"{rng!r} starts and ends at the same time (for the whole day write \"00:00-24:00\")"))
+            continue
+        out[str(key)] = rng
+        for day in fresh:
+            spans[day] = (start, end, str(key))
+    for day, (start, end, key) in spans.items():
+        if end >= start:
+            continue
+        nxt = _DAYS[(_DAYS.index(day) + 1) % 7]
+        if nxt in spans and spans[nxt][0] < end:
+            problems.append(
+                (
+                    (key,),
+                    (
+                        f"{day} runs past midnight until {_hhmm(end)} on {nxt}, overlapping {nxt} from {_hhmm(spans[nxt][0])} "
+                        f"(end {day} earlier or start {nxt} later)"
+                    ),
+                )
+            )
+    if problems:
+        raise FieldProblems(problems)
+    return out
+
+
+def _check_timezone(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        import zoneinfo
+
+        hint = _did_you_mean(v, zoneinfo.available_timezones())
+        raise ValueError(f"unknown timezone {v!r}{hint} (use an IANA name such as America/New_York)") from None
+    return v
 
 
 class Schedule(_Model):
@@ -122,43 +409,13 @@ class Schedule(_Model):
 
     @field_validator("timezone")
     @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {v!r}; use an IANA name such as America/New_York") from None
-        return v
+    def _tz(cls, v: Any) -> Any:
+        return _check_timezone(v)
 
-    @field_validator("hours")
+    @field_validator("hours", mode="before")
     @classmethod
-    def _hours(cls, v: dict[str, str]) -> dict[str, str]:
-        seen: set[str] = set()
-        for days, rng in v.items():
-            for day in expand_days(days):
-                if day in seen:
-                    raise ValueError(f"{days}: {day} appears in more than one entry")
-                seen.add(day)
-            if not _RANGE.match(str(rng)):
-                raise ValueError(f"{days}: {rng!r} is not HH:MM-HH:MM")
-        return v
-
-
-def expand_days(spec: str) -> list[str]:
-    """'mon-fri' → [mon..fri]; 'sat' → [sat]; 'mon,wed' → [mon, wed]."""
-    out: list[str] = []
-    for part in spec.split(","):
-        part = part.strip().lower()
-        if "-" in part:
-            a, b = part.split("-", 1)
-            if a not in _DAYS or b not in _DAYS:
-                raise ValueError(f"unknown day range {part!r}; days are {', '.join(_DAYS)}")
-            i, j = _DAYS.index(a), _DAYS.index(b)
-            out.extend(_DAYS[i : j + 1] if i <= j else _DAYS[i:] + _DAYS[: j + 1])
-        elif part in _DAYS:
-            out.append(part)
-        else:
-            raise ValueError(f"unknown day {part!r}; days are {', '.join(_DAYS)}")
-    return out
+    def _hours(cls, v: Any) -> Any:
+        return _check_hours(v)
 
 
 class Caps(_Model):
@@ -172,7 +429,7 @@ class Caps(_Model):
 class Buyer(_Model):
     id: str
     name: str = ""
-    destination: str
+    destination: Destination
     share_caller_number: bool = False
     bid: Bid
     billable_after_s: int = Field(90, ge=0)
@@ -182,12 +439,8 @@ class Buyer(_Model):
     schedule: Schedule | None = None
     caps: Caps = Caps()
 
-    @field_validator("destination")
-    @classmethod
-    def _dest(cls, v: str) -> str:
-        if not (re.match(r"^\+[1-9]\d{6,14}$", v) or v.startswith("sip:")):
-            raise ValueError("must be an E.164 number like +18005550100 or a sip: URI")
-        return v
+
+# ---------------------------------------------------------------- campaigns and routing
 
 
 class Tier(_Model):
@@ -198,11 +451,28 @@ class Tier(_Model):
 
     @model_validator(mode="after")
     def _targets(self) -> Tier:
+        problems: list[tuple[FieldPath, str]] = []
         if self.strategy == "queue":
             if not self.queue:
-                raise ValueError("a queue tier needs `queue: <queue id>`")
-        elif not self.buyers:
-            raise ValueError(f"a {self.strategy} tier needs `buyers: [<buyer id>, ...]`")
+                problems.append((("queue",), "a queue tier needs a queue (add `queue: <queue id>`)"))
+            if self.buyers:
+                problems.append((("buyers",), "a queue tier hands the call to a queue, not to buyers (remove buyers, or use another strategy)"))
+        else:
+            if not self.buyers:
+                problems.append((("buyers",), f"a {self.strategy} tier needs buyers (add `buyers: [<buyer id>, ...]`)"))
+            if self.queue is not None:
+                problems.append((("queue",), "only a queue tier takes `queue` (remove it, or set `strategy: queue`)"))
+        seen: set[str] = set()
+        for i, b in enumerate(self.buyers):
+            if b in seen:
+                problems.append((("buyers", i), f"{b!r} is listed twice in this tier (remove the second one)"))
+            seen.add(b)
+        if "pick" in self.model_fields_set and self.strategy != "parallel_first":
+            problems.append(
+                (("pick",), f"pick only applies to parallel_first, not {self.strategy} (remove it, or set `strategy: parallel_first`)")
+            )
+        if problems:
+            raise FieldProblems(problems)
         return self
 
 
@@ -212,24 +482,42 @@ class Routing(_Model):
     tiers: list[Tier] = Field(min_length=1)
 
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION = re.compile(r"^([1-9]\d*)([smhd])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """'30m' → 1800; the format `duplicate_window` accepts."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration like 30m, 24h or 7d")
+    return int(m.group(1)) * _DURATION_SECONDS[m.group(2)]
+
+
+def _check_duration(v: Any) -> Any:
+    if v is None:
+        return v
+    if not isinstance(v, str) or not _DURATION.match(v.strip()):
+        raise ValueError(f"{v!r} is not a duration (write a whole number and a unit s, m, h or d: 30m, 24h or 7d)")
+    return v.strip()
 
 
 class Campaign(_Model):
     id: str
     name: str = ""
-    numbers: list[str] = Field(min_length=1)
+    numbers: list[E164] = Field(min_length=1)
     publisher: str
     ivr: str | None = None
     duplicate_window: str | None = None
     routing: Routing
 
-    @field_validator("duplicate_window")
+    @field_validator("duplicate_window", mode="before")
     @classmethod
-    def _window(cls, v: str | None) -> str | None:
-        if v is not None and not _DURATION.match(v):
-            raise ValueError("a duration like 30m, 24h or 7d")
-        return v
+    def _window(cls, v: Any) -> Any:
+        return _check_duration(v)
+
+
+# ---------------------------------------------------------------- in-house ACD and IVR
 
 
 class Queue(_Model):
@@ -257,6 +545,118 @@ class IvrFlow(_Model):
     id: str
 
 
+# ---------------------------------------------------------------- the whole configuration
+
+_LIST_SECTIONS = ("publishers", "buyers", "campaigns", "queues", "agents", "ivr_flows")
+_SECTION_NOUN = {
+    "publishers": "publisher",
+    "buyers": "buyer",
+    "campaigns": "campaign",
+    "queues": "queue",
+    "agents": "agent",
+    "ivr_flows": "IVR flow",
+}
+
+
+def _items(data: Mapping[str, Any], section: str) -> list[tuple[int, Mapping[str, Any]]]:
+    value = data.get(section)
+    if not isinstance(value, list):
+        return []
+    return [(i, x) for i, x in enumerate(value) if isinstance(x, Mapping)]
+
+
+def _ids(data: Mapping[str, Any], section: str) -> set[Any]:
+    return {x["id"] for _, x in _items(data, section) if isinstance(x.get("id"), str)}
+
+
+def _seq(value: Any) -> list[tuple[int, Any]]:
+    return [(i, x) for i, x in enumerate(value) if isinstance(x, str)] if isinstance(value, list) else []
+
+
+def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str] = lambda p: "") -> list[tuple[FieldPath, str]]:
+    """Cross-references and uniqueness over the raw (or dumped) configuration, tolerant of bad shapes.
+
+    Runs on raw data so its problems are reported together with shape problems.
+    `where(path)` renders a location ("a.yaml:12") for messages that mention another place.
+    """
+    problems: list[tuple[FieldPath, str]] = []
+
+    def also(path: FieldPath) -> str:
+        w = where(path)
+        return f" at {w}" if w else ""
+
+    for section in _LIST_SECTIONS:
+        first: dict[str, int] = {}
+        for i, item in _items(data, section):
+            ident = item.get("id")
+            if not isinstance(ident, str):
+                continue
+            if ident in first:
+                problems.append(
+                    (
+                        (section, i, "id"),
+                        (
+                            f"duplicate {_SECTION_NOUN[section]} id {ident!r}, first defined{also((section, first[ident], 'id'))} "
+                            "(ids must be unique: rename or remove one)"
+                        ),
+                    )
+                )
+            else:
+                first[ident] = i
+
+    buyers, publishers, queues, flows = (_ids(data, s) for s in ("buyers", "publishers", "queues", "ivr_flows"))
+
+    def unknown(kind: str, section: str, ident: str, known: set[Any], action: str) -> str:
+        return f"unknown {kind} {ident!r}{_did_you_mean(ident, known)} (define it under {section}, or {action})"
+
+    number_owner: dict[str, tuple[str, FieldPath]] = {}
+    for ci, c in _items(data, "campaigns"):
+        pub = c.get("publisher")
+        if isinstance(pub, str) and pub not in publishers:
+            problems.append((("campaigns", ci, "publisher"), unknown("publisher", "publishers", pub, publishers, "use an existing publisher id")))
+        ivr = c.get("ivr")
+        if isinstance(ivr, str) and ivr not in flows:
+            problems.append((("campaigns", ci, "ivr"), unknown("IVR flow", "ivr_flows", ivr, flows, "remove `ivr` from the campaign")))
+        for ni, n in _seq(c.get("numbers")):
+            path: FieldPath = ("campaigns", ci, "numbers", ni)
+            if n in number_owner:
+                owner, other = number_owner[n]
+                same = owner == c.get("id")
+                problems.append(
+                    (
+                        path,
+                        f"tracking number {n} is listed twice in this campaign (remove one)"
+                        if same
+                        else f"tracking number {n} already belongs to campaign {owner!r}{also(other)} "
+                        "(a number routes to one campaign: remove it from one of them)",
+                    )
+                )
+            else:
+                number_owner[n] = (str(c.get("id")), path)
+        routing = c.get("routing")
+        if not isinstance(routing, Mapping):
+            continue
+        for ti, t in _items(routing, "tiers"):
+            tier_path: FieldPath = ("campaigns", ci, "routing", "tiers", ti)
+            for bi, b in _seq(t.get("buyers")):
+                if b not in buyers:
+                    problems.append((tier_path + ("buyers", bi), unknown("buyer", "buyers", b, buyers, "remove it from the tier")))
+            q = t.get("queue")
+            if isinstance(q, str) and q not in queues:
+                problems.append((tier_path + ("queue",), unknown("queue", "queues", q, queues, "point the tier at an existing queue")))
+    for pi, p in _items(data, "publishers"):
+        for bi, b in _seq(p.get("blocked_buyers")):
+            if b not in buyers:
+                problems.append(
+                    (("publishers", pi, "blocked_buyers", bi), unknown("buyer", "buyers", b, buyers, "remove it from blocked_buyers"))
+                )
+    for ai, a in _items(data, "agents"):
+        for qi, q in _seq(a.get("queues")):
+            if q not in queues:
+                problems.append((("agents", ai, "queues", qi), unknown("queue", "queues", q, queues, "remove it from the agent's queues")))
+    return problems
+
+
 class RoutingConfig(_Model):
     version: Literal[1] = 1
     publishers: list[Publisher] = []
@@ -268,47 +668,24 @@ class RoutingConfig(_Model):
     # The offline simulation model (issue: simulate); kept as given until it is defined.
     simulation: dict[str, Any] | None = None
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        if isinstance(v, bool) or v != 1:
+            raise ValueError(f"version {v!r} is not supported (set `version: 1`)")
+        return v
+
     @model_validator(mode="after")
-    def _references(self) -> RoutingConfig:
-        problems: list[str] = []
-        for kind in ("publishers", "buyers", "campaigns", "queues", "agents", "ivr_flows"):
-            ids = [x.id for x in getattr(self, kind)]
-            dups = sorted({i for i in ids if ids.count(i) > 1})
-            if dups:
-                problems.append(f"{kind}: duplicate id {', '.join(dups)} (ids must be unique)")
-        buyers = {b.id for b in self.buyers}
-        publishers = {p.id for p in self.publishers}
-        queues = {q.id for q in self.queues}
-        flows = {f.id for f in self.ivr_flows}
-        numbers: dict[str, str] = {}
-        for ci, c in enumerate(self.campaigns):
-            if c.publisher not in publishers:
-                problems.append(f"campaigns.{ci}.publisher: unknown publisher {c.publisher!r} (define it under publishers)")
-            if c.ivr and c.ivr not in flows:
-                problems.append(f"campaigns.{ci}.ivr: unknown IVR flow {c.ivr!r} (define it under ivr_flows)")
-            for n in c.numbers:
-                if n in numbers:
-                    problems.append(f"campaigns.{ci}.numbers: {n} already belongs to campaign {numbers[n]!r}")
-                numbers[n] = c.id
-            for ti, t in enumerate(c.routing.tiers):
-                for b in t.buyers:
-                    if b not in buyers:
-                        problems.append(f"campaigns.{ci}.routing.tiers.{ti}.buyers: unknown buyer {b!r} (define it under buyers)")
-                if t.queue and t.queue not in queues:
-                    problems.append(f"campaigns.{ci}.routing.tiers.{ti}.queue: unknown queue {t.queue!r} (define it under queues)")
-        for pi, p in enumerate(self.publishers):
-            for b in p.blocked_buyers:
-                if b not in buyers:
-                    problems.append(f"publishers.{pi}.blocked_buyers: unknown buyer {b!r}")
-        for ai, a in enumerate(self.agents):
-            for q in a.queues:
-                if q not in queues:
-                    problems.append(f"agents.{ai}.queues: unknown queue {q!r} (define it under queues)")
+    def _references(self, info: ValidationInfo) -> RoutingConfig:
+        # load_config checks references on the raw data (to report them with shape errors); skip the second pass.
+        if info.context and info.context.get("references_checked"):
+            return self
+        problems = reference_problems(self.model_dump())
         if problems:
-            raise ValueError("; ".join(problems))
+            raise FieldProblems(problems)
         return self
 
-    # Lookups used by every service; built lazily, the model is frozen.
+    # Lookups used by every service.
     def campaign_for_number(self, dialed: str) -> Campaign | None:
         for c in self.campaigns:
             if dialed in c.numbers:
@@ -328,65 +705,404 @@ class RoutingConfig(_Model):
         return next(q for q in self.queues if q.id == queue_id)
 
 
+# ---------------------------------------------------------------- problems and errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration problem; `str()` is the line users see: `file:line: path: message (fix)`."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}"
+
+
 class ConfigError(ValueError):
-    """Invalid configuration: `problems` holds one `file: field: message (fix)` line each."""
+    """Invalid configuration: `problems` holds one `file:line: field: message (fix)` line each; `details` the same as `Problem`s."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+    def __init__(self, problems: list[str] | list[Problem]) -> None:
+        self.details = [p for p in problems if isinstance(p, Problem)]
+        self.problems = [str(p) for p in problems]
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in self.problems))
 
 
-_LIST_SECTIONS = ("publishers", "buyers", "campaigns", "queues", "agents", "ivr_flows")
+# ---------------------------------------------------------------- YAML reading with positions
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose floats remember their text (see ExactFloat)."""
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    value = loader.construct_yaml_float(node)
+    f = ExactFloat(value)
+    f.text = str(node.value).replace("_", "")
+    return f
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+_Key = tuple[str, ...]  # a field path with every part as text, for position lookups
+
+
+def _key(path: Iterable[str | int]) -> _Key:
+    return tuple(str(p) for p in path)
+
+
+@dataclass
+class _Source:
+    """Where each field of the merged configuration was written."""
+
+    files: list[str]
+    lines: dict[_Key, tuple[str, int]]
+
+    def locate(self, path: FieldPath) -> tuple[str, int | None]:
+        key = _key(path)
+        for n in range(len(key), 0, -1):
+            if key[:n] in self.lines:
+                return self.lines[key[:n]]
+        return (self.files[0] if self.files else "", None)
+
+    def render(self, path: FieldPath) -> str:
+        f, line = self.locate(path)
+        return f"{f}:{line}" if line else f
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _record(node: yaml.Node, prefix: _Key, file: str, lines: dict[_Key, tuple[str, int]], problems: list[Problem]) -> None:
+    """Map every field path below `node` to its line; report duplicate keys, which YAML would silently drop."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for k, v in node.value:
+            name = str(k.value)
+            if name == "<<":  # a merge key: its fields keep their own positions
+                continue
+            path = prefix + (name,)
+            if name in seen:
+                problems.append(
+                    Problem(
+                        file,
+                        _line(k),
+                        format_path(path),
+                        f"duplicate key {name!r}, also at line {seen[name]} (YAML keeps only the last one: merge them into one)",
+                    )
+                )
+            seen[name] = _line(k)
+            lines[path] = (file, _line(k))
+            _record(v, path, file, lines, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = prefix + (str(i),)
+            lines[path] = (file, _line(item))
+            _record(item, path, file, lines, problems)
+
+
+def _read(file: Path, problems: list[Problem], lines: dict[_Key, tuple[str, int]]) -> dict[str, Any] | None:
+    """Parse one file into its top-level mapping, recording field positions in `lines`; None after reporting why not."""
+    name = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(name, None, "(file)", f"cannot be read: {exc} (check the path and that it is UTF-8 text)"))
+        return None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            problems.append(Problem(name, 1, "(file)", "empty file (add `version: 1` and at least one section, or remove the file)"))
+            return None
+        local: dict[_Key, tuple[str, int]] = {}
+        dup: list[Problem] = []
+        _record(node, (), name, local, dup)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = "; ".join(x for x in (exc.context, exc.problem) if x)
+        near = f" near line {line}" if line else ""
+        problems.append(Problem(name, line, "(yaml)", f"not valid YAML: {what} (check the indentation, colons and quoting{near})"))
+        return None
+    except yaml.YAMLError as exc:
+        problems.append(Problem(name, None, "(yaml)", f"not valid YAML: {exc} (check the indentation, colons and quoting)"))
+        return None
+    finally:
+        loader.dispose()
+    problems.extend(dup)
+    if data is None:
+        problems.append(Problem(name, _line(node), "(file)", "empty file (add `version: 1` and at least one section, or remove the file)"))
+        return None
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        problems.append(
+            Problem(name, _line(node), "(top level)", "the top level must be a mapping (start with `version: 1`, then sections such as buyers: and campaigns:)")
+        )
+        return None
+    lines.update(local)
+    return data
+
+
+def _merge(files: list[Path], problems: list[Problem]) -> tuple[dict[str, Any], _Source]:
+    """Concatenate the list sections of every file; other top-level keys may be set in one file only."""
+    merged: dict[str, Any] = {}
+    source = _Source([str(f) for f in files], {})
+    set_in: dict[str, str] = {}
+    for f in files:
+        local: dict[_Key, tuple[str, int]] = {}
+        data = _read(f, problems, local)
+        if data is None:
+            continue
+        name = str(f)
+        for key, value in data.items():
+            key = str(key)
+            line = local.get((key,), (name, None))[1]
+            if key in _LIST_SECTIONS:
+                if value is None:
+                    continue  # `buyers:` with every entry commented out
+                if not isinstance(value, list):
+                    problems.append(
+                        Problem(name, line, key, f"expected a list, got {_show(value)} (write one `- id: ...` entry per item under {key}:)")
+                    )
+                    continue
+                offset = len(merged.setdefault(key, []))
+                merged[key].extend(value)
+                # re-key this file's positions from its own list indexes to the merged ones
+                for path, pos in local.items():
+                    if path[0] == key and len(path) > 1:
+                        source.lines[(key, str(int(path[1]) + offset)) + path[2:]] = pos
+                source.lines.setdefault((key,), (name, line or 0))
+            elif key not in RoutingConfig.model_fields:
+                problems.append(Problem(name, line, key, _unknown_field(key, list(RoutingConfig.model_fields))))
+            elif key == "version":
+                if isinstance(value, bool) or value != 1:
+                    problems.append(Problem(name, line, "version", f"version {value!r} is not supported (set `version: 1`)"))
+            elif key in set_in and merged.get(key) != value:
+                problems.append(
+                    Problem(name, line, key, f"already set in {set_in[key]} (set {key} in one file only)")
+                )
+            else:
+                merged[key] = value
+                set_in[key] = f"{name}:{line}"
+                for path, pos in local.items():
+                    if path[0] == key:
+                        source.lines[path] = pos
+    return merged, source
+
+
+# ---------------------------------------------------------------- pydantic errors → problems
+
+
+def _unwrap(t: Any) -> list[Any]:
+    """The concrete types behind Annotated / Optional / Union."""
+    origin = typing.get_origin(t)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(t)[0])
+    if origin in (Union, types.UnionType):
+        return [c for a in typing.get_args(t) if a is not type(None) for c in _unwrap(a)]
+    return [t]
+
+
+def _is_model(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, BaseModel)
+
+
+def _child_type(t: Any, part: str | int) -> Any:
+    for c in _unwrap(t):
+        if _is_model(c) and part in c.model_fields:
+            return c.model_fields[part].annotation
+        origin = typing.get_origin(c)
+        if origin is list and isinstance(part, int):
+            return typing.get_args(c)[0]
+        if origin is dict:
+            return typing.get_args(c)[1]
+    for c in _unwrap(t):  # a discriminator tag such as "static" selects the union member
+        if _is_model(c) and "type" in c.model_fields and part in typing.get_args(c.model_fields["type"].annotation):
+            return c
+    return None
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model at pydantic location `loc` (for 'did you mean')."""
+    t: Any = RoutingConfig
+    for part in loc:
+        t = _child_type(t, part)
+        if t is None:
+            return []
+    return [f for c in _unwrap(t) if _is_model(c) for f in c.model_fields]
+
+
+def _user_path(loc: tuple[Any, ...], data: Any) -> FieldPath:
+    """Drop what pydantic adds to a location but the user never wrote (union tags, '[key]')."""
+    out: list[str | int] = []
+    cur = data
+    for i, part in enumerate(loc):
+        if (isinstance(cur, Mapping) and part in cur) or (isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)):
+            out.append(part)
+            cur = cur[part]
+        elif part == "[key]":
+            continue
+        elif i == len(loc) - 1:
+            out.append(part)  # a missing (or extra) field
+            cur = None
+        # else: a union tag such as "static"
+    return tuple(out)
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float) and not hasattr(v, "text") and v.is_integer():
+        v = int(v)  # pydantic's bound 1.0 reads better as 1
+    text = repr(v) if isinstance(v, str) else str(getattr(v, "text", None) or v)
+    if isinstance(v, Mapping):
+        text = "a mapping"
+    elif isinstance(v, list):
+        text = "a list"
+    elif v is None:
+        text = "nothing"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unknown_field(name: str, fields: list[str]) -> str:
+    close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean {close[0]}? (rename it to {close[0]})"
+    return f"unknown field (remove it; fields here: {', '.join(fields)})" if fields else "unknown field (remove it)"
+
+
+_EXAMPLES = {
+    "id": "a-unique-id",
+    "destination": '"+18005550100"',
+    "bid": "{type: static, price: 40.00}",
+    "price": "40.00",
+    "type": "static",
+    "url": '"http://127.0.0.1:9100/ping"',
+    "numbers": '["+18885550123"]',
+    "publisher": "<publisher id>",
+    "routing": "{tiers: [{strategy: price, buyers: [<buyer id>]}]}",
+    "tiers": "[{strategy: price, buyers: [<buyer id>]}]",
+    "strategy": "price",
+    "timezone": "America/New_York",
+    "hours": '{mon-fri: "08:00-20:00"}',
+    "queues": "[<queue id>]",
+}
+
+
+def _friendly(err: Mapping[str, Any], path: FieldPath) -> str:
+    """pydantic's error as `message (fix)` in the language of the config file."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    given = err.get("input")
+    name = str(path[-1]) if path else "value"
+    if kind == "missing":
+        return f"required field is missing (add `{name}: {_EXAMPLES.get(name, '...')}`)"
+    if kind == "extra_forbidden":
+        return _unknown_field(name, _fields_at(tuple(err["loc"][:-1])))
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", ""))) or re.findall(r"\b\w+\b", str(ctx.get("expected", "")))
+        what = "strategy" if name == "strategy" else name
+        return f"unknown {what} {_show(given)}{_did_you_mean(given, allowed)} (use one of: {', '.join(allowed)})"
+    if kind == "union_tag_invalid":
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        return f"unknown {name} type {ctx.get('tag')!r}{_did_you_mean(ctx.get('tag'), tags)} (use type: {' or type: '.join(tags)})"
+    if kind == "union_tag_not_found":
+        return f"{name} needs a type (add `type: static` with a price, or `type: rtb` with a url)"
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
+        ctx = {k: _show(v) if isinstance(v, (int, float)) else v for k, v in ctx.items()}
+    if kind == "greater_than":
+        return f"must be greater than {ctx['gt']}, got {_show(given)} (set {name} above {ctx['gt']})"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}, got {_show(given)} (set {name} to {ctx['ge']} or more)"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}, got {_show(given)} (set {name} to {ctx['le']} or less)"
+    if kind == "less_than":
+        return f"must be less than {ctx['lt']}, got {_show(given)} (set {name} below {ctx['lt']})"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {_show(given)} (write it like 5)"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {_show(given)} (write it like 0.5)"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {_show(given)} (write true or false)"
+    if kind == "string_type":
+        return f"expected text, got {_show(given)} (put it in quotes, e.g. \"{_show(given)}\")"
+    if kind == "list_type":
+        return f"expected a list, got {_show(given)} (write it as [a, b] or one `- item` per line)"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {_show(given)} (write `field: value` lines under {name})"
+    if kind == "too_short":
+        return f"must not be empty (list at least {ctx.get('min_length', 1)} entry under {name})"
+    if kind == "value_error":
+        msg = str(ctx.get("error") or err["msg"]).removeprefix("Value error, ")
+        return msg if msg.endswith(")") else f"{msg} (see {DOCS})"
+    return f"{err['msg']} (see {DOCS})"
+
+
+def pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[FieldPath, str]]:
+    """Every pydantic error as (user path, message with fix); validators' FieldProblems are expanded."""
+    out: list[tuple[FieldPath, str]] = []
+    for err in exc.errors():
+        path = _user_path(tuple(err["loc"]), data)
+        error = (err.get("ctx") or {}).get("error")
+        if err["type"] == "value_error" and isinstance(error, FieldProblems):
+            out.extend((path + sub, msg) for sub, msg in error.items)
+        elif err["type"] == "union_tag_invalid":  # point at the `type:` line, where the wrong tag is written
+            out.append((path + ("type",), _friendly(err, path)))
+        else:
+            out.append((path, _friendly(err, path)))
+    return out
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _files(path: Path) -> list[Path] | Problem:
+    if path.is_dir():
+        files = sorted(
+            f for f in path.iterdir() if f.suffix in (".yaml", ".yml") and not f.name.startswith(".") and f.is_file()
+        )
+        if not files:
+            return Problem(str(path), None, "(directory)", "no *.yaml or *.yml files here (add one, or pass a file)")
+        return files
+    if path.is_file():
+        return [path]
+    return Problem(str(path), None, "(file)", "no such file or directory (pass a YAML file or a directory of them)")
+
+
+def check_config(path: str | Path) -> tuple[RoutingConfig | None, list[Problem]]:
+    """Validate `path` and return (config, []) or (None, every problem in file and line order)."""
+    path = Path(path)
+    files = _files(path)
+    if isinstance(files, Problem):
+        return None, [files]
+    problems: list[Problem] = []
+    merged, source = _merge(files, problems)
+
+    def add(items: Iterable[tuple[FieldPath, str]]) -> None:
+        for p, msg in items:
+            f, line = source.locate(p)
+            problems.append(Problem(f, line, format_path(p), msg))
+
+    config: RoutingConfig | None = None
+    try:
+        config = RoutingConfig.model_validate(merged, context={"references_checked": True})
+    except ValidationError as exc:
+        add(pydantic_problems(exc, merged))
+    add(reference_problems(merged, source.render))
+    if not problems:
+        return config, []
+    order = {f: i for i, f in enumerate(source.files)}
+    unique = list(dict.fromkeys(problems))
+    unique.sort(key=lambda p: (order.get(p.file, -1), p.line or 0))
+    return None, unique
 
 
 def load_config(path: str | Path) -> RoutingConfig:
-    """Load one YAML file or every *.yaml/*.yml file of a directory (sections are concatenated)."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-        if not files:
-            raise ConfigError([f"{path}: no *.yaml files in this directory"])
-    elif path.exists():
-        files = [path]
-    else:
-        raise ConfigError([f"{path}: no such file or directory (pass a YAML file or a directory of them)"])
-    merged: dict[str, Any] = {}
-    origin: dict[tuple[str, int], Path] = {}
-    problems: list[str] = []
-    for f in files:
-        try:
-            doc = yaml.safe_load(f.read_text()) or {}
-        except yaml.YAMLError as exc:
-            problems.append(f"{f}: not valid YAML: {exc}")
-            continue
-        if not isinstance(doc, dict):
-            problems.append(f"{f}: the top level must be a mapping (version, buyers, campaigns, ...)")
-            continue
-        for key, value in doc.items():
-            if key in _LIST_SECTIONS:
-                if not isinstance(value, list):
-                    problems.append(f"{f}: {key}: must be a list")
-                    continue
-                start = len(merged.setdefault(key, []))
-                merged[key].extend(value)
-                for i in range(len(value)):
-                    origin[(key, start + i)] = f
-            else:
-                merged[key] = value
-                origin[(key, -1)] = f
-    if problems:
+    """Load one YAML file or every *.yaml/*.yml file of a directory (list sections are concatenated in file-name order)."""
+    config, problems = check_config(path)
+    if problems or config is None:
         raise ConfigError(problems)
-    try:
-        return RoutingConfig.model_validate(merged)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = [str(p) for p in err["loc"]]
-            where = files[0] if len(files) == 1 else None
-            if len(loc) >= 2 and loc[1].isdigit():
-                where = origin.get((loc[0], int(loc[1])), where)
-            elif loc:
-                where = origin.get((loc[0], -1), where)
-            field = ".".join(loc) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{where or path}: {field}: {msg}")
-        raise ConfigError(problems) from None
+    return config
