@@ -1,15 +1,20 @@
-"""Shared fixtures: a real Tansu broker per test session (ephemeral port), temp dirs."""
+"""Shared fixtures: a real Tansu broker per test session (ephemeral port), a publisher on it, temp dirs.
+
+Plain helpers (service processes, reading topics back) are in tests/support.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from switchboard.platform.broker import EmbeddedBroker
+from switchboard.platform.kafka import EventBus
 from switchboard.platform.settings import KafkaSettings
+from tests.support import event_bus
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "src" / "switchboard" / "examples" / "demo.yaml"
 
@@ -29,6 +34,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture()
 def kafka(broker: EmbeddedBroker) -> KafkaSettings:
     return broker.kafka_settings()
+
+
+@pytest.fixture()
+async def bus(kafka: KafkaSettings) -> AsyncIterator[EventBus]:
+    """A started EventBus (service name "test") on the session broker."""
+    async with event_bus(kafka) as b:
+        yield b
 
 
 @pytest.fixture()

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -26,13 +24,14 @@ import time
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.platform import codec
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, CALL_STARTED, DEAD_LETTER, Topic
 from switchboard.v1 import events_pb2 as pb
+from tests.support import ServiceProcess, publish_raw, service_env, wait_records
 
 pytestmark = pytest.mark.integration
 
@@ -73,52 +72,14 @@ def chdb_query(dsn: str, *sqls: str) -> list[list[list]]:
 # ------------------------------------------------------------------ processes
 
 
-class Sink:
-    def __init__(self, kafka: KafkaSettings, dsn: str, group: str, ready_dir: Path, log: Path, **env: str) -> None:
-        self.ready_file = ready_dir / "analytics.ready"
-        self.ready_file.unlink(missing_ok=True)
-        env = {
-            **os.environ,
-            "SWITCHBOARD_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "SWITCHBOARD_ANALYTICS_DSN": dsn,
-            "SWITCHBOARD_ANALYTICS_GROUP_ID": group,
-            "SWITCHBOARD_READY_DIR": str(ready_dir),
-            **env,
-        }
-        self.log = log
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "switchboard.services.analytics"], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def logs(self, tail: int = 4000) -> str:
-        text = self.log.read_text(errors="replace")
-        return text[-tail:] if tail else text
-
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"sink exited with {self.proc.returncode}:\n{self.logs()}")
-            if self.ready_file.exists() and json.loads(self.ready_file.read_text())["pid"] == self.proc.pid:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"sink not ready within {timeout_s}s:\n{self.logs()}")
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"sink did not stop on SIGTERM:\n{self.logs()}") from None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def sink_process(kafka: KafkaSettings, dsn: str, group: str, ready_dir: Path, log: Path, **env: str) -> ServiceProcess:
+    """The analytics service on `dsn` as consumer group `group` (started, not yet ready)."""
+    return ServiceProcess(
+        "analytics",
+        service_env(kafka, SWITCHBOARD_ANALYTICS_DSN=dsn, SWITCHBOARD_ANALYTICS_GROUP_ID=group, **env),
+        ready_dir,
+        log,
+    )
 
 
 # ------------------------------------------------------------------ kafka helpers
@@ -143,39 +104,11 @@ def sample_event(topic: Topic, call_id: str) -> object:
     return ev
 
 
-async def publish(kafka: KafkaSettings, items: list[tuple[str, bytes, bytes]]) -> dict[TopicPartition, int]:
-    """Send (topic, key, value) records; return the highest offset written per partition."""
-    producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all")
-    await producer.start()
-    last: dict[TopicPartition, int] = {}
-    try:
-        for topic, key, value in items:
-            md = await producer.send_and_wait(topic, value, key=key)
-            tp = TopicPartition(md.topic, md.partition)
-            last[tp] = max(last.get(tp, -1), md.offset)
-    finally:
-        await producer.stop()
-    return last
-
-
 async def find_dead_letter(kafka: KafkaSettings, key: bytes, timeout_s: float = 60.0) -> tuple[TopicPartition, int, pb.DeadLetter]:
     """The dead letter the sink wrote for the record with `key` (read without a group)."""
-    consumer = AIOKafkaConsumer(
-        DEAD_LETTER.name, **kafka.client_kwargs(), group_id=None, auto_offset_reset="earliest",
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-    )
-    await consumer.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
-                for r in records:
-                    letter = pb.DeadLetter.FromString(r.value)
-                    if r.key == key and letter.service == "analytics":
-                        return tp, r.offset, letter
-        raise AssertionError(f"no dead letter for key {key!r} within {timeout_s}s")
-    finally:
-        await consumer.stop()
+    found = await wait_records(kafka, DEAD_LETTER, lambda r, e: r.key == key and e.service == "analytics", timeout_s)
+    r, letter = found[0]
+    return TopicPartition(r.topic, r.partition), r.offset, letter  # type: ignore[return-value]
 
 
 async def wait_committed(kafka: KafkaSettings, group: str, last: dict[TopicPartition, int], timeout_s: float = 60.0) -> None:
@@ -230,7 +163,7 @@ def test_sink_stores_every_topic_once_and_dead_letters_garbage(kafka: KafkaSetti
     run = codec.new_id()[:12]
     dsn = f"chdb://{tmp_path / 'ch'}"
     group = f"analytics-test-{run}"
-    sink = Sink(kafka, dsn, group, tmp_path, tmp_path / "sink.log")
+    sink = sink_process(kafka, dsn, group, tmp_path, tmp_path / "sink.log")
     try:
         sink.wait_ready()
         call_ids = {t.name: f"{run}-{t.name}" for t in ALL_TOPICS}
@@ -242,7 +175,7 @@ def test_sink_stores_every_topic_once_and_dead_letters_garbage(kafka: KafkaSetti
                 items.append(items[-1])
         garbage_key = f"{run}-garbage".encode()
         items.append((CALL_STARTED.name, garbage_key, b"\xff\xfe definitely not protobuf"))
-        last = asyncio.run(publish(kafka, items))
+        last = asyncio.run(publish_raw(kafka, items))
 
         dl_tp, dl_offset, letter = asyncio.run(find_dead_letter(kafka, garbage_key))
         assert letter.source_topic == CALL_STARTED.name and letter.reason.startswith("undecodable")
@@ -287,15 +220,15 @@ def test_sink_restarts_on_existing_tables_and_path_has_one_owner(kafka: KafkaSet
     def started(ids: list[str]) -> list[tuple[str, bytes, bytes]]:
         return [(CALL_STARTED.name, i.encode(), codec.encode(sample_event(CALL_STARTED, i))) for i in ids]
 
-    sink = Sink(kafka, dsn, group, tmp_path, tmp_path / "sink1.log")
+    sink = sink_process(kafka, dsn, group, tmp_path, tmp_path / "sink1.log")
     intruder = None
     try:
         sink.wait_ready()
         # A second process cannot open the same chDB path: it must exit with an error, not hang.
-        intruder = Sink(kafka, dsn, group + "-x", tmp_path / "x", tmp_path / "intruder.log")
+        intruder = sink_process(kafka, dsn, group + "-x", tmp_path / "x", tmp_path / "intruder.log")
         assert intruder.proc.wait(timeout=60) != 0
         assert "storage_unavailable" in intruder.logs()
-        asyncio.run(wait_committed(kafka, group, asyncio.run(publish(kafka, started(first_ids)))))
+        asyncio.run(wait_committed(kafka, group, asyncio.run(publish_raw(kafka, started(first_ids)))))
         assert sink.stop() == 0, sink.logs()
     finally:
         sink.kill()
@@ -304,13 +237,13 @@ def test_sink_restarts_on_existing_tables_and_path_has_one_owner(kafka: KafkaSet
 
     # Restart on the same path, with a flush interval longer than the test: rows reach
     # ClickHouse (and offsets Kafka) only through the flush that SIGTERM triggers.
-    sink = Sink(
+    sink = sink_process(
         kafka, dsn, group, tmp_path, tmp_path / "sink2.log",
         SWITCHBOARD_ANALYTICS_FLUSH_INTERVAL_MS="3600000", SWITCHBOARD_LOG_LEVEL="DEBUG",
     )
     try:
         sink.wait_ready()  # CREATE ... IF NOT EXISTS on the existing tables
-        last = asyncio.run(publish(kafka, started(second_ids)))
+        last = asyncio.run(publish_raw(kafka, started(second_ids)))
         deadline = time.monotonic() + 60
         while max(map(int, re.findall(r"fetched\s.*pending=(\d+)", sink.logs(tail=0))), default=0) < len(second_ids):
             assert time.monotonic() < deadline, sink.logs()

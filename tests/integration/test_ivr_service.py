@@ -3,139 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard.platform import codec
-from switchboard.platform.kafka import EventBus
-from switchboard.platform.settings import DEMO_CONFIG, KafkaSettings
-from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_ROUTED, CALL_STARTED, IVR_COMPLETED, Topic
+from switchboard.platform.settings import DEMO_CONFIG
+from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_ROUTED, CALL_STARTED, IVR_COMPLETED
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
 from switchboard.v1 import events_pb2 as pb
+from tests.support import ServiceProcess, event_bus, new_call_id, read_all, running_service, service_env, wait_event
 
 pytestmark = pytest.mark.integration
 
 SOLAR = "+18885550123"  # campaign solar-ca of the demo config
 
 
-# -- helpers: a service process, reading a topic ------------------------------------------------
-def start_service(name: str, env: dict[str, str], workdir: Path, timeout_s: float = 60.0) -> tuple[subprocess.Popen, dict]:
-    """Start `python -m switchboard.services.<name>` and wait for its ready file; return (process, ready info)."""
-    ready_dir = workdir / "ready"
-    log_path = workdir / f"{name}.log"
-    full_env = {**os.environ, "SWITCHBOARD_READY_DIR": str(ready_dir), **env}
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", f"switchboard.services.{name}"], env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    ready = ready_dir / f"{name}.ready"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ready.exists():
-            return proc, json.loads(ready.read_text())
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    stop_process(proc)
-    raise AssertionError(f"{name} not ready (exit {proc.returncode}); log:\n{log_path.read_text(errors='replace')[-4000:]}")
-
-
-def stop_process(proc: subprocess.Popen, timeout_s: float = 15.0) -> int | None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode
-
-
-async def wait_event(
-    kafka: KafkaSettings, topic: Topic, pred: Callable[[object], bool], timeout_s: float = 20.0, count: int = 1
-) -> list:
-    """Read `topic` from the beginning (all partitions, no group) until `count` events match `pred`."""
-    consumer = AIOKafkaConsumer(**kafka.client_kwargs(), group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=5)
-    await consumer.start()
-    found: list = []
-    try:
-        await consumer.topics()
-        consumer.assign([TopicPartition(topic.name, p) for p in consumer.partitions_for_topic(topic.name)])
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while asyncio.get_running_loop().time() < deadline and len(found) < count:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                for r in records:
-                    try:
-                        ev = codec.decode(topic, r.value)
-                    except codec.UndecodableEvent:
-                        continue
-                    if pred(ev):
-                        found.append(ev)
-    finally:
-        await consumer.stop()
-    assert len(found) >= count, f"{topic.name}: {len(found)}/{count} matching events within {timeout_s}s"
-    return found
-
-
-async def read_all(kafka: KafkaSettings, topic: Topic, pred: Callable[[object], bool]) -> list:
-    """Every event of `topic` matching `pred` up to the end offsets of now (what is already published)."""
-    consumer = AIOKafkaConsumer(**kafka.client_kwargs(), group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=5)
-    await consumer.start()
-    found: list = []
-    try:
-        await consumer.topics()
-        tps = [TopicPartition(topic.name, p) for p in consumer.partitions_for_topic(topic.name)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                for r in records:
-                    try:
-                        ev = codec.decode(topic, r.value)
-                    except codec.UndecodableEvent:
-                        continue
-                    if pred(ev):
-                        found.append(ev)
-    finally:
-        await consumer.stop()
-    return found
-
-
 # -- fixtures ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ivr(broker, tmp_path_factory) -> Iterator[dict]:
-    workdir = tmp_path_factory.mktemp("ivr")
-    env = {
-        "SWITCHBOARD_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "SWITCHBOARD_CONFIG": str(DEMO_CONFIG),
-        "SWITCHBOARD_IVR_AWAIT_TIMEOUT_MS": "300",
-    }
-    proc, info = start_service("ivr", env, workdir)
-    try:
-        yield {**info, "proc": proc, "log": workdir / "ivr.log"}
-    finally:
-        code = stop_process(proc)
-        assert code == 0, f"ivr exited {code} on SIGTERM; log:\n{(workdir / 'ivr.log').read_text()[-3000:]}"
+def ivr(broker, tmp_path_factory) -> Iterator[ServiceProcess]:
+    env = service_env(broker.kafka_settings(), DEMO_CONFIG, SWITCHBOARD_IVR_AWAIT_TIMEOUT_MS="300")
+    with running_service("ivr", env, tmp_path_factory.mktemp("ivr")) as service:
+        yield service
 
 
 @pytest.fixture()
 async def stub(ivr) -> cc_grpc.CallControlStub:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{ivr['grpc_port']}") as channel:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{ivr.info['grpc_port']}") as channel:
         yield cc_grpc.CallControlStub(channel)
-
-
-def new_call_id() -> str:
-    return f"t-{uuid.uuid4().hex}"
 
 
 # -- tests ---------------------------------------------------------------------------------------
@@ -182,9 +79,7 @@ async def test_full_call_answers_routing_and_outcome(stub, kafka):
 
     # Stand in for the router: publish the decision, AwaitRouting must report it.
     waiting = asyncio.ensure_future(stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=20_000)))
-    bus = EventBus(kafka, "test")
-    await bus.start()
-    try:
+    async with event_bus(kafka) as bus:
         await bus.publish(
             CALL_ROUTED,
             pb.CallRouted(
@@ -192,8 +87,6 @@ async def test_full_call_answers_routing_and_outcome(stub, kafka):
                 kind=pb.TARGET_KIND_BUYER, buyer_id="acme-solar", destination="+18005550100", price="40.00",
             ),
         )
-    finally:
-        await bus.stop()
     result = await waiting
     assert (result.status, result.buyer_id, result.destination, result.price) == (
         cc.ROUTING_STATUS_ROUTED, "acme-solar", "+18005550100", "40.00",

@@ -9,11 +9,6 @@ exactly one terminal event.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +17,9 @@ import pytest
 
 from switchboard.platform import codec
 from switchboard.platform.broker import EmbeddedBroker
-from switchboard.platform.kafka import EventBus
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, IVR_COMPLETED
-from tests.integration.test_router_bidder import Results, by_target, ivr
+from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, IVR_COMPLETED, PING_REQUESTED
+from tests.support import Results, ServiceProcess, by_target, event_bus, ivr, service_env, wait_records
 
 pytestmark = pytest.mark.integration
 
@@ -50,46 +44,24 @@ queues:
 
 
 class RouterProcess:
+    """The router as a process that a test can stop and start again (same app id, so same state)."""
+
     def __init__(self, broker: EmbeddedBroker, tmp: Path) -> None:
         config = tmp / "routing.yaml"
         config.write_text(CONFIG)
         self.tmp = tmp
-        self.env = {
-            **os.environ,
-            "SWITCHBOARD_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "SWITCHBOARD_KAFKA_PARTITIONS": str(broker.partitions),
-            "SWITCHBOARD_CONFIG": str(config),
-            "SWITCHBOARD_READY_DIR": str(tmp),
-            "SWITCHBOARD_ROUTER_APP_ID": f"router-rec-{uuid.uuid4().hex[:8]}",
-        }
-        self.proc: subprocess.Popen | None = None
+        self.env = service_env(broker.kafka_settings(), config, SWITCHBOARD_ROUTER_APP_ID=f"router-rec-{uuid.uuid4().hex[:8]}")
+        self.service: ServiceProcess | None = None
         self.runs = 0
 
     def start(self, timeout_s: float = 60.0) -> None:
-        ready = self.tmp / "router.ready"
-        ready.unlink(missing_ok=True)
         self.runs += 1
-        log = open(self.tmp / f"router-{self.runs}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "switchboard.services.router"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while not ready.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"router exited with {self.proc.returncode}; see {self.tmp}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("router not ready")
-            time.sleep(0.05)
+        self.service = ServiceProcess("router", self.env, ready_dir=self.tmp, log=self.tmp / f"router-{self.runs}.log")
+        self.service.wait_ready(timeout_s)
 
     def stop(self) -> int:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return 0
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            return proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            return proc.wait()
+        service, self.service = self.service, None
+        return service.stop() if service is not None else 0
 
 
 @pytest.fixture(scope="module")
@@ -102,21 +74,11 @@ def router(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         r.stop()
 
 
-@pytest.fixture()
-def kafka(broker: EmbeddedBroker) -> KafkaSettings:
-    return broker.kafka_settings()
-
-
 async def test_deadline_without_answers_falls_through_to_queue(router: RouterProcess, kafka: KafkaSettings) -> None:
     event = ivr("slow")
-    async with Results(kafka) as results:
-        bus = EventBus(kafka, "test")
-        await bus.start()
-        try:
-            await bus.publish(IVR_COMPLETED, event)
-            topic, queued = await results.wait_terminal(event.call_id)
-        finally:
-            await bus.stop()
+    async with Results(kafka) as results, event_bus(kafka) as bus:
+        await bus.publish(IVR_COMPLETED, event)
+        topic, queued = await results.wait_terminal(event.call_id)
     assert topic == CALL_QUEUED.name
     e = by_target(queued)["silent"]  # type: ignore[arg-type]
     assert e.eligible and e.bid_reason == "timeout"
@@ -127,9 +89,7 @@ async def test_deadline_without_answers_falls_through_to_queue(router: RouterPro
 async def test_auction_in_flight_survives_a_restart(router: RouterProcess, kafka: KafkaSettings) -> None:
     event = ivr("long")
     async with Results(kafka) as results:
-        bus = EventBus(kafka, "test")
-        await bus.start()
-        try:
+        async with event_bus(kafka) as bus:
             await bus.publish(IVR_COMPLETED, event)
             # Stop the router mid-auction (deadline 2.5 s away), once it has written the auction.
             await _wait_for_ping(kafka, event.call_id)
@@ -143,27 +103,8 @@ async def test_auction_in_flight_survives_a_restart(router: RouterProcess, kafka
             follow = ivr("slow")
             await bus.publish(IVR_COMPLETED, follow)
             await results.wait_terminal(follow.call_id, timeout_s=30)
-        finally:
-            await bus.stop()
         assert len(results.terminal(event.call_id)) == 1
 
 
 async def _wait_for_ping(kafka: KafkaSettings, call_id: str, timeout_s: float = 20.0) -> None:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from switchboard.platform.topics import PING_REQUESTED
-
-    consumer = AIOKafkaConsumer(**kafka.client_kwargs(), fetch_max_wait_ms=5, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(PING_REQUESTED.name, p) for p in range(kafka.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for recs in (await consumer.getmany(timeout_ms=50)).values():
-                if any((r.key or b"").decode() == call_id for r in recs):
-                    return
-        raise TimeoutError(f"no ping.requested for {call_id}")
-    finally:
-        await consumer.stop()
+    await wait_records(kafka, PING_REQUESTED, lambda r, _ev: (r.key or b"").decode() == call_id, timeout_s)

@@ -166,6 +166,8 @@ EVENTS = Table(
 _IDS = (("call_id", "String"), ("event_id", "String"), ("occurred_at", TS))
 _CALLER = (("caller_state", LC), ("caller_zip", "String"), ("caller_area_code", LC))
 _KEY = ("call_id", "event_id")
+# What a routing decision (call.routed, call.rejected) says about the call it decides.
+_DECISION = (("call_started_at", NTS), ("routing_started_at", NTS), ("campaign_id", LC), ("publisher_id", LC))
 
 CALLS_STARTED = Table(
     "calls_started",
@@ -217,11 +219,8 @@ BIDS = Table(
 CALLS_ROUTED = Table(
     "calls_routed",
     _IDS
+    + _DECISION
     + (
-        ("call_started_at", NTS),
-        ("routing_started_at", NTS),
-        ("campaign_id", LC),
-        ("publisher_id", LC),
         ("kind", LC),
         ("buyer_id", LC),
         ("agent_id", LC),
@@ -243,11 +242,8 @@ CALLS_ROUTED = Table(
 CALLS_REJECTED = Table(
     "calls_rejected",
     _IDS
+    + _DECISION
     + (
-        ("call_started_at", NTS),
-        ("routing_started_at", NTS),
-        ("campaign_id", LC),
-        ("publisher_id", LC),
         ("reason", LC),
         ("detail", "String"),
         ("decision_latency_ms", "Nullable(Int64)"),
@@ -313,23 +309,31 @@ DEAD_LETTERS = Table(
 # ---------------------------------------------------------------- row mapping
 
 
+def _ids(e: Message) -> tuple:
+    """The `_IDS` columns of a typed row."""
+    return (e.call_id, e.event_id, occurred(e))  # type: ignore[attr-defined]
+
+
+def _decision(e: pb.CallRouted | pb.CallRejected) -> tuple:
+    """The `_DECISION` columns of a typed row."""
+    return (ts(e, "call_started_at"), ts(e, "routing_started_at"), e.campaign_id, e.publisher_id)
+
+
 def _caller(c: pb.Caller) -> tuple:
     return (c.state, c.zip, c.area_code)
 
 
 def _calls_started(e: pb.CallStarted) -> tuple:
     return (
-        (e.call_id, e.event_id, occurred(e), e.dialed_number, e.campaign_id, e.publisher_id, e.caller.number)
+        _ids(e)
+        + (e.dialed_number, e.campaign_id, e.publisher_id, e.caller.number)
         + _caller(e.caller)
         + (e.caller.timezone,)
     )
 
 
 def _pings(e: pb.PingRequested) -> tuple:
-    return (
-        e.call_id,
-        e.event_id,
-        occurred(e),
+    return _ids(e) + (
         e.auction_id,
         e.campaign_id,
         e.publisher_id,
@@ -346,10 +350,7 @@ def _pings(e: pb.PingRequested) -> tuple:
 
 
 def _bids(e: pb.BidReceived) -> tuple:
-    return (
-        e.call_id,
-        e.event_id,
-        occurred(e),
+    return _ids(e) + (
         e.auction_id,
         e.buyer_id,
         enum_label(pb.BidOutcome, e.outcome),
@@ -361,14 +362,7 @@ def _bids(e: pb.BidReceived) -> tuple:
 
 
 def _calls_routed(e: pb.CallRouted) -> tuple:
-    return (
-        e.call_id,
-        e.event_id,
-        occurred(e),
-        ts(e, "call_started_at"),
-        ts(e, "routing_started_at"),
-        e.campaign_id,
-        e.publisher_id,
+    return _ids(e) + _decision(e) + (
         enum_label(pb.TargetKind, e.kind),
         e.buyer_id,
         e.agent_id,
@@ -385,14 +379,7 @@ def _calls_routed(e: pb.CallRouted) -> tuple:
 
 
 def _calls_rejected(e: pb.CallRejected) -> tuple:
-    return (
-        e.call_id,
-        e.event_id,
-        occurred(e),
-        ts(e, "call_started_at"),
-        ts(e, "routing_started_at"),
-        e.campaign_id,
-        e.publisher_id,
+    return _ids(e) + _decision(e) + (
         e.reason,
         e.detail,
         latency_ms(e),
@@ -401,10 +388,7 @@ def _calls_rejected(e: pb.CallRejected) -> tuple:
 
 
 def _calls_ended(e: pb.CallEnded) -> tuple:
-    return (
-        e.call_id,
-        e.event_id,
-        occurred(e),
+    return _ids(e) + (
         enum_label(pb.CallOutcome, e.outcome),
         e.connected_seconds,
         e.buyer_id,
@@ -413,10 +397,7 @@ def _calls_ended(e: pb.CallEnded) -> tuple:
 
 
 def _cti_events(e: pb.CtiEvent) -> tuple:
-    return (
-        e.call_id,
-        e.event_id,
-        occurred(e),
+    return _ids(e) + (
         enum_label(pb.CtiEventType, e.type),
         e.campaign_id,
         e.publisher_id,

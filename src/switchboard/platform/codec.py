@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from typing import Protocol
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.platform.topics import BY_NAME, Topic
+from switchboard.v1 import events_pb2 as pb
 
 
 class UndecodableEvent(ValueError):
@@ -52,6 +54,31 @@ def decode(topic: Topic | str, value: bytes | None) -> Message:
     if not getattr(msg, "call_id", "x") or not msg.event_id:
         raise UndecodableEvent(f"{t.name}: {t.message.DESCRIPTOR.full_name} without event_id/call_id")
     return msg
+
+
+class SourceRecord(Protocol):
+    """A consumed record: an aiokafka ConsumerRecord or a Faust message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def dead_letter(service: str, record: SourceRecord, reason: str) -> pb.DeadLetter:
+    """The dead letter of a record `service` could not decode or handle: the record as it came, and why."""
+    return pb.DeadLetter(
+        event_id=new_id(),
+        occurred_at=now_ts(),
+        service=service,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        key=record.key or b"",
+        value=record.value or b"",
+        reason=reason[:2000],
+    )
 
 
 def to_dict(event: Message) -> dict:

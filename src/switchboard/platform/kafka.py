@@ -23,7 +23,6 @@ from google.protobuf.message import Message
 from switchboard.platform import codec
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import ALL_TOPICS, DEAD_LETTER, Topic
-from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
@@ -58,17 +57,7 @@ class EventBus:
         await self._producer.send_and_wait(topic.name, codec.encode(event), key=k.encode())
 
     async def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        letter = pb.DeadLetter(
-            event_id=codec.new_id(),
-            occurred_at=codec.now_ts(),
-            service=self.service,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            key=record.key or b"",
-            value=record.value or b"",
-            reason=reason[:2000],
-        )
+        letter = codec.dead_letter(self.service, record, reason)
         await self._producer.send_and_wait(DEAD_LETTER.name, codec.encode(letter), key=record.key)  # type: ignore[union-attr]
         log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
 

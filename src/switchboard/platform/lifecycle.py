@@ -2,6 +2,8 @@
 
 - `run_service(main)`: runs `main(stop)` in asyncio; SIGINT/SIGTERM set `stop`
   and the service shuts down in order (exit code 0).
+- `service_main(name, settings_factory, run)`: a service's `python -m` entry:
+  settings → logging → `run_service`, known startup errors → exit 2.
 - `mark_ready(service, **info)`: when SWITCHBOARD_READY_DIR is set, writes
   `<dir>/<service>.ready` as JSON (pid plus e.g. the bound gRPC port). The stack
   supervisor and the tests wait for that file instead of sleeping.
@@ -13,10 +15,17 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
+
+from switchboard.platform.logging import configure_logging
+from switchboard.platform.settings import ServiceSettings
 
 READY_DIR_ENV = "SWITCHBOARD_READY_DIR"
+
+S = TypeVar("S", bound=ServiceSettings)
 
 
 def ready_path(service: str, ready_dir: str | Path | None = None) -> Path | None:
@@ -43,3 +52,32 @@ def run_service(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await main(stop)
 
     asyncio.run(_runner())
+
+
+def service_main(
+    name: str,
+    settings_factory: Callable[[], S],
+    run: Callable[[S, asyncio.Event], Awaitable[None]],
+    *,
+    print_errors: tuple[type[Exception], ...] = (),
+    log_errors: Mapping[type[Exception], str] | None = None,
+) -> None:
+    """The `python -m switchboard.services.<name>` entry: settings → logging → `run(settings, stop)` until SIGTERM.
+
+    Known startup errors end the process with exit code 2 and no traceback:
+    one of `print_errors` (e.g. a ConfigError, which names the file, the field
+    and the fix) is printed as it is to stderr; one of `log_errors` is logged as
+    one error line under the event name it maps to.
+    """
+    settings = settings_factory()
+    log = configure_logging(settings.log, service=name)
+    logged = tuple(log_errors or {})
+    try:
+        run_service(lambda stop: run(settings, stop))
+    except print_errors as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    except logged as exc:
+        event = next(ev for cls, ev in (log_errors or {}).items() if isinstance(exc, cls))
+        log.error(event, error=str(exc))
+        sys.exit(2)

@@ -42,7 +42,6 @@ from switchboard.platform.kafka import EventBus, leave_group_on_close, make_cons
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import ALL_TOPICS, BY_NAME, DEAD_LETTER
 from switchboard.services.analytics.settings import AnalyticsSettings
-from switchboard.v1 import events_pb2 as pb
 
 SERVICE = "analytics"
 log = structlog.get_logger(__name__)
@@ -136,17 +135,7 @@ class AnalyticsSink:
             await self.bus.dead_letter(record, reason)  # comes back to us on the deadletter topic
             return
         # Garbage on the deadletter topic itself: record it here instead of publishing it again.
-        letter = pb.DeadLetter(
-            event_id=codec.new_id(),
-            occurred_at=codec.now_ts(),
-            service=SERVICE,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            key=record.key or b"",
-            value=record.value or b"",
-            reason=reason[:2000],
-        )
+        letter = codec.dead_letter(SERVICE, record, reason)
         self.batch.add(tables.EVENTS, tables.event_row(letter, delivery))
         self.batch.add(*tables.typed_row(DEAD_LETTER.name, letter))  # type: ignore[misc]
         log.warning("dead_letter_undecodable", partition=record.partition, offset=record.offset, reason=reason)

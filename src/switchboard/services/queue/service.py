@@ -46,6 +46,19 @@ def agent_destination(agent_id: str, destination: str) -> str:
     return destination or f"agent:{agent_id}"
 
 
+def _decision_fields(queued: pb.CallQueued) -> dict:
+    """What the queue's decision event (call.routed / call.rejected) carries over from the queued call."""
+    return dict(
+        event_id=codec.new_id(),
+        call_id=queued.call_id,
+        occurred_at=codec.now_ts(),
+        call_started_at=queued.call_started_at,
+        campaign_id=queued.campaign_id,
+        publisher_id=queued.publisher_id,
+        routing_started_at=queued.routing_started_at,
+    )
+
+
 def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted:
     """call.routed for an agent: the router's trace so far plus one entry per agent considered."""
     agent, queue = assignment.agent, assignment.queue
@@ -69,12 +82,7 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
     trace.winning_attempt = queued.attempt
     trace.notes.append(f"queue {queue.id}: agent {agent.id} by {queue.strategy} after {assignment.waited_s:.1f}s")
     return pb.CallRouted(
-        event_id=codec.new_id(),
-        call_id=queued.call_id,
-        occurred_at=codec.now_ts(),
-        call_started_at=queued.call_started_at,
-        campaign_id=queued.campaign_id,
-        publisher_id=queued.publisher_id,
+        **_decision_fields(queued),
         kind=pb.TARGET_KIND_AGENT,
         agent_id=agent.id,
         queue_id=queue.id,
@@ -86,7 +94,6 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
         trace=trace,
         caller=queued.caller,
         answers=queued.answers,
-        routing_started_at=queued.routing_started_at,
     )
 
 
@@ -96,17 +103,7 @@ def rejected_event(queued: pb.CallQueued, reason: str, detail: str, announcement
     trace.winning_tier = -1
     trace.notes.append(f"queue {queued.queue_id}: {reason} ({detail})")
     return pb.CallRejected(
-        event_id=codec.new_id(),
-        call_id=queued.call_id,
-        occurred_at=codec.now_ts(),
-        call_started_at=queued.call_started_at,
-        campaign_id=queued.campaign_id,
-        publisher_id=queued.publisher_id,
-        reason=reason,
-        detail=detail,
-        announcement=announcement,
-        trace=trace,
-        routing_started_at=queued.routing_started_at,
+        **_decision_fields(queued), reason=reason, detail=detail, announcement=announcement, trace=trace
     )
 
 

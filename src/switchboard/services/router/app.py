@@ -281,17 +281,7 @@ class Router:
 
     async def dead_letter(self, event: EventT, reason: str) -> None:
         m = event.message
-        letter = pb.DeadLetter(
-            event_id=codec.new_id(),
-            occurred_at=codec.now_ts(),
-            service=SERVICE,
-            source_topic=m.topic,
-            source_partition=m.partition,
-            source_offset=m.offset,
-            key=m.key or b"",
-            value=m.value or b"",
-            reason=reason[:2000],
-        )
+        letter = codec.dead_letter(SERVICE, m, reason)
         await self.out[DEAD_LETTER.name].send(key=m.key, value=codec.encode(letter))
         log.warning("dead_lettered", topic=m.topic, partition=m.partition, offset=m.offset, reason=reason)
 
