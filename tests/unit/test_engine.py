@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ from switchboard.core.config import RoutingConfig, Schedule
 from switchboard.core.eligibility import CallFacts, condition_failure, is_open
 from switchboard.v1 import events_pb2 as pb
 
-NOW = datetime(2025, 1, 15, 18, 0, tzinfo=timezone.utc)  # a Wednesday
+NOW = datetime(2025, 1, 15, 18, 0, tzinfo=UTC)  # a Wednesday
 
 
 def make_config(buyers: list[dict[str, Any]], tiers: list[dict[str, Any]], min_price: str = "15.00", blocked: list[str] | None = None) -> RoutingConfig:
@@ -186,40 +186,40 @@ def sched(hours: dict[str, str], tz: str = "America/Los_Angeles") -> Schedule:
 def test_schedule_day_ranges_and_absent_days() -> None:
     s = sched({"mon-fri": "08:00-20:00", "sat": "09:00-13:00"})
     # Wednesday 2025-01-15 in LA (PST = UTC-8)
-    assert is_open(s, datetime(2025, 1, 15, 16, 0, tzinfo=timezone.utc))  # 08:00 local: start included
-    assert not is_open(s, datetime(2025, 1, 15, 15, 59, tzinfo=timezone.utc))  # 07:59
-    assert not is_open(s, datetime(2025, 1, 16, 4, 0, tzinfo=timezone.utc))  # 20:00 local: end excluded
-    assert is_open(s, datetime(2025, 1, 18, 20, 0, tzinfo=timezone.utc))  # sat 12:00
-    assert not is_open(s, datetime(2025, 1, 18, 21, 0, tzinfo=timezone.utc))  # sat 13:00
-    assert not is_open(s, datetime(2025, 1, 19, 20, 0, tzinfo=timezone.utc))  # sunday: absent → closed
+    assert is_open(s, datetime(2025, 1, 15, 16, 0, tzinfo=UTC))  # 08:00 local: start included
+    assert not is_open(s, datetime(2025, 1, 15, 15, 59, tzinfo=UTC))  # 07:59
+    assert not is_open(s, datetime(2025, 1, 16, 4, 0, tzinfo=UTC))  # 20:00 local: end excluded
+    assert is_open(s, datetime(2025, 1, 18, 20, 0, tzinfo=UTC))  # sat 12:00
+    assert not is_open(s, datetime(2025, 1, 18, 21, 0, tzinfo=UTC))  # sat 13:00
+    assert not is_open(s, datetime(2025, 1, 19, 20, 0, tzinfo=UTC))  # sunday: absent → closed
 
 
 def test_schedule_wrapping_day_range_and_midnight_end() -> None:
     s = sched({"fri-mon": "00:00-24:00"}, tz="UTC")
-    assert is_open(s, datetime(2025, 1, 19, 23, 59, tzinfo=timezone.utc))  # sunday
-    assert not is_open(s, datetime(2025, 1, 15, 12, 0, tzinfo=timezone.utc))  # wednesday
+    assert is_open(s, datetime(2025, 1, 19, 23, 59, tzinfo=UTC))  # sunday
+    assert not is_open(s, datetime(2025, 1, 15, 12, 0, tzinfo=UTC))  # wednesday
 
 
 def test_schedule_overnight_range_spills_into_next_day() -> None:
     s = sched({"fri": "22:00-02:00"}, tz="UTC")
-    assert is_open(s, datetime(2025, 1, 17, 23, 0, tzinfo=timezone.utc))  # fri 23:00
-    assert is_open(s, datetime(2025, 1, 18, 1, 59, tzinfo=timezone.utc))  # sat 01:59 (friday's shift)
-    assert not is_open(s, datetime(2025, 1, 18, 2, 0, tzinfo=timezone.utc))
-    assert not is_open(s, datetime(2025, 1, 17, 1, 0, tzinfo=timezone.utc))  # fri 01:00: thursday has no shift
-    assert not is_open(s, datetime(2025, 1, 18, 23, 0, tzinfo=timezone.utc))  # sat 23:00
+    assert is_open(s, datetime(2025, 1, 17, 23, 0, tzinfo=UTC))  # fri 23:00
+    assert is_open(s, datetime(2025, 1, 18, 1, 59, tzinfo=UTC))  # sat 01:59 (friday's shift)
+    assert not is_open(s, datetime(2025, 1, 18, 2, 0, tzinfo=UTC))
+    assert not is_open(s, datetime(2025, 1, 17, 1, 0, tzinfo=UTC))  # fri 01:00: thursday has no shift
+    assert not is_open(s, datetime(2025, 1, 18, 23, 0, tzinfo=UTC))  # sat 23:00
 
 
 def test_schedule_is_dst_correct() -> None:
     s = sched({"mon-sun": "08:00-20:00"})
     # 15:30 UTC is 07:30 PST in winter (closed) but 08:30 PDT in summer (open).
-    assert not is_open(s, datetime(2025, 3, 8, 15, 30, tzinfo=timezone.utc))  # Sat before the switch
-    assert is_open(s, datetime(2025, 3, 10, 15, 30, tzinfo=timezone.utc))  # Mon after the switch (2025-03-09)
+    assert not is_open(s, datetime(2025, 3, 8, 15, 30, tzinfo=UTC))  # Sat before the switch
+    assert is_open(s, datetime(2025, 3, 10, 15, 30, tzinfo=UTC))  # Mon after the switch (2025-03-09)
     # The day of the switch itself: 02:00 → 03:00 local; 08:00 PDT is 15:00 UTC.
-    assert is_open(s, datetime(2025, 3, 9, 15, 0, tzinfo=timezone.utc))
-    assert not is_open(s, datetime(2025, 3, 9, 14, 59, tzinfo=timezone.utc))
+    assert is_open(s, datetime(2025, 3, 9, 15, 0, tzinfo=UTC))
+    assert not is_open(s, datetime(2025, 3, 9, 14, 59, tzinfo=UTC))
     # Back to standard time on 2025-11-02: 08:00 PST is 16:00 UTC.
-    assert not is_open(s, datetime(2025, 11, 2, 15, 30, tzinfo=timezone.utc))
-    assert is_open(s, datetime(2025, 11, 2, 16, 0, tzinfo=timezone.utc))
+    assert not is_open(s, datetime(2025, 11, 2, 15, 30, tzinfo=UTC))
+    assert is_open(s, datetime(2025, 11, 2, 16, 0, tzinfo=UTC))
 
 
 def test_schedule_needs_aware_time() -> None:
@@ -289,11 +289,13 @@ def test_no_bids_anywhere_rejects_no_bid_and_all_declines_rejects_all_declined()
     assert entry(done, "a").bid_outcome == pb.BID_OUTCOME_DECLINE and entry(done, "a").bid_reason == "full"
 
 
-def test_unsupported_strategy_rejects_clearly() -> None:
+def test_unsupported_strategy_rejects_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Config validation refuses unknown names; a strategy missing from the registry still rejects cleanly.
+    monkeypatch.delitem(engine.STRATEGIES, "weight")
     cfg = make_config([static("a", "30.00")], [{"strategy": "weight", "buyers": ["a"]}])
     step = engine.start_routing(cfg, call(), NOW)
     assert isinstance(step.action, engine.RejectCall) and step.action.reason == "unsupported_strategy"
-    assert "weight" in step.action.detail and "not yet supported" in step.action.detail
+    assert "weight" in step.action.detail and "not supported" in step.action.detail
 
 
 def test_unknown_campaign_and_publisher_reject() -> None:

@@ -1,11 +1,32 @@
 """Eligibility of a buyer for a call (ROUTING.md "Eligibility"): pure functions, no I/O, no clock.
 
-`buyer_exclusion()` runs the rules in a fixed order and returns the first one
-that excludes the buyer, as an `Exclusion(rule, detail)` for the decision
+`buyer_exclusion()` runs the rules in this fixed order and returns the first
+one that excludes the buyer, as an `Exclusion(rule, detail)` for the decision
 trace, or None when the buyer is eligible. Rule names are stable strings that
-analysts filter on: "blocked_by_publisher", "filter:states",
-"filter:zip_prefixes", "filter:area_codes", "filter:answers.<key>", "schedule",
-"floor". Caps ("cap:daily", ...) slot in between schedule and floor later.
+analysts filter on:
+
+  1. "blocked_by_publisher"      the call's publisher lists the buyer in blocked_buyers
+  2. "filter:states", "filter:zip_prefixes", "filter:area_codes",
+     "filter:answers.<key>"      the buyer's filters, in that order
+  3. "schedule"                  outside the buyer's hours (its timezone, DST-correct)
+  4. "cap:concurrency"           calls bridged to the buyer now >= concurrency
+     "cap:hourly", "cap:daily", "cap:monthly"
+                                 billable sales in the current hour/day/month of the
+                                 buyer's timezone + calls bridged now >= the cap
+     "cap:daily_budget"          spend today + prices of calls bridged now + this
+                                 call's price > daily_budget
+  5. "floor"                     the price is below the publisher's min_price
+
+Caps read the buyer's `BuyerLoad` (core.ledger). Calls bridged now count
+against the sales caps and the budget until they end, because each of them may
+still become a billable sale: that is what makes "no cap would be exceeded by
+this call" exact. Buyers that fail to answer or hang up before
+billable_after_s release their slot and never count as sales (ledger.call_ended).
+
+The price of an RTB buyer is only known from its bid, so before the ping its
+budget check uses no price (excluded only when the budget is already used up)
+and its floor is checked on the bid (`price_floor_exclusion`); the engine runs
+`buyer_exclusion` again with the actual price before every offer.
 """
 
 from __future__ import annotations
@@ -17,7 +38,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from switchboard.core.config import Buyer, Filters, Publisher, Schedule, StaticBid, expand_days
+from switchboard.core.config import (
+    Buyer,
+    Caps,
+    Filters,
+    Publisher,
+    Schedule,
+    StaticBid,
+    expand_days,
+)
+from switchboard.core.ledger import BuyerLoad, buyer_timezone
 
 
 @dataclass(frozen=True)
@@ -193,6 +223,34 @@ def schedule_exclusion(schedule: Schedule | None, now: datetime) -> Exclusion | 
     return Exclusion("schedule", f"closed at {local:%a %H:%M} {schedule.timezone}")
 
 
+# ---------------------------------------------------------------- caps
+
+
+def caps_exclusion(caps: Caps, load: BuyerLoad, now: datetime, tz: str, price: Decimal | None) -> Exclusion | None:
+    """The first cap this call would exceed (see the module docstring for what each counts)."""
+    bridged = load.bridged
+    if caps.concurrency is not None and bridged >= caps.concurrency:
+        return Exclusion("cap:concurrency", f"{bridged} call(s) bridged now, concurrency cap {caps.concurrency}")
+    for window, cap, unit in (("hourly", caps.hourly, "hour"), ("daily", caps.daily, "day"), ("monthly", caps.monthly, "month")):
+        if cap is None:
+            continue
+        sold = load.sales(window, now, tz)  # type: ignore[arg-type]
+        if sold + bridged >= cap:
+            return Exclusion(
+                f"cap:{window}",
+                f"{sold} billable sale(s) this {unit} ({tz}) + {bridged} in progress, {window} cap {cap}",
+            )
+    if caps.daily_budget is not None:
+        committed = load.spend_today(now, tz) + load.reserved_spend
+        if (price is None and committed >= caps.daily_budget) or (price is not None and committed + price > caps.daily_budget):
+            this = "" if price is None else f" + {price:.2f} for this call"
+            return Exclusion(
+                "cap:daily_budget",
+                f"spend today {committed:.2f} (incl. calls in progress){this} exceeds daily_budget {caps.daily_budget:.2f} ({tz})",
+            )
+    return None
+
+
 # ---------------------------------------------------------------- the rule chain
 
 Rule = Callable[[Buyer, Publisher, CallFacts, datetime], Exclusion | None]
@@ -212,26 +270,40 @@ def _schedule(buyer: Buyer, publisher: Publisher, call: CallFacts, now: datetime
     return schedule_exclusion(buyer.schedule, now)
 
 
-def _static_floor(buyer: Buyer, publisher: Publisher, call: CallFacts, now: datetime) -> Exclusion | None:
-    # RTB bids are checked against the floor when they arrive (price_floor_exclusion).
-    if isinstance(buyer.bid, StaticBid):
-        return price_floor_exclusion(buyer.bid.price, publisher)
-    return None
-
-
 def price_floor_exclusion(price: Decimal, publisher: Publisher) -> Exclusion | None:
     if price < publisher.min_price:
         return Exclusion("floor", f"price {price:.2f} below publisher {publisher.id} min_price {publisher.min_price:.2f}")
     return None
 
 
-# Order matters: the trace records the first rule that excluded a buyer.
-RULES: tuple[Rule, ...] = (_blocked, _filters, _schedule, _static_floor)
+def static_price(buyer: Buyer) -> Decimal | None:
+    return buyer.bid.price if isinstance(buyer.bid, StaticBid) else None
 
 
-def buyer_exclusion(buyer: Buyer, publisher: Publisher, call: CallFacts, now: datetime) -> Exclusion | None:
+# Order matters: the trace records the first rule that excluded a buyer. Caps and floor follow these.
+RULES: tuple[Rule, ...] = (_blocked, _filters, _schedule)
+
+
+def buyer_exclusion(
+    buyer: Buyer,
+    publisher: Publisher,
+    call: CallFacts,
+    now: datetime,
+    load: BuyerLoad | None = None,
+    price: Decimal | None = None,
+) -> Exclusion | None:
+    """The first rule excluding `buyer`, or None. `price` defaults to the static price (None for RTB:
+    the floor is then checked on the bid); `load` None skips the caps (no state known)."""
     for rule in RULES:
         found = rule(buyer, publisher, call, now)
         if found is not None:
             return found
+    if price is None:
+        price = static_price(buyer)
+    if load is not None:
+        found = caps_exclusion(buyer.caps, load, now, buyer_timezone(buyer), price)
+        if found is not None:
+            return found
+    if price is not None:
+        return price_floor_exclusion(price, publisher)
     return None
