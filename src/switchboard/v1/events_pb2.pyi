@@ -31,6 +31,8 @@ class CallOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALL_OUTCOME_BUSY: _ClassVar[CallOutcome]
     CALL_OUTCOME_FAILED: _ClassVar[CallOutcome]
     CALL_OUTCOME_CALLER_HANGUP: _ClassVar[CallOutcome]
+    CALL_OUTCOME_BUYER_HANGUP: _ClassVar[CallOutcome]
+    CALL_OUTCOME_DECLINED: _ClassVar[CallOutcome]
 
 class CtiEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -50,6 +52,8 @@ CALL_OUTCOME_NO_ANSWER: CallOutcome
 CALL_OUTCOME_BUSY: CallOutcome
 CALL_OUTCOME_FAILED: CallOutcome
 CALL_OUTCOME_CALLER_HANGUP: CallOutcome
+CALL_OUTCOME_BUYER_HANGUP: CallOutcome
+CALL_OUTCOME_DECLINED: CallOutcome
 CTI_EVENT_TYPE_UNSPECIFIED: CtiEventType
 CTI_EVENT_TYPE_CALL_ROUTED: CtiEventType
 CTI_EVENT_TYPE_CALL_ENDED: CtiEventType
@@ -335,7 +339,7 @@ class CallQueued(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CallEnded(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "outcome", "connected_seconds", "buyer_id", "agent_id")
+    __slots__ = ("event_id", "call_id", "occurred_at", "outcome", "connected_seconds", "buyer_id", "agent_id", "attempt")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +347,7 @@ class CallEnded(_message.Message):
     CONNECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BUYER_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -350,7 +355,8 @@ class CallEnded(_message.Message):
     connected_seconds: int
     buyer_id: str
     agent_id: str
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+    attempt: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class CtiEvent(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "type", "campaign_id", "publisher_id", "caller", "answers", "kind", "buyer_id", "agent_id", "destination", "price", "outcome", "connected_seconds")
