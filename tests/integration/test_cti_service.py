@@ -75,3 +75,29 @@ async def test_redelivered_routed_event_gives_one_screen_pop(cti_service, bus, k
     await bus.publish(CALL_ROUTED, routed(marker), key=cid)  # same partition: handled after the repeat
     await wait_event(kafka, CTI_EVENTS, cti_of(marker, pb.CTI_EVENT_TYPE_CALL_ROUTED))
     assert len(await read_all(kafka, CTI_EVENTS, lambda e: e.call_id == cid)) == 1
+
+
+async def test_a_rerouted_call_pops_per_offer_and_each_wrap_up_has_its_own_offer(cti_service, bus, kafka):
+    cid = new_call_id()
+    first, second = routed(cid), routed(cid)
+    first.attempt = 1
+    second.attempt, second.buyer_id, second.destination, second.price = 2, "sunpower", "+18005550101", "35.00"
+    # Offer 2 is read before the no-answer of offer 1 (the topics are not ordered against each other).
+    await bus.publish(CALL_ROUTED, first)
+    await bus.publish(CALL_ROUTED, second)
+    pops = await wait_event(kafka, CTI_EVENTS, cti_of(cid, pb.CTI_EVENT_TYPE_CALL_ROUTED), count=2)
+    assert [(p.buyer_id, p.price) for p in pops] == [("acme-solar", "40.00"), ("sunpower", "35.00")]
+    assert pops[0].event_id != pops[1].event_id
+
+    for attempt, outcome, buyer in [(1, pb.CALL_OUTCOME_NO_ANSWER, "acme-solar"), (2, pb.CALL_OUTCOME_ANSWERED, "sunpower")]:
+        await bus.publish(
+            CALL_ENDED,
+            pb.CallEnded(event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), outcome=outcome,
+                         connected_seconds=0 if attempt == 1 else 95, buyer_id=buyer, attempt=attempt),
+        )
+    ends = await wait_event(kafka, CTI_EVENTS, cti_of(cid, pb.CTI_EVENT_TYPE_CALL_ENDED), count=2)
+    assert [(e.outcome, e.buyer_id, e.destination, e.price) for e in ends] == [
+        (pb.CALL_OUTCOME_NO_ANSWER, "acme-solar", "+18005550100", "40.00"),
+        (pb.CALL_OUTCOME_ANSWERED, "sunpower", "+18005550101", "35.00"),
+    ]
+    assert len({e.event_id for e in [*pops, *ends]}) == 4

@@ -147,3 +147,154 @@ async def test_start_call_retry_is_idempotent(stub, kafka):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, complete=True))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# -- re-routing: the call stays open after a re-routable outcome ----------------------------------------
+def routed_event(call_id: str, attempt: int, buyer: str = "acme-solar", **kw) -> pb.CallRouted:
+    return pb.CallRouted(
+        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), campaign_id="solar-ca",
+        kind=pb.TARGET_KIND_BUYER, buyer_id=buyer, destination="+18005550100", price="40.00", attempt=attempt, **kw,
+    )
+
+
+async def started_call(stub) -> str:
+    cid = new_call_id()
+    await stub.StartCall(cc.StartCallRequest(caller_number="+13105551234", dialed_number=SOLAR, call_id=cid))
+    await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, answers={"homeowner": "yes"}, complete=True))
+    return cid
+
+
+async def routing(stub, cid: str, timeout_ms: int = 20_000) -> cc.RoutingResult:
+    return await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=timeout_ms))
+
+
+async def handled_before(stub, bus, cid: str) -> None:
+    """Return once the ivr has read every call.routed of `cid` published so far.
+
+    A marker call's call.routed goes to cid's partition (same key): the ivr reads a partition in order, so
+    once the marker call is ROUTED, everything published before it for cid was handled.
+    """
+    marker = await started_call(stub)
+    await bus.publish(CALL_ROUTED, routed_event(marker, 1), key=cid)
+    assert (await routing(stub, marker)).status == cc.ROUTING_STATUS_ROUTED
+    await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=marker, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
+
+
+async def test_no_answer_keeps_the_call_open_for_the_next_offer_and_never_returns_the_old_one(stub, kafka):
+    cid = await started_call(stub)
+    async with event_bus(kafka) as bus:
+        await bus.publish(CALL_ROUTED, routed_event(cid, 1))
+        first = await routing(stub, cid)
+        assert (first.status, first.attempt, first.buyer_id) == (cc.ROUTING_STATUS_ROUTED, 1, "acme-solar")
+
+        no_answer = cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_NO_ANSWER)
+        await stub.ReportOutcome(no_answer)
+        await stub.ReportOutcome(no_answer)  # the edge retried: published once (checked below)
+        [ended] = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid)
+        assert (ended.outcome, ended.attempt, ended.buyer_id) == (pb.CALL_OUTCOME_NO_ANSWER, 1, "acme-solar")
+
+        # The result of offer 1 is gone: PENDING now, and still after a redelivered attempt-1 call.routed.
+        pending = await routing(stub, cid, timeout_ms=1)
+        assert (pending.status, pending.attempt) == (cc.ROUTING_STATUS_PENDING, 1)
+        await bus.publish(CALL_ROUTED, routed_event(cid, 1))
+        await handled_before(stub, bus, cid)
+        assert (await routing(stub, cid, timeout_ms=1)).status == cc.ROUTING_STATUS_PENDING
+
+        waiting = asyncio.ensure_future(routing(stub, cid))
+        await bus.publish(CALL_ROUTED, routed_event(cid, 2, buyer="sunpower"))
+        second = await waiting
+        assert (second.status, second.attempt, second.buyer_id) == (cc.ROUTING_STATUS_ROUTED, 2, "sunpower")
+        # While offer 2 is current, a late attempt-1 and a duplicate attempt-2 call.routed change nothing.
+        await bus.publish(CALL_ROUTED, routed_event(cid, 1, buyer="late"))
+        await bus.publish(CALL_ROUTED, routed_event(cid, 2, buyer="dup"))
+        await handled_before(stub, bus, cid)
+        current = await routing(stub, cid, timeout_ms=1)
+        assert (current.attempt, current.buyer_id) == (2, "sunpower")
+
+        answered = cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=120)
+        await stub.ReportOutcome(answered)
+        await stub.ReportOutcome(answered)  # a retry after the call was forgotten: OK, nothing published
+        events = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid, count=2)
+        assert [(e.outcome, e.attempt, e.buyer_id) for e in events] == [
+            (pb.CALL_OUTCOME_NO_ANSWER, 1, "acme-solar"), (pb.CALL_OUTCOME_ANSWERED, 2, "sunpower"),
+        ]
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # forgotten after the final outcome
+        await routing(stub, cid, timeout_ms=1)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # a different report for an ended call
+        await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_BUSY))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    # Exactly two call.ended although each report was sent twice (same key: one partition, in order).
+    assert len(await read_all(kafka, CALL_ENDED, lambda e: e.call_id == cid)) == 2
+
+
+async def test_rejected_after_a_reroute(stub, kafka):
+    cid = await started_call(stub)
+    async with event_bus(kafka) as bus:
+        await bus.publish(CALL_ROUTED, routed_event(cid, 1))
+        assert (await routing(stub, cid)).attempt == 1
+        await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_DECLINED))
+        # A re-routable outcome needs an offer: none is outstanding until the next decision.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_BUSY))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        await bus.publish(
+            CALL_REJECTED,
+            pb.CallRejected(event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), reason="max_attempts",
+                            announcement="Sorry, nobody can take your call."),
+        )
+        rejected = await routing(stub, cid)
+    assert (rejected.status, rejected.reason, rejected.attempt) == (cc.ROUTING_STATUS_REJECTED, "max_attempts", 1)
+    await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
+    events = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid, count=2)
+    assert [(e.outcome, e.attempt, e.buyer_id) for e in events] == [
+        (pb.CALL_OUTCOME_DECLINED, 1, "acme-solar"), (pb.CALL_OUTCOME_CALLER_HANGUP, 0, ""),
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await routing(stub, cid, timeout_ms=1)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_buyer_hangup_reroutes_only_before_billable_after_s(stub, kafka):
+    # acme-solar: billable_after_s 90 (the default) in the demo config
+    early, late = await started_call(stub), await started_call(stub)
+    async with event_bus(kafka) as bus:
+        for cid in (early, late):
+            await bus.publish(CALL_ROUTED, routed_event(cid, 1))
+            assert (await routing(stub, cid)).status == cc.ROUTING_STATUS_ROUTED
+    await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=early, outcome=pb.CALL_OUTCOME_BUYER_HANGUP, connected_seconds=30))
+    await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=late, outcome=pb.CALL_OUTCOME_BUYER_HANGUP, connected_seconds=95))
+    assert (await routing(stub, early, timeout_ms=1)).status == cc.ROUTING_STATUS_PENDING  # open for the next offer
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # the sale stands: the call is over
+        await routing(stub, late, timeout_ms=1)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=early, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
+
+
+async def test_demo_driver_reports_no_answer_and_follows_the_reroute(stub, kafka):
+    from switchboard.demo.driver import one_call
+    from switchboard.demo.traffic import DemoCall
+
+    class Rolls:  # the simulated buyer: offer 1 not answered (0.9 >= 0.5), offer 2 answered (0.1 < 0.5)
+        def __init__(self) -> None:
+            self.values = [0.9, 0.1]
+
+        def random(self) -> float:
+            return self.values.pop(0)
+
+    probe = new_call_id()
+    call = DemoCall("+13105551234", SOLAR, {"homeowner": "yes", "probe": probe}, talk_seconds=120)
+    driving = asyncio.ensure_future(one_call(stub, call, talk_scale=0, answer_rate=0.5, rng=Rolls()))  # type: ignore[arg-type]
+    [done] = await wait_event(kafka, IVR_COMPLETED, lambda e: e.answers.get("probe") == probe)
+    cid = done.call_id
+    async with event_bus(kafka) as bus:  # stand in for the router
+        await bus.publish(CALL_ROUTED, routed_event(cid, 1))
+        [no_answer] = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid)
+        assert (no_answer.outcome, no_answer.attempt) == (pb.CALL_OUTCOME_NO_ANSWER, 1)
+        await bus.publish(CALL_ROUTED, routed_event(cid, 2, buyer="sunpower"))
+    result = await driving
+    assert (result.status, result.buyer_id, result.attempts) == ("routed", "sunpower", ["acme-solar", "sunpower"])
+    events = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid, count=2)
+    assert [(e.outcome, e.attempt, e.connected_seconds) for e in events] == [
+        (pb.CALL_OUTCOME_NO_ANSWER, 1, 0), (pb.CALL_OUTCOME_ANSWERED, 2, 120),
+    ]

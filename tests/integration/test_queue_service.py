@@ -20,12 +20,18 @@ queues:
   - {id: short, strategy: longest_idle, max_wait_s: 1}
   - {id: wide, strategy: round_robin, max_wait_s: 120}
   - {id: hang, max_wait_s: 120}
+  - {id: pair, strategy: longest_idle, max_wait_s: 120}
+  - {id: busy, strategy: longest_idle, max_wait_s: 120}
 agents:
   - {id: a1, queues: [two], destination: "sip:a1@switchboard.local"}
   - {id: a2, queues: [two]}
   - {id: s1, queues: [short]}
   - {id: w1, queues: [wide], max_concurrent: 50}
   - {id: h1, queues: [hang]}
+  - {id: p1, queues: [pair]}
+  - {id: p2, queues: [pair]}
+  - {id: b1, queues: [busy]}
+  - {id: b2, queues: [busy]}
 """
 
 
@@ -40,18 +46,21 @@ def queue_service(broker, tmp_path_factory) -> Iterator[ServiceProcess]:
         yield service
 
 
-def queued(call_id: str, queue_id: str, **kw) -> pb.CallQueued:
+def queued(call_id: str, queue_id: str, attempt: int = 1, **kw) -> pb.CallQueued:
     trace = pb.DecisionTrace(notes=["tier 0 price: no eligible buyer"])
     return pb.CallQueued(
         event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), call_started_at=codec.now_ts(),
-        campaign_id="solar-ca", publisher_id="solar-media", queue_id=queue_id, tier_index=1, attempt=1,
+        campaign_id="solar-ca", publisher_id="solar-media", queue_id=queue_id, tier_index=1, attempt=attempt,
         caller=pb.Caller(number="+13105551234", state="CA", area_code="310"), answers={"zip": "90210"},
         trace=trace, routing_started_at=codec.now_ts(), **kw,
     )
 
 
-def ended(call_id: str) -> pb.CallEnded:
-    return pb.CallEnded(event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=30)
+def ended(call_id: str, outcome: int = pb.CALL_OUTCOME_ANSWERED, attempt: int = 0, agent_id: str = "") -> pb.CallEnded:
+    return pb.CallEnded(
+        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), outcome=outcome,
+        connected_seconds=30 if outcome == pb.CALL_OUTCOME_ANSWERED else 0, attempt=attempt, agent_id=agent_id,
+    )
 
 
 # -- tests ---------------------------------------------------------------------------------------
@@ -145,3 +154,70 @@ async def test_garbage_goes_to_dead_letter_and_service_keeps_working(queue_servi
     await bus.publish(CALL_QUEUED, queued(cid, "wide"))
     [r] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == cid)
     assert r.agent_id == "w1"
+
+
+# -- re-offers: an agent did not take the call --------------------------------------------------------
+async def call_ended_handled(bus, kafka, key: str) -> None:
+    """Return once the queue handled every call.ended published so far on `key`'s partition.
+
+    Marker: a call on w1 (the only agent of queue `wide`) whose NO_ANSWER, published with `key`, leaves
+    nobody to offer it to: its call.rejected all_declined shows that the partition was read up to there.
+    """
+    marker = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(marker, "wide"))
+    await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
+    await bus.publish(CALL_ENDED, ended(marker, pb.CALL_OUTCOME_NO_ANSWER, 1, "w1"), key=key)
+    [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == marker)
+    assert rej.reason == "all_declined"
+
+
+async def test_agent_no_answer_offers_the_call_to_the_next_agent_with_the_next_attempt(queue_service, bus, kafka):
+    cid = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(cid, "pair", attempt=2))  # the router made offer 1 to a buyer
+    [first] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == cid)
+    assert (first.agent_id, first.attempt, first.trace.winning_attempt) == ("p1", 2, 2)
+
+    await bus.publish(CALL_ENDED, ended(cid, pb.CALL_OUTCOME_NO_ANSWER, 2, "p1"))
+    offers = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == cid, count=2)
+    second = offers[1]
+    assert (second.agent_id, second.attempt, second.trace.winning_attempt, second.kind) == ("p2", 3, 3, pb.TARGET_KIND_AGENT)
+    entries = {(e.target_id, e.excluded_by, e.attempt, e.winner) for e in second.trace.entries}
+    assert ("p1", "agent:tried", 3, False) in entries and ("p2", "", 3, True) in entries
+    assert any("p1 did not take the call (no_answer on offer 2)" in n for n in second.trace.notes)
+
+    # A redelivered report about offer 2 changes nothing (offer 3 is current).
+    await bus.publish(CALL_ENDED, ended(cid, pb.CALL_OUTCOME_NO_ANSWER, 2, "p1"))
+    await call_ended_handled(bus, kafka, cid)
+    assert len(await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == cid)) == 2
+    assert await read_all(kafka, CALL_REJECTED, lambda e: e.call_id == cid) == []
+
+    # p2 declines too: nobody in the queue is left to offer it to.
+    await bus.publish(CALL_ENDED, ended(cid, pb.CALL_OUTCOME_DECLINED, 3, "p2"))
+    [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == cid)
+    assert rej.reason == "all_declined" and "p1 (no_answer on offer 2)" in rej.detail and "p2 (declined on offer 3)" in rej.detail
+
+
+async def test_no_free_agent_sends_the_call_back_to_the_head_of_the_queue(queue_service, bus, kafka):
+    c1, c2, c3 = new_call_id(), new_call_id(), new_call_id()
+    await bus.publish(CALL_QUEUED, queued(c1, "busy"))
+    [r1] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == c1)
+    await bus.publish(CALL_QUEUED, queued(c2, "busy"))
+    [r2] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == c2)
+    assert (r1.agent_id, r2.agent_id) == ("b1", "b2")
+    await bus.publish(CALL_QUEUED, queued(c3, "busy"))
+    marker = new_call_id()  # on c3's partition of call.queued: once routed, c3 is waiting
+    await bus.publish(CALL_QUEUED, queued(marker, "wide"), key=c3)
+    await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
+
+    # b1 lets c1 ring: b2 is busy, so c1 goes back to the head; b1 (free now) serves c3, not c1 again.
+    await bus.publish(CALL_ENDED, ended(c1, pb.CALL_OUTCOME_NO_ANSWER, 1, "b1"))
+    [r3] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == c3)
+    assert (r3.agent_id, r3.attempt) == ("b1", 1)
+    assert len(await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == c1)) == 1
+
+    # b2 frees up: c1, at the head, gets it as offer 2.
+    await bus.publish(CALL_ENDED, ended(c2, pb.CALL_OUTCOME_ANSWERED, 1, "b2"))
+    offers = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == c1, count=2)
+    assert (offers[1].agent_id, offers[1].attempt) == ("b2", 2)
+    for c in (c1, c3):
+        await bus.publish(CALL_ENDED, ended(c, pb.CALL_OUTCOME_ANSWERED))

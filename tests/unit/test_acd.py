@@ -175,3 +175,107 @@ def test_invariants_under_random_events(events):
         assert not waiting & set(active)
         if waiting:
             assert all(not s.has_capacity for s in acd.agents.values())
+
+
+# -- re-offers: an agent did not take its call ------------------------------------------------------
+
+
+def test_no_answer_reoffers_to_the_next_free_agent_with_the_next_attempt():
+    acd = Acd([q()], [a("ana"), a("ben"), a("cy")])
+    c = call("c1")
+    c.attempt = 2  # the router's offers so far came first
+    assert assigned_agent(acd.offer(c, 0)) == "ana"
+    r = acd.offer_failed("c1", 5, attempt=2, why="no_answer")
+    assert (r.status, r.agent_id, r.assignment.agent.id, r.call.attempt) == ("assigned", "ana", "ben", 3)
+    assert ("ana", "agent:tried", "no_answer on offer 2") in {(x.agent_id, x.excluded_by, x.detail) for x in r.considered}
+    assert acd.agent_of("c1") == "ben" and acd.agents["ana"].active == set() and acd.agents["ana"].idle_since == 5
+    r = acd.offer_failed("c1", 6, why="declined")  # attempt 0: about the current offer
+    assert (r.status, r.assignment.agent.id, r.call.attempt) == ("assigned", "cy", 4)
+    assert set(r.call.tried) == {"ana", "ben"}
+
+
+def test_every_matching_agent_tried_rejects_all_declined():
+    acd = Acd([q(match=["language"])], [a("ana", skills={"language": ["en"]}), a("ben", skills={"language": ["es"]})])
+    acd.offer(call("c1", needs={"language": "en"}), 0)
+    r = acd.offer_failed("c1", 1, why="busy")
+    assert (r.status, r.reason) == ("rejected", "all_declined")  # ben lacks the skill: nobody left
+    assert "ana (busy on offer 1)" in r.detail
+    assert not acd.agents["ana"].active and acd.call_of("c1") is None
+    assert acd.offer(call("c1"), 2).status == "duplicate"  # finished ids stay remembered
+
+
+def test_max_attempts_bounds_the_reoffers():
+    acd = Acd([q()], [a("ana"), a("ben")])
+    c = call("c1")
+    c.attempt, c.max_attempts = 3, 3
+    acd.offer(c, 0)
+    r = acd.offer_failed("c1", 1, attempt=3)
+    assert (r.status, r.reason, r.call.attempt) == ("rejected", "max_attempts", 4)
+    assert acd.agent_of("c1") is None and not acd.agents["ana"].active
+
+
+def test_no_other_free_agent_waits_at_the_head_and_the_freed_agent_serves_others():
+    acd = Acd([q()], [a("ana"), a("ben")])
+    acd.offer(call("c1", at=0), 0)  # ana
+    acd.offer(call("c2", at=0), 0)  # ben
+    assert acd.offer(call("c3", at=1), 1).status == "waiting"
+    r = acd.offer_failed("c1", 2, attempt=1)
+    # c1 goes back to the head; ana (free now) must not get c1 again, so she serves c3
+    assert (r.status, r.call.attempt) == ("waiting", 2)
+    assert [(x.call.call_id, x.agent.id) for x in r.others] == [("c3", "ana")]
+    assert [c.call_id for c in acd.waiting["q"]] == ["c1"]
+    assert acd.offer(call("c4", at=3), 3).status == "waiting"
+    assert [c.call_id for c in acd.waiting["q"]] == ["c1", "c4"]
+    rel = acd.release("c2", 4)  # ben frees up: the re-queued c1 goes first, although c4 is also servable
+    assert [(x.call.call_id, x.agent.id, x.call.attempt) for x in rel.assignments] == [("c1", "ben", 2)]
+    assert [c.call_id for c in acd.waiting["q"]] == ["c4"]
+
+
+def test_stale_or_unknown_reports_are_ignored():
+    acd = Acd([q()], [a("ana"), a("ben")])
+    acd.offer(call("c1"), 0)
+    assert acd.offer_failed("c1", 1, attempt=1).status == "assigned"  # to ben, attempt 2
+    again = acd.offer_failed("c1", 2, attempt=1)  # the same report redelivered
+    assert (again.status, again.reason) == ("ignored", "stale_attempt")
+    assert acd.agent_of("c1") == "ben"
+    assert acd.offer_failed("nope", 3).reason == "unknown_call"
+    assert acd.offer_failed("c1", 4, attempt=2).reason == "all_declined"  # ana and ben both tried
+    assert acd.offer_failed("c1", 5).reason == "unknown_call"  # finished
+
+
+def test_a_requeued_call_is_abandoned_by_max_wait_counted_from_its_first_arrival():
+    acd = Acd([q(max_wait_s=10)], [a("ana"), a("ben")])
+    acd.offer(call("c1", at=0), 0)
+    acd.offer(call("c2", at=0), 0)
+    assert acd.offer_failed("c1", 8).status == "waiting"
+    assert [(x.call.call_id, x.why) for x in acd.expire(10)] == [("c1", "max_wait")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["offer", "release", "fail", "expire"]), st.integers(0, 7)), max_size=60))
+def test_invariants_with_reoffers(events):
+    """Capacity holds, no call both waiting and active, never offered again to an agent that failed it,
+    and no free agent stays idle while a waiting call could take it."""
+    acd = Acd([q(max_wait_s=5)], [a("x", max_concurrent=2), a("y"), a("z")])
+    now = 0.0
+    for op, n in events:
+        now += 1
+        cid = f"c{n}"
+        if op == "offer":
+            acd.offer(call(cid, at=now), now)
+        elif op == "release":
+            acd.release(cid, now)
+        elif op == "fail":
+            acd.offer_failed(cid, now)
+        else:
+            acd.expire(now)
+        active = [c for s in acd.agents.values() for c in s.active]
+        assert len(active) == len(set(active))
+        assert all(len(s.active) <= s.agent.max_concurrent for s in acd.agents.values())
+        waiting = acd.waiting["q"]
+        assert not {c.call_id for c in waiting} & set(active)
+        for s in acd.agents.values():
+            for c in s.active:
+                assert s.agent.id not in acd.call_of(c).tried
+            if s.has_capacity:
+                assert all(s.agent.id in c.tried for c in waiting)

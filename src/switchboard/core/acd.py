@@ -21,9 +21,28 @@ Rules
 - No free agent: the call waits in its queue (FIFO). Whenever capacity frees
   up, waiting calls are served oldest first across queues; a waiting call that
   no free agent can serve does not block younger calls that one can serve.
-- A waiting call older than its queue's `max_wait_s` is abandoned.
+- A waiting call older than its queue's `max_wait_s` is abandoned. The wait
+  counts from the call's first arrival in the queue, also for a call that went
+  back to waiting after an agent did not take it, so its wait stays bounded.
 - A call id is handled once: offering a known call id again (a redelivery)
   returns `duplicate` and changes nothing.
+
+Re-offers (`offer_failed`): an agent did not take its call (no answer, declined,
+busy, failed). Its slot is freed, the agent is remembered as tried for that call
+(it is never offered the same call again: ringing the agent who just let it
+ring would loop), and the call's attempt goes up by one. Then, in this order:
+  * attempt above the call's `max_attempts` (the campaign's routing.max_attempts,
+    when the caller knows it) → rejected `max_attempts`;
+  * no untried agent of the queue covers the caller's needs at all (busy or
+    not) → rejected `all_declined`: waiting would be for nobody;
+  * a free untried matching agent → assigned at once (the next offer);
+  * otherwise the call goes back to waiting at the head of its queue (and ahead
+    of every first-time waiter in dispatch) until an untried matching agent
+    frees up, or max_wait_s.
+The freed slot then serves other waiting calls as in `release`. An outcome for
+an older attempt than the call's current one (a redelivered or late report) is
+ignored. Outcomes that end the call (answered, caller hang-up, agent hang-up)
+go through `release`.
 """
 
 from __future__ import annotations
@@ -46,6 +65,10 @@ class WaitingCall:
     needs: Mapping[str, str] = field(default_factory=dict)
     payload: Any = None  # opaque to the ACD (the service keeps the source event here)
     seq: int = 0  # arrival order, breaks enqueued_at ties
+    attempt: int = 1  # the offer number of the current / next offer of this call
+    max_attempts: int | None = None  # offers allowed for the call in total (None: no bound but the queue's agents)
+    tried: dict[str, str] = field(default_factory=dict)  # agent id → why it did not take this call
+    requeued: bool = False  # back from an agent that did not take it: served before first-time waiters
 
 
 @dataclass
@@ -107,6 +130,20 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class Reoffer:
+    """What `offer_failed` did with a call an agent did not take."""
+
+    status: Literal["assigned", "waiting", "rejected", "ignored"]
+    call: WaitingCall | None = None
+    agent_id: str | None = None  # the agent that did not take it (its slot is free now)
+    assignment: Assignment | None = None  # when assigned: the next offer
+    reason: str = ""  # rejected: max_attempts, all_declined; ignored: unknown_call, stale_attempt
+    detail: str = ""
+    considered: tuple[Consideration, ...] = ()
+    others: tuple[Assignment, ...] = ()  # waiting calls that got the freed slot
+
+
+@dataclass(frozen=True)
 class Release:
     agent_id: str | None  # the agent whose slot was freed, None when the call was not on an agent
     abandoned: Abandoned | None  # the call was still waiting: the caller hung up
@@ -132,6 +169,7 @@ class Acd:
         self.agents: dict[str, AgentState] = {a.id: AgentState(a, i) for i, a in enumerate(agents)}
         self.waiting: dict[str, list[WaitingCall]] = {q: [] for q in self.queues}
         self._on_agent: dict[str, str] = {}  # active call id → agent id
+        self._active: dict[str, WaitingCall] = {}  # active call id → the call (its attempt, tried agents)
         self._waiting_ids: dict[str, WaitingCall] = {}
         self._done: OrderedDict[str, None] = OrderedDict()  # finished call ids, bounded, for dedupe
         self._remember = remember
@@ -148,6 +186,10 @@ class Acd:
 
     def agent_of(self, call_id: str) -> str | None:
         return self._on_agent.get(call_id)
+
+    def call_of(self, call_id: str) -> WaitingCall | None:
+        """The live call (on an agent or waiting), None when unknown or finished."""
+        return self._active.get(call_id) or self._waiting_ids.get(call_id)
 
     def agents_of(self, queue_id: str) -> list[AgentState]:
         return sorted((s for s in self.agents.values() if queue_id in s.agent.queues), key=lambda s: s.index)
@@ -182,10 +224,8 @@ class Acd:
         """A call ended: free its agent's slot and hand freed capacity to waiting calls."""
         agent_id = self._on_agent.pop(call_id, None)
         if agent_id is not None:
-            state = self.agents[agent_id]
-            state.active.discard(call_id)
-            if not state.active:
-                state.idle_since = now
+            self._active.pop(call_id, None)
+            self._free(agent_id, call_id, now)
             self._finish(call_id)
             return Release(agent_id, None, tuple(self.dispatch(now)))
         waiting = self._waiting_ids.get(call_id)
@@ -194,6 +234,45 @@ class Acd:
             self._finish(call_id)
             return Release(None, Abandoned(waiting, self.queues[waiting.queue_id], now, "caller_hangup"), ())
         return Release(None, None, ())
+
+    def offer_failed(self, call_id: str, now: float, *, attempt: int = 0, why: str = "no_answer") -> Reoffer:
+        """The agent of `call_id` did not take it (`why`: no_answer, declined, busy, failed): offer it on.
+
+        `attempt` is the offer the report is about (0: the current one).
+        """
+        agent_id = self._on_agent.get(call_id)
+        call = self._active.get(call_id)
+        if agent_id is None or call is None:
+            return Reoffer("ignored", reason="unknown_call", detail=f"call {call_id} is not on an agent")
+        if attempt and attempt != call.attempt:
+            return Reoffer(
+                "ignored", call, reason="stale_attempt", detail=f"report about offer {attempt}, the call is at offer {call.attempt}"
+            )
+        del self._on_agent[call_id]
+        del self._active[call_id]
+        self._free(agent_id, call_id, now)
+        call.tried[agent_id] = f"{why} on offer {call.attempt}"
+        call.attempt += 1
+        queue = self.queues[call.queue_id]
+        out = self._reoffer(call, queue, agent_id, now)
+        return Reoffer(out.status, out.call, agent_id, out.assignment, out.reason, out.detail, out.considered, tuple(self.dispatch(now)))
+
+    def _reoffer(self, call: WaitingCall, queue: Queue, failed_agent: str, now: float) -> Reoffer:
+        if call.max_attempts is not None and call.attempt > call.max_attempts:
+            self._finish(call.call_id)
+            return Reoffer("rejected", call, reason="max_attempts", detail=f"{call.attempt - 1} offer(s) made, max_attempts is {call.max_attempts}")
+        untried = [s for s in self.agents_of(queue.id) if s.agent.id not in call.tried and skill_gap(s.agent, call.needs) is None]
+        if not untried:
+            self._finish(call.call_id)
+            tried = ", ".join(f"{a} ({w})" for a, w in call.tried.items())
+            return Reoffer("rejected", call, reason="all_declined", detail=f"every matching agent of queue {queue.id} was offered the call: {tried}")
+        agent, considered = self.pick(queue, call.needs, call.tried)
+        if agent is not None:
+            return Reoffer("assigned", call, assignment=self._assign(call, agent, queue, now, considered), considered=considered)
+        call.requeued = True
+        self.waiting[queue.id].insert(0, call)
+        self._waiting_ids[call.call_id] = call
+        return Reoffer("waiting", call, considered=considered)
 
     def expire(self, now: float) -> list[Abandoned]:
         """Remove and return the waiting calls that waited longer than their queue's max_wait_s."""
@@ -209,22 +288,27 @@ class Acd:
     def dispatch(self, now: float) -> list[Assignment]:
         """Serve waiting calls oldest first while some free agent can take them."""
         out: list[Assignment] = []
-        for call in sorted(self._waiting_ids.values(), key=lambda c: (c.enqueued_at, c.seq)):
+        for call in sorted(self._waiting_ids.values(), key=lambda c: (not c.requeued, c.enqueued_at, c.seq)):
             queue = self.queues[call.queue_id]
-            agent, considered = self.pick(queue, call.needs)
+            agent, considered = self.pick(queue, call.needs, call.tried)
             if agent is not None:
                 self._unwait(call)
                 out.append(self._assign(call, agent, queue, now, considered))
         return out
 
     # -- matching ------------------------------------------------------------
-    def pick(self, queue: Queue, needs: Mapping[str, str]) -> tuple[Agent | None, tuple[Consideration, ...]]:
-        """The agent the queue's strategy picks among its free agents covering `needs`, and the trace."""
+    def pick(
+        self, queue: Queue, needs: Mapping[str, str], tried: Mapping[str, str] | None = None
+    ) -> tuple[Agent | None, tuple[Consideration, ...]]:
+        """The agent the queue's strategy picks among its free agents covering `needs` (not in `tried`), and the trace."""
         considered: list[Consideration] = []
         free: list[AgentState] = []
+        tried = tried or {}
         for s in self.agents_of(queue.id):
             gap = skill_gap(s.agent, needs)
-            if gap is not None:
+            if s.agent.id in tried:
+                considered.append(Consideration(s.agent.id, False, "agent:tried", tried[s.agent.id]))
+            elif gap is not None:
                 considered.append(Consideration(s.agent.id, False, f"skill:{gap}", f"caller needs {gap}={needs[gap]}"))
             elif not s.has_capacity:
                 considered.append(Consideration(s.agent.id, False, "agent:busy", f"{len(s.active)}/{s.agent.max_concurrent} calls"))
@@ -255,8 +339,15 @@ class Acd:
         state.active.add(call.call_id)
         state.handled += 1
         self._on_agent[call.call_id] = agent.id
+        self._active[call.call_id] = call
         self._rr_last[queue.id] = state.index
         return Assignment(call, agent, queue, now, considered)
+
+    def _free(self, agent_id: str, call_id: str, now: float) -> None:
+        state = self.agents[agent_id]
+        state.active.discard(call_id)
+        if not state.active:
+            state.idle_since = now
 
     def _unwait(self, call: WaitingCall) -> None:
         self._waiting_ids.pop(call.call_id, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -21,12 +22,13 @@ from switchboard.v1 import events_pb2 as pb
 @dataclass
 class CallResult:
     call_id: str
-    status: str  # routed | rejected | pending | error
+    status: str  # routed | rejected | pending | abandoned | error
     buyer_id: str = ""
     agent_id: str = ""
     price: Decimal = Decimal("0")
     reason: str = ""
-    decision_ms: float = 0.0  # answers submitted → routing result, as the edge sees it
+    decision_ms: float = 0.0  # answers submitted → first routing result, as the edge sees it
+    attempts: list[str] = field(default_factory=list)  # every offer in order: buyer id or "agent:<id>"; the last one answered when routed
 
 
 @dataclass
@@ -68,26 +70,64 @@ class DriveStats:
         return len(self.results) / elapsed if elapsed > 0 else 0.0
 
 
-async def one_call(stub: cc_grpc.CallControlStub, call: DemoCall, report_outcome: bool = True, talk_scale: float = 0.01) -> CallResult:
+def _target(res: cc.RoutingResult) -> str:
+    return res.buyer_id or f"agent:{res.agent_id}"
+
+
+async def one_call(
+    stub: cc_grpc.CallControlStub,
+    call: DemoCall,
+    report_outcome: bool = True,
+    talk_scale: float = 0.01,
+    *,
+    answer_rate: float = 1.0,
+    max_offers: int = 10,
+    rng: random.Random | None = None,
+    await_timeout_ms: int = 15000,
+) -> CallResult:
+    """One call through the edge, as a telephony adapter would drive it.
+
+    Each offer (ROUTED result) is answered with probability `answer_rate`; an
+    unanswered offer is reported as NO_ANSWER and the next routing result is
+    awaited (the router or queue re-routes), for at most `max_offers` offers;
+    after that the simulated caller gives up (CALLER_HANGUP, status
+    "abandoned"). The answered call is talked through and reported ANSWERED.
+    With report_outcome=False nothing is reported and the first offer counts.
+    """
+    rng = rng or random.Random()
     start = await stub.StartCall(cc.StartCallRequest(caller_number=call.caller_number, dialed_number=call.dialed_number))
     if not start.accepted:
         return CallResult(start.call_id, "rejected", reason=start.reject_reason)
-    await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=start.call_id, answers=call.answers, complete=True))
+    cid = start.call_id
+    await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, answers=call.answers, complete=True))
     t0 = time.monotonic()
-    res = await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=start.call_id, timeout_ms=15000))
-    decision_ms = (time.monotonic() - t0) * 1000
-    if res.status == cc.ROUTING_STATUS_ROUTED:
-        result = CallResult(start.call_id, "routed", res.buyer_id, res.agent_id, Decimal(res.price or "0"), decision_ms=decision_ms)
-        if report_outcome:
+    decision_ms = 0.0
+    attempts: list[str] = []
+    while True:
+        res = await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=await_timeout_ms))
+        if not decision_ms:
+            decision_ms = (time.monotonic() - t0) * 1000
+        if res.status == cc.ROUTING_STATUS_REJECTED:
+            return CallResult(cid, "rejected", reason=res.reason, decision_ms=decision_ms, attempts=attempts)
+        if res.status != cc.ROUTING_STATUS_ROUTED:
+            return CallResult(cid, "pending", reason="no decision in time", decision_ms=decision_ms, attempts=attempts)
+        attempts.append(_target(res))
+        routed = CallResult(
+            cid, "routed", res.buyer_id, res.agent_id, Decimal(res.price or "0"), decision_ms=decision_ms, attempts=attempts
+        )
+        if not report_outcome:
+            return routed
+        if rng.random() < answer_rate:
             # The demo caller talks for a while (scaled down so the demo moves), then hangs up.
             await asyncio.sleep(call.talk_seconds * talk_scale)
             await stub.ReportOutcome(
-                cc.ReportOutcomeRequest(call_id=start.call_id, outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=call.talk_seconds)
+                cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=call.talk_seconds)
             )
-        return result
-    if res.status == cc.ROUTING_STATUS_REJECTED:
-        return CallResult(start.call_id, "rejected", reason=res.reason, decision_ms=decision_ms)
-    return CallResult(start.call_id, "pending", reason="no decision in time")
+            return routed
+        if len(attempts) >= max_offers:
+            await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
+            return CallResult(cid, "abandoned", reason=f"no answer after {len(attempts)} offers", decision_ms=decision_ms, attempts=attempts)
+        await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_NO_ANSWER))
 
 
 async def drive(

@@ -1,14 +1,24 @@
 """The cti service: turns routing and call-end events into CRM-facing cti.events (group "cti").
 
 call.routed → CTI_EVENT_TYPE_CALL_ROUTED, the screen pop: caller, IVR answers,
-              campaign, publisher, buyer or agent, destination, price.
+              campaign, publisher, buyer or agent, destination, price. One per
+              call.routed, so one per offer: a call re-routed after a no-answer
+              pops again at the next buyer or agent (attempt 2, 3, ...).
 call.ended  → CTI_EVENT_TYPE_CALL_ENDED: outcome and connected seconds, with the
-              context of the routed event when this process saw it.
+              context of the routed event of the same offer (CallEnded.attempt)
+              when this process saw it. One per call.ended, so one per failed
+              offer too (NO_ANSWER of attempt 1, then the end of attempt 2).
 
-The context of routed calls is kept in a bounded in-memory map (oldest evicted
-first); a call.ended whose routed event was never seen here (evicted, or read
-before call.routed: the two topics are not ordered against each other) still
-produces CALL_ENDED, with only what call.ended carries.
+The context of routed calls is kept per (call, attempt) in a bounded in-memory
+map (oldest evicted first): the routed event of attempt 2 may be read before
+the call.ended of attempt 1 (the topics are not ordered against each other),
+and the wrap-up of attempt 1 must not carry attempt 2's buyer. A call.ended
+whose routed event was never seen here (evicted, or read before call.routed)
+still produces CALL_ENDED, with only what call.ended carries. Events without an
+attempt (0, from producers that predate re-routing) count as attempt 1.
+
+The CtiEvent message has no attempt field yet (proto is shared); when one is
+added (`attempt`), it is filled in — see `_set_attempt`.
 
 Redeliveries: source event ids are remembered (bounded) and a repeat is
 dropped. The CTI event id is derived from the source event id (uuid5), so that
@@ -43,8 +53,23 @@ def cti_event_id(source_topic: str, source_event_id: str) -> str:
     return uuid.uuid5(_ID_NAMESPACE, f"{source_topic}/{source_event_id}").hex
 
 
+def _attempt(ev: pb.CallRouted | pb.CallEnded) -> int:
+    return ev.attempt or 1
+
+
+def _context_key(call_id: str, attempt: int) -> str:
+    return f"{call_id}#{attempt}"
+
+
+def _set_attempt(out: pb.CtiEvent, attempt: int) -> None:
+    # Forward compatible: CtiEvent gets an `attempt` field in an additive proto change; until then CRMs tell
+    # offers apart by buyer/agent and by the distinct event ids.
+    if "attempt" in pb.CtiEvent.DESCRIPTOR.fields_by_name:
+        out.attempt = attempt  # type: ignore[attr-defined]
+
+
 def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
-    return pb.CtiEvent(
+    out = pb.CtiEvent(
         event_id=cti_event_id(CALL_ROUTED.name, ev.event_id),
         call_id=ev.call_id,
         occurred_at=codec.now_ts(),
@@ -59,6 +84,8 @@ def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
         destination=ev.destination,
         price=ev.price,
     )
+    _set_attempt(out, _attempt(ev))
+    return out
 
 
 def wrap_up(ev: pb.CallEnded, context: pb.CtiEvent | None) -> pb.CtiEvent:
@@ -78,6 +105,7 @@ def wrap_up(ev: pb.CallEnded, context: pb.CtiEvent | None) -> pb.CtiEvent:
         out.agent_id = ev.agent_id
     if not out.kind:
         out.kind = pb.TARGET_KIND_AGENT if ev.agent_id else pb.TARGET_KIND_BUYER if ev.buyer_id else pb.TARGET_KIND_UNSPECIFIED
+    _set_attempt(out, _attempt(ev))
     return out
 
 
@@ -106,19 +134,20 @@ class CtiService:
         if source in self.seen:
             log.info("duplicate_ignored", call_id=event.call_id, topic=topic.name, event_id=event.event_id)
             return
+        key = _context_key(event.call_id, _attempt(event))  # type: ignore[arg-type]
         if topic is CALL_ROUTED:
             out = screen_pop(event)  # type: ignore[arg-type]
-            self.context.put(event.call_id, out)
+            self.context.put(key, out)
         elif topic is CALL_ENDED:
-            out = wrap_up(event, self.context.get(event.call_id))  # type: ignore[arg-type]
+            out = wrap_up(event, self.context.get(key))  # type: ignore[arg-type]
         else:
             return
         await self.bus.publish(CTI_EVENTS, out)
         # Only once published: a failed publish is dead-lettered by consume() with the context still here.
         self.seen.put(source, None)
         if topic is CALL_ENDED:
-            self.context.pop(event.call_id, None)
-        log.info("cti_event", call_id=event.call_id, type=pb.CtiEventType.Name(out.type))
+            self.context.pop(key, None)
+        log.info("cti_event", call_id=event.call_id, type=pb.CtiEventType.Name(out.type), attempt=_attempt(event))  # type: ignore[arg-type]
 
 
 async def run(settings: CtiSettings, stop: asyncio.Event) -> None:

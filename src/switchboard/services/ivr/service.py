@@ -6,10 +6,44 @@ Flow of one call through this service:
                    number: publishes call.rejected `unknown_number`, accepted=false.
   SubmitAnswers  → merges IVR answers (a `zip` answer also fills Caller.zip);
                    complete=true publishes ivr.completed, the router's input.
-  AwaitRouting   → the routing result once call.routed / call.rejected for the call
-                   arrives, or PENDING after timeout_ms (the edge asks again).
-  ReportOutcome  → publishes call.ended (buyer/agent from the routing result) and
-                   forgets the call.
+  AwaitRouting   → the CURRENT routing decision of the call: ROUTED with the
+                   offer's `attempt` (1 for the first offer) once a call.routed
+                   arrives, REJECTED once a call.rejected arrives, or PENDING
+                   after timeout_ms (the edge asks again). A later offer (higher
+                   attempt) replaces an earlier one; a rejection replaces any offer.
+  ReportOutcome  → how the bridged offer went; publishes call.ended with the
+                   buyer/agent and `attempt` of the current offer. Then:
+
+   outcome        | offer to a buyer                        | offer to an agent
+   ---------------+-----------------------------------------+-------------------------
+   ANSWERED       | ends the call (the caller talked, then   | ends the call
+                  | hung up)                                 |
+   CALLER_HANGUP  | ends the call                            | ends the call
+   NO_ANSWER,     | re-routable: the router offers the call  | re-routable: the queue
+   BUSY, FAILED,  | to the next buyer (call.routed with      | offers it to the next
+   DECLINED       | attempt+1), queues it or rejects it      | agent (attempt+1), re-
+                  | (e.g. max_attempts)                      | queues or rejects it
+   BUYER_HANGUP   | re-routable when connected_seconds is    | ends the call (the
+                  | below the buyer's billable_after_s,      | agent hung up)
+                  | otherwise ends the call                  |
+
+                   Re-routable: the call stays open here; the current result is
+                   cleared, and AwaitRouting waits for the next decision: a
+                   call.routed with a HIGHER attempt than the one reported on
+                   (a redelivered or late call.routed of an older offer is never
+                   returned again) or a call.rejected. Ends the call: the call
+                   is forgotten (NOT_FOUND afterwards). A call that was rejected
+                   (or never routed) is forgotten on any outcome; its call.ended
+                   has attempt 0 (it is about no offer) — so is the call.ended of
+                   a caller who hangs up while a re-route is still pending.
+                   Idempotent: repeating the last ReportOutcome of a call (same
+                   outcome and seconds; the edge retries when a response is
+                   lost) answers OK and publishes nothing again, also after the
+                   call was forgotten (a bounded memory of ended calls). With
+                   no offer outstanding (routing pending, e.g. between a
+                   re-routable report and the next offer, or rejected), a
+                   re-routable outcome is refused with FAILED_PRECONDITION:
+                   nothing was ringing.
 
 Per-call state lives in memory on the instance that took StartCall: the edge
 must keep talking to the same instance for one call (gRPC session affinity).
@@ -26,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -67,13 +102,32 @@ class CallState:
     started_mono: float
     answers: dict[str, str] = field(default_factory=dict)
     completed: bool = False  # ivr.completed was published
-    result: cc.RoutingResult | None = None
-    decided: asyncio.Event = field(default_factory=asyncio.Event)
+    result: cc.RoutingResult | None = None  # the current decision; None while (re-)routing is pending
+    decided: asyncio.Event = field(default_factory=asyncio.Event)  # set while `result` is not None
+    reported_attempt: int = 0  # the highest offer an outcome was reported for: older call.routed are stale
+    last_report: tuple[int, int] | None = None  # (outcome, connected_seconds) of the last ReportOutcome
 
-    def decide(self, result: cc.RoutingResult) -> None:
-        if self.result is None:  # the first terminal event wins; redeliveries change nothing
-            self.result = result
-            self.decided.set()
+    def decide(self, result: cc.RoutingResult) -> bool:
+        """Take a routing decision if it is newer than what the call has; False when it is stale or a repeat."""
+        current = self.result
+        if current is not None and current.status == cc.ROUTING_STATUS_REJECTED:
+            return False  # rejected is final
+        if result.status == cc.ROUTING_STATUS_ROUTED:
+            if result.attempt <= self.reported_attempt:
+                return False  # an offer the edge already reported on (redelivered or late)
+            if current is not None and result.attempt <= current.attempt:
+                return False  # the same offer again, or an older one
+        else:
+            result.attempt = max(self.reported_attempt, current.attempt if current else 0)  # offers so far
+        self.result = result
+        self.decided.set()
+        return True
+
+    def offer_done(self, attempt: int) -> None:
+        """The edge reported a re-routable outcome for offer `attempt`: wait for a newer decision."""
+        self.reported_attempt = max(self.reported_attempt, attempt)
+        self.result = None
+        self.decided.clear()
 
 
 def caller_proto(facts: CallerFacts) -> pb.Caller:
@@ -90,6 +144,7 @@ def result_from_event(event: Message) -> cc.RoutingResult:
             agent_id=event.agent_id,
             destination=event.destination,
             price=event.price,
+            attempt=event.attempt or 1,  # producers that predate attempts made one offer
         )
     assert isinstance(event, pb.CallRejected)
     return cc.RoutingResult(
@@ -100,6 +155,22 @@ def result_from_event(event: Message) -> cc.RoutingResult:
     )
 
 
+# Outcomes after which the offer failed but the call goes on (the router or the queue makes the next offer).
+REROUTABLE = frozenset({pb.CALL_OUTCOME_NO_ANSWER, pb.CALL_OUTCOME_BUSY, pb.CALL_OUTCOME_FAILED, pb.CALL_OUTCOME_DECLINED})
+
+
+def reroutable(result: cc.RoutingResult, outcome: int, connected_seconds: int, config: RoutingConfig) -> bool:
+    """Whether `outcome` of the offer `result` leaves the call open for a next offer (see the module table)."""
+    if outcome in REROUTABLE:
+        return True
+    if outcome == pb.CALL_OUTCOME_BUYER_HANGUP and result.kind != pb.TARGET_KIND_AGENT:
+        # The router decides with the same rule; a buyer this config does not know has no billable threshold
+        # here, and the router (which routed to it) will answer with the next decision.
+        buyer = next((b for b in config.buyers if b.id == result.buyer_id), None)
+        return buyer is None or connected_seconds < buyer.billable_after_s
+    return False
+
+
 class CallControlService(cc_grpc.CallControlServicer):
     """The CallControl RPCs over the in-memory calls of this instance."""
 
@@ -108,6 +179,8 @@ class CallControlService(cc_grpc.CallControlServicer):
         self.config = config
         self.bus = bus
         self.calls: dict[str, CallState] = {}
+        # Calls forgotten after their final ReportOutcome → that report, so a retry of it is answered OK.
+        self.ended: OrderedDict[str, tuple[int, int]] = OrderedDict()
 
     # -- helpers -------------------------------------------------------------
     async def _call(self, call_id: str, context: grpc.aio.ServicerContext) -> CallState:
@@ -129,11 +202,21 @@ class CallControlService(cc_grpc.CallControlServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"could not publish {topic.name}: {exc}; retry")
 
     def on_terminal(self, topic: Topic, event: Message) -> None:
-        """call.routed / call.rejected from the listener: resolve the call if it is ours."""
+        """call.routed / call.rejected from the listener: the call's new decision if it is ours and not stale."""
         call = self.calls.get(event.call_id)
         if call is not None:
-            call.decide(result_from_event(event))
-            log.info("routing_result", call_id=event.call_id, topic=topic.name)
+            result = result_from_event(event)
+            if call.decide(result):
+                log.info("routing_result", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
+            else:
+                log.info("routing_result_ignored", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
+
+    def _forget(self, call: CallState, report: tuple[int, int]) -> None:
+        self.calls.pop(call.call_id, None)
+        self.ended[call.call_id] = report
+        self.ended.move_to_end(call.call_id)
+        while len(self.ended) > self.settings.ended_memory:
+            self.ended.popitem(last=False)
 
     def sweep(self, now_mono: float) -> int:
         """Forget calls never reported as ended within call_ttl_s (the edge lost them)."""
@@ -253,6 +336,7 @@ class CallControlService(cc_grpc.CallControlServicer):
         return cc.SubmitAnswersResponse(call_id=call.call_id)
 
     async def AwaitRouting(self, request: cc.AwaitRoutingRequest, context: grpc.aio.ServicerContext) -> cc.RoutingResult:
+        """The current decision (ROUTED with its attempt, REJECTED), or PENDING with attempt = offers so far."""
         if request.timeout_ms < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "timeout_ms must be >= 0 (0: server default)")
         call = await self._call(request.call_id, context)
@@ -261,29 +345,70 @@ class CallControlService(cc_grpc.CallControlServicer):
             try:
                 await asyncio.wait_for(call.decided.wait(), timeout_ms / 1000)
             except TimeoutError:
-                return cc.RoutingResult(call_id=call.call_id, status=cc.ROUTING_STATUS_PENDING)
-        assert call.result is not None
-        return call.result
+                pass
+        result = call.result  # None again if a concurrent ReportOutcome ended the offer meanwhile
+        if result is None:
+            return cc.RoutingResult(call_id=call.call_id, status=cc.ROUTING_STATUS_PENDING, attempt=call.reported_attempt)
+        return result
 
     async def ReportOutcome(self, request: cc.ReportOutcomeRequest, context: grpc.aio.ServicerContext) -> cc.ReportOutcomeResponse:
+        """How the current offer went: publishes call.ended; re-routable outcomes keep the call open (module table)."""
         if request.outcome == pb.CALL_OUTCOME_UNSPECIFIED or request.outcome not in pb.CallOutcome.values():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "outcome is required (ANSWERED, NO_ANSWER, BUSY, FAILED, CALLER_HANGUP)")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "outcome is required (ANSWERED, NO_ANSWER, BUSY, FAILED, CALLER_HANGUP, BUYER_HANGUP, DECLINED)",
+            )
         if request.connected_seconds < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "connected_seconds must be >= 0")
+        report = (request.outcome, request.connected_seconds)
+        if request.call_id and request.call_id not in self.calls and self.ended.get(request.call_id) == report:
+            return cc.ReportOutcomeResponse()  # a retry of the final report: already published
         call = await self._call(request.call_id, context)
         result = call.result
+        if result is None and call.last_report == report:
+            return cc.ReportOutcomeResponse()  # a retry of the re-routable report: already published
+        offer = result if result is not None and result.status == cc.ROUTING_STATUS_ROUTED else None
+        if offer is None and request.outcome in REROUTABLE:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"call {call.call_id}: no offer is outstanding ({'rejected' if result else 'routing pending'}); "
+                "a re-routable outcome needs a ROUTED result: AwaitRouting first",
+            )
         ended = pb.CallEnded(
             event_id=codec.new_id(),
             call_id=call.call_id,
             occurred_at=codec.now_ts(),
             outcome=request.outcome,
             connected_seconds=request.connected_seconds,
-            buyer_id=result.buyer_id if result else "",
-            agent_id=result.agent_id if result else "",
+            buyer_id=offer.buyer_id if offer else "",
+            agent_id=offer.agent_id if offer else "",
+            attempt=offer.attempt if offer else 0,  # 0: about no offer (rejected, or caller left while pending)
         )
-        await self._publish(CALL_ENDED, ended, context)
-        self.calls.pop(call.call_id, None)
-        log.info("call_ended", call_id=call.call_id, outcome=pb.CallOutcome.Name(request.outcome), seconds=request.connected_seconds)
+        keep_open = offer is not None and reroutable(offer, request.outcome, request.connected_seconds, self.config)
+        # State changes before the await, so a concurrent repeat sees them and publishes nothing; undone on failure.
+        saved = (call.result, call.reported_attempt, call.last_report, call.decided.is_set())
+        if keep_open:
+            assert offer is not None
+            call.offer_done(offer.attempt)
+            call.last_report = report
+        else:
+            self._forget(call, report)
+        try:
+            await self._publish(CALL_ENDED, ended, context)
+        except BaseException:
+            call.result, call.reported_attempt, call.last_report = saved[:3]
+            if saved[3]:
+                call.decided.set()
+            self.ended.pop(call.call_id, None)
+            self.calls[call.call_id] = call
+            raise
+        log.info(
+            "call_ended" if not keep_open else "offer_ended",
+            call_id=call.call_id,
+            outcome=pb.CallOutcome.Name(request.outcome),
+            seconds=request.connected_seconds,
+            attempt=ended.attempt,
+        )
         return cc.ReportOutcomeResponse()
 
 

@@ -5,8 +5,21 @@ call.queued  → core.acd offers the call to its queue: a free agent → call.ro
                considered); none free → the call waits (FIFO); the queue cannot
                serve it at all (unknown queue, no agents, no agent with the
                needed skills) → call.rejected.
-call.ended   → the agent's slot is freed and the oldest waiting call it can take
-               gets it (call.routed); a call that ends while still waiting (the
+call.ended   → by outcome (CallEnded.attempt says which offer it is about; a
+               report about an older offer than the call's current one is
+               ignored, so redeliveries change nothing):
+               * NO_ANSWER, DECLINED, BUSY, FAILED: the agent did not take the
+                 call. Its slot is freed and the call is offered on
+                 (core.acd.Acd.offer_failed): the next free matching agent of
+                 the same queue that has not been offered it → call.routed with
+                 attempt+1; none free now → back to waiting at the head of the
+                 queue; no untried matching agent at all → call.rejected
+                 `all_declined`; more offers than the campaign's
+                 routing.max_attempts → call.rejected `max_attempts`.
+               * ANSWERED, CALLER_HANGUP, BUYER_HANGUP (for an agent: the agent
+                 hung up): the call is over; the agent's slot is freed.
+               Either way the freed slot goes to the oldest waiting call it can
+               take (call.routed). A call that ends while still waiting (the
                caller hung up) → call.rejected `abandoned`.
 a periodic sweep (sweep_interval_s) → waiting calls older than the queue's
                max_wait_s → call.rejected `abandoned`.
@@ -60,8 +73,12 @@ def _decision_fields(queued: pb.CallQueued) -> dict:
 
 
 def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted:
-    """call.routed for an agent: the router's trace so far plus one entry per agent considered."""
-    agent, queue = assignment.agent, assignment.queue
+    """call.routed for an agent: the router's trace so far plus one entry per agent considered.
+
+    The attempt is the call's current offer number (the router's hand-off
+    attempt, +1 for every agent that did not take the call).
+    """
+    agent, queue, attempt = assignment.agent, assignment.queue, assignment.call.attempt
     trace = pb.DecisionTrace()
     trace.CopyFrom(queued.trace)
     for c in assignment.considered:
@@ -71,7 +88,7 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
                 target_id=c.agent_id,
                 kind=pb.TARGET_KIND_AGENT,
                 tier_index=queued.tier_index,
-                attempt=queued.attempt,
+                attempt=attempt,
                 eligible=c.eligible,
                 excluded_by=c.excluded_by,
                 detail=f"{queue.strategy}; waited {assignment.waited_s:.1f}s" if winner else c.detail,
@@ -79,8 +96,10 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
             )
         )
     trace.winning_tier = queued.tier_index
-    trace.winning_attempt = queued.attempt
-    trace.notes.append(f"queue {queue.id}: agent {agent.id} by {queue.strategy} after {assignment.waited_s:.1f}s")
+    trace.winning_attempt = attempt
+    for tried, why in assignment.call.tried.items():
+        trace.notes.append(f"queue {queue.id}: agent {tried} did not take the call ({why})")
+    trace.notes.append(f"queue {queue.id}: offer {attempt} to agent {agent.id} by {queue.strategy} after {assignment.waited_s:.1f}s")
     return pb.CallRouted(
         **_decision_fields(queued),
         kind=pb.TARGET_KIND_AGENT,
@@ -89,7 +108,7 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
         destination=agent_destination(agent.id, agent.destination),
         price="0",
         tier_index=queued.tier_index,
-        attempt=queued.attempt,
+        attempt=attempt,
         strategy="queue",
         trace=trace,
         caller=queued.caller,
@@ -107,12 +126,22 @@ def rejected_event(queued: pb.CallQueued, reason: str, detail: str, announcement
     )
 
 
+# Outcomes of an agent offer after which the call is offered to the next agent (the agent did not take it).
+REOFFER_OUTCOMES = {
+    pb.CALL_OUTCOME_NO_ANSWER: "no_answer",
+    pb.CALL_OUTCOME_DECLINED: "declined",
+    pb.CALL_OUTCOME_BUSY: "busy",
+    pb.CALL_OUTCOME_FAILED: "failed",
+}
+
+
 class QueueService:
     def __init__(self, settings: QueueSettings, config: RoutingConfig, bus: EventBus, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.bus = bus
         self.acd = Acd.from_config(config)
         self.clock = clock
+        self.max_attempts = {c.id: c.routing.max_attempts for c in config.campaigns}
 
     async def handle(self, topic: Topic, event: Message, record: ConsumerRecord) -> None:
         if topic is CALL_QUEUED:
@@ -124,7 +153,10 @@ class QueueService:
         now = self.clock()
         queue = self.acd.queues.get(ev.queue_id)
         needs = caller_needs(queue, ev.answers) if queue else {}
-        offer = self.acd.offer(WaitingCall(ev.call_id, ev.queue_id, now, needs, payload=ev), now)
+        call = WaitingCall(
+            ev.call_id, ev.queue_id, now, needs, payload=ev, attempt=ev.attempt or 1, max_attempts=self.max_attempts.get(ev.campaign_id)
+        )
+        offer = self.acd.offer(call, now)
         if offer.status == "assigned":
             assert offer.assignment is not None
             await self._route(offer.assignment)
@@ -137,12 +169,41 @@ class QueueService:
             log.info("call_rejected", call_id=ev.call_id, queue=ev.queue_id, reason=offer.reason)
 
     async def on_ended(self, ev: pb.CallEnded) -> None:
+        why = REOFFER_OUTCOMES.get(ev.outcome)
+        if why is not None:
+            await self._offer_failed(ev, why)
+            return
+        current = self.acd.call_of(ev.call_id)
+        if current is not None and ev.attempt and ev.attempt < current.attempt:
+            log.info("stale_outcome_ignored", call_id=ev.call_id, attempt=ev.attempt, current=current.attempt)
+            return
         release = self.acd.release(ev.call_id, self.clock())
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
         if release.abandoned:
             await self._abandon(release.abandoned)
         for assignment in release.assignments:
+            await self._route(assignment)
+
+    async def _offer_failed(self, ev: pb.CallEnded, why: str) -> None:
+        r = self.acd.offer_failed(ev.call_id, self.clock(), attempt=ev.attempt, why=why)
+        if r.status == "ignored":
+            # Not on an agent here: a redelivery, a report about an older offer, a call waiting
+            # in a queue (nothing was offered) or a buyer call (the router's business).
+            log.info("outcome_ignored", call_id=ev.call_id, outcome=why, attempt=ev.attempt, reason=r.reason)
+            return
+        log.info("agent_did_not_take_call", call_id=ev.call_id, agent=r.agent_id, outcome=why, next_attempt=r.call.attempt if r.call else 0)
+        if r.status == "assigned":
+            assert r.assignment is not None
+            await self._route(r.assignment)
+        elif r.status == "waiting":
+            log.info("call_requeued", call_id=ev.call_id, queue=r.call.queue_id if r.call else "", attempt=r.call.attempt if r.call else 0)
+        elif r.status == "rejected":
+            assert r.call is not None
+            event = rejected_event(r.call.payload, r.reason, r.detail, self.settings.rejected_announcement)
+            await self.bus.publish(CALL_REJECTED, event)
+            log.info("call_rejected", call_id=ev.call_id, reason=r.reason)
+        for assignment in r.others:
             await self._route(assignment)
 
     async def sweep(self) -> None:
@@ -156,6 +217,7 @@ class QueueService:
             call_id=assignment.call.call_id,
             queue=assignment.queue.id,
             agent=assignment.agent.id,
+            attempt=assignment.call.attempt,
             waited_s=round(assignment.waited_s, 3),
         )
 

@@ -22,5 +22,5 @@ class QueueSettings(ServiceSettings):
     )
     rejected_announcement: str = Field(
         "We cannot take your call right now. Goodbye.",
-        description="played when the queue cannot serve the call at all (unknown queue, no agents)",
+        description="played when the queue cannot serve the call (unknown queue, no agents, every agent let it ring, max_attempts)",
     )
