@@ -74,14 +74,17 @@ class CallControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AwaitRouting(self, request, context):
-        """Waits until the call is routed or rejected, or timeout_ms passes.
+        """Returns the call's current decision (routed with its attempt, or rejected); waits up to
+        timeout_ms for one. After a re-routable ReportOutcome it waits for the next offer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReportOutcome(self, request, context):
-        """How the bridged call ended. Emits call.ended.
+        """How the current offer went. Emits call.ended. Re-routable outcomes (no answer, busy,
+        failed, declined, buyer hang-up before billable) keep the call open for the next offer;
+        answered and caller hang-up end it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
