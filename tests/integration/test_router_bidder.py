@@ -130,7 +130,7 @@ async def test_rtb_buyer_answers_no_bid_and_the_call_is_rejected_no_bid(services
     topic, rejected = await route(services, ivr("rtb-only"))
     assert topic == CALL_REJECTED.name and rejected.reason == "no_bid"  # type: ignore[attr-defined]
     e = by_target(rejected)["rtb"]  # type: ignore[arg-type]
-    assert e.eligible and e.bid_outcome == pb.BID_OUTCOME_NO_BID and e.bid_reason == "rtb_not_supported"
+    assert e.eligible and e.bid_outcome == pb.BID_OUTCOME_NO_BID and e.bid_reason == "connection_refused"  # nothing listens on port 9
 
 
 async def test_queue_tier_produces_call_queued(services: Services) -> None:

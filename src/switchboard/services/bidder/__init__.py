@@ -1,1 +1,1 @@
-"""The bidder: answers ping.requested with one bid.received per pinged buyer (static now, RTB in issue #4)."""
+"""The bidder: answers ping.requested with one bid.received per pinged buyer (static at once, RTB over HTTP/gRPC)."""

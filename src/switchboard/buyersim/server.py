@@ -1,0 +1,230 @@
+"""The simulator's servers: aiohttp (POST /ping/<buyer_id>) and grpc.aio (switchboard.v1.Bidding/Ping).
+
+Both share `Simulator.plan()`: per ping one draw of fault, latency, decline,
+availability and bid from a per-buyer seeded RNG (so a buyer's sequence of
+answers does not depend on how other buyers' pings interleave). GET /stats
+returns what each buyer was asked and answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import struct
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import grpc
+import structlog
+from aiohttp import web
+
+from switchboard.buyersim.config import SimBuyer, SimConfig
+from switchboard.platform import signing
+from switchboard.v1 import bidding_pb2 as bpb
+from switchboard.v1 import bidding_pb2_grpc
+
+log = structlog.get_logger("buyersim")
+
+MAX_SLEEP_S = 30.0  # a `timeout` fault never holds a handler longer than this
+PAST_DEADLINE_S = 0.5  # how far past the deadline a `timeout` fault sleeps
+
+
+@dataclass(frozen=True)
+class Plan:
+    fault: str | None
+    latency_s: float
+    decline: bool
+    available: bool
+    bid: Decimal
+
+
+class Simulator:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.buyers = config.by_id()
+        self._rngs = {b.id: random.Random(f"{config.seed}:{b.id}") for b in config.buyers}
+        self.stats: dict[str, Counter] = defaultdict(Counter)
+
+    def plan(self, buyer: SimBuyer) -> Plan:
+        rng = self._rngs[buyer.id]
+        # Always draw everything, in the same order, so one buyer's sequence is reproducible.
+        fault = buyer.draw_fault(rng)
+        latency = buyer.draw_latency_s(rng)
+        decline = rng.random() < buyer.decline_rate
+        available = rng.random() < buyer.available_rate
+        bid = buyer.draw_bid(rng)
+        if fault == "slow":
+            latency += buyer.slow_ms / 1000
+        return Plan(fault, latency, decline, available, bid)
+
+    def answer(self, buyer: SimBuyer, plan: Plan) -> dict:
+        if plan.decline:
+            return {"accept": False, "reason": buyer.decline_reason}
+        return {"bid": f"{plan.bid:.2f}", "accept": True, "available": plan.available}
+
+    def count(self, buyer_id: str, what: str) -> None:
+        self.stats[buyer_id][what] += 1
+
+
+def sleep_past_deadline_s(deadline_epoch: float | None, timeout_ms: int) -> float:
+    """How long a `timeout` fault sleeps: until just past the ping's deadline (or its timeout)."""
+    if deadline_epoch is not None:
+        wait = deadline_epoch - time.time() + PAST_DEADLINE_S
+    else:
+        wait = timeout_ms / 1000 + PAST_DEADLINE_S
+    return min(MAX_SLEEP_S, max(PAST_DEADLINE_S, wait))
+
+
+def parse_rfc3339(text: object) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()  # 3.11 reads the "Z" suffix
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+def _reset(request: web.Request) -> None:
+    """Drop the connection without an answer; SO_LINGER 0 makes the close a TCP reset."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+def http_app(sim: Simulator) -> web.Application:
+    async def ping(request: web.Request) -> web.StreamResponse:
+        buyer_id = request.match_info["buyer_id"]
+        buyer = sim.buyers.get(buyer_id)
+        if buyer is None:
+            sim.count(buyer_id, "unknown")
+            return web.json_response({"error": f"no simulated buyer {buyer_id!r}"}, status=404)
+        sim.count(buyer_id, "requests")
+        body = await request.read()
+        if buyer.secret is not None and not signing.verify_signature(buyer.secret, request.headers.get(signing.HEADER), body):
+            sim.count(buyer_id, "bad_signature")
+            return web.json_response({"error": "bad signature"}, status=401)
+        try:
+            req = json.loads(body)
+            assert isinstance(req, dict)
+        except (ValueError, AssertionError):
+            sim.count(buyer_id, "bad_request")
+            return web.json_response({"error": "not a JSON object"}, status=400)
+        if "caller_number" in req or "number" in req:
+            sim.count(buyer_id, "caller_number_leaked")
+        plan = sim.plan(buyer)
+        sim.count(buyer_id, f"fault:{plan.fault}" if plan.fault else "answered")
+        if plan.fault == "timeout":
+            await asyncio.sleep(sleep_past_deadline_s(parse_rfc3339(req.get("deadline")), int(req.get("timeout_ms") or 0)))
+        else:
+            await asyncio.sleep(plan.latency_s)
+        if plan.fault == "http_500":
+            return web.json_response({"error": "simulated failure"}, status=500)
+        if plan.fault == "garbage":
+            return web.Response(body=b'{"bid": 12.5, "accept": tru', content_type="application/json")
+        if plan.fault == "reset":
+            _reset(request)
+            raise asyncio.CancelledError  # aiohttp drops a cancelled handler quietly; nothing is written
+        return web.json_response(sim.answer(buyer, plan))
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({k: dict(v) for k, v in sim.stats.items()})
+
+    app = web.Application(client_max_size=64 * 1024)
+    app.router.add_post("/ping/{buyer_id}", ping)
+    app.router.add_get("/stats", stats)
+    return app
+
+
+# ------------------------------------------------------------------ gRPC
+
+
+class BiddingServicer(bidding_pb2_grpc.BiddingServicer):
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    async def Ping(self, request: bpb.PingRequest, context: grpc.aio.ServicerContext) -> bpb.PingResponse:
+        sim = self.sim
+        buyer = sim.buyers.get(request.buyer_id)
+        if buyer is None:
+            sim.count(request.buyer_id, "unknown")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no simulated buyer {request.buyer_id!r}")
+        sim.count(buyer.id, "requests")
+        if buyer.secret is not None:
+            header = dict(context.invocation_metadata() or ()).get(signing.GRPC_METADATA_KEY)
+            if not signing.verify_signature(buyer.secret, header, request.SerializeToString(deterministic=True)):
+                sim.count(buyer.id, "bad_signature")
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad signature")
+        plan = sim.plan(buyer)
+        sim.count(buyer.id, f"fault:{plan.fault}" if plan.fault else "answered")
+        if plan.fault == "timeout":
+            deadline = request.deadline.seconds + request.deadline.nanos / 1e9 if request.HasField("deadline") else None
+            await asyncio.sleep(sleep_past_deadline_s(deadline, request.timeout_ms))
+        else:
+            await asyncio.sleep(plan.latency_s)
+        if plan.fault == "http_500":
+            await context.abort(grpc.StatusCode.INTERNAL, "simulated failure")
+        if plan.fault == "garbage":
+            return bpb.PingResponse(accept=True, bid="twelve fifty")
+        if plan.fault == "reset":
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "simulated connection reset")
+        a = sim.answer(buyer, plan)
+        if not a["accept"]:
+            return bpb.PingResponse(accept=False, reason=a["reason"])
+        return bpb.PingResponse(accept=True, bid=a["bid"], available=a["available"])
+
+
+# ------------------------------------------------------------------ both
+
+
+class BuyerSim:
+    """Both servers on `host` (ephemeral ports unless given); start() binds, stop() closes."""
+
+    def __init__(self, config: SimConfig, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0) -> None:
+        self.sim = Simulator(config)
+        self.host = host
+        self._want_http, self._want_grpc = http_port, grpc_port
+        self.http_port = 0
+        self.grpc_port = 0
+        self._runner: web.AppRunner | None = None
+        self._grpc: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        # handler_cancellation: a ping whose client gave up stops sleeping at once.
+        self._runner = web.AppRunner(http_app(self.sim), handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._want_http)
+        await site.start()
+        self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._grpc = grpc.aio.server()
+        bidding_pb2_grpc.add_BiddingServicer_to_server(BiddingServicer(self.sim), self._grpc)
+        self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._want_grpc}")
+        await self._grpc.start()
+
+    async def stop(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=0.5)
+            self._grpc = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def http_url(self, buyer_id: str) -> str:
+        return f"http://{self.host}:{self.http_port}/ping/{buyer_id}"
+
+    def grpc_url(self) -> str:
+        return f"grpc://{self.host}:{self.grpc_port}"

@@ -1,0 +1,162 @@
+"""The buyer-facing ping protocol as pure functions (docs/BUYER_API.md is its contract).
+
+- `ping_json(...)`: the HTTP request body; `ping_proto(...)`: the gRPC request.
+- `parse_json_answer(raw)` / `parse_proto_answer(msg)`: a buyer's answer → `Answer`
+  (BID, DECLINE or NO_BID "malformed"). Nothing a buyer sends raises here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timezone
+from decimal import Decimal, InvalidOperation
+
+from switchboard.v1 import bidding_pb2 as bpb
+from switchboard.v1 import events_pb2 as pb
+
+CENT = Decimal("0.01")
+MAX_REASON_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One buyer's answer, ready to become a bid.received."""
+
+    outcome: int  # pb.BidOutcome
+    amount: str = ""
+    reason: str = ""
+    available: bool = False
+    detail: str = ""  # why a NO_BID happened, for the log only (never a secret, never the body)
+
+    @staticmethod
+    def no_bid(reason: str, detail: str = "") -> Answer:
+        return Answer(pb.BID_OUTCOME_NO_BID, reason=reason, detail=detail)
+
+
+class Malformed(ValueError):
+    pass
+
+
+def rfc3339(ping: pb.PingRequested) -> str:
+    """The ping's deadline as RFC 3339 UTC with milliseconds ("" when the ping has none)."""
+    if not ping.HasField("deadline"):
+        return ""
+    dt = ping.deadline.ToDatetime(tzinfo=timezone.utc)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ping_json(ping: pb.PingRequested, buyer_id: str, timeout_ms: int) -> bytes:
+    """The HTTP body of the ping to one buyer. Never the caller number (PingRequested has none)."""
+    body = {
+        "buyer_id": buyer_id,
+        "call_id": ping.call_id,
+        "auction_id": ping.auction_id,
+        "campaign_id": ping.campaign_id,
+        "publisher_id": ping.publisher_id,
+        "state": ping.state,
+        "zip": ping.zip,
+        "area_code": ping.area_code,
+        "answers": dict(sorted(ping.answers.items())),
+        "deadline": rfc3339(ping),
+        "timeout_ms": timeout_ms,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def ping_proto(ping: pb.PingRequested, buyer_id: str, timeout_ms: int) -> bpb.PingRequest:
+    req = bpb.PingRequest(
+        buyer_id=buyer_id,
+        call_id=ping.call_id,
+        auction_id=ping.auction_id,
+        campaign_id=ping.campaign_id,
+        publisher_id=ping.publisher_id,
+        state=ping.state,
+        zip=ping.zip,
+        area_code=ping.area_code,
+        answers=dict(ping.answers),
+        timeout_ms=timeout_ms,
+    )
+    if ping.HasField("deadline"):
+        req.deadline.CopyFrom(ping.deadline)
+    return req
+
+
+def parse_amount(value: object, max_bid: Decimal) -> str:
+    """A bid (JSON number parsed as Decimal, or decimal string) → "37.50"; Malformed otherwise."""
+    if isinstance(value, bool) or value is None:
+        raise Malformed(f"bid must be a number or decimal string, not {type(value).__name__}")
+    if isinstance(value, (int, Decimal)):
+        d = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except InvalidOperation:
+            raise Malformed("bid is not a decimal number") from None
+    else:
+        raise Malformed(f"bid must be a number or decimal string, not {type(value).__name__}")
+    if not d.is_finite():
+        raise Malformed("bid is not finite")
+    if d < 0:
+        raise Malformed("bid is negative")
+    if d > max_bid:
+        raise Malformed(f"bid above {max_bid}")
+    if d != d.quantize(CENT):
+        raise Malformed("bid has more than cents")
+    return f"{d.quantize(CENT):.2f}"
+
+
+def _reason(value: object) -> str:
+    text = value if isinstance(value, str) else ""
+    # Keep it one short printable line: it ends up in traces and reports.
+    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()[:MAX_REASON_CHARS]
+    return text or "declined"
+
+
+def _reject_constant(name: str) -> object:
+    raise Malformed(f"{name} is not a number")
+
+
+def answer_from_fields(accept: object, bid: object, available: object, reason: object, max_bid: Decimal) -> Answer:
+    """The shared rules of the JSON and gRPC answers (None = field absent)."""
+    if accept is not None and not isinstance(accept, bool):
+        raise Malformed("accept must be true or false")
+    if available is not None and not isinstance(available, bool):
+        raise Malformed("available must be true or false")
+    if accept is False:
+        return Answer(pb.BID_OUTCOME_DECLINE, reason=_reason(reason), available=bool(available))
+    if bid is None:
+        raise Malformed("bid missing")
+    return Answer(pb.BID_OUTCOME_BID, amount=parse_amount(bid, max_bid), available=True if available is None else available)
+
+
+def parse_json_answer(raw: bytes, max_bid: Decimal) -> Answer:
+    try:
+        obj = json.loads(raw, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
+        if not isinstance(obj, dict):
+            raise Malformed("answer is not a JSON object")
+        return answer_from_fields(obj.get("accept"), obj.get("bid"), obj.get("available"), obj.get("reason"), max_bid)
+    except Malformed as exc:
+        return Answer.no_bid("malformed", str(exc))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
+        return Answer.no_bid("malformed", f"not JSON: {type(exc).__name__}")
+
+
+def parse_proto_answer(msg: bpb.PingResponse, max_bid: Decimal) -> Answer:
+    try:
+        return answer_from_fields(
+            msg.accept if msg.HasField("accept") else None,
+            msg.bid if msg.bid else None,
+            msg.available if msg.HasField("available") else None,
+            msg.reason,
+            max_bid,
+        )
+    except Malformed as exc:
+        return Answer.no_bid("malformed", str(exc))
+
+
+def deadline_epoch(ping: pb.PingRequested) -> float | None:
+    """The ping's deadline in Unix seconds, None when it has none."""
+    if not ping.HasField("deadline"):
+        return None
+    return ping.deadline.seconds + ping.deadline.nanos / 1e9

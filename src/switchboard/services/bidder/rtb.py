@@ -1,0 +1,191 @@
+"""Calls RTB buyers over HTTP(S) and gRPC and turns whatever happens into an `Answer`.
+
+One pooled httpx.AsyncClient serves every http(s) buyer (TLS verification on);
+grpc.aio channels are cached per target. `Pinger.ping()` never raises for
+anything a buyer does: errors become NO_BID with a stable reason code
+(timeout, http_4xx, http_5xx, malformed, connection_refused, connection_error,
+tls_error, grpc_<status>), and the whole call is bounded by `timeout_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+import grpc
+import httpx
+import structlog
+from pydantic import SecretStr
+
+from switchboard.platform import signing
+from switchboard.services.bidder import protocol
+from switchboard.services.bidder.protocol import Answer
+from switchboard.services.bidder.settings import BidderSettings
+from switchboard.v1 import bidding_pb2_grpc
+from switchboard.v1 import events_pb2 as pb
+
+log = structlog.get_logger("bidder.rtb")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes/contexts (httpx wraps the OS/SSL errors)."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def classify_connect_error(exc: BaseException) -> str:
+    chain = _chain(exc)
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return "tls_error"
+    if any(isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED for e in chain):
+        return "connection_refused"
+    text = " ".join(str(e) for e in chain).lower()
+    if "certificate" in text or "ssl" in text or "tls" in text:
+        return "tls_error"
+    if "refused" in text:
+        return "connection_refused"
+    return "connection_error"
+
+
+def _grpc_reason(code: grpc.StatusCode, details: str) -> str:
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "timeout"
+    if code == grpc.StatusCode.UNAVAILABLE:
+        text = (details or "").lower()
+        if "refused" in text:
+            return "connection_refused"
+        if "ssl" in text or "tls" in text or "handshake" in text:
+            return "tls_error"
+        return "connection_error"
+    return f"grpc_{code.name.lower()}"
+
+
+class Pinger:
+    """Owns the HTTP pool and the gRPC channels; start/stop inside the running loop."""
+
+    def __init__(self, settings: BidderSettings, secrets: dict[str, SecretStr]) -> None:
+        self.settings = settings
+        self.secrets = secrets
+        self.max_bid = Decimal(settings.max_bid)
+        self._http: httpx.AsyncClient | None = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, bidding_pb2_grpc.BiddingStub] = {}
+
+    async def start(self) -> None:
+        s = self.settings
+        verify: ssl.SSLContext | bool = True
+        if s.tls_ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(s.tls_ca_file))
+        self._http = httpx.AsyncClient(
+            verify=verify,
+            follow_redirects=False,  # a redirect is an answer we do not understand: http_3xx
+            trust_env=False,  # never route pings through an environment proxy
+            limits=httpx.Limits(
+                max_connections=s.http_max_connections,
+                max_keepalive_connections=s.http_max_keepalive,
+                keepalive_expiry=s.http_keepalive_expiry_s,
+            ),
+            headers={"User-Agent": "switchboard-bidder/1", "Content-Type": "application/json"},
+        )
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        channels, self._channels, self._stubs = list(self._channels.values()), {}, {}
+        await asyncio.gather(*(c.close() for c in channels), return_exceptions=True)
+
+    def _secret(self, buyer_id: str) -> str | None:
+        s = self.secrets.get(buyer_id)
+        return s.get_secret_value() if s is not None else None
+
+    async def ping(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float) -> Answer:
+        """Ask one buyer; at most `timeout_s` seconds; never raises for anything the buyer does."""
+        if timeout_s <= 0:
+            return Answer.no_bid("timeout", "no time left before the deadline")
+        timeout_ms = max(1, int(timeout_s * 1000))
+        try:
+            async with asyncio.timeout(timeout_s):
+                if url.startswith("grpc://"):
+                    return await self._ping_grpc(ping, buyer_id, url, timeout_s, timeout_ms)
+                return await self._ping_http(ping, buyer_id, url, timeout_s, timeout_ms)
+        except TimeoutError:
+            return Answer.no_bid("timeout", f"no answer within {timeout_ms} ms")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — a bug or a buyer we did not foresee: still only a no-bid
+            log.warning("ping_failed_unexpectedly", buyer_id=buyer_id, error=f"{type(exc).__name__}: {exc}")
+            return Answer.no_bid("connection_error", type(exc).__name__)
+
+    async def _ping_http(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
+        assert self._http is not None, "Pinger.start() first"
+        body = protocol.ping_json(ping, buyer_id, timeout_ms)
+        headers = {}
+        secret = self._secret(buyer_id)
+        if secret is not None:
+            headers[signing.HEADER] = signing.sign(secret, body)
+        try:
+            async with self._http.stream("POST", url, content=body, headers=headers, timeout=timeout_s) as resp:
+                raw = await self._read_capped(resp)
+        except httpx.TimeoutException:
+            return Answer.no_bid("timeout", f"no answer within {timeout_ms} ms")
+        except _TooLarge:
+            return Answer.no_bid("malformed", f"answer longer than {self.settings.max_response_bytes} bytes")
+        except httpx.ConnectError as exc:
+            return Answer.no_bid(classify_connect_error(exc), str(exc)[:200])
+        except httpx.HTTPError as exc:  # reset, closed without an answer, protocol errors
+            reason = classify_connect_error(exc)
+            return Answer.no_bid("connection_error" if reason == "connection_refused" else reason, f"{type(exc).__name__}: {exc}"[:200])
+        except ssl.SSLError as exc:
+            return Answer.no_bid("tls_error", str(exc)[:200])
+        except OSError as exc:
+            return Answer.no_bid(classify_connect_error(exc), str(exc)[:200])
+        status = resp.status_code
+        if 200 <= status < 300:
+            return protocol.parse_json_answer(raw, self.max_bid)
+        return Answer.no_bid(f"http_{status // 100}xx", f"HTTP {status}")
+
+    async def _read_capped(self, resp: httpx.Response) -> bytes:
+        limit = self.settings.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _stub(self, url: str) -> bidding_pb2_grpc.BiddingStub:
+        target = urlsplit(url).netloc
+        stub = self._stubs.get(target)
+        if stub is None:
+            opts = [("grpc.max_receive_message_length", self.settings.max_response_bytes)]
+            channel = grpc.aio.insecure_channel(target, options=opts)
+            self._channels[target] = channel
+            stub = self._stubs[target] = bidding_pb2_grpc.BiddingStub(channel)
+        return stub
+
+    async def _ping_grpc(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
+        req = protocol.ping_proto(ping, buyer_id, timeout_ms)
+        metadata = []
+        secret = self._secret(buyer_id)
+        if secret is not None:
+            # Deterministic serialization: the buyer re-serializes what it parsed and gets the same bytes.
+            metadata.append((signing.GRPC_METADATA_KEY, signing.sign(secret, req.SerializeToString(deterministic=True))))
+        try:
+            resp = await self._stub(url).Ping(req, timeout=timeout_s, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            return Answer.no_bid(_grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200])
+        return protocol.parse_proto_answer(resp, self.max_bid)
