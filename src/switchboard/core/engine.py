@@ -19,6 +19,10 @@ default: empty, no calls and no history) and returns a `Step`:
         the buyer hung up before billable_after_s → the next candidate of the
         tier's ranking, then the next tier, up to routing.max_attempts offers;
         a caller hang-up ends the call (RejectCall "abandoned").
+    step = reservation_denied(config, progress, rule, detail, now, ledger)
+        the RouteToBuyer could not take its slot in the exact buyer state (a cap
+        filled meanwhile, seen by the single writer of that buyer's state): the
+        offer is withdrawn without using an attempt → the next candidate.
 
 Tier kinds (core.strategies): auction strategies (price, parallel_highest,
 parallel_first, ping_post, availability) return RequestBids and rank the
@@ -101,6 +105,7 @@ __all__ = [
     "offer_failed",
     "offer_outcome",
     "post_answered",
+    "reservation_denied",
     "start_routing",
 ]
 
@@ -145,10 +150,17 @@ CALLER_HANGUP = "caller_hangup"
 
 
 def offer_outcome(outcome: int, connected_seconds: int, billable_after_s: int) -> str | None:
-    """Map a call.ended of a routed call to an offer outcome; None when the sale stands (no re-route)."""
+    """Map a call.ended of a routed call to an offer outcome; None when the call is over (no re-route).
+
+    ANSWERED means the caller talked and the call ended: over, whether or not it reached
+    billable_after_s (billing is the ledger's business, not routing's).
+    """
     if outcome == pb.CALL_OUTCOME_ANSWERED:
+        return None
+    if outcome == pb.CALL_OUTCOME_BUYER_HANGUP:
         return None if connected_seconds >= billable_after_s else "buyer_hangup"
     return {
+        pb.CALL_OUTCOME_DECLINED: "reject",
         pb.CALL_OUTCOME_NO_ANSWER: "no_answer",
         pb.CALL_OUTCOME_BUSY: "busy",
         pb.CALL_OUTCOME_FAILED: "failed",
@@ -501,6 +513,39 @@ def offer_failed(
     remaining = [_offerable(config, c) for c in progress.candidates]
     reranked = strategy.rerank(tier, [o for o in remaining if o is not None], RankContext(ledger, tier_key(campaign.id, progress.tier_index)))
     progress.candidates = [_cand(o) for o in reranked]
+    return _offer_next(config, progress, now, ledger)
+
+
+def reservation_denied(
+    config: RoutingConfig,
+    progress: Progress,
+    rule: str,
+    detail: str,
+    now: datetime,
+    ledger: Ledger = EMPTY_LEDGER,
+) -> Step:
+    """The RouteToBuyer just returned could not take its slot: whoever keeps the exact buyer
+    state (the router's single-writer ledger) found a cap full (`rule`, e.g. "cap:concurrency").
+
+    Not an attempt: the offer is withdrawn before the buyer ever saw it, the buyer is traced as
+    excluded by `rule` in this tier (a new entry, like an exclusion at offer time), and the next
+    candidate of the ranking gets the offer (then the next tier, as usual).
+    """
+    offer = progress.offer
+    if offer is None or offer.get("kind") != "route":
+        raise ValueError("reservation_denied without a route offer in flight")
+    campaign = config.campaign(progress.call.campaign_id)
+    tier = campaign.routing.tiers[progress.tier_index]
+    progress.offer = None
+    progress.done = False
+    progress.offers_made -= 1
+    progress.attempt = progress.offers_made + 1  # the withdrawn offer's number goes to the next one
+    for e in progress.trace.entries:
+        e.winner = False
+    progress.trace.winning_tier = -1
+    progress.trace.winning_attempt = 0
+    _exclude(progress, _entry(progress, offer["buyer_id"]), Exclusion(rule, f"reservation denied: {detail}"))
+    progress.trace.notes.append(f"{_label(progress, tier)}: {offer['buyer_id']} reservation denied ({rule}); offer withdrawn, not an attempt")
     return _offer_next(config, progress, now, ledger)
 
 

@@ -1,27 +1,40 @@
-"""The router's Faust app: one agent, three source topics, state in two tables.
+"""The router's Faust app: the call side (agent `route`) and the buyer ledger (agent `ledger`).
 
-Topics consumed by the single agent `route` (dispatch on the message topic):
+Agent `route` (key call id; dispatch on the message topic):
   ivr.completed     → start routing the call (core.engine.start_routing)
-  bid.received      → fill the auction in flight; conclude when every pinged buyer answered
+  bid.received      → fill the auction in flight; conclude when engine.can_conclude_early says so
+                      (everyone answered, or parallel_first's first qualified answer, in arrival order)
   router.deadlines  → an auction's deadline passed; conclude with the answers so far
+  <app>.replies     → the ledger granted or denied a reservation
+  call.ended        → the outcome of the offer in flight: a sale that stands finishes the call;
+                      no answer / busy / reject / early buyer hang-up re-routes (engine.offer_failed)
+Agent `ledger` (key buyer id): bookkeeper.py, the single writer of buyer state.
 
-Why the deadline topic: a Faust timer runs outside any stream event and cannot
-write tables (changelog writes need the source partition of an event). The
-timer only looks for expired auctions in the local table and sends a small
-message keyed by call id to router.deadlines (same partition count, so it lands
-on the partition that owns the call); the agent handles it like any other
-event, so every table write happens in stream context and the events of one
-call are processed one at a time.
+An offer (engine RouteToBuyer) is never published directly: the call side first sends a
+`reserve` to the ledger partition of the buyer, which re-checks the caps against the exact state
+and answers. Granted → call.routed (attempt n); denied → engine.reservation_denied, the next
+candidate, without using an attempt. The call stays open (its record in `auctions`) until its
+call.ended: then the slot is released to the ledger and, if the sale does not stand, the call is
+re-routed (call.routed attempt n+1, call.queued or call.rejected). Eligibility and ranking read
+this worker's LoadView (view.py): the ledger's published state plus its own pending changes.
 
-Tables (keyed by call id, co-partitioned with the sources, changelog-backed):
-  auctions: the call in flight: the ivr.completed event, engine progress,
-            auction id, pinged buyers, answers so far, deadline.
-  finished: call id → terminal kind; a redelivered ivr.completed is ignored,
-            so each call gets exactly one terminal event.
+Why the deadline topic: a Faust timer runs outside any stream event and cannot write tables
+(changelog writes need the source partition of an event). The timer only looks for expired
+auctions in the local table and sends a small message keyed by call id to router.deadlines (same
+partition count, so it lands on the partition that owns the call); the agent handles it like any
+other event, so every table write happens in stream context and the events of one call are
+processed one at a time.
 
-Crash safety: terminal events are sent before the tables are updated, so a
-crash in between repeats the event (at-least-once; consumers dedupe by call
-id) rather than losing the call.
+Tables keyed by call id (co-partitioned with the sources, changelog-backed):
+  auctions: the open call: the ivr.completed event, engine progress, its phase
+            ("auction": pinged buyers, answers, deadline; "reserving": the reservation in
+            flight; "offered": the offer the edge is ringing) and the attempts already published.
+  finished: call id → how it ended; a redelivered ivr.completed is ignored.
+
+Dedupe (at-least-once everywhere): one call.routed per attempt (`routed` in the record), at
+most one call.rejected (the record is gone after it; `finished` stops a new start), a call.ended
+counts only for the offer in flight (its attempt and buyer), a reply only for the reservation in
+flight. A grant nobody waits for any more (the call moved on) is released at once.
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from __future__ import annotations
 import base64
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,9 +53,11 @@ from faust.types import EventT
 from switchboard.core import engine
 from switchboard.core.config import RoutingConfig
 from switchboard.core.eligibility import CallFacts
+from switchboard.core.ledger import buyer_timezone
 from switchboard.platform import codec
 from switchboard.platform.topics import (
     BID_RECEIVED,
+    CALL_ENDED,
     CALL_QUEUED,
     CALL_REJECTED,
     CALL_ROUTED,
@@ -50,14 +65,19 @@ from switchboard.platform.topics import (
     IVR_COMPLETED,
     PING_REQUESTED,
 )
+from switchboard.services.router import protocol
+from switchboard.services.router.bookkeeper import Bookkeeper
 from switchboard.services.router.settings import RouterSettings
 from switchboard.services.router.transport import transport_class
+from switchboard.services.router.view import LoadView
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger("router")
 
 SERVICE = "router"
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+POST_NOTE = "accepted at once: the buyer post protocol is not in the bidder yet (issue #4)"
 
 
 class RouterApp(faust.App):
@@ -78,11 +98,11 @@ def _ts_from_ms(ms: int) -> Any:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Router:
-    """The adapter: decode → core.engine → publish + table updates. One instance per app."""
+    """The call side: decode → core.engine → reservations, publishing and table updates. One per app."""
 
     def __init__(self, app: RouterApp, config: RoutingConfig, settings: RouterSettings) -> None:
         self.app = app
@@ -92,12 +112,27 @@ class Router:
         schema = faust.Schema(key_serializer="json", value_serializer="json")
         self.auctions = app.Table("auctions", partitions=partitions, schema=schema)
         self.finished = app.Table("finished", partitions=partitions, schema=schema)
-        self.source = app.topic(
-            IVR_COMPLETED.name, BID_RECEIVED.name, settings.deadlines_topic, partitions=partitions, internal=True, **_RAW
-        )
-        self.deadlines = app.topic(settings.deadlines_topic, partitions=partitions, internal=True, **_RAW)
-        self.out = {t.name: app.topic(t.name, **_RAW) for t in (PING_REQUESTED, CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)}
         self.deadlines_topic = settings.deadlines_topic
+        self.replies_topic = settings.internal_topic("replies")
+        self.source = app.topic(
+            IVR_COMPLETED.name,
+            BID_RECEIVED.name,
+            CALL_ENDED.name,
+            self.deadlines_topic,
+            self.replies_topic,
+            partitions=partitions,
+            internal=True,
+            **_RAW,
+        )
+        self.deadlines = app.topic(self.deadlines_topic, partitions=partitions, internal=True, **_RAW)
+        self.internal = {
+            kind: app.topic(settings.internal_topic(kind), partitions=partitions, internal=True, **_RAW)
+            for kind in ("ledger", "replies", "view")
+        }
+        self.ledger_source = self.internal["ledger"]
+        self.out = {t.name: app.topic(t.name, **_RAW) for t in (PING_REQUESTED, CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)}
+        self.view = LoadView()
+        self.bookkeeper = Bookkeeper(app, config, partitions, self.internal, self.dead_letter)
         # (call_id, auction_id) already signalled by the timer; pruned as auctions end.
         self._signalled: set[tuple[str, str]] = set()
 
@@ -118,6 +153,14 @@ class Router:
             call_id = (event.key or b"").decode()
             await self.on_deadline(call_id, (value or b"").decode())
             return
+        if topic == self.replies_topic:
+            try:
+                reply = protocol.decode_typed(value)
+            except protocol.InvalidMessage as exc:
+                await self.dead_letter(event, f"undecodable: {exc}")
+                return
+            await self.on_reply(reply)
+            return
         try:
             msg = codec.decode(topic, value)
         except codec.UndecodableEvent as exc:
@@ -127,6 +170,8 @@ class Router:
             await self.on_ivr_completed(msg)  # type: ignore[arg-type]
         elif topic == BID_RECEIVED.name:
             await self.on_bid(msg)  # type: ignore[arg-type]
+        elif topic == CALL_ENDED.name:
+            await self.on_call_ended(msg)  # type: ignore[arg-type]
 
     async def on_ivr_completed(self, ivr: pb.IvrCompleted) -> None:
         call_id = ivr.call_id
@@ -144,36 +189,43 @@ class Router:
         )
         now = _now()
         started_ms = ivr.occurred_at.ToMilliseconds() if ivr.HasField("occurred_at") else int(now.timestamp() * 1000)
-        ctx = {"ivr": base64.b64encode(codec.encode(ivr)).decode(), "routing_started_ms": started_ms}
-        await self.apply(call_id, ctx, engine.start_routing(self.config, facts, now))
+        rec = {"ctx": {"ivr": base64.b64encode(codec.encode(ivr)).decode(), "routing_started_ms": started_ms}, "routed": []}
+        await self.apply(call_id, rec, engine.start_routing(self.config, facts, now, self.view))
 
     async def on_bid(self, bid: pb.BidReceived) -> None:
-        auction = self.auctions.get(bid.call_id)
-        if auction is None or auction["auction_id"] != bid.auction_id or bid.buyer_id not in auction["pinged"]:
+        answer = engine.BidAnswer.from_pb(bid)
+        if answer.outcome == "bid" and answer.amount is not None:
+            # The buyer's standing bid (RTB buyers in standing-price tiers, direct's re-offer order).
+            at = codec.ts_to_datetime(bid.occurred_at) if bid.HasField("occurred_at") else _now()
+            msg = {"type": "bid", "buyer_id": bid.buyer_id, "amount": str(answer.amount), "at": at.isoformat()}
+            await self.internal["ledger"].send(key=bid.buyer_id.encode(), value=protocol.encode(msg))
+        rec = self.auctions.get(bid.call_id)
+        if rec is None or rec.get("phase") != "auction" or rec["auction_id"] != bid.auction_id or bid.buyer_id not in rec["pinged"]:
             log.info("stale_bid", call_id=bid.call_id, auction_id=bid.auction_id, buyer_id=bid.buyer_id)
             return
-        if bid.buyer_id in auction["answers"]:
+        if bid.buyer_id in rec["answers"]:
             return  # a redelivered answer: the first one counts
-        answer = engine.BidAnswer.from_pb(bid)
-        auction["answers"][bid.buyer_id] = {
+        rec["answers"][bid.buyer_id] = {
             "outcome": answer.outcome,
             "amount": None if answer.amount is None else str(answer.amount),
             "reason": answer.reason,
             "latency_ms": answer.latency_ms,
             "available": answer.available,
+            "seq": len(rec["answers"]),  # arrival order
         }
-        if engine.auction_complete(auction["pinged"], auction["answers"]):
-            await self.conclude(bid.call_id, auction)
+        progress = engine.Progress.from_dict(rec["progress"])
+        if engine.can_conclude_early(progress, rec["pinged"], rec["answers"]):
+            await self.conclude(bid.call_id, rec, progress)
         else:
-            self.auctions[bid.call_id] = auction  # write back: the changelog records the new answer
+            self.auctions[bid.call_id] = rec  # write back: the changelog records the new answer
 
     async def on_deadline(self, call_id: str, auction_id: str) -> None:
-        auction = self.auctions.get(call_id)
-        if auction is None or auction["auction_id"] != auction_id:
+        rec = self.auctions.get(call_id)
+        if rec is None or rec.get("phase") != "auction" or rec["auction_id"] != auction_id:
             return  # concluded already
-        await self.conclude(call_id, auction)
+        await self.conclude(call_id, rec, engine.Progress.from_dict(rec["progress"]))
 
-    async def conclude(self, call_id: str, auction: dict) -> None:
+    async def conclude(self, call_id: str, rec: dict, progress: engine.Progress) -> None:
         answers = {
             buyer_id: engine.BidAnswer(
                 buyer_id,
@@ -182,75 +234,192 @@ class Router:
                 a["reason"],
                 a["latency_ms"],
                 a["available"],
+                a.get("seq", 0),
             )
-            for buyer_id, a in auction["answers"].items()
+            for buyer_id, a in rec["answers"].items()
         }
-        progress = engine.Progress.from_dict(auction["progress"])
-        step = engine.conclude_auction(self.config, progress, auction["pinged"], answers, _now())
-        await self.apply(call_id, auction["ctx"], step)
+        step = engine.conclude_auction(self.config, progress, rec["pinged"], answers, _now(), self.view)
+        await self.apply(call_id, rec, step)
 
-    async def apply(self, call_id: str, ctx: dict, step: engine.Step) -> None:
-        """Carry out the engine's action: ping, or one terminal event then bookkeeping."""
-        action, progress = step.action, step.progress
-        ivr = pb.IvrCompleted.FromString(base64.b64decode(ctx["ivr"]))
-        started = _ts_from_ms(ctx["routing_started_ms"])
-        if isinstance(action, engine.RequestBids):
-            auction_id = codec.new_id()
-            facts = progress.call
-            ping = pb.PingRequested(
-                event_id=codec.new_id(),
-                call_id=call_id,
-                occurred_at=codec.now_ts(),
-                auction_id=auction_id,
-                campaign_id=facts.campaign_id,
-                publisher_id=facts.publisher_id,
-                tier_index=action.tier_index,
-                attempt=action.attempt,
-                strategy=action.strategy,
-                buyer_ids=list(action.buyer_ids),
-                deadline=_ts_from_ms(int(action.deadline.timestamp() * 1000)),
-                state=facts.state,
-                zip=facts.zip,
-                area_code=facts.area_code,
-                answers=dict(facts.answers),
-            )  # never the caller number
-            self.auctions[call_id] = {
-                "ctx": ctx,
-                "progress": progress.to_dict(),
-                "auction_id": auction_id,
-                "pinged": list(action.buyer_ids),
-                "answers": {},
-                "deadline_ms": int(action.deadline.timestamp() * 1000),
-            }
-            await self.send(PING_REQUESTED.name, call_id, ping)
+    async def on_reply(self, reply: dict[str, Any]) -> None:
+        self.view.apply(reply.get("view"))
+        call_id, buyer_id = reply["call_id"], reply["buyer_id"]
+        rec = self.auctions.get(call_id)
+        pending = rec.get("reservation") if rec is not None and rec.get("phase") == "reserving" else None
+        if pending is not None and pending["id"] == reply["reservation_id"]:
+            self.view.answered(call_id, granted=reply["type"] == "granted")
+            if reply["type"] == "granted":
+                await self.offer(call_id, rec)
+            else:
+                progress = engine.Progress.from_dict(rec["progress"])
+                step = engine.reservation_denied(self.config, progress, reply["rule"], reply["detail"], _now(), self.view)
+                await self.apply(call_id, rec, step)
             return
-        common = {
-            "event_id": codec.new_id(),
-            "call_id": call_id,
-            "occurred_at": codec.now_ts(),
-            "call_started_at": ivr.call_started_at,
-            "campaign_id": ivr.campaign_id,
-            "publisher_id": self.publisher_of(ivr),
-            "routing_started_at": started,
-            "trace": progress.trace,
+        if reply["type"] != "granted":
+            return  # a stale denial changes nothing
+        holds = {r["buyer_id"] for r in (rec.get("reservation"), rec.get("offer")) if r} if rec is not None else set()
+        if buyer_id not in holds:
+            # The call moved on (e.g. a redelivered event made a new decision): free the slot now.
+            log.info("stale_grant_released", call_id=call_id, buyer_id=buyer_id)
+            await self.release(call_id, buyer_id, _now(), 0, False)
+
+    async def on_call_ended(self, ended: pb.CallEnded) -> None:
+        call_id = ended.call_id
+        rec = self.auctions.get(call_id)
+        offer = rec.get("offer") if rec is not None and rec.get("phase") == "offered" else None
+        if offer is None:
+            log.info("call_ended_ignored", call_id=call_id, reason="no offer in flight")  # queue calls, redeliveries
+            return
+        if (ended.attempt and ended.attempt != offer["attempt"]) or (ended.buyer_id and ended.buyer_id != offer["buyer_id"]):
+            log.info("call_ended_ignored", call_id=call_id, attempt=ended.attempt, buyer_id=ended.buyer_id, reason="not the offer in flight")
+            return
+        outcome, seconds = ended.outcome, max(ended.connected_seconds, 0)
+        answered = seconds > 0 and outcome in (pb.CALL_OUTCOME_ANSWERED, pb.CALL_OUTCOME_BUYER_HANGUP, pb.CALL_OUTCOME_CALLER_HANGUP)
+        ended_at = codec.ts_to_datetime(ended.occurred_at) if ended.HasField("occurred_at") else _now()
+        await self.release(call_id, offer["buyer_id"], ended_at, seconds, answered, offer["billable_after_s"])
+        # A call the buyer answered is over whoever hung up (billable or not); so is one the caller
+        # left after talking. Only the buyer's failures (no answer, busy, reject, early hang-up) re-route.
+        if outcome == pb.CALL_OUTCOME_ANSWERED or (outcome == pb.CALL_OUTCOME_CALLER_HANGUP and answered):
+            failure = None
+        else:
+            failure = engine.offer_outcome(outcome, seconds, offer["billable_after_s"])
+        if failure is None:
+            log.info("call_finished", call_id=call_id, buyer_id=offer["buyer_id"], attempt=offer["attempt"], seconds=seconds)
+            await self.finish(call_id, "routed")
+            return
+        progress = engine.Progress.from_dict(rec["progress"])
+        rec["offer"] = None
+        step = engine.offer_failed(self.config, progress, failure, _now(), self.view)
+        await self.apply(call_id, rec, step)
+
+    # ------------------------------------------------------------ carrying out the engine's actions
+
+    async def apply(self, call_id: str, rec: dict, step: engine.Step) -> None:
+        """Carry out the engine's action: ping, reserve an offer, or one terminal event."""
+        action, progress = step.action, step.progress
+        while isinstance(action, engine.PostToBuyer):
+            # Until issue #4 brings the post protocol to the bidder, a post (static or RTB buyer) is
+            # accepted at once; the reservation below takes the slot for the RouteToBuyer that follows.
+            progress.trace.notes.append(f"post to {action.buyer_id} (offer {action.attempt}) {POST_NOTE}")
+            step = engine.post_answered(self.config, progress, True, _now(), self.view)
+            action, progress = step.action, step.progress
+        rec["progress"] = progress.to_dict()
+        if isinstance(action, engine.RequestBids):
+            await self.ping(call_id, rec, action, progress)
+        elif isinstance(action, engine.RouteToBuyer):
+            await self.reserve(call_id, rec, action)
+        else:
+            await self.terminal(call_id, rec, action, progress)
+
+    async def ping(self, call_id: str, rec: dict, action: engine.RequestBids, progress: engine.Progress) -> None:
+        auction_id = codec.new_id()
+        facts = progress.call
+        ping = pb.PingRequested(
+            event_id=codec.new_id(),
+            call_id=call_id,
+            occurred_at=codec.now_ts(),
+            auction_id=auction_id,
+            campaign_id=facts.campaign_id,
+            publisher_id=facts.publisher_id,
+            tier_index=action.tier_index,
+            attempt=action.attempt,
+            strategy=action.strategy,
+            buyer_ids=list(action.buyer_ids),
+            deadline=_ts_from_ms(int(action.deadline.timestamp() * 1000)),
+            state=facts.state,
+            zip=facts.zip,
+            area_code=facts.area_code,
+            answers=dict(facts.answers),
+        )  # never the caller number
+        rec.update(
+            phase="auction",
+            auction_id=auction_id,
+            pinged=list(action.buyer_ids),
+            answers={},
+            deadline_ms=int(action.deadline.timestamp() * 1000),
+            reservation=None,
+        )
+        self.auctions[call_id] = rec
+        await self.send(PING_REQUESTED.name, call_id, ping)
+
+    async def reserve(self, call_id: str, rec: dict, action: engine.RouteToBuyer) -> None:
+        reservation = {
+            "id": codec.new_id(),
+            "buyer_id": action.buyer_id,
+            "destination": action.destination,
+            "price": f"{action.price:.2f}",
+            "tier_index": action.tier_index,
+            "attempt": action.attempt,
+            "strategy": action.strategy,
+            "tier_key": action.tier_key,
+            "pool": [[b, w] for b, w in action.weight_pool],
         }
-        if isinstance(action, engine.RouteToBuyer):
-            out: Any = pb.CallRouted(
-                **common,
+        rec.update(phase="reserving", reservation=reservation, auction_id=None, pinged=[], answers={}, deadline_ms=None)
+        self.auctions[call_id] = rec
+        self.view.reserve(call_id, action.buyer_id, action.price, _now(), action.tier_key, action.weight_pool)
+        msg = {
+            "type": "reserve",
+            "reservation_id": reservation["id"],
+            "call_id": call_id,
+            "buyer_id": action.buyer_id,
+            "price": reservation["price"],
+            "attempt": action.attempt,
+            "tier_key": action.tier_key,
+            "pool": reservation["pool"],
+        }
+        await self.internal["ledger"].send(key=action.buyer_id.encode(), value=protocol.encode(msg))
+
+    async def offer(self, call_id: str, rec: dict) -> None:
+        """The reservation was granted: publish call.routed for this attempt (once) and wait for call.ended."""
+        res = rec["reservation"]
+        buyer = self.config.buyer(res["buyer_id"])
+        if res["attempt"] not in rec["routed"]:
+            ivr = pb.IvrCompleted.FromString(base64.b64decode(rec["ctx"]["ivr"]))
+            progress = engine.Progress.from_dict(rec["progress"])
+            out = pb.CallRouted(
+                **self.common(call_id, rec, ivr, progress),
                 kind=pb.TARGET_KIND_BUYER,
-                buyer_id=action.buyer_id,
-                destination=action.destination,
-                price=f"{action.price:.2f}",
-                tier_index=action.tier_index,
-                attempt=action.attempt,
-                strategy=action.strategy,
+                buyer_id=res["buyer_id"],
+                destination=res["destination"],
+                price=res["price"],
+                tier_index=res["tier_index"],
+                attempt=res["attempt"],
+                strategy=res["strategy"],
                 caller=ivr.caller,
                 answers=dict(ivr.answers),
             )
-            topic, kind = CALL_ROUTED.name, "routed"
-            log.info("call_routed", call_id=call_id, buyer_id=action.buyer_id, price=out.price, tier=action.tier_index)
-        elif isinstance(action, engine.HandToQueue):
-            out = pb.CallQueued(
+            await self.send(CALL_ROUTED.name, call_id, out)
+            rec["routed"] = [*rec["routed"], res["attempt"]]
+            log.info("call_routed", call_id=call_id, buyer_id=res["buyer_id"], price=res["price"], tier=res["tier_index"], attempt=res["attempt"])
+        offer = {"buyer_id": res["buyer_id"], "attempt": res["attempt"], "price": res["price"], "billable_after_s": buyer.billable_after_s}
+        rec.update(phase="offered", offer=offer, reservation=None)
+        self.auctions[call_id] = rec
+
+    async def release(self, call_id: str, buyer_id: str, ended_at: datetime, seconds: int, answered: bool, billable_after_s: int | None = None) -> None:
+        try:
+            buyer = self.config.buyer(buyer_id)
+            tz, billable = buyer_timezone(buyer), buyer.billable_after_s
+        except StopIteration:
+            tz, billable = "UTC", 0
+        if billable_after_s is not None:
+            billable = billable_after_s  # the offer's terms, as they were when it was made
+        self.view.release(call_id, buyer_id, ended_at, seconds, billable, tz, answered)
+        msg = {
+            "type": "release",
+            "call_id": call_id,
+            "buyer_id": buyer_id,
+            "connected_seconds": seconds,
+            "answered": answered,
+            "billable_after_s": billable,
+            "ended_at": ended_at.isoformat(),
+        }
+        await self.internal["ledger"].send(key=buyer_id.encode(), value=protocol.encode(msg))
+
+    async def terminal(self, call_id: str, rec: dict, action: Any, progress: engine.Progress) -> None:
+        ivr = pb.IvrCompleted.FromString(base64.b64decode(rec["ctx"]["ivr"]))
+        common = self.common(call_id, rec, ivr, progress)
+        if isinstance(action, engine.HandToQueue):
+            out: Any = pb.CallQueued(
                 **common,
                 queue_id=action.queue_id,
                 caller=ivr.caller,
@@ -264,10 +433,26 @@ class Router:
             out = pb.CallRejected(**common, reason=action.reason, detail=action.detail, announcement=action.announcement)
             topic, kind = CALL_REJECTED.name, "rejected"
             log.info("call_rejected", call_id=call_id, reason=action.reason, detail=action.detail)
+        # Sent before the tables change: a crash in between repeats the event (consumers dedupe by call id).
         await self.send(topic, call_id, out)
+        await self.finish(call_id, kind)
+
+    async def finish(self, call_id: str, kind: str) -> None:
         self.finished[call_id] = kind
         if call_id in self.auctions:
             del self.auctions[call_id]
+
+    def common(self, call_id: str, rec: dict, ivr: pb.IvrCompleted, progress: engine.Progress) -> dict[str, Any]:
+        return {
+            "event_id": codec.new_id(),
+            "call_id": call_id,
+            "occurred_at": codec.now_ts(),
+            "call_started_at": ivr.call_started_at,
+            "campaign_id": ivr.campaign_id,
+            "publisher_id": self.publisher_of(ivr),
+            "routing_started_at": _ts_from_ms(rec["ctx"]["routing_started_ms"]),
+            "trace": progress.trace,
+        }
 
     def publisher_of(self, ivr: pb.IvrCompleted) -> str:
         """The event's publisher, or its campaign's when the event names none."""
@@ -290,12 +475,14 @@ class Router:
     async def signal_expired(self) -> None:
         now_ms = int(time.time() * 1000)
         live: set[tuple[str, str]] = set()
-        for call_id, auction in list(self.auctions.items()):
-            key = (call_id, auction["auction_id"])
+        for call_id, rec in list(self.auctions.items()):
+            if rec.get("phase") != "auction":
+                continue
+            key = (call_id, rec["auction_id"])
             live.add(key)
-            if auction["deadline_ms"] <= now_ms and key not in self._signalled:
+            if rec["deadline_ms"] <= now_ms and key not in self._signalled:
                 self._signalled.add(key)
-                await self.deadlines.send(key=call_id.encode(), value=auction["auction_id"].encode())
+                await self.deadlines.send(key=call_id.encode(), value=rec["auction_id"].encode())
         self._signalled &= live
 
 
@@ -324,5 +511,6 @@ def create_app(settings: RouterSettings, config: RoutingConfig) -> tuple[RouterA
     )
     router = Router(app, config, settings)
     app.agent(router.source, name="route")(router.process)
+    app.agent(router.ledger_source, name="ledger")(router.bookkeeper.process)
     app.timer(settings.deadline_tick_ms / 1000, name="deadlines")(router.signal_expired)
     return app, router

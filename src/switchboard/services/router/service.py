@@ -3,29 +3,57 @@
 We drive the Faust app as a mode Service ourselves so that the process keeps
 the platform lifecycle (SIGTERM → stop event → clean shutdown, readiness file).
 `app.start()` returns once the first assignment's table recovery finished.
+
+Before the app starts, the worker creates the router-internal topics (ledger,
+replies, view; same partition count as every topic) and reads the whole view
+topic, so its first decisions already see the buyers' published state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
+from google.protobuf.message import Message
 
 from switchboard.core.config import load_config
+from switchboard.platform.kafka import ensure_topics
 from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.topics import Topic
 from switchboard.services.router.app import create_app
 from switchboard.services.router.settings import RouterSettings
+from switchboard.services.router.view import ViewReader
 
 log = structlog.get_logger("router")
 
 
+def internal_topics(settings: RouterSettings) -> list[Topic]:
+    """The router's own topics: JSON values (protocol.py), not protobuf events, hence Message."""
+    return [
+        Topic(settings.deadlines_topic, Message, "expired auctions (router-internal)"),
+        *(Topic(settings.internal_topic(k), Message, f"buyer ledger {k} (router-internal)") for k in ("ledger", "replies", "view")),
+    ]
+
+
 async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
-    app, _ = create_app(settings, config)
+    await ensure_topics(settings.kafka, internal_topics(settings))
+    app, router = create_app(settings, config)
+    reader = ViewReader(settings.kafka, settings.internal_topic("view"), router.view)
+    reading = asyncio.create_task(reader.run())
     app.in_worker = True  # what faust.Worker sets: the app runs agents and owns partitions
-    starting = asyncio.create_task(app.start())
+    starting: asyncio.Task | None = None
     stopping = asyncio.create_task(stop.wait())
     try:
+        caught_up = asyncio.create_task(reader.caught_up.wait())
+        await asyncio.wait({caught_up, stopping, reading}, return_when=asyncio.FIRST_COMPLETED)
+        caught_up.cancel()
+        if reading.done():
+            reading.result()  # the view reader failed: raise its error
+        if stop.is_set():
+            return
+        starting = asyncio.create_task(app.start())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()
@@ -37,9 +65,13 @@ async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
             await stop.wait()
     finally:
         stopping.cancel()
-        if not starting.done():
-            starting.cancel()
-        await app.stop()
+        if starting is not None:
+            if not starting.done():
+                starting.cancel()
+            await app.stop()
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reading
         log.info("router_stopped")
 
 

@@ -16,9 +16,19 @@ class RouterSettings(ServiceSettings):
     config: Path = config_path_field("SWITCHBOARD_ROUTER_")
     app_id: str = Field(
         "switchboard-router",
-        description="Faust app id: the consumer group and the prefix of the table changelog topics",
+        description="Faust app id: the consumer group and the prefix of the table changelog and ledger topics",
     )
     data_dir: Path | None = Field(None, description="Faust data directory; default a fresh temp dir")
     deadlines_topic: str = Field("router.deadlines", description="router-internal topic of expired auctions")
     deadline_tick_ms: int = Field(50, ge=5, description="how often expired auctions are looked for")
     web_port: int = Field(0, ge=0, description="Faust web server on 127.0.0.1; 0 disables it")
+    # The buyer ledger's topics belong to one router deployment (one app id): two deployments on one
+    # cluster must never read each other's reservations or views, so the default names carry the app id.
+    ledger_topic: str = Field("", description="reservations/releases keyed by buyer id; default '<app_id>.ledger'")
+    replies_topic: str = Field("", description="ledger answers keyed by call id; default '<app_id>.replies'")
+    view_topic: str = Field("", description="latest buyer/tier state per key, read by every worker; default '<app_id>.view'")
+
+    def internal_topic(self, kind: str) -> str:
+        """The name of the router-internal topic `kind` ("ledger", "replies", "view")."""
+        explicit = {"ledger": self.ledger_topic, "replies": self.replies_topic, "view": self.view_topic}[kind]
+        return explicit or f"{self.app_id}.{kind}"

@@ -18,6 +18,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from switchboard.platform.kafka import leave_group_on_close
 
+
 class FastFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     fetch_max_wait_ms: int = 5
 

@@ -1,0 +1,177 @@
+"""The buyer ledger: the single writer of buyer state (agent `ledger`, source <app>.ledger, key buyer id).
+
+Why a separate agent keyed by buyer id: caps, concurrency and budget are per buyer, and calls of
+one buyer arrive on every partition of the call-keyed topics, so with several router workers no
+call-side agent sees all of a buyer's calls. Every change of a buyer goes through this agent on the
+partition of its buyer id: one worker at a time, one message at a time → the checks are exact.
+
+Tables (changelog-backed, co-partitioned with <app>.ledger, recovered on restart or rebalance):
+  loads  buyer id → {"version", "load": BuyerLoad.to_dict(), "closed": recently ended call ids}
+  tiers  tier key → {"version", "state": TierState.to_dict(), "recent": recently picked call ids}
+
+Messages (protocol.py):
+  reserve  re-check the caps with the core's pure check (eligibility.caps_exclusion) against the
+           exact load; grant → call_routed (+ a "swrr" message keyed by the tier key for weight
+           tiers), deny → nothing changes. Both reply to the call (key call id) with the load.
+  release  call_ended: the slot is freed; sale and spend count only when billable.
+  bid      bid_placed (last_bid: standing bid of RTB buyers, direct's re-offer order).
+  swrr     swrr_routed on the tier's state (keyed by tier key: one writer per weight tier).
+Every change is published to the view topic with its new version.
+
+Redeliveries are no-ops: a reserve for a call the buyer already holds is granted again without a
+change; a reserve for a call the buyer already released ("closed") is denied; a release of a call
+the buyer does not hold does nothing; a swrr pick already in `recent` is skipped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import faust
+import structlog
+from faust.types import EventT
+
+from switchboard.core.config import RoutingConfig
+from switchboard.core.eligibility import caps_exclusion
+from switchboard.core.ledger import (
+    BuyerLoad,
+    TierState,
+    bid_placed,
+    buyer_timezone,
+    call_ended,
+    call_routed,
+    swrr_routed,
+)
+from switchboard.services.router import protocol
+
+log = structlog.get_logger("router")
+
+CLOSED = 1000  # ended call ids remembered per buyer: a redelivered reserve after its release is denied
+RECENT = 256  # picked call ids per weight tier, published with the view (pending picks are matched against it)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Bookkeeper:
+    def __init__(self, app: faust.App, config: RoutingConfig, partitions: int, topics: dict[str, Any], dead_letter: Any) -> None:
+        schema = faust.Schema(key_serializer="json", value_serializer="json")
+        self.config = config
+        self.loads = app.Table("loads", partitions=partitions, schema=schema)
+        self.tiers = app.Table("tiers", partitions=partitions, schema=schema)
+        self.topics = topics  # "ledger", "replies", "view" → faust topics (raw)
+        self.dead_letter = dead_letter
+
+    async def process(self, stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await self.handle(event)
+            except Exception as exc:  # Faust would ack and drop it: dead-letter and go on
+                log.exception("ledger_handler_failed", offset=event.message.offset)
+                await self.dead_letter(event, f"handler error: {type(exc).__name__}: {exc}")
+
+    async def handle(self, event: EventT) -> None:
+        try:
+            msg = protocol.decode_typed(event.value)
+        except protocol.InvalidMessage as exc:
+            await self.dead_letter(event, f"undecodable: {exc}")
+            return
+        kind = msg["type"]
+        if kind == "reserve":
+            await self.reserve(msg)
+        elif kind == "release":
+            await self.release(msg)
+        elif kind == "bid":
+            await self.bid(msg)
+        elif kind == "swrr":
+            await self.swrr(msg)
+        else:
+            await self.dead_letter(event, f"not a ledger message: {kind!r}")
+
+    # ------------------------------------------------------------ buyer records
+
+    def _record(self, buyer_id: str) -> dict[str, Any]:
+        return self.loads.get(buyer_id) or {"version": 0, "load": BuyerLoad(buyer_id).to_dict(), "closed": []}
+
+    async def _store(self, buyer_id: str, rec: dict[str, Any], load: BuyerLoad) -> dict[str, Any]:
+        rec = {**rec, "version": rec["version"] + 1, "load": load.to_dict()}
+        self.loads[buyer_id] = rec
+        view = self._load_view(buyer_id, rec)
+        await self.topics["view"].send(key=f"load:{buyer_id}".encode(), value=protocol.encode(view))
+        return view
+
+    @staticmethod
+    def _load_view(buyer_id: str, rec: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "load", "key": buyer_id, "version": rec["version"], "state": rec["load"]}
+
+    async def _reply(self, msg: dict[str, Any], kind: str, view: dict[str, Any], **extra: Any) -> None:
+        reply = {"type": kind, "reservation_id": msg["reservation_id"], "call_id": msg["call_id"], "buyer_id": msg["buyer_id"], "view": view, **extra}
+        await self.topics["replies"].send(key=msg["call_id"].encode(), value=protocol.encode(reply))
+
+    # ------------------------------------------------------------ transitions
+
+    async def reserve(self, msg: dict[str, Any]) -> None:
+        buyer_id, call_id = msg["buyer_id"], msg["call_id"]
+        rec = self._record(buyer_id)
+        load = BuyerLoad.from_dict(rec["load"])
+        if call_id in load.open_calls:  # a redelivered reserve: the slot is this call's already
+            await self._reply(msg, "granted", self._load_view(buyer_id, rec))
+            return
+        if call_id in rec["closed"]:
+            await self._reply(msg, "denied", self._load_view(buyer_id, rec), rule="already_ended", detail=f"{call_id} already ended with {buyer_id}")
+            return
+        try:
+            buyer = self.config.buyer(buyer_id)
+        except StopIteration:
+            await self._reply(msg, "denied", self._load_view(buyer_id, rec), rule="unknown_buyer", detail=f"{buyer_id} is not configured")
+            return
+        now = _now()
+        price = Decimal(msg["price"])
+        why = caps_exclusion(buyer.caps, load, now, buyer_timezone(buyer), price)
+        if why is not None:
+            log.info("reservation_denied", call_id=call_id, buyer_id=buyer_id, rule=why.rule)
+            await self._reply(msg, "denied", self._load_view(buyer_id, rec), rule=why.rule, detail=why.detail)
+            return
+        view = await self._store(buyer_id, rec, call_routed(load, call_id, price, now))
+        await self._reply(msg, "granted", view)
+        if msg.get("pool"):
+            swrr = {"type": "swrr", "tier_key": msg["tier_key"], "pool": msg["pool"], "chosen": buyer_id, "call_id": call_id}
+            await self.topics["ledger"].send(key=msg["tier_key"].encode(), value=protocol.encode(swrr))
+
+    async def release(self, msg: dict[str, Any]) -> None:
+        buyer_id, call_id = msg["buyer_id"], msg["call_id"]
+        rec = self._record(buyer_id)
+        load = BuyerLoad.from_dict(rec["load"])
+        if call_id not in load.open_calls:
+            return  # redelivered, or never granted
+        try:
+            tz = buyer_timezone(self.config.buyer(buyer_id))
+        except StopIteration:
+            tz = "UTC"
+        ended_at = datetime.fromisoformat(msg["ended_at"])
+        ended = call_ended(load, call_id, ended_at, int(msg["connected_seconds"]), int(msg["billable_after_s"]), tz, bool(msg["answered"]))
+        rec = {**rec, "closed": [*rec["closed"], call_id][-CLOSED:]}
+        await self._store(buyer_id, rec, ended)
+
+    async def bid(self, msg: dict[str, Any]) -> None:
+        buyer_id = msg["buyer_id"]
+        rec = self._record(buyer_id)
+        load = BuyerLoad.from_dict(rec["load"])
+        at = datetime.fromisoformat(msg["at"])
+        if load.last_bid_at is not None and at <= load.last_bid_at:
+            return  # an older (or redelivered) bid
+        await self._store(buyer_id, rec, bid_placed(load, Decimal(msg["amount"]), at))
+
+    async def swrr(self, msg: dict[str, Any]) -> None:
+        key, call_id = msg["tier_key"], msg["call_id"]
+        rec = self.tiers.get(key) or {"version": 0, "state": TierState(key).to_dict(), "recent": []}
+        if call_id in rec["recent"]:
+            return  # redelivered
+        state = swrr_routed(TierState.from_dict(rec["state"]), [(b, int(w)) for b, w in msg["pool"]], msg["chosen"])
+        rec = {"version": rec["version"] + 1, "state": state.to_dict(), "recent": [*rec["recent"], call_id][-RECENT:]}
+        self.tiers[key] = rec
+        view = {"kind": "tier", "key": key, "version": rec["version"], "state": rec["state"], "recent": rec["recent"]}
+        await self.topics["view"].send(key=f"tier:{key}".encode(), value=protocol.encode(view))
