@@ -80,6 +80,7 @@ def run(
     workdir: Path = typer.Option(Path("var/run"), help="logs, state and the embedded ClickHouse data"),
     dsn: str = typer.Option("", help="analytics DSN (default: embedded chDB under workdir)"),
     seed: int = typer.Option(1, help="traffic seed"),
+    answer_rate: float = typer.Option(0.9, min=0.0, max=1.0, help="share of offers the demo buyers answer; the rest are re-routed"),
 ) -> None:
     """Bring the whole stack up locally, drive demo calls through the gRPC edge, show it live."""
     from switchboard.core.config import ConfigError, load_config
@@ -110,7 +111,10 @@ def run(
         console.print(f"stack up: broker {stack.bootstrap_servers}, gRPC edge {stack.ivr_target}, logs in {stack.log_dir}")
         stats = DriveStats()
         driver = asyncio.create_task(
-            drive(stack.ivr_target, TrafficModel(cfg, seed), rate, count=calls or None, duration_s=duration or None, stop=stop, stats=stats)
+            drive(
+                stack.ivr_target, TrafficModel(cfg, seed), rate, count=calls or None, duration_s=duration or None,
+                stop=stop, stats=stats, answer_rate=answer_rate, seed=seed,
+            )
         )
         with Live(render(stats, rate), console=console, refresh_per_second=4) as live:
             while not driver.done():

@@ -141,8 +141,15 @@ async def drive(
     stats: DriveStats | None = None,
     on_result: Callable[[CallResult], None] | None = None,
     talk_scale: float = 0.01,
+    answer_rate: float = 1.0,
+    seed: int = 1,
 ) -> DriveStats:
-    """Start `rate` calls per second until `count` calls, `duration_s` or `stop`; wait for all to finish."""
+    """Start `rate` calls per second until `count` calls, `duration_s` or `stop`; wait for all to finish.
+
+    Each offer is answered with probability `answer_rate`; an unanswered one is reported as
+    NO_ANSWER and the call waits for its re-route.
+    """
+    rng = random.Random(seed)
     stats = stats or DriveStats()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -153,7 +160,7 @@ async def drive(
 
         async def run_one(call: DemoCall) -> None:
             try:
-                result = await one_call(stub, call, talk_scale=talk_scale)
+                result = await one_call(stub, call, talk_scale=talk_scale, answer_rate=answer_rate, rng=rng)
             except grpc.aio.AioRpcError as exc:
                 stats.errors[exc.code().name] += 1
                 result = CallResult("", "error", reason=exc.code().name)

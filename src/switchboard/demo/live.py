@@ -22,6 +22,7 @@ def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None)
         f"[b]calls/s[/b] {stats.rate():5.1f} (target {target_rate:g})",
         f"[b]sent[/b] {stats.sent}",
         f"[b]finished[/b] {done}",
+        f"[b]re-routed[/b] {sum(1 for r in stats.results if len(r.attempts) > 1)}",
         f"[b]decision p50/p99[/b] {p50:.0f}/{p99:.0f} ms (ping tree)",
     )
 
