@@ -138,7 +138,7 @@ def test_calls_ended_row():
     r = _row(tb.CALLS_ENDED, ev)
     assert r == {
         "call_id": "c1", "event_id": "e7", "occurred_at": _dt(T2), "outcome": "caller_hangup",
-        "connected_seconds": 95, "buyer_id": "acme", "agent_id": "",
+        "connected_seconds": 95, "buyer_id": "acme", "agent_id": "", "attempt": 0,
     }
 
 

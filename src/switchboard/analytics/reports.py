@@ -54,13 +54,17 @@ def _rows(client: Any, sql: str, params: dict) -> list[dict]:
 
 
 def totals(client: Any, since: datetime | None = None, database: str | None = None) -> dict[str, int]:
-    """Distinct calls started, routed (sold or given to an agent) and rejected; undecided = the rest."""
+    """Distinct calls started, routed (an offer taken, never rejected) and rejected; undecided = the rest.
+
+    A call offered and re-routed until nobody was left counts as rejected, not routed.
+    """
     db = quote_ident(_db(client, database))
     where, params = _where(since)
     sql = f"""
         SELECT
             (SELECT uniqExact(call_id) FROM {db}.calls_started {where}) AS started,
-            (SELECT uniqExact(call_id) FROM {db}.calls_routed {where}) AS routed,
+            (SELECT uniqExact(call_id) FROM {db}.calls_routed
+               {where + " AND" if where else "WHERE"} call_id NOT IN (SELECT call_id FROM {db}.calls_rejected)) AS routed,
             (SELECT uniqExact(call_id) FROM {db}.calls_rejected {where}) AS rejected
     """
     row = _rows(client, sql, params)[0]
@@ -81,17 +85,35 @@ def rejected_by_reason(client: Any, since: datetime | None = None, database: str
 
 
 def revenue_by_buyer(client: Any, since: datetime | None = None, database: str | None = None) -> list[dict]:
-    """Calls sold to each buyer and the sum of their routed prices (USD, Decimal)."""
+    """Per buyer: calls offered, billable sales and revenue (USD, Decimal).
+
+    An offer (a calls_routed row) is a sale when the calls_ended row of the same call and
+    attempt says the buyer answered and stayed connected for billable_after_s; re-routed,
+    unanswered and short calls are offers without revenue.
+    """
     db = quote_ident(_db(client, database))
     where, params = _where(since)
     cond = f"{where} AND kind = 'buyer'" if where else "WHERE kind = 'buyer'"
     sql = f"""
-        SELECT buyer_id, uniqExact(call_id) AS calls, sum(ifNull(price, toDecimal64(0, 2))) AS revenue
-        FROM {db}.calls_routed FINAL {cond}
+        SELECT r.buyer_id AS buyer_id,
+               uniqExact(r.call_id) AS offered,
+               countIf(e.call_id != '' AND e.outcome IN ('answered', 'buyer_hangup', 'caller_hangup')
+                       AND e.connected_seconds >= r.billable_after_s) AS sales,
+               sumIf(ifNull(r.price, toDecimal64(0, 2)),
+                     e.call_id != '' AND e.outcome IN ('answered', 'buyer_hangup', 'caller_hangup')
+                     AND e.connected_seconds >= r.billable_after_s) AS revenue
+        FROM (SELECT call_id, attempt, buyer_id, price, billable_after_s FROM {db}.calls_routed FINAL {cond}) AS r
+        LEFT JOIN (SELECT call_id, attempt, outcome, connected_seconds FROM {db}.calls_ended FINAL) AS e
+            ON r.call_id = e.call_id AND r.attempt = e.attempt
         GROUP BY buyer_id ORDER BY revenue DESC, buyer_id
     """
     return [
-        {"buyer_id": r["buyer_id"], "calls": int(r["calls"]), "revenue": Decimal(r["revenue"]).quantize(Decimal("0.01"))}
+        {
+            "buyer_id": r["buyer_id"],
+            "offered": int(r["offered"]),
+            "sales": int(r["sales"]),
+            "revenue": Decimal(r["revenue"]).quantize(Decimal("0.01")),
+        }
         for r in _rows(client, sql, params)
     ]
 

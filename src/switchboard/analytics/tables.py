@@ -233,10 +233,12 @@ CALLS_ROUTED = Table(
         ("decision_latency_ms", "Nullable(Int64)"),
         ("caller_state", LC),
         ("trace", "String"),
+        ("billable_after_s", "Int32"),
     ),
     _KEY,
     T.CALL_ROUTED,
-    "terminal: sold to a buyer (kind=buyer) or given to an agent (kind=agent); trace is JSON",
+    "one offer (attempt) to a buyer (kind=buyer) or an agent (kind=agent); a sale once its calls_ended row "
+    "of the same attempt is answered for billable_after_s; trace is JSON",
 )
 
 CALLS_REJECTED = Table(
@@ -262,6 +264,7 @@ CALLS_ENDED = Table(
         ("connected_seconds", "Int32"),
         ("buyer_id", LC),
         ("agent_id", LC),
+        ("attempt", "Int32"),
     ),
     _KEY,
     T.CALL_ENDED,
@@ -375,6 +378,7 @@ def _calls_routed(e: pb.CallRouted) -> tuple:
         latency_ms(e),
         e.caller.state,
         trace_json(e),
+        e.billable_after_s,
     )
 
 
@@ -393,6 +397,7 @@ def _calls_ended(e: pb.CallEnded) -> tuple:
         e.connected_seconds,
         e.buyer_id,
         e.agent_id,
+        e.attempt,
     )
 
 

@@ -29,6 +29,7 @@ class CallResult:
     reason: str = ""
     decision_ms: float = 0.0  # answers submitted → first routing result, as the edge sees it
     attempts: list[str] = field(default_factory=list)  # every offer in order: buyer id or "agent:<id>"; the last one answered when routed
+    billable: bool = False  # routed to a buyer and connected for its billable_after_s: a sale
 
 
 @dataclass
@@ -45,13 +46,16 @@ class DriveStats:
     def rejected_by_reason(self) -> Counter:
         return Counter(r.reason for r in self.results if r.status == "rejected")
 
-    def revenue_by_target(self) -> dict[str, tuple[int, Decimal]]:
-        out: dict[str, list] = defaultdict(lambda: [0, Decimal("0")])
+    def revenue_by_target(self) -> dict[str, tuple[int, int, Decimal]]:
+        """Taker → (calls taken, billable sales, revenue of those sales)."""
+        out: dict[str, list] = defaultdict(lambda: [0, 0, Decimal("0")])
         for r in self.routed:
             key = r.buyer_id or f"agent:{r.agent_id}"
             out[key][0] += 1
-            out[key][1] += r.price
-        return {k: (v[0], v[1]) for k, v in out.items()}
+            if r.billable:
+                out[key][1] += 1
+                out[key][2] += r.price
+        return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
     def latency_ms(self) -> tuple[float, float]:
         # Agent hand-offs wait for a free agent: that is queue wait, not decision time.
@@ -123,6 +127,7 @@ async def one_call(
             await stub.ReportOutcome(
                 cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=call.talk_seconds)
             )
+            routed.billable = bool(res.buyer_id) and call.talk_seconds >= res.billable_after_s
             return routed
         if len(attempts) >= max_offers:
             await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))

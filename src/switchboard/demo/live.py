@@ -39,11 +39,13 @@ def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None)
     revenue = Table(title="Revenue by buyer / agent", expand=True)
     revenue.add_column("taken by")
     revenue.add_column("calls", justify="right")
+    revenue.add_column("billable", justify="right")
     revenue.add_column("revenue", justify="right")
-    total = sum((v[1] for v in stats.revenue_by_target().values()), start=0)
-    for who, (n, money) in sorted(stats.revenue_by_target().items(), key=lambda kv: -kv[1][1]):
-        revenue.add_row(who, str(n), f"${money:,.2f}")
-    revenue.add_row("[b]total", str(len(routed)), f"[b]${total:,.2f}")
+    by_target = stats.revenue_by_target()
+    total = sum((v[2] for v in by_target.values()), start=0)
+    for who, (n, sales, money) in sorted(by_target.items(), key=lambda kv: (-kv[1][2], kv[0])):
+        revenue.add_row(who, str(n), str(sales), f"${money:,.2f}")
+    revenue.add_row("[b]total", str(len(routed)), str(sum(v[1] for v in by_target.values())), f"[b]${total:,.2f}")
 
     grid = Table.grid(expand=True)
     grid.add_row(outcomes, revenue)

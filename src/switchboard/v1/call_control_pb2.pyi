@@ -73,7 +73,7 @@ class AwaitRoutingRequest(_message.Message):
     def __init__(self, call_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class RoutingResult(_message.Message):
-    __slots__ = ("call_id", "status", "kind", "buyer_id", "agent_id", "destination", "price", "reason", "announcement", "attempt")
+    __slots__ = ("call_id", "status", "kind", "buyer_id", "agent_id", "destination", "price", "reason", "announcement", "attempt", "billable_after_s")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class RoutingResult(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    BILLABLE_AFTER_S_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     status: RoutingStatus
     kind: _events_pb2.TargetKind
@@ -94,7 +95,8 @@ class RoutingResult(_message.Message):
     reason: str
     announcement: str
     attempt: int
-    def __init__(self, call_id: _Optional[str] = ..., status: _Optional[_Union[RoutingStatus, str]] = ..., kind: _Optional[_Union[_events_pb2.TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., reason: _Optional[str] = ..., announcement: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    billable_after_s: int
+    def __init__(self, call_id: _Optional[str] = ..., status: _Optional[_Union[RoutingStatus, str]] = ..., kind: _Optional[_Union[_events_pb2.TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., reason: _Optional[str] = ..., announcement: _Optional[str] = ..., attempt: _Optional[int] = ..., billable_after_s: _Optional[int] = ...) -> None: ...
 
 class ReportOutcomeRequest(_message.Message):
     __slots__ = ("call_id", "outcome", "connected_seconds")

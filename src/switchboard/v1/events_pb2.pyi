@@ -227,7 +227,7 @@ class DecisionTrace(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[TraceEntry, _Mapping]]] = ..., winning_tier: _Optional[int] = ..., winning_attempt: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CallRouted(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "kind", "buyer_id", "agent_id", "queue_id", "destination", "price", "tier_index", "attempt", "strategy", "trace", "caller", "answers", "routing_started_at")
+    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "kind", "buyer_id", "agent_id", "queue_id", "destination", "price", "tier_index", "attempt", "strategy", "trace", "caller", "answers", "routing_started_at", "billable_after_s")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +254,7 @@ class CallRouted(_message.Message):
     CALLER_FIELD_NUMBER: _ClassVar[int]
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    BILLABLE_AFTER_S_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -273,7 +274,8 @@ class CallRouted(_message.Message):
     caller: Caller
     answers: _containers.ScalarMap[str, str]
     routing_started_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., strategy: _Optional[str] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    billable_after_s: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., strategy: _Optional[str] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., billable_after_s: _Optional[int] = ...) -> None: ...
 
 class CallRejected(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "reason", "detail", "announcement", "trace", "routing_started_at")

@@ -145,6 +145,7 @@ def result_from_event(event: Message) -> cc.RoutingResult:
             destination=event.destination,
             price=event.price,
             attempt=event.attempt or 1,  # producers that predate attempts made one offer
+            billable_after_s=event.billable_after_s,
         )
     assert isinstance(event, pb.CallRejected)
     return cc.RoutingResult(

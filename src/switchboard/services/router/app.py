@@ -387,6 +387,7 @@ class Router:
                 strategy=res["strategy"],
                 caller=ivr.caller,
                 answers=dict(ivr.answers),
+                billable_after_s=buyer.billable_after_s,
             )
             await self.send(CALL_ROUTED.name, call_id, out)
             rec["routed"] = [*rec["routed"], res["attempt"]]
