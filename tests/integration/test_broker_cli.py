@@ -29,12 +29,16 @@ def test_broker_command_creates_topics_and_stops_cleanly():
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
     )
     try:
+        seen: list[str] = []
         line = ""
         deadline = time.monotonic() + 60
         while "broker on" not in line and time.monotonic() < deadline:
             line = proc.stdout.readline()
-            assert line or proc.poll() is None, "broker command exited early"
-        bootstrap = re.search(r"127\.0\.0\.1:\d+", line).group(0)
+            seen.append(line)
+            assert line or proc.poll() is None, f"broker command exited early: {''.join(seen)}"
+        found = re.search(r"127\.0\.0\.1:\d+", line)
+        assert found, f"no address in the output: {''.join(seen)}"
+        bootstrap = found.group(0)
         broker_pids = _children(proc.pid)
         assert broker_pids, "tansu runs as a child process"
 

@@ -25,6 +25,8 @@ CALL_STARTED = Topic("call.started", pb.CallStarted, "a call reached a tracking 
 IVR_COMPLETED = Topic("ivr.completed", pb.IvrCompleted, "qualification finished, answers attached; the router routes it (ivr)")
 PING_REQUESTED = Topic("ping.requested", pb.PingRequested, "the router asks for bids from the buyers of one tier (router)")
 BID_RECEIVED = Topic("bid.received", pb.BidReceived, "one bid, decline or no-bid per pinged buyer (bidder)")
+POST_REQUESTED = Topic("post.requested", pb.PostRequested, "ping_post: the call's full data posted to the auction winner (router)")
+POST_ANSWERED = Topic("post.answered", pb.PostAnswered, "the winner accepted or rejected the post (bidder)")
 CALL_ROUTED = Topic("call.routed", pb.CallRouted, "terminal: sold to a buyer or given to an agent, with the decision trace (router, queue)")
 CALL_REJECTED = Topic("call.rejected", pb.CallRejected, "terminal: nobody takes the call, with reason and trace (ivr, router, queue)")
 CALL_QUEUED = Topic("call.queued", pb.CallQueued, "the router hands a call to an in-house ACD queue (router)")
@@ -37,6 +39,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     IVR_COMPLETED,
     PING_REQUESTED,
     BID_RECEIVED,
+    POST_REQUESTED,
+    POST_ANSWERED,
     CALL_ROUTED,
     CALL_REJECTED,
     CALL_QUEUED,

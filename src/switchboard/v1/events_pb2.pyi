@@ -186,6 +186,63 @@ class BidReceived(_message.Message):
     latency_ms: int
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., auction_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., outcome: _Optional[_Union[BidOutcome, str]] = ..., amount: _Optional[str] = ..., reason: _Optional[str] = ..., available: _Optional[bool] = ..., latency_ms: _Optional[int] = ...) -> None: ...
 
+class PostRequested(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "auction_id", "buyer_id", "price", "campaign_id", "publisher_id", "caller", "answers", "deadline", "attempt")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    auction_id: str
+    buyer_id: str
+    price: str
+    campaign_id: str
+    publisher_id: str
+    caller: Caller
+    answers: _containers.ScalarMap[str, str]
+    deadline: _timestamp_pb2.Timestamp
+    attempt: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., auction_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., price: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class PostAnswered(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "auction_id", "buyer_id", "accepted", "reason", "latency_ms", "attempt")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    AUCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    auction_id: str
+    buyer_id: str
+    accepted: bool
+    reason: str
+    latency_ms: int
+    attempt: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., auction_id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., latency_ms: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+
 class TraceEntry(_message.Message):
     __slots__ = ("target_id", "kind", "tier_index", "attempt", "eligible", "excluded_by", "detail", "bid_outcome", "bid_amount", "bid_reason", "bid_latency_ms", "winner")
     TARGET_ID_FIELD_NUMBER: _ClassVar[int]
