@@ -81,11 +81,15 @@ def run(
     dsn: str = typer.Option("", help="analytics DSN (default: embedded chDB under workdir)"),
     seed: int = typer.Option(1, help="traffic seed"),
     answer_rate: float = typer.Option(0.9, min=0.0, max=1.0, help="share of offers the demo buyers answer; the rest are re-routed"),
+    buyers: Path | None = typer.Option(
+        None, help="buyer simulator YAML for the RTB buyers (default: the demo's examples/buyers.yaml when the config has RTB buyers)"
+    ),
+    simulate_buyers: bool = typer.Option(True, help="start the buyer simulator for the RTB buyers (--no-simulate-buyers: they must be reachable)"),
 ) -> None:
     """Bring the whole stack up locally, drive demo calls through the gRPC edge, show it live."""
     from switchboard.core.config import ConfigError, load_config
     from switchboard.demo.driver import DriveStats, drive
-    from switchboard.demo.live import render
+    from switchboard.demo.live import RtbView, render
     from switchboard.demo.traffic import TrafficModel
     from switchboard.platform.kafka import wait_until_drained
     from switchboard.platform.logging import configure_logging
@@ -93,13 +97,13 @@ def run(
 
     configure_logging(service="switchboard-run")
     try:
-        cfg = load_config(config)
+        load_config(config)  # fail fast, before anything starts; reloaded below with the stack's variables
     except ConfigError as exc:
         console.print(f"[red]{exc}")
         raise typer.Exit(1) from None
     if workdir.exists():
         shutil.rmtree(workdir)  # each run starts from an empty broker, so its analytics start empty too
-    stack = Stack(workdir=workdir, config=config, dsn=dsn or None)
+    stack = Stack(workdir=workdir, config=config, dsn=dsn or None, buyers=buyers if simulate_buyers else False)
 
     async def main() -> DriveStats:
         stop = asyncio.Event()
@@ -108,19 +112,24 @@ def run(
             loop.add_signal_handler(sig, stop.set)
         with console.status("starting broker…") as status:
             await stack.start(progress=lambda name: status.update(f"starting {name}…"))
-        console.print(f"stack up: broker {stack.bootstrap_servers}, gRPC edge {stack.ivr_target}, logs in {stack.log_dir}")
+        sim = f", buyer simulator http {stack.buyersim_http} grpc {stack.buyersim_grpc}" if stack.buyersim_http else ""
+        console.print(f"stack up: broker {stack.bootstrap_servers}, gRPC edge {stack.ivr_target}{sim}, logs in {stack.log_dir}")
+        # The same config the services loaded, with the simulator's addresses filled in.
+        run_cfg = load_config(config, env=stack.config_env())
+        rtb = RtbView(run_cfg, stack.buyersim_http)
         stats = DriveStats()
         driver = asyncio.create_task(
             drive(
-                stack.ivr_target, TrafficModel(cfg, seed), rate, count=calls or None, duration_s=duration or None,
+                stack.ivr_target, TrafficModel(run_cfg, seed), rate, count=calls or None, duration_s=duration or None,
                 stop=stop, stats=stats, answer_rate=answer_rate, seed=seed,
             )
         )
-        with Live(render(stats, rate), console=console, refresh_per_second=4) as live:
+        with Live(render(stats, rate, rtb=rtb), console=console, refresh_per_second=4) as live:
             while not driver.done():
                 await asyncio.wait({driver}, timeout=0.25)
+                await rtb.refresh()
                 dead = stack.dead_services()
-                live.update(render(stats, rate, dead))
+                live.update(render(stats, rate, dead, rtb=rtb))
                 if dead:
                     stop.set()
         await driver

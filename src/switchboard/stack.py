@@ -4,6 +4,13 @@ Used by `switchboard run` (make run) and the end-to-end tests. Each service is a
 real process (`python -m switchboard.services.<name>`) configured only through
 its environment, exactly as in a deployment; readiness is a file each service
 writes (platform.lifecycle.mark_ready), so nothing here sleeps for a fixed time.
+
+When the routing config has RTB buyers, the buyer simulator
+(`python -m switchboard.buyersim`, default YAML examples/buyers.yaml) starts
+first on free ports; its addresses reach every service, and the config loading
+of the caller, as SWITCHBOARD_BUYERSIM_HTTP / SWITCHBOARD_BUYERSIM_GRPC, which
+the demo config interpolates into its RTB urls (`${SWITCHBOARD_BUYERSIM_HTTP:-...}`).
+The simulated buyers' signing secrets go to the bidder as SWITCHBOARD_BIDDER_SECRETS.
 """
 
 from __future__ import annotations
@@ -23,6 +30,23 @@ from switchboard.platform.lifecycle import READY_DIR_ENV, ready_path
 
 # Start order: consumers of a topic before its producers, the edge (ivr) last.
 SERVICES: tuple[str, ...] = ("analytics", "cti", "queue", "bidder", "router", "ivr")
+
+BUYERSIM = "buyersim"
+DEMO_BUYERS = Path(__file__).parent / "examples" / "buyers.yaml"
+BUYERSIM_HTTP_ENV = "SWITCHBOARD_BUYERSIM_HTTP"
+BUYERSIM_GRPC_ENV = "SWITCHBOARD_BUYERSIM_GRPC"
+BIDDER_SECRETS_ENV = "SWITCHBOARD_BIDDER_SECRETS"
+
+
+def has_rtb_buyers(config: Path) -> bool:
+    """Whether the routing config names any RTB buyer (read with the defaults of its `${...}` variables)."""
+    from switchboard.core.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError:
+        return False  # the services report the problems; nothing to simulate
+    return any(b.bid.type == "rtb" for b in cfg.buyers)
 
 
 class StackError(RuntimeError):
@@ -51,6 +75,8 @@ class Stack:
     partitions: int = 4
     services: tuple[str, ...] = SERVICES
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Buyer simulator: None plays examples/buyers.yaml when the config has RTB buyers; False never starts it.
+    buyers: Path | None | bool = None
     broker: EmbeddedBroker | None = field(default=None, init=False)
     procs: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
 
@@ -75,6 +101,49 @@ class Stack:
     def ivr_target(self) -> str:
         return f"127.0.0.1:{self.procs['ivr'].info['grpc_port']}"
 
+    @property
+    def buyersim_http(self) -> str | None:
+        """`127.0.0.1:<port>` of the buyer simulator's HTTP server, None when it is not running."""
+        sp = self.procs.get(BUYERSIM)
+        return f"127.0.0.1:{sp.info['http_port']}" if sp and sp.info else None
+
+    @property
+    def buyersim_grpc(self) -> str | None:
+        sp = self.procs.get(BUYERSIM)
+        return f"127.0.0.1:{sp.info['grpc_port']}" if sp and sp.info else None
+
+    def buyers_config(self) -> Path | None:
+        """The simulator YAML this stack plays, or None when no simulator is needed."""
+        if self.buyers is False:
+            return None
+        if isinstance(self.buyers, Path):
+            return self.buyers
+        return DEMO_BUYERS if has_rtb_buyers(Path(self.config)) else None
+
+    def config_env(self) -> dict[str, str]:
+        """os.environ plus the variables the routing config interpolates (pass to load_config(env=...))."""
+        env = dict(os.environ)
+        if self.buyersim_http:
+            env[BUYERSIM_HTTP_ENV] = self.buyersim_http
+            env[BUYERSIM_GRPC_ENV] = self.buyersim_grpc or ""
+        env.update(self.extra_env)
+        return env
+
+    def _buyer_secrets(self, base: dict[str, str]) -> str | None:
+        """SWITCHBOARD_BIDDER_SECRETS with the simulated buyers' secrets added (explicit settings win)."""
+        path = self.buyers_config()
+        if path is None or BUYERSIM not in self.procs:
+            return None
+        from switchboard.buyersim.config import load_sim_config
+
+        secrets = {b.id: b.secret for b in load_sim_config(path).buyers if b.secret is not None}
+        if not secrets:
+            return None
+        given = base.get(BIDDER_SECRETS_ENV)
+        if given:
+            secrets.update(json.loads(given))
+        return json.dumps(secrets)
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -88,8 +157,28 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.buyersim_http:
+            env[BUYERSIM_HTTP_ENV] = self.buyersim_http
+            env[BUYERSIM_GRPC_ENV] = self.buyersim_grpc or ""
         env.update(self.extra_env)
+        secrets = self._buyer_secrets(env)
+        if secrets is not None:
+            env[BIDDER_SECRETS_ENV] = secrets
         return env
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log_path = self.log_dir / f"{name}.log"
+        out = open(log_path, "ab")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            cwd=self.workdir,
+        )
+        out.close()
+        self.procs[name] = ServiceProcess(name, proc, log_path)
 
     async def start(self, timeout_s: float = 90.0, progress=None) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -102,20 +191,18 @@ class Stack:
             if progress:
                 progress("broker")
             await self.broker.start()
+            buyers = self.buyers_config()
+            if buyers is not None:
+                # Before the services: their config interpolates the simulator's ports.
+                # Started here rather than with buyersim.process.BuyerSimProcess, which
+                # keeps the terminal's process group (Ctrl-C would kill it before the services).
+                if progress:
+                    progress(BUYERSIM)
+                self._spawn(BUYERSIM, ["switchboard.buyersim", "--config", str(Path(buyers).resolve())], self.env())
+                self.procs[BUYERSIM].info = await self._wait_ready(BUYERSIM, timeout_s)
             env = self.env()
             for name in self.services:
-                log_path = self.log_dir / f"{name}.log"
-                out = open(log_path, "ab")  # noqa: SIM115 - the child owns it
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", f"switchboard.services.{name}"],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-                    cwd=self.workdir,
-                )
-                out.close()
-                self.procs[name] = ServiceProcess(name, proc, log_path)
+                self._spawn(name, [f"switchboard.services.{name}"], env)
             for name in self.services:
                 if progress:
                     progress(name)
@@ -141,7 +228,7 @@ class Stack:
         return [n for n, sp in self.procs.items() if sp.process.poll() is not None]
 
     def stop(self, timeout_s: float = 20.0) -> dict[str, int | None]:
-        """SIGTERM every service (edge first, sink last so it flushes everything), then the broker."""
+        """SIGTERM every service (edge first, sink last so it flushes everything), the buyer simulator, then the broker."""
         codes: dict[str, int | None] = {}
         for name in reversed(list(self.procs)):
             sp = self.procs[name]

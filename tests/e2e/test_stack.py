@@ -25,11 +25,12 @@ pytestmark = pytest.mark.e2e
 CALLS = 200
 
 
-def eligible_buyers(cfg: RoutingConfig, started: pb.CallStarted, completed: pb.IvrCompleted, buyer_ids) -> dict[str, Decimal]:
-    """Independent oracle for the demo config: buyer → static price for the buyers that pass their
-    filters, are not blocked by the campaign's publisher and meet its floor (caps aside)."""
+def eligible_buyers(cfg: RoutingConfig, started: pb.CallStarted, completed: pb.IvrCompleted, buyer_ids) -> dict[str, Decimal | None]:
+    """Independent oracle for the demo config: buyer → static price (None for an RTB buyer, whose
+    price is only known live) for the buyers that pass their filters, are not blocked by the
+    campaign's publisher and, with a static price, meet its floor (caps aside)."""
     publisher = cfg.publisher(cfg.campaign(started.campaign_id).publisher)
-    out = {}
+    out: dict[str, Decimal | None] = {}
     for buyer in (cfg.buyer(b) for b in buyer_ids):
         f = buyer.filters
         if f.states is not None and started.caller.state not in f.states:
@@ -41,7 +42,12 @@ def eligible_buyers(cfg: RoutingConfig, started: pb.CallStarted, completed: pb.I
         assert all(set(c) == {"eq"} for c in (f.answers or {}).values()), "oracle knows only eq"
         if any(completed.answers.get(k) != str(c["eq"]) for k, c in (f.answers or {}).items()):
             continue
-        if buyer.id in publisher.blocked_buyers or buyer.bid.price < publisher.min_price:
+        if buyer.id in publisher.blocked_buyers:
+            continue
+        if buyer.bid.type == "rtb":
+            out[buyer.id] = None
+            continue
+        if buyer.bid.price < publisher.min_price:
             continue
         out[buyer.id] = buyer.bid.price
     return out
@@ -53,11 +59,17 @@ def capped(trace: pb.DecisionTrace, buyer_id: str) -> bool:
 
 
 def check_routed(cfg: RoutingConfig, ev: pb.CallRouted, started: pb.CallStarted, completed: pb.IvrCompleted) -> None:
-    """The call went to the right tier and, in a price tier, to the highest eligible static bid."""
+    """The call went to the right tier and, in a price tier, to the highest eligible bid.
+
+    Static buyers always bid their price; RTB buyers may decline or fail, so they never
+    prove that an earlier tier should have taken the call, and an RTB winner's price is
+    checked against its live bid in the trace and the publisher's floor instead."""
     tiers = cfg.campaign(ev.campaign_id).routing.tiers
     for earlier in tiers[: ev.tier_index]:  # every earlier tier had nobody free to take it
         assert earlier.strategy != "queue"
-        left = [b for b in eligible_buyers(cfg, started, completed, earlier.buyers) if not capped(ev.trace, b)]
+        left = [
+            b for b, p in eligible_buyers(cfg, started, completed, earlier.buyers).items() if p is not None and not capped(ev.trace, b)
+        ]
         assert not left, f"{ev.call_id}: tier {earlier.strategy} had {left} eligible, yet tier {ev.tier_index} took the call"
     tier = tiers[ev.tier_index]
     if ev.kind == pb.TARGET_KIND_AGENT:
@@ -65,10 +77,16 @@ def check_routed(cfg: RoutingConfig, ev: pb.CallRouted, started: pb.CallStarted,
         return
     eligible = eligible_buyers(cfg, started, completed, tier.buyers)
     assert ev.buyer_id in eligible, (ev.call_id, ev.buyer_id, eligible)
-    assert Decimal(ev.price) == eligible[ev.buyer_id]
+    static = eligible[ev.buyer_id]
+    if static is not None:
+        assert Decimal(ev.price) == static
+    else:
+        live = [e for e in ev.trace.entries if e.target_id == ev.buyer_id and e.bid_outcome == pb.BID_OUTCOME_BID]
+        assert live and any(Decimal(e.bid_amount) == Decimal(ev.price) for e in live), (ev.call_id, ev.price, live)
+        assert Decimal(ev.price) >= cfg.publisher(cfg.campaign(ev.campaign_id).publisher).min_price
     assert ev.destination == cfg.buyer(ev.buyer_id).destination
-    if tier.strategy == "price":
-        better = [b for b, p in eligible.items() if p > Decimal(ev.price) and not capped(ev.trace, b)]
+    if tier.strategy == "price":  # no uncapped static price above the winner's, whether that bid was static or live
+        better = [b for b, p in eligible.items() if p is not None and p > Decimal(ev.price) and not capped(ev.trace, b)]
         assert not better, f"{ev.call_id}: {ev.buyer_id} at {ev.price} although {better} bid more"
 
 
@@ -82,11 +100,16 @@ def query(dsn: str, sql: str) -> list[dict]:
 
 
 def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: Path):
-    cfg = load_config(demo_config_path)
     stack = Stack(workdir=tmp_path / "run", config=demo_config_path)
+    cfg = load_config(demo_config_path)
+    rtb_buyers = {b.id for b in cfg.buyers if b.bid.type == "rtb"}
+    assert rtb_buyers, "the demo has RTB buyers, played by the buyer simulator"
 
     async def scenario():
+        nonlocal cfg
         await stack.start()
+        assert stack.buyersim_http and stack.buyersim_grpc
+        cfg = load_config(demo_config_path, env=stack.config_env())  # as the services read it
         stats = await drive(stack.ivr_target, TrafficModel(cfg, seed=7), rate=40, count=CALLS, talk_scale=0.0)
         kafka = stack.broker.kafka_settings()
         # Queued calls end when agents free up; wait until the sink has seen everything there is.
@@ -127,8 +150,23 @@ def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: 
         check_routed(cfg, ev, started[cid], completed[cid])
     tiers_used = Counter((ev.campaign_id, ev.tier_index) for ev in routed.values())
     assert len(tiers_used) >= 4, f"the demo exercises several tiers: {tiers_used}"
+    # RTB buyers bid live next to static buyers: some won calls, and their answers came over the wire.
+    assert any(urls.startswith("grpc://127.0.0.1:") for urls in (cfg.buyer(b).bid.url for b in rtb_buyers))  # type: ignore[union-attr]
+    assert {ev.buyer_id for ev in routed.values()} & rtb_buyers, "no call was routed to an RTB buyer"
+    rtb_answers = [ev for ev in by_topic["bid.received"] if ev.buyer_id in rtb_buyers]
+    assert rtb_answers, "no bid.received from an RTB buyer"
+    assert any(ev.outcome == pb.BID_OUTCOME_BID and ev.latency_ms > 0 for ev in rtb_answers)
+    answered = [ev for ev in rtb_answers if ev.outcome in (pb.BID_OUTCOME_BID, pb.BID_OUTCOME_DECLINE)]
+    assert all(ev.latency_ms > 0 for ev in answered), [ev for ev in answered if ev.latency_ms <= 0][:3]
     rejected = [ev for ev in by_topic["call.rejected"]]
-    assert {ev.reason for ev in rejected} <= {"unknown_number", "no_eligible_buyer", "no_bid", "abandoned", "invalid_number"}
+    assert {ev.reason for ev in rejected} <= {"unknown_number", "no_eligible_buyer", "no_bid", "abandoned", "invalid_number", "all_declined"}
+    # Only live buyers decline (the driver answers every offer here): every pinged buyer declined
+    # means RTB buyers alone were left, and the trace shows their declines or no-bids.
+    for ev in rejected:
+        if ev.reason == "all_declined":
+            pinged = {e.target_id for e in ev.trace.entries if e.bid_outcome != pb.BID_OUTCOME_UNSPECIFIED}
+            assert pinged and pinged <= rtb_buyers, (ev.call_id, ev.detail, pinged)
+            assert not any(e.bid_outcome == pb.BID_OUTCOME_BID and e.winner for e in ev.trace.entries), ev.call_id
 
     # CTI got a screen pop for every routed call.
     pops = {ev.call_id for ev in by_topic["cti.events"] if ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED}

@@ -33,7 +33,7 @@ def ping(deadline_s: float | None = 1_700_000_000.25) -> pb.PingRequested:
 def test_ping_json_has_the_documented_fields_and_never_a_number() -> None:
     body = json.loads(protocol.ping_json(ping(), "b1", 750))
     assert body == {
-        "buyer_id": "b1", "call_id": "c1", "auction_id": "a1", "campaign_id": "solar", "publisher_id": "pub",
+        "type": "ping", "buyer_id": "b1", "call_id": "c1", "auction_id": "a1", "campaign_id": "solar", "publisher_id": "pub",
         "state": "CA", "zip": "90001", "area_code": "213", "answers": {"credit": "700", "homeowner": "yes"},
         "deadline": "2023-11-14T22:13:20.250Z", "timeout_ms": 750,
     }

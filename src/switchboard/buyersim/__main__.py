@@ -1,4 +1,4 @@
-"""`python -m switchboard.buyersim --config buyers.yaml [--seed N] [--http-port P] [--grpc-port P]`.
+"""`python -m switchboard.buyersim --config buyers.yaml [--seed N] [--http-port P] [--grpc-port P] [--record FILE]`.
 
 Binds 127.0.0.1 (ephemeral ports by default), writes the ready file
 buyersim.ready with http_port and grpc_port, serves until SIGTERM, exits 0.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 import structlog
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--http-port", type=int, default=0)
     p.add_argument("--grpc-port", type=int, default=0)
     p.add_argument("--seed", type=int, default=None, help="overrides the seed of the YAML")
+    p.add_argument("--record", type=Path, default=None, help="append every ping/post body received to FILE (JSON lines)")
     return p.parse_args(argv)
 
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         config.seed = args.seed
 
     async def serve(stop: asyncio.Event) -> None:
-        sim = BuyerSim(config, args.host, args.http_port, args.grpc_port)
+        sim = BuyerSim(config, args.host, args.http_port, args.grpc_port, record=args.record)
         await sim.start()
         try:
             log.info("serving", buyers=len(config.buyers), http_port=sim.http_port, grpc_port=sim.grpc_port, seed=config.seed)

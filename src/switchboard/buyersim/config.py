@@ -19,6 +19,9 @@ buyers:
       garbage: 0.0             # not JSON / an unparseable bid over gRPC
       reset: 0.0               # close the connection without answering / gRPC UNAVAILABLE
       slow: 0.0                # answer normally after slow_ms more
+    post_reject_rate: 0.0      # ping_post: share of posts answered {"accept": false, "reason": post_reject_reason}
+    post_reject_reason: post rejected
+    post_faults: {timeout: 0.0}   # the same faults, for posts only (drawn from a stream of their own)
   - id: "bulk-{n}"             # `count` makes bulk-1 .. bulk-50 from one entry
     count: 50
     bid: {type: normal, mean: 30, sd: 5, min: 1}
@@ -121,6 +124,9 @@ class SimBuyer(_Model):
     available_rate: Rate = 1.0
     slow_ms: float = Field(1500, ge=0)
     faults: Faults = Field(default_factory=Faults)
+    post_reject_rate: Rate = 0.0
+    post_reject_reason: str = "post rejected"
+    post_faults: Faults = Field(default_factory=Faults)
 
     def draw_bid(self, rng: random.Random) -> Decimal:
         return Decimal(str(self.bid.draw(rng))).quantize(CENT, rounding=ROUND_HALF_UP)
@@ -128,10 +134,10 @@ class SimBuyer(_Model):
     def draw_latency_s(self, rng: random.Random) -> float:
         return max(0.0, self.latency_ms.draw(rng)) / 1000
 
-    def draw_fault(self, rng: random.Random) -> str | None:
+    def draw_fault(self, rng: random.Random, faults: Faults | None = None) -> str | None:
         x = rng.random()
         acc = 0.0
-        for name, rate in self.faults.model_dump().items():
+        for name, rate in (faults or self.faults).model_dump().items():
             acc += rate
             if x < acc:
                 return name

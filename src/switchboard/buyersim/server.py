@@ -1,9 +1,16 @@
-"""The simulator's servers: aiohttp (POST /ping/<buyer_id>) and grpc.aio (switchboard.v1.Bidding/Ping).
+"""The simulator's servers: aiohttp (POST /ping/<buyer_id>) and grpc.aio (switchboard.v1.Bidding/Ping, /Post).
 
 Both share `Simulator.plan()`: per ping one draw of fault, latency, decline,
 availability and bid from a per-buyer seeded RNG (so a buyer's sequence of
 answers does not depend on how other buyers' pings interleave). GET /stats
 returns what each buyer was asked and answered.
+
+Posts (ping_post): a body with "type": "post" on /ping/<buyer_id> (the bidder's
+choice: the same URL as the ping) or any body on /post/<buyer_id>; gRPC Post.
+`Simulator.plan_post()` draws post fault, latency and rejection from a second
+per-buyer RNG, so posts never shift a buyer's sequence of bids.
+With `record` (--record FILE) every request body received is appended as one
+JSON line {"kind": "ping"|"post", "buyer_id", "body"} — tests check what buyers saw.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 import structlog
 from aiohttp import web
+from google.protobuf import json_format
 
 from switchboard.buyersim.config import SimBuyer, SimConfig
 from switchboard.platform import signing
@@ -43,12 +52,42 @@ class Plan:
     bid: Decimal
 
 
+@dataclass(frozen=True)
+class PostPlan:
+    fault: str | None
+    latency_s: float
+    reject: bool
+
+
 class Simulator:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, record: Path | None = None) -> None:
         self.config = config
         self.buyers = config.by_id()
         self._rngs = {b.id: random.Random(f"{config.seed}:{b.id}") for b in config.buyers}
+        self._post_rngs = {b.id: random.Random(f"{config.seed}:{b.id}:post") for b in config.buyers}
         self.stats: dict[str, Counter] = defaultdict(Counter)
+        self.record_path = record
+
+    def record(self, kind: str, buyer_id: str, body: object) -> None:
+        if self.record_path is None:
+            return
+        line = json.dumps({"kind": kind, "buyer_id": buyer_id, "body": body}, separators=(",", ":"))
+        with open(self.record_path, "a") as f:  # one small write per request; tests read it line by line
+            f.write(line + "\n")
+
+    def plan_post(self, buyer: SimBuyer) -> PostPlan:
+        rng = self._post_rngs[buyer.id]
+        fault = buyer.draw_fault(rng, buyer.post_faults)
+        latency = buyer.draw_latency_s(rng)
+        reject = rng.random() < buyer.post_reject_rate
+        if fault == "slow":
+            latency += buyer.slow_ms / 1000
+        return PostPlan(fault, latency, reject)
+
+    def post_answer(self, buyer: SimBuyer, plan: PostPlan) -> dict:
+        if plan.reject:
+            return {"accept": False, "reason": buyer.post_reject_reason}
+        return {"accept": True}
 
     def plan(self, buyer: SimBuyer) -> Plan:
         rng = self._rngs[buyer.id]
@@ -124,6 +163,9 @@ def http_app(sim: Simulator) -> web.Application:
         except (ValueError, AssertionError):
             sim.count(buyer_id, "bad_request")
             return web.json_response({"error": "not a JSON object"}, status=400)
+        if req.get("type") == "post" or request.match_info.get("kind") == "post":
+            return await post(request, buyer, req)
+        sim.record("ping", buyer_id, req)
         if "caller_number" in req or "number" in req:
             sim.count(buyer_id, "caller_number_leaked")
         plan = sim.plan(buyer)
@@ -141,11 +183,29 @@ def http_app(sim: Simulator) -> web.Application:
             raise asyncio.CancelledError  # aiohttp drops a cancelled handler quietly; nothing is written
         return web.json_response(sim.answer(buyer, plan))
 
+    async def post(request: web.Request, buyer: SimBuyer, req: dict) -> web.StreamResponse:
+        sim.record("post", buyer.id, req)
+        sim.count(buyer.id, "posts")
+        plan = sim.plan_post(buyer)
+        sim.count(buyer.id, f"post_fault:{plan.fault}" if plan.fault else ("post_rejected" if plan.reject else "post_accepted"))
+        if plan.fault == "timeout":
+            await asyncio.sleep(sleep_past_deadline_s(parse_rfc3339(req.get("deadline")), int(req.get("timeout_ms") or 0)))
+        else:
+            await asyncio.sleep(plan.latency_s)
+        if plan.fault == "http_500":
+            return web.json_response({"error": "simulated failure"}, status=500)
+        if plan.fault == "garbage":
+            return web.Response(body=b'{"accept": tr', content_type="application/json")
+        if plan.fault == "reset":
+            _reset(request)
+            raise asyncio.CancelledError
+        return web.json_response(sim.post_answer(buyer, plan))
+
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({k: dict(v) for k, v in sim.stats.items()})
 
     app = web.Application(client_max_size=64 * 1024)
-    app.router.add_post("/ping/{buyer_id}", ping)
+    app.router.add_post("/{kind:ping|post}/{buyer_id}", ping)
     app.router.add_get("/stats", stats)
     return app
 
@@ -187,6 +247,33 @@ class BiddingServicer(bidding_pb2_grpc.BiddingServicer):
             return bpb.PingResponse(accept=False, reason=a["reason"])
         return bpb.PingResponse(accept=True, bid=a["bid"], available=a["available"])
 
+    async def Post(self, request: bpb.PostRequest, context: grpc.aio.ServicerContext) -> bpb.PostResponse:
+        sim = self.sim
+        buyer = sim.buyers.get(request.buyer_id)
+        if buyer is None:
+            sim.count(request.buyer_id, "unknown")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no simulated buyer {request.buyer_id!r}")
+        if buyer.secret is not None:
+            header = dict(context.invocation_metadata() or ()).get(signing.GRPC_METADATA_KEY)
+            if not signing.verify_signature(buyer.secret, header, request.SerializeToString(deterministic=True)):
+                sim.count(buyer.id, "bad_signature")
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad signature")
+        sim.record("post", buyer.id, json_format.MessageToDict(request, preserving_proto_field_name=True))
+        sim.count(buyer.id, "posts")
+        plan = sim.plan_post(buyer)
+        sim.count(buyer.id, f"post_fault:{plan.fault}" if plan.fault else ("post_rejected" if plan.reject else "post_accepted"))
+        if plan.fault == "timeout":
+            deadline = request.deadline.seconds + request.deadline.nanos / 1e9 if request.HasField("deadline") else None
+            await asyncio.sleep(sleep_past_deadline_s(deadline, request.timeout_ms))
+        else:
+            await asyncio.sleep(plan.latency_s)
+        if plan.fault in ("http_500", "garbage"):
+            await context.abort(grpc.StatusCode.INTERNAL, "simulated failure")
+        if plan.fault == "reset":
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "simulated connection reset")
+        a = sim.post_answer(buyer, plan)
+        return bpb.PostResponse(accept=a["accept"], reason=a.get("reason", ""))
+
 
 # ------------------------------------------------------------------ both
 
@@ -194,8 +281,8 @@ class BiddingServicer(bidding_pb2_grpc.BiddingServicer):
 class BuyerSim:
     """Both servers on `host` (ephemeral ports unless given); start() binds, stop() closes."""
 
-    def __init__(self, config: SimConfig, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0) -> None:
-        self.sim = Simulator(config)
+    def __init__(self, config: SimConfig, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0, record: Path | None = None) -> None:
+        self.sim = Simulator(config, record)
         self.host = host
         self._want_http, self._want_grpc = http_port, grpc_port
         self.http_port = 0

@@ -14,6 +14,7 @@ are collected in one pass, so a user fixes everything in one go.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import types
 import typing
@@ -1171,7 +1172,62 @@ def _record(node: yaml.Node, prefix: _Key, file: str, lines: dict[_Key, tuple[st
             _record(item, path, file, lines, problems)
 
 
-def _read(file: Path, problems: list[Problem], lines: dict[_Key, tuple[str, int]]) -> dict[str, Any] | None:
+# `${NAME}` or `${NAME:-default}`; `$${` writes a literal `${`. Names as in a shell.
+_ENV_REF = re.compile(r"\$(\$)(?=\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
+_YAML_STR = "tag:yaml.org,2002:str"
+
+
+def _interpolate(
+    node: yaml.Node, prefix: _Key, file: str, env: Mapping[str, str], problems: list[Problem], seen: set[int] | None = None
+) -> None:
+    """Substitute environment variables in every string value below `node`, in place, before construction.
+
+    Working on the YAML nodes keeps each problem at its own line. Only scalars that
+    YAML already resolved as text are touched, so the result stays text (`"${PORT}"`
+    becomes "9100", not 9100); keys are never substituted. A node shared through a
+    YAML alias is substituted once (`seen`), so `$${` escapes are not undone.
+    """
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            _interpolate(v, prefix + (str(k.value),), file, env, problems, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _interpolate(item, prefix + (str(i),), file, env, problems, seen)
+    elif isinstance(node, yaml.ScalarNode) and node.tag == _YAML_STR and "$" in node.value:
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1):
+                return "$"
+            name, default = m.group(2), m.group(3)
+            if name is None:
+                problems.append(
+                    Problem(file, _line(node), format_path(prefix), "malformed variable reference `${` (write ${NAME} or ${NAME:-default}; $${ for a literal ${)")
+                )
+                return m.group(0)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(
+                Problem(
+                    file,
+                    _line(node),
+                    format_path(prefix),
+                    f"environment variable {name} is not set (set it, or give a default: ${{{name}:-value}})",
+                )
+            )
+            return m.group(0)
+
+        node.value = _ENV_REF.sub(sub, node.value)
+
+
+def _read(
+    file: Path, problems: list[Problem], lines: dict[_Key, tuple[str, int]], env: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
     """Parse one file into its top-level mapping, recording field positions in `lines`; None after reporting why not."""
     name = str(file)
     try:
@@ -1188,6 +1244,7 @@ def _read(file: Path, problems: list[Problem], lines: dict[_Key, tuple[str, int]
         local: dict[_Key, tuple[str, int]] = {}
         dup: list[Problem] = []
         _record(node, (), name, local, dup)
+        _interpolate(node, (), name, os.environ if env is None else env, dup)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -1214,14 +1271,14 @@ def _read(file: Path, problems: list[Problem], lines: dict[_Key, tuple[str, int]
     return data
 
 
-def _merge(files: list[Path], problems: list[Problem]) -> tuple[dict[str, Any], _Source]:
+def _merge(files: list[Path], problems: list[Problem], env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], _Source]:
     """Concatenate the list sections of every file; other top-level keys may be set in one file only."""
     merged: dict[str, Any] = {}
     source = _Source([str(f) for f in files], {})
     set_in: dict[str, str] = {}
     for f in files:
         local: dict[_Key, tuple[str, int]] = {}
-        data = _read(f, problems, local)
+        data = _read(f, problems, local, env)
         if data is None:
             continue
         name = str(f)
@@ -1438,14 +1495,17 @@ def _files(path: Path) -> list[Path] | Problem:
     return Problem(str(path), None, "(file)", "no such file or directory (pass a YAML file or a directory of them)")
 
 
-def check_config(path: str | Path) -> tuple[RoutingConfig | None, list[Problem]]:
-    """Validate `path` and return (config, []) or (None, every problem in file and line order)."""
+def check_config(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[RoutingConfig | None, list[Problem]]:
+    """Validate `path` and return (config, []) or (None, every problem in file and line order).
+
+    `${NAME}` / `${NAME:-default}` in string values are read from `env` (default: os.environ).
+    """
     path = Path(path)
     files = _files(path)
     if isinstance(files, Problem):
         return None, [files]
     problems: list[Problem] = []
-    merged, source = _merge(files, problems)
+    merged, source = _merge(files, problems, env)
 
     def add(items: Iterable[tuple[FieldPath, str]]) -> None:
         for p, msg in items:
@@ -1466,9 +1526,12 @@ def check_config(path: str | Path) -> tuple[RoutingConfig | None, list[Problem]]
     return None, unique
 
 
-def load_config(path: str | Path) -> RoutingConfig:
-    """Load one YAML file or every *.yaml/*.yml file of a directory (list sections are concatenated in file-name order)."""
-    config, problems = check_config(path)
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> RoutingConfig:
+    """Load one YAML file or every *.yaml/*.yml file of a directory (list sections are concatenated in file-name order).
+
+    `env` (default: os.environ) supplies the `${NAME}` variables of string values.
+    """
+    config, problems = check_config(path, env)
     if problems or config is None:
         raise ConfigError(problems)
     return config

@@ -1,17 +1,68 @@
-"""The live terminal view of `switchboard run`: throughput, outcomes, revenue, decision latency."""
+"""The live terminal view of `switchboard run`: throughput, outcomes, revenue, decision latency, RTB buyers."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+import urllib.request
+from collections import Counter
 
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
+from switchboard.core.config import RoutingConfig
 from switchboard.demo.driver import DriveStats
 
 
-def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None) -> Group:
+class RtbView:
+    """What the RTB buyers did: pings and faults as the buyer simulator counted them (GET /stats),
+    next to the offers and revenue the edge saw them win. Cheap: one small HTTP GET per second."""
+
+    def __init__(self, cfg: RoutingConfig, buyersim_http: str | None, every_s: float = 1.0) -> None:
+        self.transport = {
+            b.id: ("gRPC" if b.bid.url.startswith("grpc://") else "HTTP")  # type: ignore[union-attr]
+            for b in cfg.buyers
+            if b.bid.type == "rtb"
+        }
+        self.url = f"http://{buyersim_http}/stats" if buyersim_http else None
+        self.every_s = every_s
+        self.sim: dict[str, dict[str, int]] = {}
+        self._last = 0.0
+
+    async def refresh(self) -> None:
+        if self.url is None or time.monotonic() - self._last < self.every_s:
+            return
+        self._last = time.monotonic()
+        try:
+            self.sim = await asyncio.to_thread(self._fetch)
+        except (OSError, ValueError):
+            pass  # the simulator is going away (shutdown); keep the last numbers
+
+    def _fetch(self) -> dict[str, dict[str, int]]:
+        with urllib.request.urlopen(self.url, timeout=0.5) as resp:
+            return json.loads(resp.read())
+
+    def table(self, stats: DriveStats) -> Table:
+        t = Table(title="RTB buyers live (pings and faults as the buyer simulator saw them)", expand=True)
+        for col, right in (("buyer", False), ("via", False), ("pings", True), ("answered", True), ("faults", False),
+                           ("offers won", True), ("billable", True), ("revenue", True)):
+            t.add_column(col, justify="right" if right else "left")
+        won = stats.revenue_by_target()
+        for buyer, via in sorted(self.transport.items()):
+            s = self.sim.get(buyer, {})
+            faults = Counter({k.removeprefix("fault:"): v for k, v in s.items() if k.startswith("fault:")})
+            n, sales, money = won.get(buyer, (0, 0, 0))
+            t.add_row(
+                buyer, via, str(s.get("requests", 0)), str(s.get("answered", 0)),
+                " ".join(f"{k}:{v}" for k, v in faults.most_common()) or "-",
+                str(n), str(sales), f"${money:,.2f}",
+            )
+        return t
+
+
+def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None, rtb: RtbView | None = None) -> Group:
     elapsed = time.monotonic() - stats.started_at
     done = len(stats.results)
     routed = stats.routed
@@ -50,6 +101,8 @@ def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None)
     grid = Table.grid(expand=True)
     grid.add_row(outcomes, revenue)
     parts = [Panel(head, title="Switchboard live — Ctrl-C to stop"), grid]
+    if rtb is not None and rtb.transport:
+        parts.append(rtb.table(stats))
     if dead:
         parts.append(Panel(f"[red]stopped unexpectedly: {', '.join(dead)} (see var/run/logs)"))
     return Group(*parts)

@@ -39,6 +39,11 @@ class BiddingStub:
                 request_serializer=switchboard_dot_v1_dot_bidding__pb2.PingRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_bidding__pb2.PingResponse.FromString,
                 _registered_method=True)
+        self.Post = channel.unary_unary(
+                '/switchboard.v1.Bidding/Post',
+                request_serializer=switchboard_dot_v1_dot_bidding__pb2.PostRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_bidding__pb2.PostResponse.FromString,
+                _registered_method=True)
 
 
 class BiddingServicer:
@@ -53,6 +58,14 @@ class BiddingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Post(self, request, context):
+        """ping_post: the auction's winner gets the call's full data and accepts or rejects it
+        before `deadline` / within `timeout_ms`. Same signature metadata as Ping.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BiddingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +73,11 @@ def add_BiddingServicer_to_server(servicer, server):
                     servicer.Ping,
                     request_deserializer=switchboard_dot_v1_dot_bidding__pb2.PingRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_bidding__pb2.PingResponse.SerializeToString,
+            ),
+            'Post': grpc.unary_unary_rpc_method_handler(
+                    servicer.Post,
+                    request_deserializer=switchboard_dot_v1_dot_bidding__pb2.PostRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_bidding__pb2.PostResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +107,33 @@ class Bidding:
             '/switchboard.v1.Bidding/Ping',
             switchboard_dot_v1_dot_bidding__pb2.PingRequest.SerializeToString,
             switchboard_dot_v1_dot_bidding__pb2.PingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Post(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.Bidding/Post',
+            switchboard_dot_v1_dot_bidding__pb2.PostRequest.SerializeToString,
+            switchboard_dot_v1_dot_bidding__pb2.PostResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,10 @@
 - `ping_json(...)`: the HTTP request body; `ping_proto(...)`: the gRPC request.
 - `parse_json_answer(raw)` / `parse_proto_answer(msg)`: a buyer's answer → `Answer`
   (BID, DECLINE or NO_BID "malformed"). Nothing a buyer sends raises here.
+- The post (ping_post's second step): `post_json` / `post_proto` build it from a
+  post.requested, `parse_json_post_answer` / `parse_proto_post_answer` read the buyer's
+  `{"accept": true}` / `{"accept": false, "reason": ...}` into a `PostResult`.
+  HTTP pings and posts go to the same URL and differ by the body's "type" field.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class Malformed(ValueError):
     pass
 
 
-def rfc3339(ping: pb.PingRequested) -> str:
+def rfc3339(ping: pb.PingRequested | pb.PostRequested) -> str:
     """The ping's deadline as RFC 3339 UTC with milliseconds ("" when the ping has none)."""
     if not ping.HasField("deadline"):
         return ""
@@ -49,6 +53,7 @@ def rfc3339(ping: pb.PingRequested) -> str:
 def ping_json(ping: pb.PingRequested, buyer_id: str, timeout_ms: int) -> bytes:
     """The HTTP body of the ping to one buyer. Never the caller number (PingRequested has none)."""
     body = {
+        "type": "ping",  # the post goes to the same URL with "type": "post"
         "buyer_id": buyer_id,
         "call_id": ping.call_id,
         "auction_id": ping.auction_id,
@@ -155,8 +160,90 @@ def parse_proto_answer(msg: bpb.PingResponse, max_bid: Decimal) -> Answer:
         return Answer.no_bid("malformed", str(exc))
 
 
-def deadline_epoch(ping: pb.PingRequested) -> float | None:
+def deadline_epoch(ping: pb.PingRequested | pb.PostRequested) -> float | None:
     """The ping's deadline in Unix seconds, None when it has none."""
     if not ping.HasField("deadline"):
         return None
     return ping.deadline.seconds + ping.deadline.nanos / 1e9
+
+
+# ------------------------------------------------------------------ the post (ping_post)
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """A buyer's answer to a post, ready to become a post.answered."""
+
+    accepted: bool
+    reason: str = ""  # the buyer's reason for a rejection, or ours (timeout, http_5xx, malformed, ...)
+    detail: str = ""  # for the log only
+
+    @staticmethod
+    def failed(reason: str, detail: str = "") -> PostResult:
+        return PostResult(False, reason, detail)
+
+
+def post_json(post: pb.PostRequested, timeout_ms: int) -> bytes:
+    """The HTTP body of the post. `caller_number` is "" unless the router shared it (share_caller_number)."""
+    body = {
+        "type": "post",
+        "buyer_id": post.buyer_id,
+        "call_id": post.call_id,
+        "auction_id": post.auction_id,
+        "attempt": post.attempt,
+        "campaign_id": post.campaign_id,
+        "publisher_id": post.publisher_id,
+        "price": post.price,
+        "caller_number": post.caller.number,
+        "state": post.caller.state,
+        "zip": post.caller.zip,
+        "area_code": post.caller.area_code,
+        "answers": dict(sorted(post.answers.items())),
+        "deadline": rfc3339(post),
+        "timeout_ms": timeout_ms,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def post_proto(post: pb.PostRequested, timeout_ms: int) -> bpb.PostRequest:
+    req = bpb.PostRequest(
+        buyer_id=post.buyer_id,
+        call_id=post.call_id,
+        auction_id=post.auction_id,
+        campaign_id=post.campaign_id,
+        publisher_id=post.publisher_id,
+        price=post.price,
+        caller_number=post.caller.number,
+        state=post.caller.state,
+        zip=post.caller.zip,
+        area_code=post.caller.area_code,
+        answers=dict(post.answers),
+        timeout_ms=timeout_ms,
+        attempt=post.attempt,
+    )
+    if post.HasField("deadline"):
+        req.deadline.CopyFrom(post.deadline)
+    return req
+
+
+def parse_json_post_answer(raw: bytes) -> PostResult:
+    """`{"accept": true}` → accepted; `{"accept": false, "reason": ...}` → rejected; anything else: "malformed"."""
+    try:
+        obj = json.loads(raw, parse_constant=_reject_constant)
+    except (Malformed, ValueError, RecursionError) as exc:
+        return PostResult.failed("malformed", f"not JSON: {type(exc).__name__}")
+    if not isinstance(obj, dict):
+        return PostResult.failed("malformed", "answer is not a JSON object")
+    accept = obj.get("accept")
+    if not isinstance(accept, bool):
+        return PostResult.failed("malformed", "accept must be true or false")
+    if accept:
+        return PostResult(True)
+    reason = obj.get("reason")
+    return PostResult(False, _reason(reason) if reason else "rejected")
+
+
+def parse_proto_post_answer(msg: bpb.PostResponse) -> PostResult:
+    if msg.accept:
+        return PostResult(True)
+    return PostResult(False, _reason(msg.reason) if msg.reason else "rejected")

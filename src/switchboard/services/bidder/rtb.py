@@ -5,6 +5,8 @@ grpc.aio channels are cached per target. `Pinger.ping()` never raises for
 anything a buyer does: errors become NO_BID with a stable reason code
 (timeout, http_4xx, http_5xx, malformed, connection_refused, connection_error,
 tls_error, grpc_<status>), and the whole call is bounded by `timeout_s`.
+`Pinger.post()` sends ping_post's post the same way (same pool, same signature,
+same reasons) and turns any failure into a rejection.
 """
 
 from __future__ import annotations
@@ -129,8 +131,14 @@ class Pinger:
             return Answer.no_bid("connection_error", type(exc).__name__)
 
     async def _ping_http(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
+        failure, raw = await self._http_exchange(buyer_id, url, protocol.ping_json(ping, buyer_id, timeout_ms), timeout_s, timeout_ms)
+        if failure is not None:
+            return Answer.no_bid(*failure)
+        return protocol.parse_json_answer(raw, self.max_bid)
+
+    async def _http_exchange(self, buyer_id: str, url: str, body: bytes, timeout_s: float, timeout_ms: int) -> tuple[tuple[str, str] | None, bytes]:
+        """POST a signed body: (None, 2xx body) or ((reason, detail), b"") — the reasons of BUYER_API.md section 3."""
         assert self._http is not None, "Pinger.start() first"
-        body = protocol.ping_json(ping, buyer_id, timeout_ms)
         headers = {}
         secret = self._secret(buyer_id)
         if secret is not None:
@@ -139,22 +147,57 @@ class Pinger:
             async with self._http.stream("POST", url, content=body, headers=headers, timeout=timeout_s) as resp:
                 raw = await self._read_capped(resp)
         except httpx.TimeoutException:
-            return Answer.no_bid("timeout", f"no answer within {timeout_ms} ms")
+            return ("timeout", f"no answer within {timeout_ms} ms"), b""
         except _TooLarge:
-            return Answer.no_bid("malformed", f"answer longer than {self.settings.max_response_bytes} bytes")
+            return ("malformed", f"answer longer than {self.settings.max_response_bytes} bytes"), b""
         except httpx.ConnectError as exc:
-            return Answer.no_bid(classify_connect_error(exc), str(exc)[:200])
+            return (classify_connect_error(exc), str(exc)[:200]), b""
         except httpx.HTTPError as exc:  # reset, closed without an answer, protocol errors
             reason = classify_connect_error(exc)
-            return Answer.no_bid("connection_error" if reason == "connection_refused" else reason, f"{type(exc).__name__}: {exc}"[:200])
+            return ("connection_error" if reason == "connection_refused" else reason, f"{type(exc).__name__}: {exc}"[:200]), b""
         except ssl.SSLError as exc:
-            return Answer.no_bid("tls_error", str(exc)[:200])
+            return ("tls_error", str(exc)[:200]), b""
         except OSError as exc:
-            return Answer.no_bid(classify_connect_error(exc), str(exc)[:200])
+            return (classify_connect_error(exc), str(exc)[:200]), b""
         status = resp.status_code
         if 200 <= status < 300:
-            return protocol.parse_json_answer(raw, self.max_bid)
-        return Answer.no_bid(f"http_{status // 100}xx", f"HTTP {status}")
+            return None, raw
+        return (f"http_{status // 100}xx", f"HTTP {status}"), b""
+
+    # ------------------------------------------------------------ the post (ping_post)
+
+    async def post(self, post: pb.PostRequested, url: str, timeout_s: float) -> protocol.PostResult:
+        """Post the call to the auction's winner; any failure is a rejection with our reason. Never raises."""
+        if timeout_s <= 0:
+            return protocol.PostResult.failed("timeout", "no time left before the post deadline")
+        timeout_ms = max(1, int(timeout_s * 1000))
+        try:
+            async with asyncio.timeout(timeout_s):
+                if url.startswith("grpc://"):
+                    return await self._post_grpc(post, url, timeout_s, timeout_ms)
+                failure, raw = await self._http_exchange(post.buyer_id, url, protocol.post_json(post, timeout_ms), timeout_s, timeout_ms)
+                if failure is not None:
+                    return protocol.PostResult.failed(*failure)
+                return protocol.parse_json_post_answer(raw)
+        except TimeoutError:
+            return protocol.PostResult.failed("timeout", f"no answer within {timeout_ms} ms")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — still only a rejection
+            log.warning("post_failed_unexpectedly", buyer_id=post.buyer_id, error=f"{type(exc).__name__}: {exc}")
+            return protocol.PostResult.failed("connection_error", type(exc).__name__)
+
+    async def _post_grpc(self, post: pb.PostRequested, url: str, timeout_s: float, timeout_ms: int) -> protocol.PostResult:
+        req = protocol.post_proto(post, timeout_ms)
+        metadata = []
+        secret = self._secret(post.buyer_id)
+        if secret is not None:
+            metadata.append((signing.GRPC_METADATA_KEY, signing.sign(secret, req.SerializeToString(deterministic=True))))
+        try:
+            resp = await self._stub(url).Post(req, timeout=timeout_s, metadata=metadata)
+        except grpc.aio.AioRpcError as exc:
+            return protocol.PostResult.failed(_grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200])
+        return protocol.parse_proto_post_answer(resp)
 
     async def _read_capped(self, resp: httpx.Response) -> bytes:
         limit = self.settings.max_response_bytes

@@ -7,6 +7,11 @@
   published as soon as it is in (parallel_first wants the first one early).
 - A buyer the configuration does not know gets NO_BID "unknown_buyer".
 - The floor (below_floor) is the router's decision, not ours.
+- post.requested (ping_post's post to the auction winner) → one post.answered:
+  a static buyer accepts at once without any network call; an RTB buyer gets an
+  HTTP POST to its same `bid.url` with body "type": "post" (or the gRPC Post rpc),
+  bounded by min(timeout_ms, post deadline − now − deadline_margin_ms). Any
+  failure is a rejection with our reason (timeout, http_5xx, malformed, ...).
 
 Each ping is answered in its own task, so a slow auction never delays the next
 ping of the same partition past its own deadline. The offset is committed when
@@ -30,7 +35,13 @@ from switchboard.core.config import Buyer, RoutingConfig, RtbBid, StaticBid, loa
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus, consume
 from switchboard.platform.lifecycle import mark_ready
-from switchboard.platform.topics import BID_RECEIVED, PING_REQUESTED, Topic
+from switchboard.platform.topics import (
+    BID_RECEIVED,
+    PING_REQUESTED,
+    POST_ANSWERED,
+    POST_REQUESTED,
+    Topic,
+)
 from switchboard.services.bidder import protocol
 from switchboard.services.bidder.protocol import Answer
 from switchboard.services.bidder.rtb import Pinger
@@ -65,7 +76,22 @@ def bid_event(ping: pb.PingRequested, buyer_id: str, answer: Answer, latency_s: 
     return bid
 
 
-def rtb_timeout_s(bid: RtbBid, ping: pb.PingRequested, margin_ms: int, now: float | None = None) -> float:
+def post_answered_event(post: pb.PostRequested, result: protocol.PostResult, latency_s: float) -> pb.PostAnswered:
+    out = pb.PostAnswered(
+        event_id=codec.new_id(),
+        call_id=post.call_id,
+        auction_id=post.auction_id,
+        buyer_id=post.buyer_id,
+        accepted=result.accepted,
+        reason=result.reason,
+        latency_ms=max(0, int(latency_s * 1000)),
+        attempt=post.attempt,
+    )
+    out.occurred_at.CopyFrom(codec.now_ts())
+    return out
+
+
+def rtb_timeout_s(bid: RtbBid, ping: pb.PingRequested | pb.PostRequested, margin_ms: int, now: float | None = None) -> float:
     """min(timeout_ms, deadline − now − margin) in seconds (may be ≤ 0: no time left)."""
     timeout = bid.timeout_ms / 1000
     deadline = protocol.deadline_epoch(ping)
@@ -86,7 +112,10 @@ class Bidder:
 
     async def handle(self, topic: Topic, event: Message, record: ConsumerRecord) -> None:
         await self.slots.acquire()  # back-pressure on the consumer only when far too many pings are in flight
-        task = asyncio.create_task(self.answer_ping(event))  # type: ignore[arg-type]
+        if topic.name == POST_REQUESTED.name:
+            task = asyncio.create_task(self.answer_post(event))  # type: ignore[arg-type]
+        else:
+            task = asyncio.create_task(self.answer_ping(event))  # type: ignore[arg-type]
         self.tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -117,6 +146,24 @@ class Bidder:
         except Exception as exc:  # noqa: BLE001 — the broker, not a buyer: log; the router counts it as no answer at the deadline
             log.error("publish_failed", call_id=ping.call_id, buyer_id=buyer_id, error=f"{type(exc).__name__}: {exc}")
 
+    async def answer_post(self, post: pb.PostRequested) -> None:
+        started = time.monotonic()
+        buyer = self.buyers.get(post.buyer_id)
+        if buyer is None:
+            result = protocol.PostResult.failed("unknown_buyer")
+        elif isinstance(buyer.bid, StaticBid):
+            result = protocol.PostResult(True)  # a pre-agreed price: nothing to ask
+        else:
+            timeout = rtb_timeout_s(buyer.bid, post, self.settings.deadline_margin_ms)
+            result = await self.pinger.post(post, buyer.bid.url, timeout)
+        log.info("post_answered", call_id=post.call_id, auction_id=post.auction_id, buyer_id=post.buyer_id,
+                 attempt=post.attempt, accepted=result.accepted, reason=result.reason, detail=result.detail)
+        event = post_answered_event(post, result, time.monotonic() - started)
+        try:
+            await self.bus.publish(POST_ANSWERED, event)
+        except Exception as exc:  # noqa: BLE001 — the router treats a missing answer as a timeout at the post deadline
+            log.error("publish_failed", call_id=post.call_id, buyer_id=post.buyer_id, error=f"{type(exc).__name__}: {exc}")
+
     async def drain(self) -> None:
         if self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
@@ -135,7 +182,7 @@ async def run(settings: BidderSettings, stop: asyncio.Event) -> None:
     try:
         await consume(
             bus,
-            [PING_REQUESTED],
+            [PING_REQUESTED, POST_REQUESTED],
             bidder.handle,
             settings.group_id,
             stop,

@@ -4,7 +4,10 @@ Agent `route` (key call id; dispatch on the message topic):
   ivr.completed     → start routing the call (core.engine.start_routing)
   bid.received      → fill the auction in flight; conclude when engine.can_conclude_early says so
                       (everyone answered, or parallel_first's first qualified answer, in arrival order)
-  router.deadlines  → an auction's deadline passed; conclude with the answers so far
+  post.answered     → ping_post: the winner accepted the post (→ the reservation, as any offer) or
+                      rejected it (→ engine.post_answered(accepted=False): the next highest bid)
+  router.deadlines  → an auction's deadline passed; conclude with the answers so far; or a post's
+                      deadline passed without an answer: rejected "timeout"
   <app>.replies     → the ledger granted or denied a reservation
   call.ended        → the outcome of the offer in flight: a sale that stands finishes the call;
                       no answer / busy / reject / early buyer hang-up re-routes (engine.offer_failed)
@@ -28,13 +31,14 @@ processed one at a time.
 Tables keyed by call id (co-partitioned with the sources, changelog-backed):
   auctions: the open call: the ivr.completed event, engine progress, its phase
             ("auction": pinged buyers, answers, deadline; "reserving": the reservation in
-            flight; "offered": the offer the edge is ringing) and the attempts already published.
+            flight; "posting": ping_post's post in flight, waiting for post.answered or its
+            deadline; "offered": the offer the edge is ringing) and the attempts already published.
   finished: call id → how it ended; a redelivered ivr.completed is ignored.
 
 Dedupe (at-least-once everywhere): one call.routed per attempt (`routed` in the record), at
 most one call.rejected (the record is gone after it; `finished` stops a new start), a call.ended
 counts only for the offer in flight (its attempt and buyer), a reply only for the reservation in
-flight. A grant nobody waits for any more (the call moved on) is released at once.
+flight, a post.answered only for the post in flight (its auction, buyer and attempt). A grant nobody waits for any more (the call moved on) is released at once.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ from switchboard.platform.topics import (
     DEAD_LETTER,
     IVR_COMPLETED,
     PING_REQUESTED,
+    POST_ANSWERED,
+    POST_REQUESTED,
 )
 from switchboard.services.router import protocol
 from switchboard.services.router.bookkeeper import Bookkeeper
@@ -77,7 +83,7 @@ log = structlog.get_logger("router")
 SERVICE = "router"
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
-POST_NOTE = "accepted at once: the buyer post protocol is not in the bidder yet (issue #4)"
+POST_DEADLINE_PREFIX = "post:"  # router.deadlines value of a post's deadline: "post:<auction_id>:<attempt>"
 
 
 class RouterApp(faust.App):
@@ -118,6 +124,7 @@ class Router:
             IVR_COMPLETED.name,
             BID_RECEIVED.name,
             CALL_ENDED.name,
+            POST_ANSWERED.name,
             self.deadlines_topic,
             self.replies_topic,
             partitions=partitions,
@@ -130,7 +137,7 @@ class Router:
             for kind in ("ledger", "replies", "view")
         }
         self.ledger_source = self.internal["ledger"]
-        self.out = {t.name: app.topic(t.name, **_RAW) for t in (PING_REQUESTED, CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)}
+        self.out = {t.name: app.topic(t.name, **_RAW) for t in (PING_REQUESTED, POST_REQUESTED, CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)}
         self.view = LoadView()
         self.bookkeeper = Bookkeeper(app, config, partitions, self.internal, self.dead_letter)
         # (call_id, auction_id) already signalled by the timer; pruned as auctions end.
@@ -172,6 +179,8 @@ class Router:
             await self.on_bid(msg)  # type: ignore[arg-type]
         elif topic == CALL_ENDED.name:
             await self.on_call_ended(msg)  # type: ignore[arg-type]
+        elif topic == POST_ANSWERED.name:
+            await self.on_post_answered(msg)  # type: ignore[arg-type]
 
     async def on_ivr_completed(self, ivr: pb.IvrCompleted) -> None:
         call_id = ivr.call_id
@@ -221,6 +230,11 @@ class Router:
 
     async def on_deadline(self, call_id: str, auction_id: str) -> None:
         rec = self.auctions.get(call_id)
+        if auction_id.startswith(POST_DEADLINE_PREFIX):
+            post = rec.get("post") if rec is not None and rec.get("phase") == "posting" else None
+            if post is not None and f"{POST_DEADLINE_PREFIX}{post['auction_id']}:{post['attempt']}" == auction_id:
+                await self.post_outcome(call_id, rec, False, "timeout", f"no answer before the post deadline ({post['timeout_ms']} ms)")
+            return
         if rec is None or rec.get("phase") != "auction" or rec["auction_id"] != auction_id:
             return  # concluded already
         await self.conclude(call_id, rec, engine.Progress.from_dict(rec["progress"]))
@@ -263,6 +277,28 @@ class Router:
             log.info("stale_grant_released", call_id=call_id, buyer_id=buyer_id)
             await self.release(call_id, buyer_id, _now(), 0, False)
 
+    async def on_post_answered(self, answered: pb.PostAnswered) -> None:
+        call_id = answered.call_id
+        rec = self.auctions.get(call_id)
+        post = rec.get("post") if rec is not None and rec.get("phase") == "posting" else None
+        if post is None or (post["auction_id"], post["buyer_id"], post["attempt"]) != (answered.auction_id, answered.buyer_id, answered.attempt):
+            # A redelivery, or an answer after the post deadline moved the call on.
+            log.info("stale_post_answer", call_id=call_id, auction_id=answered.auction_id, buyer_id=answered.buyer_id, attempt=answered.attempt)
+            return
+        reason = answered.reason or ("" if answered.accepted else "rejected")
+        await self.post_outcome(call_id, rec, answered.accepted, reason, f"in {answered.latency_ms} ms")
+
+    async def post_outcome(self, call_id: str, rec: dict, accepted: bool, reason: str, how: str) -> None:
+        """The post in flight was answered (or timed out): the engine picks the reservation or the next bid."""
+        post = rec["post"]
+        progress = engine.Progress.from_dict(rec["progress"])
+        verdict = "accepted" if accepted else f"rejected: {reason}"
+        progress.trace.notes.append(f"post to {post['buyer_id']} (offer {post['attempt']}, {post['price']}) {verdict} ({how})")
+        log.info("post_answered", call_id=call_id, buyer_id=post["buyer_id"], attempt=post["attempt"], accepted=accepted, reason=reason)
+        rec["post"] = None
+        step = engine.post_answered(self.config, progress, accepted, _now(), self.view, reason=reason)
+        await self.apply(call_id, rec, step)
+
     async def on_call_ended(self, ended: pb.CallEnded) -> None:
         call_id = ended.call_id
         rec = self.auctions.get(call_id)
@@ -297,15 +333,11 @@ class Router:
     async def apply(self, call_id: str, rec: dict, step: engine.Step) -> None:
         """Carry out the engine's action: ping, reserve an offer, or one terminal event."""
         action, progress = step.action, step.progress
-        while isinstance(action, engine.PostToBuyer):
-            # Until issue #4 brings the post protocol to the bidder, a post (static or RTB buyer) is
-            # accepted at once; the reservation below takes the slot for the RouteToBuyer that follows.
-            progress.trace.notes.append(f"post to {action.buyer_id} (offer {action.attempt}) {POST_NOTE}")
-            step = engine.post_answered(self.config, progress, True, _now(), self.view)
-            action, progress = step.action, step.progress
         rec["progress"] = progress.to_dict()
         if isinstance(action, engine.RequestBids):
             await self.ping(call_id, rec, action, progress)
+        elif isinstance(action, engine.PostToBuyer):
+            await self.post(call_id, rec, action)
         elif isinstance(action, engine.RouteToBuyer):
             await self.reserve(call_id, rec, action)
         else:
@@ -341,6 +373,52 @@ class Router:
         )
         self.auctions[call_id] = rec
         await self.send(PING_REQUESTED.name, call_id, ping)
+
+    async def post(self, call_id: str, rec: dict, action: engine.PostToBuyer) -> None:
+        """ping_post: post the call's full data to the winner and wait (phase "posting").
+
+        The caller number goes only to a buyer with share_caller_number (include_caller_number).
+        Deadline: the campaign's routing.timeout_ms from now; the bidder answers before it, and
+        the timer treats a post still unanswered then as rejected "timeout".
+        """
+        ivr = pb.IvrCompleted.FromString(base64.b64decode(rec["ctx"]["ivr"]))
+        caller = pb.Caller()
+        caller.CopyFrom(ivr.caller)
+        if not action.include_caller_number:
+            caller.number = ""
+        timeout_ms = self.config.campaign(ivr.campaign_id).routing.timeout_ms
+        deadline_ms = int(time.time() * 1000) + timeout_ms
+        auction_id = rec.get("auction_id") or codec.new_id()  # the auction the buyer won
+        out = pb.PostRequested(
+            event_id=codec.new_id(),
+            call_id=call_id,
+            occurred_at=codec.now_ts(),
+            auction_id=auction_id,
+            buyer_id=action.buyer_id,
+            price=f"{action.price:.2f}",
+            campaign_id=ivr.campaign_id,
+            publisher_id=self.publisher_of(ivr),
+            caller=caller,
+            answers=dict(ivr.answers),
+            deadline=_ts_from_ms(deadline_ms),
+            attempt=action.attempt,
+        )
+        rec.update(
+            phase="posting",
+            auction_id=auction_id,
+            post={
+                "auction_id": auction_id,
+                "buyer_id": action.buyer_id,
+                "attempt": action.attempt,
+                "price": f"{action.price:.2f}",
+                "deadline_ms": deadline_ms,
+                "timeout_ms": timeout_ms,
+            },
+            reservation=None,
+        )
+        self.auctions[call_id] = rec
+        log.info("post_requested", call_id=call_id, buyer_id=action.buyer_id, attempt=action.attempt, shares_number=action.include_caller_number)
+        await self.send(POST_REQUESTED.name, call_id, out)
 
     async def reserve(self, call_id: str, rec: dict, action: engine.RouteToBuyer) -> None:
         reservation = {
@@ -477,13 +555,19 @@ class Router:
         now_ms = int(time.time() * 1000)
         live: set[tuple[str, str]] = set()
         for call_id, rec in list(self.auctions.items()):
-            if rec.get("phase") != "auction":
+            phase = rec.get("phase")
+            if phase == "auction":
+                signal, deadline_ms = rec["auction_id"], rec["deadline_ms"]
+            elif phase == "posting" and rec.get("post"):
+                post = rec["post"]
+                signal, deadline_ms = f"{POST_DEADLINE_PREFIX}{post['auction_id']}:{post['attempt']}", post["deadline_ms"]
+            else:
                 continue
-            key = (call_id, rec["auction_id"])
+            key = (call_id, signal)
             live.add(key)
-            if rec["deadline_ms"] <= now_ms and key not in self._signalled:
+            if deadline_ms <= now_ms and key not in self._signalled:
                 self._signalled.add(key)
-                await self.deadlines.send(key=call_id.encode(), value=rec["auction_id"].encode())
+                await self.deadlines.send(key=call_id.encode(), value=signal.encode())
         self._signalled &= live
 
 
