@@ -2,7 +2,7 @@
 
 Every fault of the simulator maps to its no-bid reason over HTTP and gRPC, no
 answer lands past the ping's deadline by more than a small margin (checked on
-the events' own timestamps), signatures are checked by the buyer, garbage does
+the events' own timestamps), signatures are checked by the buyer and answer signatures by the bidder, garbage does
 not stop the bidder, 50 buyers in one ping get 50 answers, and static buyers
 answer without waiting for any network call.
 """
@@ -19,12 +19,17 @@ from dataclasses import dataclass
 import pytest
 import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import SecretStr
 
+from switchboard.buyersim.config import SimConfig
 from switchboard.buyersim.process import BuyerSimProcess
+from switchboard.buyersim.server import BuyerSim
 from switchboard.platform import codec
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import BID_RECEIVED, DEAD_LETTER, PING_REQUESTED
+from switchboard.services.bidder.rtb import Pinger
+from switchboard.services.bidder.settings import BidderSettings
 from switchboard.v1 import events_pb2 as pb
 from tests.support import (
     ServiceProcess,
@@ -59,6 +64,9 @@ BASE_BUYERS = [
     {"id": "reset", "faults": {"reset": 1.0}},
     {"id": "signed", "secret": SECRET, "bid": {"type": "fixed", "value": 12}},
     {"id": "wrongly-signed", "secret": SECRET},
+    # Issue #4: the bidder has these buyers' secret, so their answers must be signed.
+    {"id": "unsigned", "secret": SECRET, "faults": {"unsigned": 1.0}},
+    {"id": "bad-signature", "secret": SECRET, "faults": {"bad_signature": 1.0}},
     {"id": "bulk-{n}", "count": 50, "bid": {"type": "normal", "mean": 30, "sd": 8, "min": 1}},
 ]
 # The simulator knows a buyer by the id the bidder sends (HTTP path, gRPC buyer_id), so each
@@ -110,6 +118,7 @@ def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         (tmp / "routing.yaml").write_text(yaml.safe_dump(routing_config(sim)))
         secrets = {"signed-http": SECRET, "wrongly-signed-http": "not-the-secret", "wrongly-signed-grpc": "nope"}
+        secrets |= {f"{n}-{t}": SECRET for n in ("unsigned", "bad-signature") for t in ("http", "grpc")}
         env = service_env(
             broker.kafka_settings(),
             tmp / "routing.yaml",
@@ -235,3 +244,50 @@ async def test_garbage_never_stops_the_bidder(stack: Stack) -> None:
 async def test_unknown_buyer_is_no_bid(stack: Stack) -> None:
     _, bids = await auction(stack, ["no-such-buyer"])
     assert (bids["no-such-buyer"].outcome, bids["no-such-buyer"].reason) == (NO_BID, "unknown_buyer")
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+async def test_answers_without_a_valid_signature_are_no_bid_unsigned(stack: Stack, transport: str) -> None:
+    """Issue #4: an answer that is unsigned or wrongly signed never changes who gets a call."""
+    _, bids = await auction(stack, [f"{n}-{transport}" for n in ("signed", "unsigned", "bad-signature", "ok")])
+    assert (bids[f"signed-{transport}"].outcome, bids[f"signed-{transport}"].amount) == (BID, "12.00")
+    for name in ("unsigned", "bad-signature"):
+        e = bids[f"{name}-{transport}"]
+        assert (e.outcome, e.reason, e.amount) == (NO_BID, "unsigned", ""), (name, e.reason)
+    # A buyer without a secret is not asked for a signature.
+    assert bids[f"ok-{transport}"].outcome == BID
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+async def test_post_answers_must_be_signed_and_operators_can_relax_the_check(transport: str) -> None:
+    """The bidder's Pinger against an in-process simulator: posts (no broker needed) and require_signed_answers=false."""
+    sim = BuyerSim(SimConfig.model_validate({"buyers": [
+        {"id": "signed", "secret": SECRET, "bid": {"type": "fixed", "value": 12}},
+        {"id": "unsigned", "secret": SECRET, "faults": {"unsigned": 1.0}, "post_faults": {"unsigned": 1.0}},
+        {"id": "bad-signature", "secret": SECRET, "faults": {"bad_signature": 1.0}, "post_faults": {"bad_signature": 1.0}},
+    ]}))
+    await sim.start()
+    ids = ("signed", "unsigned", "bad-signature")
+    try:
+        for required in (True, False):
+            pinger = Pinger(BidderSettings(require_signed_answers=required), {b: SecretStr(SECRET) for b in ids})
+            await pinger.start()
+            try:
+                for b in ids:
+                    url = sim.http_url(b) if transport == "http" else sim.grpc_url()
+                    ping = new_ping([b], 5.0)
+                    post = pb.PostRequested(
+                        event_id=codec.new_id(), call_id=ping.call_id, occurred_at=codec.now_ts(), auction_id=ping.auction_id,
+                        buyer_id=b, price="12.00", campaign_id="solar", publisher_id="pub", deadline=ping.deadline, attempt=1,
+                    )
+                    answer = await pinger.ping(ping, b, url, 2.0)
+                    result = await pinger.post(post, url, 2.0)
+                    if b == "signed" or not required:
+                        assert (answer.outcome, result.accepted) == (BID, True), (b, required, answer, result)
+                    else:
+                        assert (answer.outcome, answer.reason) == (NO_BID, "unsigned"), (b, answer)
+                        assert (result.accepted, result.reason) == (False, "unsigned"), (b, result)
+            finally:
+                await pinger.stop()
+    finally:
+        await sim.stop()

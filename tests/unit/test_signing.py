@@ -55,3 +55,29 @@ def test_rotation_any_v1_matches() -> None:
 
 def test_default_timestamp_is_now() -> None:
     assert verify_signature(SECRET, signing.sign(SECRET, BODY), BODY)
+
+
+# ------------------------------------------------------------------ answers (issue #4)
+
+ANSWER = b'{"bid":"37.50","accept":true,"available":true}'
+
+
+def test_answer_signed_with_the_buyer_secret_passes() -> None:
+    header = signing.sign(SECRET, ANSWER, timestamp=T)
+    assert signing.answer_signature_problem(SECRET, header, ANSWER, tolerance_s=300, now=T + 5) is None
+
+
+def test_answer_signature_problems_are_named_without_the_secret() -> None:
+    good = signing.sign(SECRET, ANSWER, timestamp=T)
+    cases = {
+        "answer not signed": (None, ANSWER),
+        "answer signature garbled": ("t=abc,v1=00", ANSWER),
+        "answer signature does not verify": (signing.sign("other", ANSWER, timestamp=T), ANSWER),
+        "answer signature does not verify ": (good, ANSWER.replace(b"37.50", b"99.50")),  # a changed bid
+    }
+    for expected, (header, body) in cases.items():
+        problem = signing.answer_signature_problem(SECRET, header, body, now=T)
+        assert problem == expected.strip(), (expected, problem)
+        assert SECRET not in problem
+    stale = signing.answer_signature_problem(SECRET, good, ANSWER, tolerance_s=300, now=T + 301)
+    assert stale is not None and "timestamp" in stale

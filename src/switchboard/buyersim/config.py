@@ -6,7 +6,7 @@ defaults:                      # merged into every buyer (a buyer's own keys win
   latency_ms: {type: uniform, min: 5, max: 30}
 buyers:
   - id: acme-rtb               # HTTP: POST /ping/acme-rtb; gRPC: PingRequest.buyer_id
-    secret: "s3cret"           # optional: verify X-Switchboard-Signature (401 / UNAUTHENTICATED when wrong)
+    secret: "s3cret"           # optional: verify X-Switchboard-Signature (401 / UNAUTHENTICATED when wrong) and sign answers
     bid: {type: fixed, value: 42.00}          # | {type: uniform, min, max} | {type: normal, mean, sd, min?, max?}
     latency_ms: {type: fixed, value: 20}      # | {type: uniform, min, max} | {type: lognormal, median, sigma, max?}
     decline_rate: 0.1          # answer {"accept": false, "reason": decline_reason}
@@ -19,6 +19,8 @@ buyers:
       garbage: 0.0             # not JSON / an unparseable bid over gRPC
       reset: 0.0               # close the connection without answering / gRPC UNAVAILABLE
       slow: 0.0                # answer normally after slow_ms more
+      unsigned: 0.0            # (buyers with a secret) answer without the answer signature
+      bad_signature: 0.0       # (buyers with a secret) answer with a signature that does not verify
     post_reject_rate: 0.0      # ping_post: share of posts answered {"accept": false, "reason": post_reject_reason}
     post_reject_reason: post rejected
     post_faults: {timeout: 0.0}   # the same faults, for posts only (drawn from a stream of their own)
@@ -105,6 +107,9 @@ class Faults(_Model):
     garbage: Rate = 0.0
     reset: Rate = 0.0
     slow: Rate = 0.0
+    # Answer-signature faults last: adding them left the draws of existing configs unchanged.
+    unsigned: Rate = 0.0
+    bad_signature: Rate = 0.0
 
     @model_validator(mode="after")
     def _sum(self) -> Faults:

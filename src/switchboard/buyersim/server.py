@@ -9,6 +9,9 @@ Posts (ping_post): a body with "type": "post" on /ping/<buyer_id> (the bidder's
 choice: the same URL as the ping) or any body on /post/<buyer_id>; gRPC Post.
 `Simulator.plan_post()` draws post fault, latency and rejection from a second
 per-buyer RNG, so posts never shift a buyer's sequence of bids.
+A buyer with a secret signs every 2xx answer (header X-Switchboard-Signature over
+the raw body; gRPC trailing metadata over the deterministic response bytes)
+unless its fault is `unsigned` (no signature) or `bad_signature` (a wrong one).
 With `record` (--record FILE) every request body received is appended as one
 JSON line {"kind": "ping"|"post", "buyer_id", "body"} — tests check what buyers saw.
 """
@@ -128,6 +131,15 @@ def parse_rfc3339(text: object) -> float | None:
         return None
 
 
+def answer_signature(buyer: SimBuyer, fault: str | None, body: bytes) -> str | None:
+    """The signature a buyer puts on its answer `body`; None when it has no secret or plays `unsigned`."""
+    if buyer.secret is None or fault == "unsigned":
+        return None
+    if fault == "bad_signature":
+        return signing.sign(buyer.secret + "-not-quite", body)  # well-formed, current, but the wrong key
+    return signing.sign(buyer.secret, body)
+
+
 # ------------------------------------------------------------------ HTTP
 
 
@@ -143,6 +155,17 @@ def _reset(request: web.Request) -> None:
         except OSError:
             pass
     transport.abort()
+
+
+def signed_json(buyer: SimBuyer, fault: str | None, body: bytes) -> web.Response:
+    """A 200 JSON answer with the buyer's answer signature (if any) over exactly these bytes."""
+    sig = answer_signature(buyer, fault, body)
+    headers = {signing.HEADER: sig} if sig is not None else {}
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def _json_bytes(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def http_app(sim: Simulator) -> web.Application:
@@ -176,12 +199,12 @@ def http_app(sim: Simulator) -> web.Application:
             await asyncio.sleep(plan.latency_s)
         if plan.fault == "http_500":
             return web.json_response({"error": "simulated failure"}, status=500)
-        if plan.fault == "garbage":
-            return web.Response(body=b'{"bid": 12.5, "accept": tru', content_type="application/json")
+        if plan.fault == "garbage":  # signed: a buyer's own garbage is malformed, not unsigned
+            return signed_json(buyer, plan.fault, b'{"bid": 12.5, "accept": tru')
         if plan.fault == "reset":
             _reset(request)
             raise asyncio.CancelledError  # aiohttp drops a cancelled handler quietly; nothing is written
-        return web.json_response(sim.answer(buyer, plan))
+        return signed_json(buyer, plan.fault, _json_bytes(sim.answer(buyer, plan)))
 
     async def post(request: web.Request, buyer: SimBuyer, req: dict) -> web.StreamResponse:
         sim.record("post", buyer.id, req)
@@ -195,11 +218,11 @@ def http_app(sim: Simulator) -> web.Application:
         if plan.fault == "http_500":
             return web.json_response({"error": "simulated failure"}, status=500)
         if plan.fault == "garbage":
-            return web.Response(body=b'{"accept": tr', content_type="application/json")
+            return signed_json(buyer, plan.fault, b'{"accept": tr')
         if plan.fault == "reset":
             _reset(request)
             raise asyncio.CancelledError
-        return web.json_response(sim.post_answer(buyer, plan))
+        return signed_json(buyer, plan.fault, _json_bytes(sim.post_answer(buyer, plan)))
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({k: dict(v) for k, v in sim.stats.items()})
@@ -238,14 +261,17 @@ class BiddingServicer(bidding_pb2_grpc.BiddingServicer):
             await asyncio.sleep(plan.latency_s)
         if plan.fault == "http_500":
             await context.abort(grpc.StatusCode.INTERNAL, "simulated failure")
-        if plan.fault == "garbage":
-            return bpb.PingResponse(accept=True, bid="twelve fifty")
         if plan.fault == "reset":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "simulated connection reset")
-        a = sim.answer(buyer, plan)
-        if not a["accept"]:
-            return bpb.PingResponse(accept=False, reason=a["reason"])
-        return bpb.PingResponse(accept=True, bid=a["bid"], available=a["available"])
+        if plan.fault == "garbage":
+            resp = bpb.PingResponse(accept=True, bid="twelve fifty")
+        else:
+            a = sim.answer(buyer, plan)
+            if not a["accept"]:
+                resp = bpb.PingResponse(accept=False, reason=a["reason"])
+            else:
+                resp = bpb.PingResponse(accept=True, bid=a["bid"], available=a["available"])
+        return _sign_grpc(buyer, plan.fault, resp, context)
 
     async def Post(self, request: bpb.PostRequest, context: grpc.aio.ServicerContext) -> bpb.PostResponse:
         sim = self.sim
@@ -272,7 +298,15 @@ class BiddingServicer(bidding_pb2_grpc.BiddingServicer):
         if plan.fault == "reset":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "simulated connection reset")
         a = sim.post_answer(buyer, plan)
-        return bpb.PostResponse(accept=a["accept"], reason=a.get("reason", ""))
+        return _sign_grpc(buyer, plan.fault, bpb.PostResponse(accept=a["accept"], reason=a.get("reason", "")), context)
+
+
+def _sign_grpc(buyer: SimBuyer, fault: str | None, resp: bpb.PingResponse | bpb.PostResponse, context: grpc.aio.ServicerContext):
+    """Put the answer signature in trailing metadata (it is known only once the response is)."""
+    sig = answer_signature(buyer, fault, resp.SerializeToString(deterministic=True))
+    if sig is not None:
+        context.set_trailing_metadata(((signing.GRPC_METADATA_KEY, sig),))
+    return resp
 
 
 # ------------------------------------------------------------------ both

@@ -66,3 +66,26 @@ def verify_signature(
         return False  # too old (a replay) or from a clock far in the future
     expected = compute(secret, t, body)
     return any(hmac.compare_digest(expected, s) for s in sigs)
+
+
+# ------------------------------------------------------------------ answers
+# A buyer with a secret signs its answer the same way (header on the HTTP
+# response, metadata on the gRPC call, over the raw answer bytes) so that an
+# answer forged or altered on the way cannot change who gets a call.
+
+
+def answer_signature_problem(
+    secret: str | bytes, header: str | None, body: bytes, tolerance_s: float = DEFAULT_TOLERANCE_S, now: float | None = None
+) -> str | None:
+    """None when `header` validly signs the answer `body`; otherwise a short, secret-free reason for the trace."""
+    if not header:
+        return "answer not signed"
+    t, sigs = parse_header(header)
+    if t is None or not sigs:
+        return "answer signature garbled"
+    current = time.time() if now is None else now
+    if abs(current - t) > tolerance_s:
+        return f"answer signature timestamp {int(current - t)} s off"
+    if not verify_signature(secret, header, body, tolerance_s, now=current):
+        return "answer signature does not verify"
+    return None

@@ -4,7 +4,9 @@ One pooled httpx.AsyncClient serves every http(s) buyer (TLS verification on);
 grpc.aio channels are cached per target. `Pinger.ping()` never raises for
 anything a buyer does: errors become NO_BID with a stable reason code
 (timeout, http_4xx, http_5xx, malformed, connection_refused, connection_error,
-tls_error, grpc_<status>), and the whole call is bounded by `timeout_s`.
+tls_error, grpc_<status>, unsigned), and the whole call is bounded by `timeout_s`.
+A buyer with a secret must sign its answer (header / gRPC metadata) unless
+`require_signed_answers` is off: an answer without a valid signature is `unsigned`.
 `Pinger.post()` sends ping_post's post the same way (same pool, same signature,
 same reasons) and turns any failure into a rejection.
 """
@@ -73,6 +75,13 @@ def _grpc_reason(code: grpc.StatusCode, details: str) -> str:
     return f"grpc_{code.name.lower()}"
 
 
+async def _call_metadata(call: grpc.aio.UnaryUnaryCall) -> list[tuple[str, str | bytes]]:
+    """Initial then trailing metadata of a finished call (a buyer may sign in either)."""
+    initial = await call.initial_metadata()
+    trailing = await call.trailing_metadata()
+    return [(k, v) for md in (initial, trailing) if md for k, v in md]
+
+
 class Pinger:
     """Owns the HTTP pool and the gRPC channels; start/stop inside the running loop."""
 
@@ -111,6 +120,27 @@ class Pinger:
     def _secret(self, buyer_id: str) -> str | None:
         s = self.secrets.get(buyer_id)
         return s.get_secret_value() if s is not None else None
+
+    def _unsigned(self, buyer_id: str, header: str | None, body: bytes) -> tuple[str, str] | None:
+        """("unsigned", detail) when this buyer's answer must be signed and `header` does not sign `body`."""
+        secret = self._secret(buyer_id)
+        if secret is None or not self.settings.require_signed_answers:
+            return None
+        problem = signing.answer_signature_problem(secret, header, body, self.settings.answer_signature_tolerance_s)
+        return None if problem is None else ("unsigned", problem)
+
+    def _grpc_unsigned(self, buyer_id: str, metadata: list[tuple[str, str | bytes]], msg: object) -> tuple[str, str] | None:
+        """The gRPC form of `_unsigned`: the signature is in initial or trailing metadata, over the deterministic bytes."""
+        if self._secret(buyer_id) is None or not self.settings.require_signed_answers:
+            return None
+        headers = [v for k, v in metadata if k == signing.GRPC_METADATA_KEY and isinstance(v, str)]
+        body = msg.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
+        failure = self._unsigned(buyer_id, None, body)  # no entry at all: "answer not signed"
+        for h in headers:  # several entries: one valid signature is enough
+            failure = self._unsigned(buyer_id, h, body)
+            if failure is None:
+                break
+        return failure
 
     async def ping(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float) -> Answer:
         """Ask one buyer; at most `timeout_s` seconds; never raises for anything the buyer does."""
@@ -161,6 +191,9 @@ class Pinger:
             return (classify_connect_error(exc), str(exc)[:200]), b""
         status = resp.status_code
         if 200 <= status < 300:
+            unsigned = self._unsigned(buyer_id, resp.headers.get(signing.HEADER), raw)
+            if unsigned is not None:
+                return unsigned, b""
             return None, raw
         return (f"http_{status // 100}xx", f"HTTP {status}"), b""
 
@@ -194,9 +227,14 @@ class Pinger:
         if secret is not None:
             metadata.append((signing.GRPC_METADATA_KEY, signing.sign(secret, req.SerializeToString(deterministic=True))))
         try:
-            resp = await self._stub(url).Post(req, timeout=timeout_s, metadata=metadata)
+            call = self._stub(url).Post(req, timeout=timeout_s, metadata=metadata)
+            resp = await call
+            answer_md = await _call_metadata(call)
         except grpc.aio.AioRpcError as exc:
             return protocol.PostResult.failed(_grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200])
+        unsigned = self._grpc_unsigned(post.buyer_id, answer_md, resp)
+        if unsigned is not None:
+            return protocol.PostResult.failed(*unsigned)
         return protocol.parse_proto_post_answer(resp)
 
     async def _read_capped(self, resp: httpx.Response) -> bytes:
@@ -228,7 +266,12 @@ class Pinger:
             # Deterministic serialization: the buyer re-serializes what it parsed and gets the same bytes.
             metadata.append((signing.GRPC_METADATA_KEY, signing.sign(secret, req.SerializeToString(deterministic=True))))
         try:
-            resp = await self._stub(url).Ping(req, timeout=timeout_s, metadata=metadata)
+            call = self._stub(url).Ping(req, timeout=timeout_s, metadata=metadata)
+            resp = await call
+            answer_md = await _call_metadata(call)
         except grpc.aio.AioRpcError as exc:
             return Answer.no_bid(_grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200])
+        unsigned = self._grpc_unsigned(buyer_id, answer_md, resp)
+        if unsigned is not None:
+            return Answer.no_bid(*unsigned)
         return protocol.parse_proto_answer(resp, self.max_bid)

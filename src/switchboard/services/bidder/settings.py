@@ -27,6 +27,13 @@ class BidderSettings(ServiceSettings):
     # Ping signatures
     secrets: dict[str, SecretStr] = Field(default_factory=dict, description='JSON {"buyer-id": "secret"}')
     secrets_file: Path | None = Field(None, description="JSON or YAML mapping buyer id → secret (merged under `secrets`)")
+    # Answer signatures (issue #4): a buyer with a secret must sign its answers too, or an
+    # answer forged on the way could decide who gets a call. Only buyers with a secret are
+    # checked; False relaxes the check for all of them (e.g. while buyers roll out signing).
+    require_signed_answers: bool = Field(True, description="answers of buyers with a secret must carry a valid signature")
+    answer_signature_tolerance_s: float = Field(
+        300, gt=0, description="how far an answer's signature timestamp may be from our clock (BUYER_API.md section 5)"
+    )
 
     # Deadlines: answers must reach the router before the ping's deadline, and
     # publishing plus one broker hop takes a little while.
