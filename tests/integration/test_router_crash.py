@@ -19,6 +19,7 @@ a campaign and an app id of its own.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -40,8 +41,6 @@ from switchboard.platform.topics import (
 from switchboard.v1 import events_pb2 as pb
 from tests.integration.test_router_ledger import Routers, edge
 from tests.support import ServiceProcess, read_all, service_env, stop_services
-
-import os  # noqa: E402
 
 # Opt-in until the finding below is understood: in 1 of 3 runs under load the restarted router
 # consumed bid.received and its deadlines but never ivr.completed / call.ended again (calls
