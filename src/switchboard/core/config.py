@@ -503,6 +503,27 @@ def _check_duration(v: Any) -> Any:
     return v.strip()
 
 
+# Number prefixes are written like E.164 numbers, only shorter: "+1900".
+_PREFIX = re.compile(r"^\+\d{1,15}$")
+
+
+def _number_prefix(v: str) -> str:
+    if not _PREFIX.match(v):
+        raise ValueError(f"{v!r} is not a number prefix (write it like \"+1900\": +, then digits, no spaces)")
+    return v
+
+
+NumberPrefix = Annotated[str, BeforeValidator(lambda v: _not_a_yaml_number(v, '"+1900"')), AfterValidator(_number_prefix)]
+
+
+class Blocklist(_Model):
+    """Callers refused with `rejected: blocked` (top level: every campaign; on a campaign: that one)."""
+
+    numbers: list[E164] = []
+    prefixes: list[NumberPrefix] = []
+    area_codes: list[AreaCode] = []
+
+
 class Campaign(_Model):
     id: str
     name: str = ""
@@ -510,6 +531,8 @@ class Campaign(_Model):
     publisher: str
     ivr: str | None = None
     duplicate_window: str | None = None
+    blocklist: Blocklist = Blocklist()
+    allow_invalid_numbers: bool = False  # false: invalid/unplaceable callers end as `rejected: invalid_number`
     routing: Routing
 
     @field_validator("duplicate_window", mode="before")
@@ -1032,6 +1055,7 @@ class RoutingConfig(_Model):
     queues: list[Queue] = []
     agents: list[Agent] = []
     ivr_flows: list[IvrFlow] = []
+    blocklist: Blocklist = Blocklist()  # global: applies to every campaign
     # The offline simulation model (issue: simulate); kept as given until it is defined.
     simulation: dict[str, Any] | None = None
 

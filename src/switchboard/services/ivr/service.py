@@ -4,6 +4,9 @@ Flow of one call through this service:
   StartCall      → dialed number → campaign (routing config); caller facts from the
                    number (core.caller); publishes call.started. Unknown dialed
                    number: publishes call.rejected `unknown_number`, accepted=false.
+                   A caller screened out by core.screening (blocklists,
+                   invalid number): publishes call.started, then call.rejected
+                   `blocked` / `invalid_number` with an announcement; accepted=false.
   SubmitAnswers  → merges IVR answers (a `zip` answer also fills Caller.zip);
                    complete=true publishes ivr.completed, the router's input.
   AwaitRouting   → the CURRENT routing decision of the call: ROUTED with the
@@ -73,6 +76,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.core.caller import CallerFacts, caller_facts, normalize_number, normalize_zip
 from switchboard.core.config import RoutingConfig, load_config
+from switchboard.core.screening import BLOCKED, INVALID_NUMBER, screen
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.lifecycle import mark_ready
@@ -106,6 +110,7 @@ class CallState:
     decided: asyncio.Event = field(default_factory=asyncio.Event)  # set while `result` is not None
     reported_attempt: int = 0  # the highest offer an outcome was reported for: older call.routed are stale
     last_report: tuple[int, int] | None = None  # (outcome, connected_seconds) of the last ReportOutcome
+    start_reject: str = ""  # the reason StartCall refused the call (unknown_number, blocked, invalid_number)
 
     def decide(self, result: cc.RoutingResult) -> bool:
         """Take a routing decision if it is newer than what the call has; False when it is stale or a repeat."""
@@ -240,12 +245,11 @@ class CallControlService(cc_grpc.CallControlServicer):
         call_id = request.call_id or codec.new_id()
         existing = self.calls.get(call_id)
         if existing is not None:  # the edge retried StartCall: answer the same, publish nothing again
-            rejected = existing.result is not None and existing.result.status == cc.ROUTING_STATUS_REJECTED and not existing.campaign_id
             return cc.StartCallResponse(
                 call_id=call_id,
                 campaign_id=existing.campaign_id,
-                accepted=not rejected,
-                reject_reason=existing.result.reason if rejected and existing.result else "",
+                accepted=not existing.start_reject,
+                reject_reason=existing.start_reject,
             )
         campaign = self.config.campaign_for_number(dialed)
         if campaign is None:
@@ -274,9 +278,11 @@ class CallControlService(cc_grpc.CallControlServicer):
             )
             await self._publish(CALL_REJECTED, rejected, context)
             call.decide(result_from_event(rejected))
+            call.start_reject = "unknown_number"
             self.calls[call_id] = call  # AwaitRouting answers REJECTED; ReportOutcome still closes it
             log.info("call_rejected", call_id=call_id, reason="unknown_number", dialed=dialed)
             return cc.StartCallResponse(call_id=call_id, accepted=False, reject_reason="unknown_number")
+        rejection = screen(self.config, campaign, facts)
         started = pb.CallStarted(
             event_id=codec.new_id(),
             call_id=call_id,
@@ -286,7 +292,26 @@ class CallControlService(cc_grpc.CallControlServicer):
             publisher_id=campaign.publisher,
             caller=caller_proto(facts),
         )
-        await self._publish(CALL_STARTED, started, context)
+        await self._publish(CALL_STARTED, started, context)  # also for a screened-out call: analytics counts it
+        if rejection is not None:
+            announcements = {BLOCKED: self.settings.blocked_announcement, INVALID_NUMBER: self.settings.invalid_number_announcement}
+            rejected = pb.CallRejected(
+                event_id=codec.new_id(),
+                call_id=call_id,
+                occurred_at=codec.now_ts(),
+                call_started_at=started_at,
+                campaign_id=campaign.id,
+                publisher_id=campaign.publisher,
+                reason=rejection.reason,
+                detail=rejection.detail,
+                announcement=announcements.get(rejection.reason, self.settings.blocked_announcement),
+            )
+            await self._publish(CALL_REJECTED, rejected, context)
+            call.decide(result_from_event(rejected))
+            call.start_reject = rejection.reason
+            self.calls[call_id] = call  # AwaitRouting answers REJECTED; ReportOutcome still closes it
+            log.info("call_rejected", call_id=call_id, campaign=campaign.id, reason=rejection.reason, detail=rejection.detail)
+            return cc.StartCallResponse(call_id=call_id, campaign_id=campaign.id, accepted=False, reject_reason=rejection.reason)
         self.calls[call_id] = call
         log.info(
             "call_started", call_id=call_id, campaign=campaign.id, area_code=facts.area_code, state=facts.state, valid_caller=facts.valid
@@ -295,8 +320,10 @@ class CallControlService(cc_grpc.CallControlServicer):
 
     async def SubmitAnswers(self, request: cc.SubmitAnswersRequest, context: grpc.aio.ServicerContext) -> cc.SubmitAnswersResponse:
         call = await self._call(request.call_id, context)
-        if not call.campaign_id:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id} was rejected at start; nothing to qualify")
+        if call.start_reject:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id} was rejected at start ({call.start_reject}); nothing to qualify"
+            )
         if call.completed:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id}: answers already completed")
         answers: dict[str, str] = {}

@@ -25,3 +25,11 @@ class IvrSettings(ServiceSettings):
         "The number you have dialed is not in service. Goodbye.",
         description="played by the edge when the dialed number belongs to no campaign",
     )
+    blocked_announcement: str = Field(
+        "We are unable to take your call. Goodbye.",
+        description="played by the edge when the caller is on a blocklist",
+    )
+    invalid_number_announcement: str = Field(
+        "We are unable to take calls from this number. Goodbye.",
+        description="played by the edge when the caller number is invalid and the campaign does not allow it",
+    )
