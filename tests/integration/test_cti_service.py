@@ -88,6 +88,7 @@ async def test_a_rerouted_call_pops_per_offer_and_each_wrap_up_has_its_own_offer
     pops = await wait_event(kafka, CTI_EVENTS, cti_of(cid, pb.CTI_EVENT_TYPE_CALL_ROUTED), count=2)
     assert [(p.buyer_id, p.price) for p in pops] == [("acme-solar", "40.00"), ("sunpower", "35.00")]
     assert pops[0].event_id != pops[1].event_id
+    assert [p.attempt for p in pops] == [1, 2]
 
     for attempt, outcome, buyer in [(1, pb.CALL_OUTCOME_NO_ANSWER, "acme-solar"), (2, pb.CALL_OUTCOME_ANSWERED, "sunpower")]:
         await bus.publish(
@@ -100,4 +101,5 @@ async def test_a_rerouted_call_pops_per_offer_and_each_wrap_up_has_its_own_offer
         (pb.CALL_OUTCOME_NO_ANSWER, "acme-solar", "+18005550100", "40.00"),
         (pb.CALL_OUTCOME_ANSWERED, "sunpower", "+18005550101", "35.00"),
     ]
+    assert [e.attempt for e in ends] == [1, 2]
     assert len({e.event_id for e in [*pops, *ends]}) == 4

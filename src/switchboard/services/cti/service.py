@@ -17,8 +17,7 @@ whose routed event was never seen here (evicted, or read before call.routed)
 still produces CALL_ENDED, with only what call.ended carries. Events without an
 attempt (0, from producers that predate re-routing) count as attempt 1.
 
-The CtiEvent message has no attempt field yet (proto is shared); when one is
-added (`attempt`), it is filled in — see `_set_attempt`.
+Every CtiEvent carries the attempt (offer) it is about.
 
 Redeliveries: source event ids are remembered (bounded) and a repeat is
 dropped. The CTI event id is derived from the source event id (uuid5), so that
@@ -61,13 +60,6 @@ def _context_key(call_id: str, attempt: int) -> str:
     return f"{call_id}#{attempt}"
 
 
-def _set_attempt(out: pb.CtiEvent, attempt: int) -> None:
-    # Forward compatible: CtiEvent gets an `attempt` field in an additive proto change; until then CRMs tell
-    # offers apart by buyer/agent and by the distinct event ids.
-    if "attempt" in pb.CtiEvent.DESCRIPTOR.fields_by_name:
-        out.attempt = attempt  # type: ignore[attr-defined]
-
-
 def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
     out = pb.CtiEvent(
         event_id=cti_event_id(CALL_ROUTED.name, ev.event_id),
@@ -83,8 +75,8 @@ def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
         agent_id=ev.agent_id,
         destination=ev.destination,
         price=ev.price,
+        attempt=_attempt(ev),
     )
-    _set_attempt(out, _attempt(ev))
     return out
 
 
@@ -105,7 +97,7 @@ def wrap_up(ev: pb.CallEnded, context: pb.CtiEvent | None) -> pb.CtiEvent:
         out.agent_id = ev.agent_id
     if not out.kind:
         out.kind = pb.TARGET_KIND_AGENT if ev.agent_id else pb.TARGET_KIND_BUYER if ev.buyer_id else pb.TARGET_KIND_UNSPECIFIED
-    _set_attempt(out, _attempt(ev))
+    out.attempt = _attempt(ev)
     return out
 
 
