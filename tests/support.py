@@ -49,7 +49,9 @@ class ServiceProcess:
     Ready once it wrote its ready file (platform.lifecycle.mark_ready) with its own pid.
     """
 
-    def __init__(self, name: str, env: Mapping[str, str], ready_dir: Path, log: Path) -> None:
+    def __init__(
+        self, name: str, env: Mapping[str, str], ready_dir: Path, log: Path, *, module: str | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.name = name
         self.log = log
         self.ready_file = ready_path(name, ready_dir)
@@ -59,7 +61,7 @@ class ServiceProcess:
         full_env = {**os.environ, READY_DIR_ENV: str(ready_dir), **env}
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"switchboard.services.{name}"], env=full_env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", module or f"switchboard.services.{name}", *args], env=full_env, stdout=out, stderr=subprocess.STDOUT
             )
 
     def logs(self, tail: int = 4000) -> str:
@@ -103,6 +105,26 @@ class ServiceProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class BuyerSimProcess(ServiceProcess):
+    """The buyer simulator (`python -m switchboard.buyersim --config <config>`); ports known after `wait_ready()`."""
+
+    def __init__(self, config: Path, ready_dir: Path, log: Path, *extra_args: str) -> None:
+        super().__init__("buyersim", {}, ready_dir, log, module="switchboard.buyersim", args=("--config", str(config), *extra_args))
+        self.http_port = 0
+        self.grpc_port = 0
+
+    def wait_ready(self, timeout_s: float = 30.0) -> BuyerSimProcess:  # type: ignore[override]
+        info = super().wait_ready(timeout_s)
+        self.http_port, self.grpc_port = info["http_port"], info["grpc_port"]
+        return self
+
+    def http_url(self, buyer_id: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}/ping/{buyer_id}"
+
+    def grpc_url(self) -> str:
+        return f"grpc://127.0.0.1:{self.grpc_port}"
 
 
 def start_service(

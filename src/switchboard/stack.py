@@ -194,8 +194,6 @@ class Stack:
             buyers = self.buyers_config()
             if buyers is not None:
                 # Before the services: their config interpolates the simulator's ports.
-                # Started here rather than with buyersim.process.BuyerSimProcess, which
-                # keeps the terminal's process group (Ctrl-C would kill it before the services).
                 if progress:
                     progress(BUYERSIM)
                 self._spawn(BUYERSIM, ["switchboard.buyersim", "--config", str(Path(buyers).resolve())], self.env())

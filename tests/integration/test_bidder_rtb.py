@@ -22,7 +22,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import SecretStr
 
 from switchboard.buyersim.config import SimConfig
-from switchboard.buyersim.process import BuyerSimProcess
 from switchboard.buyersim.server import BuyerSim
 from switchboard.platform import codec
 from switchboard.platform.broker import EmbeddedBroker
@@ -32,6 +31,7 @@ from switchboard.services.bidder.rtb import Pinger
 from switchboard.services.bidder.settings import BidderSettings
 from switchboard.v1 import events_pb2 as pb
 from tests.support import (
+    BuyerSimProcess,
     ServiceProcess,
     event_bus,
     publish_raw,

@@ -11,10 +11,11 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+
+from tests.support import BuyerSimProcess
 import yaml
 
 from switchboard.buyersim.config import SimConfig
-from switchboard.buyersim.process import BuyerSimProcess
 from switchboard.platform import signing
 from switchboard.v1 import bidding_pb2 as bpb
 from switchboard.v1 import bidding_pb2_grpc

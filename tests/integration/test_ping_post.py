@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.buyersim.process import BuyerSimProcess
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import (
@@ -27,6 +26,7 @@ from switchboard.platform.topics import (
 )
 from switchboard.v1 import events_pb2 as pb
 from tests.support import (
+    BuyerSimProcess,
     Results,
     ServiceProcess,
     event_bus,

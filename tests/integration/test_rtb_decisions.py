@@ -18,12 +18,11 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from switchboard.buyersim.process import BuyerSimProcess
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALL_ROUTED, IVR_COMPLETED, PING_REQUESTED
 from switchboard.v1 import events_pb2 as pb
-from tests.support import Results, ServiceProcess, by_target, event_bus, ivr, service_env, stop_services, wait_event
+from tests.support import BuyerSimProcess, Results, ServiceProcess, by_target, event_bus, ivr, service_env, stop_services, wait_event
 
 pytestmark = pytest.mark.integration
 
