@@ -159,7 +159,14 @@ def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: 
     answered = [ev for ev in rtb_answers if ev.outcome in (pb.BID_OUTCOME_BID, pb.BID_OUTCOME_DECLINE)]
     assert all(ev.latency_ms > 0 for ev in answered), [ev for ev in answered if ev.latency_ms <= 0][:3]
     rejected = [ev for ev in by_topic["call.rejected"]]
-    assert {ev.reason for ev in rejected} <= {"unknown_number", "no_eligible_buyer", "no_bid", "abandoned", "invalid_number", "all_declined"}
+    assert {ev.reason for ev in rejected} <= {
+        "unknown_number", "no_eligible_buyer", "no_bid", "abandoned", "invalid_number", "all_declined", "blocked", "duplicate", "disqualified"
+    }
+    # The IVR flow and the duplicate window belong to solar-ca only; its qualified calls carry the flow's answers.
+    campaign_of = {ev.call_id: ev.campaign_id for ev in by_topic["call.started"]}
+    assert {campaign_of[ev.call_id] for ev in rejected if ev.reason in ("disqualified", "duplicate")} <= {"solar-ca"}
+    solar = [ev for ev in by_topic["ivr.completed"] if ev.campaign_id == "solar-ca"]
+    assert solar and all(int(ev.answers["monthly_bill"]) >= 50 and ev.answers["language"] in ("en", "es") for ev in solar)
     # Only live buyers decline (the driver answers every offer here): every pinged buyer declined
     # means RTB buyers alone were left, and the trace shows their declines or no-bids.
     for ev in rejected:

@@ -18,7 +18,7 @@ from tests.support import ServiceProcess, event_bus, new_call_id, read_all, runn
 
 pytestmark = pytest.mark.integration
 
-SOLAR = "+18885550123"  # campaign solar-ca of the demo config
+SOLAR = "+18885550188"  # campaign auto-insurance of the demo config (no IVR flow: the edge qualifies)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -39,9 +39,9 @@ async def stub(ivr) -> cc_grpc.CallControlStub:
 async def test_start_call_publishes_call_started_with_caller_facts(stub, kafka):
     cid = new_call_id()
     resp = await stub.StartCall(cc.StartCallRequest(caller_number="(213) 555-1234", dialed_number=SOLAR, call_id=cid))
-    assert (resp.call_id, resp.accepted, resp.campaign_id) == (cid, True, "solar-ca")
+    assert (resp.call_id, resp.accepted, resp.campaign_id) == (cid, True, "auto-insurance")
     [ev] = await wait_event(kafka, CALL_STARTED, lambda e: e.call_id == cid)
-    assert (ev.campaign_id, ev.publisher_id, ev.dialed_number) == ("solar-ca", "solar-media", SOLAR)
+    assert (ev.campaign_id, ev.publisher_id, ev.dialed_number) == ("auto-insurance", "insure-clicks", SOLAR)
     assert (ev.caller.number, ev.caller.state, ev.caller.area_code, ev.caller.timezone) == (
         "+12135551234", "CA", "213", "America/Los_Angeles",
     )
@@ -71,7 +71,7 @@ async def test_full_call_answers_routing_and_outcome(stub, kafka):
     await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, answers={"zip": "90210-1234"}, complete=True))
     [done] = await wait_event(kafka, IVR_COMPLETED, lambda e: e.call_id == cid)
     assert dict(done.answers) == {"homeowner": "yes", "zip": "90210"}
-    assert (done.caller.zip, done.caller.state, done.campaign_id, done.publisher_id) == ("90210", "CA", "solar-ca", "solar-media")
+    assert (done.caller.zip, done.caller.state, done.campaign_id, done.publisher_id) == ("90210", "CA", "auto-insurance", "insure-clicks")
     assert done.qualified and done.call_started_at.seconds > 0
 
     pending = await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=200))
@@ -83,7 +83,7 @@ async def test_full_call_answers_routing_and_outcome(stub, kafka):
         await bus.publish(
             CALL_ROUTED,
             pb.CallRouted(
-                event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), campaign_id="solar-ca",
+                event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), campaign_id="auto-insurance",
                 kind=pb.TARGET_KIND_BUYER, buyer_id="acme-solar", destination="+18005550100", price="40.00",
             ),
         )
@@ -139,7 +139,7 @@ async def test_start_call_retry_is_idempotent(stub, kafka):
     cid = new_call_id()
     for _ in range(2):
         resp = await stub.StartCall(cc.StartCallRequest(caller_number="+13105551234", dialed_number=SOLAR, call_id=cid))
-        assert resp.accepted and resp.campaign_id == "solar-ca"
+        assert resp.accepted and resp.campaign_id == "auto-insurance"
     await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, complete=True))
     await wait_event(kafka, IVR_COMPLETED, lambda e: e.call_id == cid)
     # exactly one call.started for the two StartCall requests (both were published before the answers)
@@ -152,7 +152,7 @@ async def test_start_call_retry_is_idempotent(stub, kafka):
 # -- re-routing: the call stays open after a re-routable outcome ----------------------------------------
 def routed_event(call_id: str, attempt: int, buyer: str = "acme-solar", **kw) -> pb.CallRouted:
     return pb.CallRouted(
-        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), campaign_id="solar-ca",
+        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), campaign_id="auto-insurance",
         kind=pb.TARGET_KIND_BUYER, buyer_id=buyer, destination="+18005550100", price="40.00", attempt=attempt, **kw,
     )
 

@@ -7,7 +7,9 @@ from switchboard.core.config import RoutingConfig
 from switchboard.core.screening import BLOCKED, INVALID_NUMBER, Rejection, screen
 
 
-def config(global_list: dict | None = None, campaign_list: dict | None = None, allow_invalid: bool = False) -> RoutingConfig:
+def config(
+    global_list: dict | None = None, campaign_list: dict | None = None, allow_invalid: bool = False, window: str | None = None
+) -> RoutingConfig:
     return RoutingConfig.model_validate(
         {
             "publishers": [{"id": "p"}],
@@ -18,6 +20,7 @@ def config(global_list: dict | None = None, campaign_list: dict | None = None, a
                     "numbers": ["+18885550123"],
                     "publisher": "p",
                     "allow_invalid_numbers": allow_invalid,
+                    "duplicate_window": window,
                     "blocklist": campaign_list or {},
                     "routing": {"tiers": [{"strategy": "price", "buyers": ["b"]}]},
                 }
@@ -69,3 +72,23 @@ def test_invalid_number_rejected_unless_the_campaign_allows_it():
 def test_blocked_wins_over_invalid():
     r = check(config(campaign_list={"numbers": ["+11555551234"]}), "+11555551234")
     assert r is not None and r.reason == BLOCKED
+
+
+def test_duplicate_only_inside_the_window():
+    from datetime import UTC, datetime, timedelta
+
+    from switchboard.core.screening import DUPLICATE, duplicate, duplicate_key
+
+    cfg = config(window="30m")
+    campaign, caller = cfg.campaigns[0], caller_facts("+13105551234")
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert duplicate_key(campaign, caller) == "c|+13105551234"
+    assert duplicate(campaign, caller, None, now) is None  # never called before
+    r = duplicate(campaign, caller, now - timedelta(minutes=29, seconds=59), now)
+    assert r is not None and r.reason == DUPLICATE and "1799 s ago" in r.detail and "30m" in r.detail
+    assert duplicate(campaign, caller, now - timedelta(minutes=30), now) is None  # the window is half-open
+    assert duplicate(campaign, caller, now + timedelta(seconds=2), now) is not None  # another instance's clock runs ahead
+    # No window on the campaign, or a caller that cannot be recognised: never a duplicate.
+    assert duplicate_key(config().campaigns[0], caller) is None
+    assert duplicate(config().campaigns[0], caller, now, now) is None
+    assert duplicate_key(campaign, caller_facts("anonymous")) is None

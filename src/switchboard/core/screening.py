@@ -11,18 +11,25 @@
   (anonymous, not a number, no such area code) and the campaign does not set
   `allow_invalid_numbers: true`.
 
-Duplicates (issue #5) need state and are not decided here.
+`duplicate(campaign, facts, last_seen, now)` decides `duplicate`: the same
+caller called the campaign before, less than its `duplicate_window` ago. The
+state (when each caller last called each campaign) is kept by the caller of
+this function (the ivr service keeps it in the compacted topic ivr.callers);
+screening only compares times. A caller without a valid number (anonymous,
+invalid but allowed) cannot be recognised and is never a duplicate.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple
 
 from switchboard.core.caller import CallerFacts
-from switchboard.core.config import Blocklist, Campaign, RoutingConfig
+from switchboard.core.config import Blocklist, Campaign, RoutingConfig, duration_seconds
 
 BLOCKED = "blocked"
 INVALID_NUMBER = "invalid_number"
+DUPLICATE = "duplicate"
 
 
 class Rejection(NamedTuple):
@@ -53,5 +60,33 @@ def screen(config: RoutingConfig, campaign: Campaign, facts: CallerFacts) -> Rej
         shown = facts.number or "(none)"
         return Rejection(
             INVALID_NUMBER, f"caller {shown}: {facts.invalid_reason or 'invalid number'} (campaign {campaign.id} does not allow invalid numbers)"
+        )
+    return None
+
+
+def caller_key(campaign_id: str, number: str) -> str:
+    """The key of a caller's duplicate-window state: one per campaign and E.164 number."""
+    return f"{campaign_id}|{number}"
+
+
+def duplicate_key(campaign: Campaign, facts: CallerFacts) -> str | None:
+    """The state key to check and record for this call, or None when duplicates are not checked for it."""
+    if not campaign.duplicate_window or not facts.valid or not facts.number:
+        return None
+    return caller_key(campaign.id, facts.number)
+
+
+def duplicate(campaign: Campaign, facts: CallerFacts, last_seen: datetime | None, now: datetime) -> Rejection | None:
+    """`duplicate` when the caller's last accepted call to the campaign is less than duplicate_window before `now`."""
+    if last_seen is None or duplicate_key(campaign, facts) is None:
+        return None
+    assert campaign.duplicate_window is not None
+    window_s = duration_seconds(campaign.duplicate_window)
+    age_s = (now - last_seen).total_seconds()
+    if 0 <= age_s < window_s or age_s < 0:  # a last call "in the future" (clock skew between instances) is recent
+        return Rejection(
+            DUPLICATE,
+            f"caller {facts.number} called campaign {campaign.id} {int(max(age_s, 0))} s ago "
+            f"(at {last_seen.isoformat(timespec='seconds')}); duplicate_window is {campaign.duplicate_window}",
         )
     return None

@@ -78,6 +78,36 @@ def _target(res: cc.RoutingResult) -> str:
     return res.buyer_id or f"agent:{res.agent_id}"
 
 
+_YES_NO_KEYS = {"yes": "1", "no": "2"}
+
+
+def caller_input(prompt: cc.IvrPrompt, call: DemoCall, rng: random.Random) -> tuple[int, str]:
+    """What the demo caller answers to an IVR prompt: (input kind, input), from the call's answers.
+
+    Language menus: the key of the caller's language; questions: the answer the
+    call carries for the prompt's answer key (yes/no as 1/2 on the keypad, or
+    spoken now and then where the prompt takes speech); other menus: a key.
+    """
+    speech_ok = prompt.expects in (cc.INPUT_KIND_SPEECH, cc.INPUT_KIND_DIGITS_OR_SPEECH)
+    digits_ok = prompt.expects != cc.INPUT_KIND_SPEECH
+    if prompt.choices and not prompt.answer_key:
+        wanted = call.answers.get("language", "")
+        key = next((k for k, v in sorted(prompt.choices.items()) if v == wanted), sorted(prompt.choices)[0])
+        return cc.INPUT_KIND_DIGITS, key
+    value = call.answers.get(prompt.answer_key, "")
+    if speech_ok and (not digits_ok or rng.random() < 0.3):
+        return cc.INPUT_KIND_SPEECH, value
+    return cc.INPUT_KIND_DIGITS, _YES_NO_KEYS.get(value, value)
+
+
+async def run_ivr(stub: cc_grpc.CallControlStub, prompt: cc.IvrPrompt, call: DemoCall, rng: random.Random) -> cc.IvrPrompt:
+    """Answer the campaign's IVR flow prompt by prompt until it ends; returns the end."""
+    while not prompt.finished:
+        kind, text = caller_input(prompt, call, rng)
+        prompt = await stub.SubmitInput(cc.SubmitInputRequest(call_id=prompt.call_id, node=prompt.node, kind=kind, input=text))
+    return prompt
+
+
 async def one_call(
     stub: cc_grpc.CallControlStub,
     call: DemoCall,
@@ -103,7 +133,10 @@ async def one_call(
     if not start.accepted:
         return CallResult(start.call_id, "rejected", reason=start.reject_reason)
     cid = start.call_id
-    await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, answers=call.answers, complete=True))
+    if start.ivr_flow:
+        await run_ivr(stub, start.prompt, call, rng)  # a qualified end publishes ivr.completed; disqualified rejects
+    else:
+        await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, answers=call.answers, complete=True))
     t0 = time.monotonic()
     decision_ms = 0.0
     attempts: list[str] = []

@@ -34,15 +34,27 @@ class DemoCall:
 
 
 class TrafficModel:
-    """Calls spread over the config's tracking numbers; some repeat callers and a few bad numbers."""
+    """Calls spread over the config's tracking numbers; some repeat callers, blocked callers and bad numbers."""
 
-    def __init__(self, config: RoutingConfig, seed: int = 1, invalid_rate: float = 0.02, unknown_number_rate: float = 0.02) -> None:
+    def __init__(
+        self,
+        config: RoutingConfig,
+        seed: int = 1,
+        invalid_rate: float = 0.02,
+        unknown_number_rate: float = 0.02,
+        repeat_rate: float = 0.02,
+        blocked_rate: float = 0.01,
+    ) -> None:
         self.rng = random.Random(seed)
         self.numbers = [n for c in config.campaigns for n in c.numbers]
         if not self.numbers:
             raise ValueError("the configuration has no campaign numbers to call")
         self.invalid_rate = invalid_rate
         self.unknown_number_rate = unknown_number_rate
+        self.repeat_rate = repeat_rate
+        self.blocked_rate = blocked_rate
+        self.blocked = list(config.blocklist.numbers)  # callers the config refuses everywhere
+        self.recent: list[tuple[str, str]] = []  # (caller, dialed) of recent calls, for repeat callers
 
     def next_call(self) -> DemoCall:
         rng = self.rng
@@ -56,10 +68,17 @@ class TrafficModel:
             "homeowner": rng.choice(["yes", "yes", "no"]),
             "insured": rng.choice(["yes", "no"]),
             "credit_score": str(rng.randint(520, 820)),
-            "monthly_bill": str(rng.randint(60, 600)),
+            "monthly_bill": str(rng.randint(30, 600)),  # under 50 ends the solar flow disqualified (low_bill)
             "language": rng.choice(["en", "en", "en", "es"]),
         }
         dialed = rng.choice(self.numbers)
         if rng.random() < self.unknown_number_rate:
             dialed = "+18885550000"  # a tracking number nobody configured (misdialed / retired)
+        roll = rng.random()
+        if roll < self.repeat_rate and self.recent:
+            caller, dialed = rng.choice(self.recent)  # calls again (a duplicate where the campaign has a window)
+        elif roll < self.repeat_rate + self.blocked_rate and self.blocked:
+            caller = rng.choice(self.blocked)
+        self.recent.append((caller, dialed))
+        del self.recent[:-200]
         return DemoCall(caller, dialed, answers, talk_seconds=rng.choice([15, 45, 95, 120, 240]))

@@ -157,15 +157,23 @@ async def ensure_topics(kafka: KafkaSettings, topics: Iterable[Topic] = ALL_TOPI
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t.name for t in topics if t.name not in existing]
+        missing = [t for t in topics if t.name not in existing]
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(n, kafka.partitions, kafka.replication_factor) for n in missing]
+                    [
+                        NewTopic(
+                            t.name,
+                            kafka.partitions,
+                            kafka.replication_factor,
+                            topic_configs={"cleanup.policy": "compact"} if t.compacted else {},
+                        )
+                        for t in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass  # another process created them meanwhile
-        return missing
+        return [t.name for t in missing]
     finally:
         await admin.close()
 

@@ -2,7 +2,8 @@
 
 Declared once here and imported everywhere (services, sink, broker bootstrap,
 docs). Keys are always the call id (UTF-8) so that every event of one call
-lands on the same partition number of every topic.
+lands on the same partition number of every topic — except the compacted
+state topics (`compacted=True`), keyed by what their state is about.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Topic:
     name: str
     message: type[Message]
     description: str
+    compacted: bool = False  # state, not history: the broker keeps the latest record per key
 
 
 CALL_STARTED = Topic("call.started", pb.CallStarted, "a call reached a tracking number (ivr)")
@@ -32,6 +34,12 @@ CALL_REJECTED = Topic("call.rejected", pb.CallRejected, "terminal: nobody takes 
 CALL_QUEUED = Topic("call.queued", pb.CallQueued, "the router hands a call to an in-house ACD queue (router)")
 CALL_ENDED = Topic("call.ended", pb.CallEnded, "how a bridged call ended: answered, no answer, busy, seconds (edge via ivr)")
 CTI_EVENTS = Topic("cti.events", pb.CtiEvent, "call context for CRMs: screen pop on routing, wrap-up on end (cti)")
+CALLERS_SEEN = Topic(
+    "ivr.callers",
+    pb.CallerSeen,
+    "compacted, keyed <campaign>|<caller>: a caller's last accepted call per campaign, for duplicate_window (ivr)",
+    compacted=True,
+)
 DEAD_LETTER = Topic("deadletter", pb.DeadLetter, "messages a consumer could not decode or handle, with the reason (any service)")
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -46,6 +54,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CALL_QUEUED,
     CALL_ENDED,
     CTI_EVENTS,
+    CALLERS_SEEN,
     DEAD_LETTER,
 )
 

@@ -14,10 +14,21 @@ class RoutingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROUTING_STATUS_PENDING: _ClassVar[RoutingStatus]
     ROUTING_STATUS_ROUTED: _ClassVar[RoutingStatus]
     ROUTING_STATUS_REJECTED: _ClassVar[RoutingStatus]
+
+class InputKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INPUT_KIND_UNSPECIFIED: _ClassVar[InputKind]
+    INPUT_KIND_DIGITS: _ClassVar[InputKind]
+    INPUT_KIND_SPEECH: _ClassVar[InputKind]
+    INPUT_KIND_DIGITS_OR_SPEECH: _ClassVar[InputKind]
 ROUTING_STATUS_UNSPECIFIED: RoutingStatus
 ROUTING_STATUS_PENDING: RoutingStatus
 ROUTING_STATUS_ROUTED: RoutingStatus
 ROUTING_STATUS_REJECTED: RoutingStatus
+INPUT_KIND_UNSPECIFIED: InputKind
+INPUT_KIND_DIGITS: InputKind
+INPUT_KIND_SPEECH: InputKind
+INPUT_KIND_DIGITS_OR_SPEECH: InputKind
 
 class StartCallRequest(_message.Message):
     __slots__ = ("caller_number", "dialed_number", "call_id")
@@ -30,16 +41,22 @@ class StartCallRequest(_message.Message):
     def __init__(self, caller_number: _Optional[str] = ..., dialed_number: _Optional[str] = ..., call_id: _Optional[str] = ...) -> None: ...
 
 class StartCallResponse(_message.Message):
-    __slots__ = ("call_id", "campaign_id", "accepted", "reject_reason")
+    __slots__ = ("call_id", "campaign_id", "accepted", "reject_reason", "ivr_flow", "prompt", "announcement")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    IVR_FLOW_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     campaign_id: str
     accepted: bool
     reject_reason: str
-    def __init__(self, call_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., reject_reason: _Optional[str] = ...) -> None: ...
+    ivr_flow: str
+    prompt: IvrPrompt
+    announcement: str
+    def __init__(self, call_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., accepted: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., ivr_flow: _Optional[str] = ..., prompt: _Optional[_Union[IvrPrompt, _Mapping]] = ..., announcement: _Optional[str] = ...) -> None: ...
 
 class SubmitAnswersRequest(_message.Message):
     __slots__ = ("call_id", "answers", "complete")
@@ -111,3 +128,56 @@ class ReportOutcomeRequest(_message.Message):
 class ReportOutcomeResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class NextPromptRequest(_message.Message):
+    __slots__ = ("call_id",)
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    def __init__(self, call_id: _Optional[str] = ...) -> None: ...
+
+class SubmitInputRequest(_message.Message):
+    __slots__ = ("call_id", "node", "kind", "input")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    node: str
+    kind: InputKind
+    input: str
+    def __init__(self, call_id: _Optional[str] = ..., node: _Optional[str] = ..., kind: _Optional[_Union[InputKind, str]] = ..., input: _Optional[str] = ...) -> None: ...
+
+class IvrPrompt(_message.Message):
+    __slots__ = ("call_id", "node", "text", "language", "expects", "num_digits", "attempt", "answer_key", "choices", "finished", "qualified", "reason")
+    class ChoicesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTS_FIELD_NUMBER: _ClassVar[int]
+    NUM_DIGITS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    QUALIFIED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    node: str
+    text: str
+    language: str
+    expects: InputKind
+    num_digits: int
+    attempt: int
+    answer_key: str
+    choices: _containers.ScalarMap[str, str]
+    finished: bool
+    qualified: bool
+    reason: str
+    def __init__(self, call_id: _Optional[str] = ..., node: _Optional[str] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., expects: _Optional[_Union[InputKind, str]] = ..., num_digits: _Optional[int] = ..., attempt: _Optional[int] = ..., answer_key: _Optional[str] = ..., choices: _Optional[_Mapping[str, str]] = ..., finished: _Optional[bool] = ..., qualified: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -54,6 +54,16 @@ class CallControlStub:
                 request_serializer=switchboard_dot_v1_dot_call__control__pb2.ReportOutcomeRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_call__control__pb2.ReportOutcomeResponse.FromString,
                 _registered_method=True)
+        self.NextPrompt = channel.unary_unary(
+                '/switchboard.v1.CallControl/NextPrompt',
+                request_serializer=switchboard_dot_v1_dot_call__control__pb2.NextPromptRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.FromString,
+                _registered_method=True)
+        self.SubmitInput = channel.unary_unary(
+                '/switchboard.v1.CallControl/SubmitInput',
+                request_serializer=switchboard_dot_v1_dot_call__control__pb2.SubmitInputRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.FromString,
+                _registered_method=True)
 
 
 class CallControlServicer:
@@ -90,6 +100,22 @@ class CallControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def NextPrompt(self, request, context):
+        """The campaign's IVR flow (ivr_flows): what to play now. StartCall returns the first prompt too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitInput(self, request, context):
+        """The caller's input (digits or recognised speech as text) to the current prompt; returns the next
+        prompt, or the end of the flow (finished=true): qualified emits ivr.completed (then AwaitRouting),
+        disqualified emits call.rejected `disqualified`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CallControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +138,16 @@ def add_CallControlServicer_to_server(servicer, server):
                     servicer.ReportOutcome,
                     request_deserializer=switchboard_dot_v1_dot_call__control__pb2.ReportOutcomeRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_call__control__pb2.ReportOutcomeResponse.SerializeToString,
+            ),
+            'NextPrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.NextPrompt,
+                    request_deserializer=switchboard_dot_v1_dot_call__control__pb2.NextPromptRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.SerializeToString,
+            ),
+            'SubmitInput': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitInput,
+                    request_deserializer=switchboard_dot_v1_dot_call__control__pb2.SubmitInputRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +258,60 @@ class CallControl:
             '/switchboard.v1.CallControl/ReportOutcome',
             switchboard_dot_v1_dot_call__control__pb2.ReportOutcomeRequest.SerializeToString,
             switchboard_dot_v1_dot_call__control__pb2.ReportOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NextPrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.CallControl/NextPrompt',
+            switchboard_dot_v1_dot_call__control__pb2.NextPromptRequest.SerializeToString,
+            switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitInput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.CallControl/SubmitInput',
+            switchboard_dot_v1_dot_call__control__pb2.SubmitInputRequest.SerializeToString,
+            switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.FromString,
             options,
             channel_credentials,
             insecure,

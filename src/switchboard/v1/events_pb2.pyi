@@ -481,3 +481,17 @@ class DeadLetter(_message.Message):
     value: bytes
     reason: str
     def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CallerSeen(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "campaign_id", "caller_number")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    campaign_id: str
+    caller_number: str
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., caller_number: _Optional[str] = ...) -> None: ...

@@ -33,3 +33,11 @@ class IvrSettings(ServiceSettings):
         "We are unable to take calls from this number. Goodbye.",
         description="played by the edge when the caller number is invalid and the campaign does not allow it",
     )
+    duplicate_announcement: str = Field(
+        "Our records show you called recently. We will be in touch. Goodbye.",
+        description="played by the edge when the caller called the campaign within its duplicate_window",
+    )
+    disqualified_announcement: str = Field(
+        "Thank you for calling. We are unable to help you today. Goodbye.",
+        description="played when the IVR flow ends disqualified and its end node has no prompt",
+    )

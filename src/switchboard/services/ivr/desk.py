@@ -1,0 +1,551 @@
+"""The calls of one ivr instance, whichever edge drives them (gRPC CallControl or the TwiML webhook).
+
+`CallDesk` holds the per-call state and publishes the events; the gRPC
+servicer (service.py) and the TwiML webhook (twiml.py) are thin adapters over
+it. Its methods take and return the CallControl messages (call_control.proto)
+and refuse bad requests with `CallError(code, message)`: the gRPC adapter
+aborts with that status, the webhook answers with a spoken error.
+
+Flow of one call (the table of outcomes is in service.py's module doc):
+  start_call     → dialed number → campaign; caller facts (core.caller);
+                   call.started; screening (core.screening): blocked,
+                   invalid_number, duplicate (duplicate_window, state in
+                   ivr.callers) → call.rejected at once. A campaign with an
+                   IVR flow returns the flow's first prompt.
+  submit_input   → the caller's digits/speech to the current prompt (core.ivr);
+                   returns the next prompt or the end of the flow: qualified →
+                   ivr.completed with the flow's answers; disqualified →
+                   call.rejected `disqualified` (detail: the end's reason) with
+                   the end node's prompt as the announcement.
+  submit_answers → call data from the edge (its own IVR, CRM lookups); with
+                   complete=true emits ivr.completed — refused for a campaign
+                   that runs an IVR flow (the flow decides when it is complete).
+  await_routing, report_outcome: see service.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC
+
+import grpc
+import structlog
+from aiokafka.errors import KafkaError
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from switchboard.core import ivr as flows
+from switchboard.core.caller import CallerFacts, caller_facts, normalize_number, normalize_zip
+from switchboard.core.config import IvrFlow, RoutingConfig
+from switchboard.core.screening import BLOCKED, DUPLICATE, INVALID_NUMBER, duplicate, duplicate_key, screen
+from switchboard.platform import codec
+from switchboard.platform.kafka import EventBus
+from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, IVR_COMPLETED, Topic
+from switchboard.services.ivr.callers import CallerMemory
+from switchboard.services.ivr.settings import IvrSettings
+from switchboard.v1 import call_control_pb2 as cc
+from switchboard.v1 import events_pb2 as pb
+
+log = structlog.get_logger(__name__)
+
+_CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+MAX_ANSWER_KEY = 64
+MAX_ANSWER_VALUE = 1024
+MAX_INPUT = 1024
+DISQUALIFIED = "disqualified"
+
+_EXPECTS = {
+    "digits": cc.INPUT_KIND_DIGITS,
+    "speech": cc.INPUT_KIND_SPEECH,
+    "digits_or_speech": cc.INPUT_KIND_DIGITS_OR_SPEECH,
+}
+_INPUT_KINDS: dict[int, flows.InputKind] = {cc.INPUT_KIND_DIGITS: "digits", cc.INPUT_KIND_SPEECH: "speech"}
+
+
+class CallError(Exception):
+    """A request the desk refuses: `code` says how (the gRPC status), `message` what to fix."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class CallState:
+    call_id: str
+    dialed_number: str
+    campaign_id: str
+    publisher_id: str
+    caller: CallerFacts
+    started_at: Timestamp
+    started_mono: float
+    answers: dict[str, str] = field(default_factory=dict)
+    completed: bool = False  # ivr.completed was published
+    result: cc.RoutingResult | None = None  # the current decision; None while (re-)routing is pending
+    decided: asyncio.Event = field(default_factory=asyncio.Event)  # set while `result` is not None
+    reported_attempt: int = 0  # the highest offer an outcome was reported for: older call.routed are stale
+    last_report: tuple[int, int] | None = None  # (outcome, connected_seconds) of the last ReportOutcome
+    start_reject: str = ""  # the reason StartCall refused the call (unknown_number, blocked, invalid_number, duplicate)
+    flow: IvrFlow | None = None  # the campaign's IVR flow, when it has one
+    flow_state: flows.IvrState | None = None  # where the caller is in it
+    flow_busy: bool = False  # a submit_input is publishing the flow's end: a concurrent one must not publish too
+
+    def decide(self, result: cc.RoutingResult) -> bool:
+        """Take a routing decision if it is newer than what the call has; False when it is stale or a repeat."""
+        current = self.result
+        if current is not None and current.status == cc.ROUTING_STATUS_REJECTED:
+            return False  # rejected is final
+        if result.status == cc.ROUTING_STATUS_ROUTED:
+            if result.attempt <= self.reported_attempt:
+                return False  # an offer the edge already reported on (redelivered or late)
+            if current is not None and result.attempt <= current.attempt:
+                return False  # the same offer again, or an older one
+        else:
+            result.attempt = max(self.reported_attempt, current.attempt if current else 0)  # offers so far
+        self.result = result
+        self.decided.set()
+        return True
+
+    def offer_done(self, attempt: int) -> None:
+        """The edge reported a re-routable outcome for offer `attempt`: wait for a newer decision."""
+        self.reported_attempt = max(self.reported_attempt, attempt)
+        self.result = None
+        self.decided.clear()
+
+
+def caller_proto(facts: CallerFacts) -> pb.Caller:
+    return pb.Caller(number=facts.number, state=facts.state, zip=facts.zip, area_code=facts.area_code, timezone=facts.timezone)
+
+
+def result_from_event(event: Message) -> cc.RoutingResult:
+    if isinstance(event, pb.CallRouted):
+        return cc.RoutingResult(
+            call_id=event.call_id,
+            status=cc.ROUTING_STATUS_ROUTED,
+            kind=event.kind,
+            buyer_id=event.buyer_id,
+            agent_id=event.agent_id,
+            destination=event.destination,
+            price=event.price,
+            attempt=event.attempt or 1,  # producers that predate attempts made one offer
+            billable_after_s=event.billable_after_s,
+        )
+    assert isinstance(event, pb.CallRejected)
+    return cc.RoutingResult(
+        call_id=event.call_id,
+        status=cc.ROUTING_STATUS_REJECTED,
+        reason=event.reason,
+        announcement=event.announcement,
+    )
+
+
+# Outcomes after which the offer failed but the call goes on (the router or the queue makes the next offer).
+REROUTABLE = frozenset({pb.CALL_OUTCOME_NO_ANSWER, pb.CALL_OUTCOME_BUSY, pb.CALL_OUTCOME_FAILED, pb.CALL_OUTCOME_DECLINED})
+
+
+def reroutable(result: cc.RoutingResult, outcome: int, connected_seconds: int, config: RoutingConfig) -> bool:
+    """Whether `outcome` of the offer `result` leaves the call open for a next offer (service.py's table)."""
+    if outcome in REROUTABLE:
+        return True
+    if outcome == pb.CALL_OUTCOME_BUYER_HANGUP and result.kind != pb.TARGET_KIND_AGENT:
+        # The router decides with the same rule; a buyer this config does not know has no billable threshold
+        # here, and the router (which routed to it) will answer with the next decision.
+        buyer = next((b for b in config.buyers if b.id == result.buyer_id), None)
+        return buyer is None or connected_seconds < buyer.billable_after_s
+    return False
+
+
+def prompt_proto(call_id: str, flow: IvrFlow, step: flows.IvrStep) -> cc.IvrPrompt:
+    """The CallControl form of a flow step: a question to gather, or the end of the flow."""
+    if isinstance(step, flows.Finished):
+        return cc.IvrPrompt(
+            call_id=call_id,
+            node=step.node,
+            text=step.text,
+            language=step.language,
+            finished=True,
+            qualified=step.qualified,
+            reason=step.reason,
+        )
+    node = flow.nodes[step.node]
+    choices: dict[str, str] = {}
+    options = getattr(node, "options", None)
+    if options:
+        for key, option in options.items():
+            choices[key] = option if isinstance(option, str) else getattr(option, "next", None) or getattr(option, "language", "")
+    return cc.IvrPrompt(
+        call_id=call_id,
+        node=step.node,
+        text=step.text,
+        language=step.language,
+        expects=_EXPECTS[step.expects],
+        num_digits=step.num_digits or 0,
+        attempt=step.attempt,
+        answer_key=getattr(node, "answer_key", None) or "",
+        choices=choices,
+    )
+
+
+class CallDesk:
+    """The in-memory calls of this instance and the events they publish."""
+
+    def __init__(self, settings: IvrSettings, config: RoutingConfig, bus: EventBus, callers: CallerMemory | None = None) -> None:
+        self.settings = settings
+        self.config = config
+        self.bus = bus
+        self.callers = callers or CallerMemory()
+        self.flows = {f.id: f for f in config.ivr_flows}
+        self.calls: dict[str, CallState] = {}
+        # Calls forgotten after their final ReportOutcome → that report, so a retry of it is answered OK.
+        self.ended: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    # -- helpers -------------------------------------------------------------
+    def call(self, call_id: str) -> CallState:
+        if not call_id:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "call_id is required")
+        call = self.calls.get(call_id)
+        if call is None:
+            raise CallError(grpc.StatusCode.NOT_FOUND, f"unknown call id {call_id!r}: not started on this ivr instance, or already ended")
+        return call
+
+    async def _publish(self, topic: Topic, event: Message, key: str | None = None) -> None:
+        try:
+            await self.bus.publish(topic, event, key=key)
+        except KafkaError as exc:
+            log.error("publish_failed", topic=topic.name, call_id=event.call_id, error=str(exc))
+            raise CallError(grpc.StatusCode.UNAVAILABLE, f"could not publish {topic.name}: {exc}; retry") from exc
+
+    def on_terminal(self, topic: Topic, event: Message) -> None:
+        """call.routed / call.rejected from the listener: the call's new decision if it is ours and not stale."""
+        call = self.calls.get(event.call_id)
+        if call is not None:
+            result = result_from_event(event)
+            if call.decide(result):
+                log.info("routing_result", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
+            else:
+                log.info("routing_result_ignored", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
+
+    def _forget(self, call: CallState, report: tuple[int, int]) -> None:
+        self.calls.pop(call.call_id, None)
+        self.ended[call.call_id] = report
+        self.ended.move_to_end(call.call_id)
+        while len(self.ended) > self.settings.ended_memory:
+            self.ended.popitem(last=False)
+
+    def sweep(self, now_mono: float) -> int:
+        """Forget calls never reported as ended within call_ttl_s (the edge lost them)."""
+        stale = [cid for cid, c in self.calls.items() if now_mono - c.started_mono > self.settings.call_ttl_s]
+        for cid in stale:
+            del self.calls[cid]
+        if stale:
+            log.warning("calls_expired", count=len(stale))
+        return len(stale)
+
+    def _set_zip(self, call: CallState, answers: dict[str, str]) -> None:
+        """A `zip` answer also fills the caller's ZIP (buyer filters and pings use Caller.zip)."""
+        if "zip" in answers:
+            zip_code = normalize_zip(answers["zip"])
+            if zip_code is None:
+                raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"answer 'zip' {answers['zip']!r}: a 5-digit US ZIP code such as 90210")
+            answers["zip"] = zip_code
+            call.caller = call.caller.with_zip(zip_code)
+
+    async def _reject(self, call: CallState, reason: str, detail: str, announcement: str) -> cc.RoutingResult:
+        rejected = pb.CallRejected(
+            event_id=codec.new_id(),
+            call_id=call.call_id,
+            occurred_at=codec.now_ts(),
+            call_started_at=call.started_at,
+            campaign_id=call.campaign_id,
+            publisher_id=call.publisher_id,
+            reason=reason,
+            detail=detail,
+            announcement=announcement,
+        )
+        await self._publish(CALL_REJECTED, rejected)
+        result = result_from_event(rejected)
+        call.decide(result)
+        log.info("call_rejected", call_id=call.call_id, campaign=call.campaign_id, reason=reason, detail=detail)
+        return result
+
+    async def _complete(self, call: CallState) -> None:
+        """Publish ivr.completed: the router's input."""
+        call.completed = True  # before the await: a concurrent request must not publish twice
+        completed = pb.IvrCompleted(
+            event_id=codec.new_id(),
+            call_id=call.call_id,
+            occurred_at=codec.now_ts(),
+            call_started_at=call.started_at,
+            dialed_number=call.dialed_number,
+            campaign_id=call.campaign_id,
+            publisher_id=call.publisher_id,
+            caller=caller_proto(call.caller),
+            answers=call.answers,
+            qualified=True,
+        )
+        try:
+            await self._publish(IVR_COMPLETED, completed)
+        except BaseException:
+            call.completed = False
+            raise
+        log.info("ivr_completed", call_id=call.call_id, answers=len(call.answers))
+
+    # -- the call ------------------------------------------------------------
+    async def start_call(self, request: cc.StartCallRequest) -> cc.StartCallResponse:
+        dialed = request.dialed_number.strip()
+        if not dialed:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "dialed_number is required (the tracking number the caller dialed)")
+        if request.call_id and not _CALL_ID.match(request.call_id):
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "call_id: 1-128 characters of letters, digits and . _ : @ - (or empty to get one)")
+        call_id = request.call_id or codec.new_id()
+        existing = self.calls.get(call_id)
+        if existing is not None:  # the edge retried StartCall: answer the same, publish nothing again
+            return self._start_response(existing)
+        campaign = self.config.campaign_for_number(dialed)
+        if campaign is None:
+            normalized = normalize_number(dialed)
+            campaign = self.config.campaign_for_number(normalized) if normalized else None
+        started_at = codec.now_ts()
+        facts = caller_facts(request.caller_number)
+        call = CallState(
+            call_id=call_id,
+            dialed_number=dialed,
+            campaign_id=campaign.id if campaign else "",
+            publisher_id=campaign.publisher if campaign else "",
+            caller=facts,
+            started_at=started_at,
+            started_mono=time.monotonic(),
+        )
+        if campaign is None:
+            call.start_reject = "unknown_number"
+            await self._reject(
+                call, "unknown_number", f"{dialed} is not a tracking number of any campaign", self.settings.unknown_number_announcement
+            )
+            self.calls[call_id] = call  # AwaitRouting answers REJECTED; ReportOutcome still closes it
+            return self._start_response(call)
+        rejection = screen(self.config, campaign, facts)
+        dup_key = duplicate_key(campaign, facts)
+        if rejection is None and dup_key is not None:
+            rejection = duplicate(campaign, facts, self.callers.get(dup_key), started_at.ToDatetime(tzinfo=UTC))
+        started = pb.CallStarted(
+            event_id=codec.new_id(),
+            call_id=call_id,
+            occurred_at=started_at,
+            dialed_number=dialed,
+            campaign_id=campaign.id,
+            publisher_id=campaign.publisher,
+            caller=caller_proto(facts),
+        )
+        await self._publish(CALL_STARTED, started)  # also for a screened-out call: analytics counts it
+        if rejection is not None:
+            announcements = {
+                BLOCKED: self.settings.blocked_announcement,
+                INVALID_NUMBER: self.settings.invalid_number_announcement,
+                DUPLICATE: self.settings.duplicate_announcement,
+            }
+            call.start_reject = rejection.reason
+            await self._reject(call, rejection.reason, rejection.detail, announcements.get(rejection.reason, self.settings.blocked_announcement))
+            self.calls[call_id] = call  # AwaitRouting answers REJECTED; ReportOutcome still closes it
+            return self._start_response(call)
+        if dup_key is not None:
+            # Only accepted calls open a window: a caller refused as a duplicate does not extend it.
+            seen = pb.CallerSeen(
+                event_id=codec.new_id(), call_id=call_id, occurred_at=started_at, campaign_id=campaign.id, caller_number=facts.number
+            )
+            try:
+                await self.callers.record(self.bus, dup_key, seen)
+            except KafkaError as exc:
+                raise CallError(grpc.StatusCode.UNAVAILABLE, f"could not publish ivr.callers: {exc}; retry") from exc
+        if campaign.ivr is not None:
+            call.flow = self.flows[campaign.ivr]  # config validation guarantees the flow exists
+            call.flow_state = flows.start(call.flow)
+        self.calls[call_id] = call
+        log.info("call_started", call_id=call_id, campaign=campaign.id, area_code=facts.area_code, state=facts.state, valid_caller=facts.valid)
+        if call.flow_state is not None and call.flow_state.done:  # a flow without questions: qualified at once
+            await self._flow_finished(call, flows.current(call.flow, call.flow_state))  # type: ignore[arg-type]
+        return self._start_response(call)
+
+    def _start_response(self, call: CallState) -> cc.StartCallResponse:
+        response = cc.StartCallResponse(
+            call_id=call.call_id, campaign_id=call.campaign_id, accepted=not call.start_reject, reject_reason=call.start_reject
+        )
+        if call.start_reject and call.result is not None:
+            response.announcement = call.result.announcement
+        if call.flow is not None and call.flow_state is not None:
+            response.ivr_flow = call.flow.id
+            response.prompt.CopyFrom(prompt_proto(call.call_id, call.flow, flows.current(call.flow, call.flow_state)))
+        return response
+
+    def _flow_call(self, call_id: str) -> tuple[CallState, IvrFlow, flows.IvrState]:
+        call = self.call(call_id)
+        if call.start_reject:
+            raise CallError(grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id} was rejected at start ({call.start_reject}); nothing to ask")
+        if call.flow is None or call.flow_state is None:
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"campaign {call.campaign_id} has no IVR flow (set `ivr:` on the campaign), so there is nothing to prompt; "
+                "qualify the call with SubmitAnswers",
+            )
+        return call, call.flow, call.flow_state
+
+    async def next_prompt(self, call_id: str) -> cc.IvrPrompt:
+        call, flow, state = self._flow_call(call_id)
+        return prompt_proto(call.call_id, flow, flows.current(flow, state))
+
+    async def submit_input(self, request: cc.SubmitInputRequest) -> cc.IvrPrompt:
+        call, flow, state = self._flow_call(request.call_id)
+        kind = _INPUT_KINDS.get(request.kind)
+        if kind is None:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "kind is required: INPUT_KIND_DIGITS (DTMF keys) or INPUT_KIND_SPEECH (recognised text)")
+        if len(request.input) > MAX_INPUT:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"input: at most {MAX_INPUT} characters")
+        if state.done or call.flow_busy:
+            # A repeat after the end (the edge retried): the end again, nothing published twice.
+            return prompt_proto(call.call_id, flow, flows.current(flow, state))
+        if request.node and request.node != state.node:
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"call {call.call_id} is at node {state.node!r}, not {request.node!r}: NextPrompt for the current prompt",
+            )
+        step = flows.answer(flow, state, request.input, kind)
+        if isinstance(step, flows.Finished):
+            await self._flow_finished(call, step)
+        else:
+            call.flow_state = step.state
+        return prompt_proto(call.call_id, flow, step)
+
+    async def _flow_finished(self, call: CallState, step: flows.Finished) -> None:
+        """The flow ended: qualified → ivr.completed with its answers; disqualified → call.rejected."""
+        answers = dict(step.answers)
+        answers.setdefault("language", step.language)
+        call.flow_busy = True
+        try:
+            if step.qualified:
+                saved = (dict(call.answers), call.caller)
+                try:
+                    self._set_zip(call, answers)
+                except CallError:
+                    answers.pop("zip")  # the flow's own validation let an odd ZIP through: keep it out of Caller.zip
+                call.answers.update(answers)
+                try:
+                    await self._complete(call)
+                except BaseException:
+                    call.answers, call.caller = saved
+                    raise
+            else:
+                call.answers.update(answers)
+                await self._reject(
+                    call,
+                    DISQUALIFIED,
+                    f"IVR flow {step.state.flow_id} ended at {step.node or step.state.node!r}: {step.reason or 'disqualified'}",
+                    step.text or self.settings.disqualified_announcement,
+                )
+            call.flow_state = step.state
+        finally:
+            call.flow_busy = False
+
+    async def submit_answers(self, request: cc.SubmitAnswersRequest) -> cc.SubmitAnswersResponse:
+        call = self.call(request.call_id)
+        if call.start_reject:
+            raise CallError(grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id} was rejected at start ({call.start_reject}); nothing to qualify")
+        if call.completed:
+            raise CallError(grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id}: answers already completed")
+        if request.complete and call.flow is not None:
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"campaign {call.campaign_id} runs IVR flow {call.flow.id}: the call completes when the flow ends "
+                "(answer its prompts with SubmitInput); SubmitAnswers without complete adds call data",
+            )
+        answers: dict[str, str] = {}
+        for key, value in request.answers.items():
+            k = key.strip()
+            if not k or len(k) > MAX_ANSWER_KEY:
+                raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"answer key {key!r}: 1-{MAX_ANSWER_KEY} characters")
+            if len(value) > MAX_ANSWER_VALUE:
+                raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"answer {k!r}: at most {MAX_ANSWER_VALUE} characters")
+            answers[k] = value.strip()
+        self._set_zip(call, answers)
+        call.answers.update(answers)
+        if request.complete:
+            await self._complete(call)
+        return cc.SubmitAnswersResponse(call_id=call.call_id)
+
+    async def await_routing(self, request: cc.AwaitRoutingRequest) -> cc.RoutingResult:
+        """The current decision (ROUTED with its attempt, REJECTED), or PENDING with attempt = offers so far."""
+        if request.timeout_ms < 0:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "timeout_ms must be >= 0 (0: server default)")
+        call = self.call(request.call_id)
+        timeout_ms = min(request.timeout_ms or self.settings.await_timeout_ms, self.settings.max_await_timeout_ms)
+        if call.result is None:
+            try:
+                await asyncio.wait_for(call.decided.wait(), timeout_ms / 1000)
+            except TimeoutError:
+                pass
+        result = call.result  # None again if a concurrent ReportOutcome ended the offer meanwhile
+        if result is None:
+            return cc.RoutingResult(call_id=call.call_id, status=cc.ROUTING_STATUS_PENDING, attempt=call.reported_attempt)
+        return result
+
+    async def report_outcome(self, request: cc.ReportOutcomeRequest) -> cc.ReportOutcomeResponse:
+        """How the current offer went: publishes call.ended; re-routable outcomes keep the call open."""
+        if request.outcome == pb.CALL_OUTCOME_UNSPECIFIED or request.outcome not in pb.CallOutcome.values():
+            raise CallError(
+                grpc.StatusCode.INVALID_ARGUMENT, "outcome is required (ANSWERED, NO_ANSWER, BUSY, FAILED, CALLER_HANGUP, BUYER_HANGUP, DECLINED)"
+            )
+        if request.connected_seconds < 0:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "connected_seconds must be >= 0")
+        report = (request.outcome, request.connected_seconds)
+        if request.call_id and request.call_id not in self.calls and self.ended.get(request.call_id) == report:
+            return cc.ReportOutcomeResponse()  # a retry of the final report: already published
+        call = self.call(request.call_id)
+        result = call.result
+        if result is None and call.last_report == report:
+            return cc.ReportOutcomeResponse()  # a retry of the re-routable report: already published
+        offer = result if result is not None and result.status == cc.ROUTING_STATUS_ROUTED else None
+        if offer is None and request.outcome in REROUTABLE:
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"call {call.call_id}: no offer is outstanding ({'rejected' if result else 'routing pending'}); "
+                "a re-routable outcome needs a ROUTED result: AwaitRouting first",
+            )
+        ended = pb.CallEnded(
+            event_id=codec.new_id(),
+            call_id=call.call_id,
+            occurred_at=codec.now_ts(),
+            outcome=request.outcome,
+            connected_seconds=request.connected_seconds,
+            buyer_id=offer.buyer_id if offer else "",
+            agent_id=offer.agent_id if offer else "",
+            attempt=offer.attempt if offer else 0,  # 0: about no offer (rejected, or caller left while pending)
+        )
+        keep_open = offer is not None and reroutable(offer, request.outcome, request.connected_seconds, self.config)
+        # State changes before the await, so a concurrent repeat sees them and publishes nothing; undone on failure.
+        saved = (call.result, call.reported_attempt, call.last_report, call.decided.is_set())
+        if keep_open:
+            assert offer is not None
+            call.offer_done(offer.attempt)
+            call.last_report = report
+        else:
+            self._forget(call, report)
+        try:
+            await self._publish(CALL_ENDED, ended)
+        except BaseException:
+            call.result, call.reported_attempt, call.last_report = saved[:3]
+            if saved[3]:
+                call.decided.set()
+            self.ended.pop(call.call_id, None)
+            self.calls[call.call_id] = call
+            raise
+        log.info(
+            "call_ended" if not keep_open else "offer_ended",
+            call_id=call.call_id,
+            outcome=pb.CallOutcome.Name(request.outcome),
+            seconds=request.connected_seconds,
+            attempt=ended.attempt,
+        )
+        return cc.ReportOutcomeResponse()
