@@ -167,6 +167,11 @@ def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: 
     assert {campaign_of[ev.call_id] for ev in rejected if ev.reason in ("disqualified", "duplicate")} <= {"solar-ca"}
     solar = [ev for ev in by_topic["ivr.completed"] if ev.campaign_id == "solar-ca"]
     assert solar and all(int(ev.answers["monthly_bill"]) >= 50 and ev.answers["language"] in ("en", "es") for ev in solar)
+    # The flow's answers decide where a call can be sold: ACME Solar takes homeowners only.
+    homeowner = {ev.call_id: ev.answers["homeowner"] for ev in solar}
+    acme = [cid for cid, ev in routed.items() if ev.buyer_id == "acme-solar"]
+    assert all(homeowner[cid] == "yes" for cid in acme)
+    assert {homeowner[cid] for cid in routed if cid in homeowner} == {"yes", "no"}
     # Only live buyers decline (the driver answers every offer here): every pinged buyer declined
     # means RTB buyers alone were left, and the trace shows their declines or no-bids.
     for ev in rejected:
