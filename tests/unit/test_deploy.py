@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import kubernetes_validate
+import pytest
 import yaml
 
 from switchboard.core.config import load_config
@@ -30,3 +32,15 @@ def test_every_service_has_a_hardened_deployment():
 
 def test_base_routing_config_is_valid():
     load_config(DEPLOY / "base" / "routing.yaml")
+
+
+@pytest.mark.parametrize("k8s_version", ["1.30.0", kubernetes_validate.utils.latest_version()])
+def test_every_manifest_matches_the_kubernetes_schema(k8s_version):
+    """Strict: an unknown or misspelt field (e.g. `readinesProbe`) fails, as `kubectl apply --validate=strict` would."""
+    docs = list(_docs())
+    assert len(docs) >= len(SERVICES)
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, k8s_version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} is not valid Kubernetes {k8s_version}: {exc.message} at {list(exc.path)}")
