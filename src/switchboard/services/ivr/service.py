@@ -1,4 +1,6 @@
-"""The ivr service: gRPC CallControl for the telephony edge, events on Kafka.
+"""The ivr service: gRPC CallControl (and the TwiML webhook, twiml.py) for the telephony edge, events on Kafka.
+
+Both edges drive the same calls through desk.CallDesk; IVR flows and screening are described there.
 
 Flow of one call through this service:
   StartCall      → dialed number → campaign (routing config); caller facts from the
@@ -78,6 +80,7 @@ from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, Topic
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
 from switchboard.services.ivr.settings import IvrSettings
+from switchboard.services.ivr.twiml import TwimlWebhook, check_settings
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
 
@@ -179,7 +182,9 @@ async def _first(aws: list[Awaitable[object]]) -> None:
 
 
 async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
-    """Serve CallControl until `stop` is set; then stop the server (with grace), the listeners and the producer."""
+    """Serve CallControl (and the TwiML webhook when enabled) until `stop` is set; then stop the servers (with
+    grace), the listeners and the producer."""
+    check_settings(settings)  # before connecting anywhere: a webhook without its auth token must not start
     config = load_config(settings.config)
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
@@ -190,6 +195,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     listener = asyncio.create_task(listen_terminal(settings.kafka, desk.on_terminal, stop, listener_ready))
     follower = asyncio.create_task(callers.follow(settings.kafka, stop, callers_loaded, f"{SERVICE}-callers"))
     server: grpc.aio.Server | None = None
+    webhook: TwimlWebhook | None = None
     sweeper: asyncio.Task | None = None
     try:
         # The listener must be positioned before any call can be started, or a fast result could be missed;
@@ -200,13 +206,25 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
         cc_grpc.add_CallControlServicer_to_server(CallControlService(desk), server)
         port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         await server.start()
+        ready: dict[str, object] = {"grpc_host": settings.grpc_host, "grpc_port": port}
+        if settings.twiml_enabled:  # the same desk behind both edges
+            webhook = TwimlWebhook(desk, settings)
+            ready.update(twiml_host=settings.twiml_host, twiml_port=await webhook.start())
         sweeper = asyncio.create_task(_sweeper(desk, stop))
-        mark_ready(SERVICE, grpc_host=settings.grpc_host, grpc_port=port)
-        log.info("ivr_ready", grpc=f"{settings.grpc_host}:{port}", campaigns=len(config.campaigns), callers=len(callers.last_seen))
+        mark_ready(SERVICE, **ready)
+        log.info(
+            "ivr_ready",
+            grpc=f"{settings.grpc_host}:{port}",
+            twiml=f"{settings.twiml_host}:{ready['twiml_port']}" if webhook else "off",
+            campaigns=len(config.campaigns),
+            callers=len(callers.last_seen),
+        )
         # A dead listener is fatal: fail loudly.
         await _first([stop.wait(), asyncio.shield(listener), asyncio.shield(follower)])
     finally:
         stop.set()
+        if webhook is not None:
+            await webhook.stop()
         if server is not None:
             await server.stop(settings.shutdown_grace_s)
         for task in (sweeper, listener, follower):

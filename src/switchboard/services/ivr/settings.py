@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchboard.platform.settings import ServiceSettings, config_path_field
@@ -41,3 +42,53 @@ class IvrSettings(ServiceSettings):
         "Thank you for calling. We are unable to help you today. Goodbye.",
         description="played when the IVR flow ends disqualified and its end node has no prompt",
     )
+
+    # -- the TwiML webhook (docs/TWIML.md) ---------------------------------------------------------------
+    twiml_enabled: bool = Field(
+        False, description="serve the TwiML voice webhook (Twilio-style CPaaS) next to gRPC CallControl; off by default"
+    )
+    twiml_host: str = Field("127.0.0.1", description="address the TwiML webhook binds (put a TLS proxy or tunnel in front)")
+    twiml_port: int = Field(0, ge=0, le=65535, description="0: an ephemeral port (reported in the ready file as twiml_port)")
+    twiml_auth_token: SecretStr | None = Field(
+        None, description="the CPaaS account's auth token: the key of X-Twilio-Signature (required while validation is on)"
+    )
+    twiml_validate_signature: bool = Field(
+        True, description="refuse (403) webhook requests without a valid X-Twilio-Signature; turn off only for local trials"
+    )
+    twiml_public_base_url: str = Field(
+        "",
+        description="the URL the CPaaS reaches this server's / at (https://host[/prefix]); signatures are checked against it "
+        "and callback URLs built from it. Empty: the scheme and Host of each request",
+    )
+    twiml_route_wait_s: float = Field(
+        5.0, gt=0, le=10, description="how long one webhook request waits for a routing decision before answering <Redirect> to ask again"
+    )
+    twiml_hold_message: str = Field("Please hold while we connect your call.", description="said while routing is pending")
+    twiml_hold_repeat_s: float = Field(30.0, gt=0, description="the hold message is said again after about this long on hold")
+    twiml_dial_timeout_s: int = Field(30, ge=5, le=600, description="<Dial timeout>: how long an offer rings before no-answer")
+    twiml_gather_timeout_s: int = Field(5, ge=1, le=60, description="<Gather timeout>: silence before the prompt counts as unanswered")
+    twiml_dial_grace_s: float = Field(
+        3.0, ge=0, le=10, description="a hang-up status callback during a <Dial> waits this long for the dial action to report the offer"
+    )
+    twiml_languages: dict[str, str] = Field(
+        default_factory=lambda: {"en": "en-US", "es": "es-MX"},
+        description="flow language → <Say>/<Gather> language tag; tags with a region (en-GB) are used as they are",
+    )
+    twiml_voice: str = Field("", description="<Say voice> (e.g. Polly.Joanna); empty: the CPaaS default")
+    twiml_error_message: str = Field(
+        "We are sorry, we cannot take your call right now. Goodbye.", description="said (then hang up) when a webhook request fails"
+    )
+
+    @field_validator("twiml_public_base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                f"{v!r}: the public URL of this webhook's root, http(s)://host[:port][/prefix] without ?query or #fragment "
+                "(e.g. https://calls.example.com)"
+            )
+        return v.rstrip("/")
