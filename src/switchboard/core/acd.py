@@ -43,12 +43,18 @@ The freed slot then serves other waiting calls as in `release`. An outcome for
 an older attempt than the call's current one (a redelivered or late report) is
 ignored. Outcomes that end the call (answered, caller hang-up, agent hang-up)
 go through `release`.
+
+Persistence (`to_dict` / `from_dict`): the live state as plain JSON-able data,
+so that the queue service can snapshot it and a restarted process goes on
+where the last one stopped. Payloads are left out (the owner stores its own
+reference to them and hands them back by call id); times are the caller's
+clock values, and `time_shift` moves them to the clock of a new process.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -144,6 +150,15 @@ class Reoffer:
 
 
 @dataclass(frozen=True)
+class Orphan:
+    """A call of a restored state that the current configuration cannot hold (its queue or agent was removed)."""
+
+    call: WaitingCall
+    agent_id: str | None  # the agent the call was on; None: it was waiting
+    reason: Literal["queue_removed", "agent_removed"]
+
+
+@dataclass(frozen=True)
 class Release:
     agent_id: str | None  # the agent whose slot was freed, None when the call was not on an agent
     abandoned: Abandoned | None  # the call was still waiting: the caller hung up
@@ -175,6 +190,8 @@ class Acd:
         self._remember = remember
         self._rr_last: dict[str, int] = {}  # queue id → config index of the agent used last
         self._seq = 0
+        self.finished = 0  # call ids finished so far (counts `_finish`): owners persist the newest ones
+        self.orphans: list[Orphan] = []  # set by from_dict: calls the current configuration cannot hold
 
     @classmethod
     def from_config(cls, config: RoutingConfig, **kw: Any) -> Acd:
@@ -193,6 +210,17 @@ class Acd:
 
     def agents_of(self, queue_id: str) -> list[AgentState]:
         return sorted((s for s in self.agents.values() if queue_id in s.agent.queues), key=lambda s: s.index)
+
+    def live_calls(self) -> list[WaitingCall]:
+        """Every call on an agent, then every waiting call."""
+        return [*self._active.values(), *self._waiting_ids.values()]
+
+    def done_ids(self, last: int | None = None) -> list[str]:
+        """The finished call ids remembered for dedupe, oldest first (only the `last` newest when given)."""
+        if last is None:
+            return list(self._done)
+        newest = [cid for _, cid in zip(range(max(0, last)), reversed(self._done))]
+        return newest[::-1]
 
     # -- events --------------------------------------------------------------
     def offer(self, call: WaitingCall, now: float) -> Offer:
@@ -354,7 +382,127 @@ class Acd:
         self.waiting[call.queue_id] = [c for c in self.waiting[call.queue_id] if c.call_id != call.call_id]
 
     def _finish(self, call_id: str) -> None:
+        self.finished += 1
         self._done[call_id] = None
         self._done.move_to_end(call_id)
         while len(self._done) > self._remember:
             self._done.popitem(last=False)
+
+    # -- persistence -----------------------------------------------------------
+    def to_dict(self, *, done: bool = True, payload: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+        """The state as JSON-able data: agents, calls on agents, waiting lists, and (with `done`) the finished ids.
+
+        Agents and queues are named by id, not config position, so the state survives a reordered
+        configuration. Payloads are left out, unless `payload` turns one into JSON-able data (e.g.
+        where the owner can find it again).
+        """
+        index_to_agent = {s.index: agent_id for agent_id, s in self.agents.items()}
+        out: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "seq": self._seq,
+            "agents": {agent_id: {"idle_since": s.idle_since, "handled": s.handled} for agent_id, s in self.agents.items()},
+            "active": [{**_call_dict(call, payload), "agent_id": self._on_agent[call_id]} for call_id, call in self._active.items()],
+            "waiting": {queue_id: [_call_dict(c, payload) for c in calls] for queue_id, calls in self.waiting.items() if calls},
+            "round_robin_last": {queue_id: index_to_agent[i] for queue_id, i in self._rr_last.items() if i in index_to_agent},
+        }
+        if done:
+            out["done"] = list(self._done)
+        return out
+
+    @classmethod
+    def from_dict(
+        cls,
+        queues: Iterable[Queue],
+        agents: Iterable[Agent],
+        data: Mapping[str, Any],
+        *,
+        payloads: Mapping[str, Any] | None = None,
+        done: Iterable[str] = (),
+        time_shift: float = 0.0,
+        remember: int = 100_000,
+    ) -> Acd:
+        """The ACD of the configuration (`queues`, `agents`) in the state `data` (from `to_dict`).
+
+        A call's payload is `payloads[call_id]` when given, else what `to_dict(payload=...)` stored
+        (None without); `done` adds finished call ids (oldest first, after those in `data`);
+        `time_shift` is added to every time in `data`.
+        Calls the configuration cannot hold any more (their queue or agent was removed) are
+        not restored: they are listed in `orphans` and remembered as finished, and the owner
+        decides what becomes of them.
+        """
+        version = data.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(f"ACD state version {version!r} is not supported (expected {STATE_VERSION})")
+        acd = cls(queues, agents, remember=remember)
+        payloads = payloads or {}
+        acd._seq = int(data.get("seq", 0))
+        for agent_id, st in data.get("agents", {}).items():
+            state = acd.agents.get(agent_id)
+            if state is not None:
+                idle_since = st.get("idle_since")
+                state.idle_since = None if idle_since is None else idle_since + time_shift
+                state.handled = int(st.get("handled", 0))
+        for queue_id, agent_id in data.get("round_robin_last", {}).items():
+            if queue_id in acd.queues and agent_id in acd.agents:
+                acd._rr_last[queue_id] = acd.agents[agent_id].index
+        orphans: list[Orphan] = []
+        for item in data.get("active", []):
+            call = _call_from(item, payloads, time_shift)
+            agent_id = item["agent_id"]
+            if agent_id not in acd.agents:
+                orphans.append(Orphan(call, agent_id, "agent_removed"))
+                continue
+            acd.agents[agent_id].active.add(call.call_id)
+            acd._on_agent[call.call_id] = agent_id
+            acd._active[call.call_id] = call
+        for queue_id, items in data.get("waiting", {}).items():
+            for item in items:
+                call = _call_from(item, payloads, time_shift)
+                if queue_id not in acd.queues:
+                    orphans.append(Orphan(call, None, "queue_removed"))
+                    continue
+                acd.waiting[queue_id].append(call)
+                acd._waiting_ids[call.call_id] = call
+        for call_id in [*data.get("done", []), *done, *(o.call.call_id for o in orphans)]:
+            acd._done[call_id] = None
+            acd._done.move_to_end(call_id)
+        while len(acd._done) > acd._remember:
+            acd._done.popitem(last=False)
+        acd.orphans = orphans
+        return acd
+
+
+STATE_VERSION = 1
+
+
+def _call_dict(call: WaitingCall, payload: Callable[[Any], Any] | None) -> dict[str, Any]:
+    """A call as data; fields at their default are left out (snapshots of many waiting calls stay small)."""
+    out: dict[str, Any] = {"call_id": call.call_id, "queue_id": call.queue_id, "enqueued_at": call.enqueued_at, "seq": call.seq}
+    if payload is not None:
+        out["payload"] = payload(call.payload)
+    if call.needs:
+        out["needs"] = dict(call.needs)
+    if call.attempt != 1:
+        out["attempt"] = call.attempt
+    if call.max_attempts is not None:
+        out["max_attempts"] = call.max_attempts
+    if call.tried:
+        out["tried"] = dict(call.tried)
+    if call.requeued:
+        out["requeued"] = True
+    return out
+
+
+def _call_from(item: Mapping[str, Any], payloads: Mapping[str, Any], time_shift: float) -> WaitingCall:
+    return WaitingCall(
+        call_id=item["call_id"],
+        queue_id=item["queue_id"],
+        enqueued_at=item["enqueued_at"] + time_shift,
+        needs=dict(item.get("needs", {})),
+        payload=payloads[item["call_id"]] if item["call_id"] in payloads else item.get("payload"),
+        seq=int(item.get("seq", 0)),
+        attempt=int(item.get("attempt", 1)),
+        max_attempts=item.get("max_attempts"),
+        tried=dict(item.get("tried", {})),
+        requeued=bool(item.get("requeued", False)),
+    )

@@ -40,6 +40,12 @@ CALLERS_SEEN = Topic(
     "compacted, keyed <campaign>|<caller>: a caller's last accepted call per campaign, for duplicate_window (ivr)",
     compacted=True,
 )
+QUEUE_STATE = Topic(
+    "queue.state",
+    pb.QueueState,
+    "compacted, keyed <queue group id>: the queue service's ACD state snapshots, read back when it starts (queue)",
+    compacted=True,
+)
 DEAD_LETTER = Topic("deadletter", pb.DeadLetter, "messages a consumer could not decode or handle, with the reason (any service)")
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -57,6 +63,10 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CALLERS_SEEN,
     DEAD_LETTER,
 )
+
+# The private state of one service, not events: not in ALL_TOPICS, which the analytics sink reads
+# entirely; the owning service creates its topic when it starts (platform.kafka.ensure_topics).
+PRIVATE_TOPICS: tuple[Topic, ...] = (QUEUE_STATE,)
 
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
 TERMINAL_TOPICS: tuple[Topic, ...] = (CALL_ROUTED, CALL_REJECTED)

@@ -495,3 +495,61 @@ class CallerSeen(_message.Message):
     campaign_id: str
     caller_number: str
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., caller_number: _Optional[str] = ...) -> None: ...
+
+class QueueState(_message.Message):
+    __slots__ = ("event_id", "occurred_at", "instance", "seq", "clock", "offsets", "acd", "finished_call_ids", "done_segments", "outbox", "segment")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_FIELD_NUMBER: _ClassVar[int]
+    OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    ACD_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_CALL_IDS_FIELD_NUMBER: _ClassVar[int]
+    DONE_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    instance: str
+    seq: int
+    clock: float
+    offsets: _containers.RepeatedCompositeFieldContainer[QueueInputOffset]
+    acd: bytes
+    finished_call_ids: _containers.RepeatedScalarFieldContainer[str]
+    done_segments: _containers.RepeatedCompositeFieldContainer[QueueDoneSegment]
+    outbox: _containers.RepeatedCompositeFieldContainer[QueueOutboxRecord]
+    segment: int
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., instance: _Optional[str] = ..., seq: _Optional[int] = ..., clock: _Optional[float] = ..., offsets: _Optional[_Iterable[_Union[QueueInputOffset, _Mapping]]] = ..., acd: _Optional[bytes] = ..., finished_call_ids: _Optional[_Iterable[str]] = ..., done_segments: _Optional[_Iterable[_Union[QueueDoneSegment, _Mapping]]] = ..., outbox: _Optional[_Iterable[_Union[QueueOutboxRecord, _Mapping]]] = ..., segment: _Optional[int] = ...) -> None: ...
+
+class QueueInputOffset(_message.Message):
+    __slots__ = ("topic", "partition", "offset")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    offset: int
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class QueueDoneSegment(_message.Message):
+    __slots__ = ("number", "partition", "offset", "count")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    partition: int
+    offset: int
+    count: int
+    def __init__(self, number: _Optional[int] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
+class QueueOutboxRecord(_message.Message):
+    __slots__ = ("topic", "key", "value")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    key: bytes
+    value: bytes
+    def __init__(self, topic: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...

@@ -1,4 +1,4 @@
-"""The queue service: in-house ACD on Kafka (consumer group "queue").
+"""The queue service: in-house ACD on Kafka (one instance; its group id names its state).
 
 call.queued  → core.acd offers the call to its queue: a free agent → call.routed
                (kind AGENT, price "0", the trace extended with every agent
@@ -24,11 +24,26 @@ call.ended   → by outcome (CallEnded.attempt says which offer it is about; a
 a periodic sweep (sweep_interval_s) → waiting calls older than the queue's
                max_wait_s → call.rejected `abandoned`.
 
-Skeleton limits, on purpose: the ACD state (agents' active calls, waiting
-lists, seen call ids) is in memory in this one process, so a restart forgets
-waiting calls and busy agents, and two instances would each think they own all
-agents. Issues #3/#6 make it durable (changelog-backed state) and partitioned.
-Redeliveries while the process lives are deduplicated by call id in core.acd.
+Durable state (DESIGN rule 4: a restart or a crash loses no call and books no
+agent twice). The ACD state lives in memory and in snapshots on the compacted
+topic queue.state (state.py): after a batch of input records, the service
+writes ONE snapshot — the state, the input offsets it reflects, and the
+decisions of the batch (the outbox) — and only then publishes those decisions.
+At start it restores the newest snapshot, publishes its outbox again (the same
+events, same event ids: ivr ignores a repeated offer or rejection, cti and
+analytics dedupe by event id), and reads the inputs from the snapshot's
+offsets, not from the group's committed ones (those are committed too, for lag
+monitoring, and used only when there is no snapshot yet). An input read again
+after a crash had its decision not published yet, so deciding it anew is safe.
+Waiting calls keep their enqueue time across restarts (times in a snapshot
+are moved to the new process's clock by the wall-clock time in between), so
+max_wait_s counts from the call's first arrival; a call.queued read while
+catching up after a restart counts from the time the router queued it.
+
+One instance only: it reads every partition itself (no consumer group
+membership) and owns every agent, so a second instance with the same group id
+would double-book agents and fork the state. Run `replicas: 1` with the
+Recreate strategy (deploy/base/queue.yaml).
 """
 
 from __future__ import annotations
@@ -36,18 +51,36 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, caller_needs
 from switchboard.core.config import RoutingConfig, load_config
 from switchboard.platform import codec
-from switchboard.platform.kafka import EventBus, consume
+from switchboard.platform.kafka import make_consumer
 from switchboard.platform.lifecycle import mark_ready
-from switchboard.platform.topics import CALL_ENDED, CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, Topic
+from switchboard.platform.topics import (
+    CALL_ENDED,
+    CALL_QUEUED,
+    CALL_REJECTED,
+    CALL_ROUTED,
+    DEAD_LETTER,
+    QUEUE_STATE,
+    Topic,
+)
 from switchboard.services.queue.settings import QueueSettings
+from switchboard.services.queue.state import (
+    DoneLog,
+    StateError,
+    StateStore,
+    decode_acd,
+    encode_acd,
+)
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
@@ -134,44 +167,110 @@ REOFFER_OUTCOMES = {
     pb.CALL_OUTCOME_FAILED: "failed",
 }
 
+INPUTS: tuple[Topic, ...] = (CALL_QUEUED, CALL_ENDED)
+# Decisions held back for one snapshot at most: a snapshot must stay well below Kafka's 1 MB record limit.
+OUTBOX_LIMIT_BYTES = 256 * 1024
+
+
+def _seconds(ts: Timestamp) -> float:
+    return ts.ToNanoseconds() / 1e9
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A call's payload in the ACD: its call.queued event, and where that record is (snapshots point there)."""
+
+    event: pb.CallQueued
+    partition: int = -1  # -1: unknown (the record was gone when the state was restored)
+    offset: int = -1
+
 
 class QueueService:
-    def __init__(self, settings: QueueSettings, config: RoutingConfig, bus: EventBus, clock: Callable[[], float] = time.monotonic) -> None:
+    """The decisions, without I/O: events in → ACD state changed → events appended to `outbox`.
+
+    QueueRunner publishes the outbox, after writing the snapshot that contains it.
+    """
+
+    def __init__(
+        self,
+        settings: QueueSettings,
+        config: RoutingConfig,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
-        self.bus = bus
-        self.acd = Acd.from_config(config)
-        self.clock = clock
+        self.config = config
+        self.acd = Acd.from_config(config, remember=settings.remember_finished)
+        self.clock = clock  # ACD times: monotonic within a process
+        self.wall = wall  # for times that cross processes (snapshots, event timestamps)
         self.max_attempts = {c.id: c.routing.max_attempts for c in config.campaigns}
+        self.outbox: list[pb.QueueOutboxRecord] = []
+        self.outbox_bytes = 0
 
-    async def handle(self, topic: Topic, event: Message, record: ConsumerRecord) -> None:
+    # -- output ----------------------------------------------------------------------------------
+    def emit(self, topic: Topic, event: Message, key: bytes | None = None) -> None:
+        if not isinstance(event, topic.message):
+            raise TypeError(f"{topic.name} carries {topic.message.__name__}, not {type(event).__name__}")
+        value = codec.encode(event)
+        k = key if key is not None else event.call_id.encode()  # type: ignore[attr-defined]
+        self.outbox.append(pb.QueueOutboxRecord(topic=topic.name, key=k, value=value))
+        self.outbox_bytes += len(value) + len(k)
+
+    def take_outbox(self) -> list[pb.QueueOutboxRecord]:
+        out, self.outbox, self.outbox_bytes = self.outbox, [], 0
+        return out
+
+    def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        self.emit(DEAD_LETTER, codec.dead_letter(SERVICE, record, reason), key=record.key or b"")
+        log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
+
+    # -- input -----------------------------------------------------------------------------------
+    def handle(self, topic: Topic, event: Message, partition: int = -1, offset: int = -1, *, catching_up: bool = False) -> None:
         if topic is CALL_QUEUED:
-            await self.on_queued(event)  # type: ignore[arg-type]
+            self.on_queued(event, Queued(event, partition, offset), catching_up=catching_up)  # type: ignore[arg-type]
         elif topic is CALL_ENDED:
-            await self.on_ended(event)  # type: ignore[arg-type]
+            self.on_ended(event)  # type: ignore[arg-type]
 
-    async def on_queued(self, ev: pb.CallQueued) -> None:
+    def on_queued(self, ev: pb.CallQueued, source: Queued | None = None, *, catching_up: bool = False) -> None:
         now = self.clock()
+        enqueued_at = now
+        if catching_up and ev.HasField("occurred_at"):
+            # Read after a restart (again, or queued while the service was down): the caller has
+            # been waiting since the router queued the call, and max_wait_s counts from then.
+            enqueued_at = now - max(0.0, self.wall() - _seconds(ev.occurred_at))
         queue = self.acd.queues.get(ev.queue_id)
         needs = caller_needs(queue, ev.answers) if queue else {}
         call = WaitingCall(
-            ev.call_id, ev.queue_id, now, needs, payload=ev, attempt=ev.attempt or 1, max_attempts=self.max_attempts.get(ev.campaign_id)
+            ev.call_id,
+            ev.queue_id,
+            enqueued_at,
+            needs,
+            payload=source or Queued(ev),
+            attempt=ev.attempt or 1,
+            max_attempts=self.max_attempts.get(ev.campaign_id),
         )
         offer = self.acd.offer(call, now)
         if offer.status == "assigned":
             assert offer.assignment is not None
-            await self._route(offer.assignment)
+            self._route(offer.assignment)
         elif offer.status == "waiting":
             log.info("call_waiting", call_id=ev.call_id, queue=ev.queue_id, position=offer.position)
         elif offer.status == "duplicate":
             log.info("duplicate_ignored", call_id=ev.call_id, queue=ev.queue_id)
         else:
-            await self.bus.publish(CALL_REJECTED, rejected_event(ev, offer.reason, offer.detail, self.settings.rejected_announcement))
+            self.emit(CALL_REJECTED, rejected_event(ev, offer.reason, offer.detail, self.settings.rejected_announcement))
             log.info("call_rejected", call_id=ev.call_id, queue=ev.queue_id, reason=offer.reason)
 
-    async def on_ended(self, ev: pb.CallEnded) -> None:
+    def on_ended(self, ev: pb.CallEnded) -> None:
         why = REOFFER_OUTCOMES.get(ev.outcome)
         if why is not None:
-            await self._offer_failed(ev, why)
+            self._offer_failed(ev, why)
             return
         current = self.acd.call_of(ev.call_id)
         if current is not None and ev.attempt and ev.attempt < current.attempt:
@@ -181,11 +280,11 @@ class QueueService:
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
         if release.abandoned:
-            await self._abandon(release.abandoned)
+            self._abandon(release.abandoned)
         for assignment in release.assignments:
-            await self._route(assignment)
+            self._route(assignment)
 
-    async def _offer_failed(self, ev: pb.CallEnded, why: str) -> None:
+    def _offer_failed(self, ev: pb.CallEnded, why: str) -> None:
         r = self.acd.offer_failed(ev.call_id, self.clock(), attempt=ev.attempt, why=why)
         if r.status == "ignored":
             # Not on an agent here: a redelivery, a report about an older offer, a call waiting
@@ -195,23 +294,22 @@ class QueueService:
         log.info("agent_did_not_take_call", call_id=ev.call_id, agent=r.agent_id, outcome=why, next_attempt=r.call.attempt if r.call else 0)
         if r.status == "assigned":
             assert r.assignment is not None
-            await self._route(r.assignment)
+            self._route(r.assignment)
         elif r.status == "waiting":
             log.info("call_requeued", call_id=ev.call_id, queue=r.call.queue_id if r.call else "", attempt=r.call.attempt if r.call else 0)
         elif r.status == "rejected":
             assert r.call is not None
-            event = rejected_event(r.call.payload, r.reason, r.detail, self.settings.rejected_announcement)
-            await self.bus.publish(CALL_REJECTED, event)
+            self.emit(CALL_REJECTED, rejected_event(r.call.payload.event, r.reason, r.detail, self.settings.rejected_announcement))
             log.info("call_rejected", call_id=ev.call_id, reason=r.reason)
         for assignment in r.others:
-            await self._route(assignment)
+            self._route(assignment)
 
-    async def sweep(self) -> None:
+    def sweep(self) -> None:
         for abandoned in self.acd.expire(self.clock()):
-            await self._abandon(abandoned)
+            self._abandon(abandoned)
 
-    async def _route(self, assignment: Assignment) -> None:
-        await self.bus.publish(CALL_ROUTED, routed_event(assignment, assignment.call.payload))
+    def _route(self, assignment: Assignment) -> None:
+        self.emit(CALL_ROUTED, routed_event(assignment, assignment.call.payload.event))
         log.info(
             "call_routed",
             call_id=assignment.call.call_id,
@@ -221,45 +319,273 @@ class QueueService:
             waited_s=round(assignment.waited_s, 3),
         )
 
-    async def _abandon(self, abandoned: Abandoned) -> None:
+    def _abandon(self, abandoned: Abandoned) -> None:
         queue = abandoned.queue
         if abandoned.why == "max_wait":
             detail = f"waited {abandoned.waited_s:.1f}s in queue {queue.id} (max_wait_s {queue.max_wait_s})"
         else:
             detail = f"the caller hung up after {abandoned.waited_s:.1f}s in queue {queue.id}"
-        event = rejected_event(abandoned.call.payload, "abandoned", detail, self.settings.abandoned_announcement)
-        await self.bus.publish(CALL_REJECTED, event)
+        self.emit(CALL_REJECTED, rejected_event(abandoned.call.payload.event, "abandoned", detail, self.settings.abandoned_announcement))
         log.info("call_abandoned", call_id=abandoned.call.call_id, queue=queue.id, why=abandoned.why)
 
+    # -- restart ---------------------------------------------------------------------------------
+    def adopt(self, acd: Acd, events: dict[str, pb.CallQueued]) -> list[str]:
+        """Take over a restored ACD, with its calls' call.queued `events` by call id; return the orphans' ids.
 
-async def _sweeper(service: QueueService, interval_s: float, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except TimeoutError:
+        Waiting calls of a queue that is no longer configured are rejected (`unknown_queue`): they
+        would wait for nobody. A call on an agent that is no longer configured keeps its offer (the
+        agent has it); a later outcome of it is ignored.
+        """
+        self.acd = acd
+        for call in [*acd.live_calls(), *(o.call for o in acd.orphans)]:
+            ref = call.payload if isinstance(call.payload, list) else [-1, -1]
+            event = events.get(call.call_id)
+            if event is None:  # its call.queued is gone (retention): decide with the ids alone
+                log.error("queued_event_missing", call_id=call.call_id, queue=call.queue_id, partition=ref[0], offset=ref[1])
+                event = pb.CallQueued(event_id=codec.new_id(), call_id=call.call_id, queue_id=call.queue_id)
+                ref = [-1, -1]
+            call.payload = Queued(event, ref[0], ref[1])
+        for orphan in acd.orphans:
+            if orphan.reason == "queue_removed":
+                detail = f"queue {orphan.call.queue_id!r} was removed from the configuration while the call waited"
+                self.emit(CALL_REJECTED, rejected_event(orphan.call.payload.event, "unknown_queue", detail, self.settings.rejected_announcement))
+                log.warning("waiting_call_of_removed_queue_rejected", call_id=orphan.call.call_id, queue=orphan.call.queue_id)
+            else:
+                log.warning("call_of_removed_agent_forgotten", call_id=orphan.call.call_id, agent=orphan.agent_id)
+        return [o.call.call_id for o in acd.orphans]
+
+
+class QueueRunner:
+    """The Kafka side of the queue service: restore, consume, sweep, snapshot, publish (module docstring)."""
+
+    def __init__(self, settings: QueueSettings, config: RoutingConfig) -> None:
+        self.settings = settings
+        self.service = QueueService(settings, config)
+        self.clock = self.service.clock
+        self.store = StateStore(settings.kafka, settings.group_id, SERVICE)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.positions: dict[TopicPartition, int] = {}  # next offset to handle, per input partition
+        self.behind: dict[TopicPartition, int] = {}  # catching up: end offsets at start, not reached yet
+        self.done = DoneLog(keep=settings.remember_finished)
+        self.seq = 0  # snapshot number
+        self.restored = False
+        self._snapshot_positions: dict[TopicPartition, int] = {}
+        self._snapshot_at = self._commit_at = self._sweep_at = 0.0
+        self.stats = {"snapshots": 0, "last_bytes": 0, "max_bytes": 0, "max_ms": 0.0, "total_ms": 0.0}
+
+    async def start(self) -> None:
+        await self.store.start()
+        snapshot = await self.store.latest()
+        if snapshot is not None:
+            await self._restore(snapshot)
+        self.consumer = make_consumer(self.settings.kafka, self.settings.group_id, SERVICE)
+        await self.consumer.start()
+        await self.consumer.topics()
+        tps = []
+        for topic in INPUTS:
+            partitions = sorted(self.consumer.partitions_for_topic(topic.name) or ())
+            if not partitions:
+                raise StateError(f"topic {topic.name} does not exist; create it first (switchboard broker / ensure_topics)")
+            tps += [TopicPartition(topic.name, p) for p in partitions]
+        # Assigned, not subscribed: this one instance reads every partition (see the module docstring).
+        self.consumer.assign(tps)
+        stored = {TopicPartition(o.topic, o.partition): o.offset for o in snapshot.offsets} if snapshot else {}
+        for tp in tps:
+            if tp in stored:
+                self.consumer.seek(tp, stored[tp])
+                continue
+            committed = None if snapshot else await self.consumer.committed(tp)  # first start of this version
+            if committed is not None:
+                self.consumer.seek(tp, committed)
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        ends = await self.consumer.end_offsets(tps)
+        self.positions = {tp: await self.consumer.position(tp) for tp in tps}
+        self.behind = {tp: ends[tp] for tp in tps if self.positions[tp] < ends[tp]}
+        if snapshot is not None:
+            # Decisions of the last snapshot may not have been published before the stop: publish them
+            # (again) before the next snapshot replaces the outbox.
+            await self.store.publish(snapshot.outbox)
+        now = self.clock()
+        self._sweep_at = now + self.settings.sweep_interval_s
+        await self.flush(force=True)
+        log.info(
+            "queue_started",
+            restored=self.restored,
+            snapshot_seq=self.seq,
+            live_calls=len(self.service.acd.live_calls()),
+            catching_up=sum(max(0, end - self.positions[tp]) for tp, end in self.behind.items()),
+            partition=self.store.partition,
+        )
+
+    async def _restore(self, snapshot: pb.QueueState) -> None:
+        segments = [(QUEUE_STATE.name, seg.partition, seg.offset) for seg in snapshot.done_segments]
+        segment_records = await self.store.read_records(segments)
+        done: list[str] = []
+        for seg, ref in zip(snapshot.done_segments, segments, strict=True):
+            record = segment_records.get(ref)
+            if record is None or record.value is None:
+                log.warning("done_segment_missing", segment=seg.number, partition=seg.partition, offset=seg.offset)
+                continue
+            done.extend(codec.decode(QUEUE_STATE, record.value).finished_call_ids)  # type: ignore[attr-defined]
+        done.extend(snapshot.finished_call_ids)
+        # Times in the snapshot are on the old process's monotonic clock: move them by the wall-clock time since.
+        time_shift = (self.clock() - snapshot.clock) - (self.service.wall() - _seconds(snapshot.occurred_at))
+        config = self.service.config
+        acd = Acd.from_dict(
+            config.queues, config.agents, decode_acd(snapshot.acd), done=done, time_shift=time_shift, remember=self.settings.remember_finished
+        )
+        # Payloads: the calls' call.queued records, where the snapshot says they are.
+        refs = {}
+        for call in [*acd.live_calls(), *(o.call for o in acd.orphans)]:
+            if isinstance(call.payload, list) and len(call.payload) == 2:
+                refs[call.call_id] = (CALL_QUEUED.name, int(call.payload[0]), int(call.payload[1]))
+        records = await self.store.read_records(refs.values())
+        events: dict[str, pb.CallQueued] = {}
+        for call_id, ref in refs.items():
+            record = records.get(ref)
             try:
-                await service.sweep()
-            except Exception:  # keep sweeping; the abandon event that failed is lost (in-memory skeleton)
-                log.exception("sweep_failed")
+                event = codec.decode(CALL_QUEUED, record.value) if record is not None else None
+            except codec.UndecodableEvent:
+                event = None
+            if event is not None and event.call_id == call_id:  # type: ignore[attr-defined]
+                events[call_id] = event  # type: ignore[assignment]
+        orphans = self.service.adopt(acd, events)
+        self.done = DoneLog(
+            keep=self.done.keep,
+            segment_size=self.done.segment_size,
+            sealed=list(snapshot.done_segments),
+            tail=[*snapshot.finished_call_ids, *orphans],
+            counted=acd.finished,
+        )
+        self.seq = snapshot.seq
+        self.restored = True
+        log.info(
+            "queue_state_restored",
+            snapshot_seq=snapshot.seq,
+            waiting=sum(len(w) for w in acd.waiting.values()),
+            live_calls=len(acd.live_calls()),
+            payloads_missing=len(acd.live_calls()) + len(acd.orphans) - len(events),
+            finished_ids=len(done),
+            outbox=len(snapshot.outbox),
+            time_shift_s=round(time_shift, 3),
+        )
+
+    async def loop(self, stop: asyncio.Event) -> None:
+        assert self.consumer is not None
+        wait_ms = int(min(100.0, self.settings.sweep_interval_s * 1000))
+        while not stop.is_set():
+            batches = await self.consumer.getmany(timeout_ms=wait_ms, max_records=500)
+            for tp, records in batches.items():
+                for record in records:
+                    self._handle(record, catching_up=tp in self.behind and record.offset < self.behind[tp])
+                    self.positions[tp] = record.offset + 1
+                    if self.service.outbox_bytes >= OUTBOX_LIMIT_BYTES:
+                        await self.flush()
+            for tp in list(self.behind):
+                if await self.consumer.position(tp) >= self.behind[tp]:
+                    del self.behind[tp]
+                    if not self.behind:
+                        log.info("caught_up")
+            now = self.clock()
+            # Not while catching up: a call.ended still unread may have served a call before its max_wait_s.
+            if not self.behind and now >= self._sweep_at:
+                self.service.sweep()
+                self._sweep_at = now + self.settings.sweep_interval_s
+            await self.flush()
+
+    def _handle(self, record: ConsumerRecord, *, catching_up: bool) -> None:
+        topic = CALL_QUEUED if record.topic == CALL_QUEUED.name else CALL_ENDED
+        try:
+            event = codec.decode(topic, record.value)
+        except codec.UndecodableEvent as exc:
+            self.service.dead_letter(record, f"undecodable: {exc}")
+            return
+        try:
+            self.service.handle(topic, event, record.partition, record.offset, catching_up=catching_up)
+        except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
+            log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=getattr(event, "call_id", ""))
+            self.service.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}")
+
+    async def flush(self, *, force: bool = False) -> None:
+        """Snapshot the state (with the offsets it reflects and the pending decisions), then publish the decisions.
+
+        Only when there is something to publish, when `force`, or at most every snapshot_interval_s
+        while inputs were handled without a decision.
+        """
+        service = self.service
+        now = self.clock()
+        moved = self.positions != self._snapshot_positions
+        if not (force or service.outbox or (moved and now - self._snapshot_at >= self.settings.snapshot_interval_s)):
+            return
+        started, wall = time.perf_counter(), service.wall()  # `now` and `wall` name the same instant
+        self.done.take(service.acd)
+        for ids in self.done.full_segments():
+            self.done.sealed.append(await self.store.write_segment(self.done.next_number(), ids))
+        dropped = self.done.trim()
+        outbox = service.take_outbox()
+        self.seq += 1
+        state = pb.QueueState(
+            event_id=codec.new_id(),
+            occurred_at=_timestamp(wall),
+            instance=self.settings.group_id,
+            seq=self.seq,
+            clock=now,
+            offsets=[pb.QueueInputOffset(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in sorted(self.positions.items())],
+            acd=encode_acd(service.acd),
+            finished_call_ids=self.done.tail,
+            done_segments=self.done.sealed,
+            outbox=outbox,
+        )
+        size = await self.store.write_snapshot(state)
+        written_ms = (time.perf_counter() - started) * 1000
+        self._snapshot_positions = dict(self.positions)
+        self._snapshot_at = now
+        await self.store.publish(outbox)
+        for segment in dropped:
+            await self.store.drop_segment(segment)
+        st = self.stats
+        st["snapshots"] += 1
+        st["last_bytes"], st["max_bytes"] = size, max(st["max_bytes"], size)
+        st["max_ms"], st["total_ms"] = max(st["max_ms"], written_ms), st["total_ms"] + written_ms
+        log.debug("snapshot_written", seq=self.seq, bytes=size, ms=round(written_ms, 2), decisions=len(outbox))
+        if force or now - self._commit_at >= self.settings.snapshot_interval_s:
+            await self._commit()
+
+    async def _commit(self) -> None:
+        """Commit the snapshot's offsets to the consumer group: for lag monitoring only (restarts use the snapshot)."""
+        if self.consumer is None or not self._snapshot_positions:
+            return
+        self._commit_at = self.clock()
+        try:
+            await self.consumer.commit(dict(self._snapshot_positions))
+        except KafkaError as exc:
+            log.warning("offset_commit_failed", error=str(exc))
+
+    async def stop(self) -> None:
+        try:
+            if self.consumer is not None:
+                await self.consumer.stop()
+        finally:
+            self.consumer = None
+            await self.store.stop()
 
 
 async def run(settings: QueueSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
-    bus = EventBus(settings.kafka, SERVICE)
-    await bus.start()
-    service = QueueService(settings, config, bus)
-    sweeper = asyncio.create_task(_sweeper(service, settings.sweep_interval_s, stop))
+    runner = QueueRunner(settings, config)
     try:
-        await consume(
-            bus,
-            [CALL_QUEUED, CALL_ENDED],
-            service.handle,
-            settings.group_id,
-            stop,
-            on_ready=lambda: mark_ready(SERVICE, queues=len(config.queues), agents=len(config.agents)),
-        )
+        await runner.start()
+        mark_ready(SERVICE, queues=len(config.queues), agents=len(config.agents), restored=runner.restored)
+        await runner.loop(stop)
+        await runner.flush(force=True)  # the last snapshot: the next start reads nothing again
     finally:
-        stop.set()
-        await sweeper
-        await bus.stop()
-        log.info("queue_stopped")
+        await runner.stop()
+        st = runner.stats
+        log.info(
+            "queue_stopped",
+            snapshots=st["snapshots"],
+            snapshot_max_bytes=st["max_bytes"],
+            snapshot_max_ms=round(st["max_ms"], 2),
+            snapshot_mean_ms=round(st["total_ms"] / st["snapshots"], 2) if st["snapshots"] else 0,
+        )

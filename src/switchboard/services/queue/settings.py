@@ -14,8 +14,21 @@ class QueueSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_QUEUE_", extra="ignore")
 
     config: Path = config_path_field("SWITCHBOARD_QUEUE_")
-    group_id: str = Field("queue", description="consumer group of call.queued / call.ended")
+    group_id: str = Field(
+        "queue",
+        description="names this queue instance: the key of its state in queue.state, and the consumer group its "
+        "input offsets are committed under (for lag monitoring; a restart resumes from the state's offsets)",
+    )
     sweep_interval_s: float = Field(1.0, gt=0, description="how often waiting calls are checked against max_wait_s")
+    snapshot_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="longest time between two state snapshots (queue.state) while inputs change the state without a "
+        "decision (a decision always writes one first); bounds what a restart reads again",
+    )
+    remember_finished: int = Field(
+        100_000, ge=1, description="finished call ids remembered (also across restarts) to ignore a redelivered call.queued"
+    )
     abandoned_announcement: str = Field(
         "All of our agents are busy right now. Please call again later. Goodbye.",
         description="played by the edge when a call waited longer than its queue's max_wait_s",
