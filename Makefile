@@ -29,5 +29,10 @@ test-unit: install
 run: install
 	$(VENV)/bin/switchboard run --rate $(RATE) --duration $(DURATION)
 
+# Throughput and latency on this machine (not part of `make test`): bench/results.json and bench/results.md.
+# BENCH_QUICK=1 for a short smoke run; other BENCH_* settings in bench/settings.py.
+bench: install
+	$(PY) -m bench
+
 clean:
 	rm -rf var .pytest_cache
