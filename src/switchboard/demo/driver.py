@@ -208,22 +208,29 @@ async def drive(
 
         interval = 1.0 / rate
         next_at = loop.time()
-        while not stop.is_set():
-            if count is not None and stats.sent >= count:
-                break
-            if end is not None and loop.time() >= end:
-                break
-            task = asyncio.create_task(run_one(model.next_call()))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            stats.sent += 1
-            next_at += interval
-            delay = next_at - loop.time()
-            if delay > 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
-        if pending:
-            await asyncio.gather(*pending)
+        try:
+            while not stop.is_set():
+                if count is not None and stats.sent >= count:
+                    break
+                if end is not None and loop.time() >= end:
+                    break
+                task = asyncio.create_task(run_one(model.next_call()))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                stats.sent += 1
+                next_at += interval
+                delay = next_at - loop.time()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), delay)
+                    except TimeoutError:
+                        pass
+            if pending:
+                await asyncio.gather(*pending)
+        except asyncio.CancelledError:
+            # Cancelled (Ctrl-C): the calls in flight go too, before their channel closes under them.
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            raise
     return stats
