@@ -4,6 +4,10 @@ Nobody answers the pings here, so every auction ends at its deadline. The
 router's state lives in changelog-backed tables: a router stopped mid-auction
 and started again (same app id) recovers the auction and still gives the call
 exactly one terminal event.
+
+The last two tests pin the two broker-level corrections the router's transport
+makes when it starts or rebalances (services/router/transport.py, docs/ROUTER.md
+"Crash and restart"), on the real broker.
 """
 
 from __future__ import annotations
@@ -14,12 +18,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from google.protobuf.message import Message
 
 from switchboard.platform import codec
 from switchboard.platform.broker import EmbeddedBroker
+from switchboard.platform.kafka import ensure_topics, make_consumer, true_end_offsets
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, IVR_COMPLETED, PING_REQUESTED
-from tests.support import Results, ServiceProcess, by_target, event_bus, ivr, service_env, wait_records
+from switchboard.platform.topics import (
+    CALL_QUEUED,
+    CALL_REJECTED,
+    IVR_COMPLETED,
+    PING_REQUESTED,
+    Topic,
+)
+from switchboard.services.router.transport import rewind_uncommitted
+from tests.support import (
+    Results,
+    ServiceProcess,
+    by_target,
+    event_bus,
+    ivr,
+    service_env,
+    wait_records,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +130,67 @@ async def test_auction_in_flight_survives_a_restart(router: RouterProcess, kafka
 
 async def _wait_for_ping(kafka: KafkaSettings, call_id: str, timeout_s: float = 20.0) -> None:
     await wait_records(kafka, PING_REQUESTED, lambda r, _ev: (r.key or b"").decode() == call_id, timeout_s)
+
+
+async def _topic_of_its_own(kafka: KafkaSettings) -> str:
+    name = f"test-recovery-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, [Topic(name, Message, "test records")])
+    return name
+
+
+async def test_end_offsets_count_every_record_of_a_last_batch(kafka: KafkaSettings) -> None:
+    """Table recovery reads changelogs up to these ends: a whole last batch must count."""
+    topic = await _topic_of_its_own(kafka)
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all", linger_ms=100)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, f"r{i}".encode(), partition=0) for i in range(3)]  # one batch
+        offsets = [(await f).offset for f in sent]
+        await producer.send_and_wait(topic, b"alone", partition=1)
+    finally:
+        await producer.stop()
+    assert offsets == [0, 1, 2]
+    tps = [TopicPartition(topic, p) for p in range(kafka.partitions)]
+    reader = AIOKafkaConsumer(**kafka.client_kwargs())
+    await reader.start()
+    try:
+        listed = await reader.end_offsets(tps)  # Tansu: 1 for partition 0 (its last batch starts at 0)
+    finally:
+        await reader.stop()
+    ends = await true_end_offsets(lambda: AIOKafkaConsumer(**kafka.client_kwargs()), listed)
+    assert ends == {tps[0]: 3, tps[1]: 1, tps[2]: 0, tps[3]: 0}
+
+
+async def test_uncommitted_partitions_are_rewound_after_the_seek_to_committed(kafka: KafkaSettings) -> None:
+    """Records read past but never committed are read again, as Faust expects after a rebalance."""
+    topic = await _topic_of_its_own(kafka)
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        for partition, count in ((0, 3), (1, 2)):
+            for _ in range(count):
+                await producer.send_and_wait(topic, b"v", partition=partition)
+    finally:
+        await producer.stop()
+    tps = [TopicPartition(topic, p) for p in range(kafka.partitions)]
+    consumer = make_consumer(kafka, f"test-rewind-{uuid.uuid4().hex[:8]}", "test")
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.commit({tps[1]: 0})  # committed, but at 0; partition 0 never committed
+
+        async def read() -> dict[int, list[int]]:
+            got: dict[int, list[int]] = {}
+            while sum(map(len, got.values())) < 5:
+                for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                    got.setdefault(tp.partition, []).extend(r.offset for r in records)
+            return got
+
+        assert await asyncio.wait_for(read(), 20) == {0: [0, 1, 2], 1: [0, 1]}
+        committed = await consumer.seek_to_committed()  # aiokafka leaves offsets None and 0 alone
+        rewound = await rewind_uncommitted(consumer, committed, "earliest")
+        assert set(rewound) == set(tps)
+        assert [await consumer.position(tp) for tp in tps] == [0, 0, 0, 0]
+        assert await asyncio.wait_for(read(), 20) == {0: [0, 1, 2], 1: [0, 1]}
+    finally:
+        await consumer.stop()

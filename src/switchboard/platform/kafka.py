@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -18,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
+from aiokafka.structs import TopicPartition
 from google.protobuf.message import Message
 
 from switchboard.platform import codec
@@ -83,6 +85,46 @@ def leave_group_on_close(consumer: AIOKafkaConsumer) -> None:
         self.reset_generation()
 
     coordinator._maybe_leave_group = types.MethodType(_leave, coordinator)  # type: ignore[method-assign]
+
+
+async def true_end_offsets(
+    new_probe: Callable[[], AIOKafkaConsumer], ends: Mapping[Any, int | None], timeout_s: float = 10.0
+) -> dict[Any, int | None]:
+    """End offsets as a fetch sees them, from the `ends` that ListOffsets(latest) answered.
+
+    Why: Tansu answers ListOffsets(latest) with the first offset of a partition's last record
+    batch + 1, not the last offset + 1: records of a multi-record batch at the end are not
+    counted. A fetch from the offset it answered returns that batch and the true high-water
+    mark, so every non-empty partition is fetched once. On Kafka the answer is already right
+    and the fetch only confirms it (or sees newer records). `new_probe` makes a consumer without
+    a group, started and stopped here (only when a partition is not empty). Keys may be any
+    (topic, partition) tuples; partitions not read within `timeout_s` keep their ListOffsets value.
+    """
+    asked = {TopicPartition(tp[0], tp[1]): tp for tp, end in ends.items() if end}
+    if not asked:
+        return dict(ends)
+    found: dict[Any, int] = {}
+    probe = new_probe()
+    try:
+        await probe.start()
+        probe.assign(list(asked))
+        for tp, key in asked.items():
+            probe.seek(tp, ends[key] - 1)  # type: ignore[operator]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        pending = set(asked)
+        while pending and loop.time() < deadline:
+            await probe.getmany(*pending, timeout_ms=100)
+            for tp in list(pending):
+                highwater = probe.highwater(tp)
+                if highwater is not None:
+                    found[asked[tp]] = highwater
+                    pending.discard(tp)
+        if pending:
+            log.warning("end_offsets_unconfirmed", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in pending))
+    finally:
+        await probe.stop()
+    return {key: max(end, found[key]) if key in found and end is not None else end for key, end in ends.items()}
 
 
 def make_consumer(kafka: KafkaSettings, group_id: str | None, client_id: str, *topics: str, **overrides: object) -> AIOKafkaConsumer:
@@ -210,8 +252,6 @@ async def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 30.0) -> None
 
 async def consumer_lag(kafka: KafkaSettings, group_id: str, topics: Iterable[Topic] = ALL_TOPICS) -> int:
     """Messages in `topics` that consumer group `group_id` has not committed yet."""
-    from aiokafka.structs import TopicPartition
-
     names = [t.name for t in topics]
     # The admin client's OffsetFetch is not understood by Tansu; a consumer that carries the
     # group id but never subscribes asks the coordinator the same question without joining.
@@ -243,8 +283,6 @@ async def wait_until_drained(kafka: KafkaSettings, group_id: str, timeout_s: flo
 
 async def read_all(kafka: KafkaSettings, topics: Iterable[Topic]) -> list[tuple[Topic, Message]]:
     """Everything currently in `topics`, decoded (undecodable messages skipped); no consumer group."""
-    from aiokafka.structs import TopicPartition
-
     topics = list(topics)
     by_name = {t.name: t for t in topics}
     consumer = AIOKafkaConsumer(**kafka.client_kwargs(), enable_auto_commit=False, fetch_max_wait_ms=kafka.fetch_max_wait_ms)

@@ -27,7 +27,8 @@ class KafkaSettings(BaseSettings):
     # aiokafka's default (500 ms) costs ~250 ms per hop on Tansu; 5 ms gives ~10 ms hops.
     fetch_max_wait_ms: int = Field(5, ge=0)
     linger_ms: int = Field(0, ge=0)
-    # Tansu holds a JoinGroup for about half the rebalance timeout: keep it short locally.
+    # Tansu holds a JoinGroup for about half the session timeout (5 s at 10 s) and keeps a killed
+    # member until its session expires: keep it short locally (docs/ROUTER.md, crash and restart).
     session_timeout_ms: int = Field(10_000, ge=1000)
     rebalance_timeout_ms: int = Field(6_000, ge=1000)
     heartbeat_interval_ms: int = Field(1_000, ge=100)
