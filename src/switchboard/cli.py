@@ -43,10 +43,10 @@ def config_validate(path: Path = typer.Argument(..., help="YAML file or director
 @app.command()
 def topics() -> None:
     """List the Kafka topics Switchboard uses (docs/TOPICS.md)."""
-    from switchboard.platform.topics import ALL_TOPICS
+    from switchboard.platform.topics import ALL_TOPICS, PRIVATE_TOPICS
 
     table = Table("topic", "message", "meaning")
-    for t in ALL_TOPICS:
+    for t in (*ALL_TOPICS, *PRIVATE_TOPICS):
         table.add_row(t.name, t.message.DESCRIPTOR.full_name, t.description)
     console.print(table)
 
@@ -148,6 +148,104 @@ def run(
         if bad:
             console.print(f"[yellow]services exited with errors: {bad}")
     _print_summary(stack.analytics_dsn)
+
+
+@app.command()
+def simulate(
+    config: Path = typer.Option(DEMO_CONFIG, "--config", help="routing configuration with its `simulation:` model (docs/SIMULATION.md)"),
+    calls: int = typer.Option(10_000, "--calls", min=1, help="simulated calls (per run)"),
+    seed: int = typer.Option(1, "--seed", help="same seed, same result (byte for byte)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
+    out: Path | None = typer.Option(None, "--out", help="write one JSON line per call: attributes, outcome, decision trace"),
+    compare: tuple[Path, Path] | None = typer.Option(
+        None, "--compare", help="compare two plans A B on the same traffic (instead of --config)", metavar="A.yaml B.yaml"
+    ),
+    runs: int = typer.Option(10, "--runs", min=2, help="paired runs for --compare (seeds seed..seed+runs-1)"),
+) -> None:
+    """Simulate calls through the routing core offline: revenue, fill rate, buyers, rejects, queues (docs/SIMULATION.md)."""
+    import sys
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from switchboard.core.config import ConfigError, RoutingConfig, load_config
+    from switchboard.simulation import CallRecord, Simulator
+    from switchboard.simulation.compare import compare as compare_plans
+    from switchboard.simulation.render import comparison_table, result_tables
+
+    def load(path: Path) -> RoutingConfig:
+        try:
+            return load_config(path)
+        except ConfigError as exc:
+            for p in exc.problems:
+                typer.echo(p, err=True)
+            typer.echo(f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in {path}", err=True)
+            raise typer.Exit(1) from None
+
+    err = Console(stderr=True)
+    show_progress = not as_json and sys.stderr.isatty()
+
+    def bar() -> Progress:
+        columns = (TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        return Progress(*columns, console=err, disable=not show_progress, transient=True)
+
+    if compare is not None:
+        if out is not None:
+            raise typer.BadParameter("--out writes the calls of one run; leave it out with --compare", param_hint="--out")
+        plan_a, plan_b = compare
+        cfg_a, cfg_b = load(plan_a), load(plan_b)
+        with bar() as progress:
+            task = progress.add_task("runs", total=2 * runs)
+            try:
+                result = compare_plans(cfg_a, cfg_b, calls, runs, seed, progress=lambda k: progress.update(task, completed=k))
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
+        doc = result.to_dict(str(plan_a), str(plan_b))
+        if as_json:
+            typer.echo(json.dumps(doc))
+            return
+        console.print(comparison_table(doc))
+        if result.traffic_differs:
+            console.print("[yellow]note: the two plans have different simulation.traffic (or start): they did not get the same calls")
+        return
+
+    cfg = load(config)
+    sink = None
+    handle = None
+    if out is not None:
+        handle = out.open("w", encoding="utf-8")
+        pending: dict[int, str] = {}  # calls end out of order: write them in call order
+        next_call = [1]
+
+        def sink(record: CallRecord) -> None:
+            pending[record.call.index] = json.dumps(record.to_dict())
+            while next_call[0] in pending:
+                handle.write(pending.pop(next_call[0]) + "\n")
+                next_call[0] += 1
+
+    try:
+        simulator = Simulator(cfg, seed, on_call=sink)
+        with bar() as progress:
+            task = progress.add_task("calls", total=calls)
+            tally = simulator.run(calls, lambda n: progress.update(task, completed=n))
+    except ValueError as exc:  # nothing to simulate (e.g. no campaigns)
+        typer.echo(f"{config}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if handle is not None:
+            handle.close()
+    doc = tally.to_dict()
+    if as_json:
+        typer.echo(json.dumps(doc))
+        return
+    console.print(result_tables(doc, f"Simulation of {config}: {calls:,} calls, seed {seed}"))
+    if out is not None:
+        console.print(f"{calls:,} calls written to {out} (one JSON object per line)")
 
 
 def _print_summary(dsn: str) -> None:

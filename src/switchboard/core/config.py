@@ -20,6 +20,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -1044,6 +1045,316 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
                 problems.append((("agents", ai, "queues", qi), unknown("queue", "queues", q, queues, "remove it from the agent's queues")))
     for fi, flow in _items(data, "ivr_flows"):
         problems.extend((("ivr_flows", fi) + sub, msg) for sub, msg in ivr_flow_problems(flow))
+    ids = {"campaigns": _ids(data, "campaigns"), "buyers": buyers, "agents": _ids(data, "agents"), "queues": queues}
+    problems.extend(simulation_reference_problems(data, ids))
+    return problems
+
+
+# ---------------------------------------------------------------- simulation (docs/SIMULATION.md)
+
+# The offline model `switchboard simulate` drives through the routing core: who calls and when,
+# how buyers answer pings, posts and offers, how long agents talk, how long callers wait.
+# Every field has a default, so a configuration without `simulation:` still simulates.
+
+DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal", "exponential")
+_DIST_EXAMPLE = "{type: exponential, mean: 300}"
+
+
+class FixedDist(_Model):
+    type: Literal["fixed"]
+    value: float = Field(ge=0)
+
+
+class UniformDist(_Model):
+    type: Literal["uniform"]
+    min: float = Field(ge=0)
+    max: float = Field(ge=0)
+
+
+class NormalDist(_Model):
+    """Drawn values are clipped to [min, max]."""
+
+    type: Literal["normal"]
+    mean: float
+    sd: float = Field(ge=0)
+    min: float = Field(0, ge=0)
+    max: float | None = None
+
+
+class LogNormalDist(_Model):
+    """median·e^(sigma·Z), clipped at max."""
+
+    type: Literal["lognormal"]
+    median: float = Field(gt=0)
+    sigma: float = Field(0.5, ge=0)
+    max: float | None = Field(None, gt=0)
+
+
+class ExponentialDist(_Model):
+    type: Literal["exponential"]
+    mean: float = Field(gt=0)
+
+
+def _check_distribution(v: Any) -> Any:
+    """A bare number is a fixed value (`ring_s: 20`); a mapping needs its `type`."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if v < 0:
+            raise ValueError(f"{_show(v)} is negative (write a value of 0 or more, e.g. 300, or a distribution like {_DIST_EXAMPLE})")
+        return {"type": "fixed", "value": v}
+    if isinstance(v, Mapping) and "type" not in v:
+        raise ValueError(
+            f"a distribution needs a type (write it like {_DIST_EXAMPLE} or a plain number for a fixed value; "
+            f"types: {', '.join(DISTRIBUTIONS)})"
+        )
+    if isinstance(v, Mapping) and v.get("type") in ("uniform", "normal"):
+        low, high = v.get("min", 0), v.get("max")
+        if _is_number(low) and _is_number(high) and float(high) < float(low):
+            raise FieldProblems([(("max",), f"max {_show(high)} is below min {_show(low)} (set max to {_show(low)} or more)")])
+    return v
+
+
+# Parameter names of the distributions: a mapping of only these is a distribution without its type.
+_DIST_PARAMETERS = {"value", "min", "max", "mean", "sd", "median", "sigma"}
+
+
+Distribution = Annotated[
+    FixedDist | UniformDist | NormalDist | LogNormalDist | ExponentialDist,
+    Field(discriminator="type"),
+    BeforeValidator(_check_distribution),
+]
+Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+class ChoiceDist(_Model):
+    """A categorical answer: value → relative weight."""
+
+    type: Literal["choice"]
+    weights: dict[str, float]
+
+
+def _check_answer_spec(v: Any) -> Any:
+    """An IVR answer model: a numeric distribution (drawn, then rounded to a whole number), or the
+    shorthand for a choice: a mapping value → weight (`{yes: 2, no: 1}`) or a list of values (equal weights)."""
+    if isinstance(v, list):
+        if not all(isinstance(x, (str, int, float, bool)) for x in v):
+            raise ValueError(f"expected a list of values, got {_show(v)} (write it like [en, es], or {{yes: 2, no: 1}} for weights)")
+        weights: dict[Any, float] = {}
+        for x in v:  # a value listed twice is twice as likely
+            weights[x] = weights.get(x, 0) + 1
+        v = {"type": "choice", "weights": weights}
+    elif isinstance(v, Mapping) and "type" not in v:
+        if v and set(map(str, v)) <= _DIST_PARAMETERS:
+            return _check_distribution(v)  # {mean: 3}: a distribution that forgot its type, not a choice of "mean"
+        v = {"type": "choice", "weights": dict(v)}
+    if isinstance(v, Mapping) and v.get("type") == "choice":
+        choices = v.get("weights")
+        if not isinstance(choices, Mapping) or not choices:
+            raise ValueError('no values to choose from (write it like {yes: 2, no: 1} or [en, es])')
+        problems: list[tuple[FieldPath, str]] = []
+        out: dict[str, float] = {}
+        for value, weight in choices.items():
+            if not _is_number(weight) or float(weight) < 0:
+                problems.append(((_yaml_text(value),), f"weight {_show(weight)} is not a number ≥ 0 (write it like {_yaml_text(value)}: 2)"))
+                continue
+            out[str(_yaml_text(value))] = float(weight)
+        if not problems and sum(out.values()) <= 0:
+            problems.append(((), "every weight is 0: no value could ever be drawn (give at least one value a weight above 0)"))
+        if problems:
+            raise FieldProblems(problems)
+        return {"type": "choice", "weights": out}
+    return _check_distribution(v)
+
+
+AnswerSpec = Annotated[
+    ChoiceDist | FixedDist | UniformDist | NormalDist | LogNormalDist | ExponentialDist,
+    Field(discriminator="type"),
+    BeforeValidator(_check_answer_spec),
+]
+
+_HOURS = re.compile(r"^(\d{1,2})(?:-(\d{1,2}))?$")
+
+
+def _check_hourly_profile(v: Any) -> Any:
+    """`{"08-20": 1.0, "20-08": 0.2}`: relative arrival rate by local hour; hours not listed get none."""
+    if not isinstance(v, Mapping):
+        return v
+    problems: list[tuple[FieldPath, str]] = []
+    owner: dict[int, str] = {}
+    out: dict[str, float] = {}
+    for key, rate in v.items():
+        text = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
+        m = _HOURS.match(text) if isinstance(text, str) else None
+        start = int(m.group(1)) if m else -1
+        end = (int(m.group(2)) if m.group(2) is not None else start + 1) if m else -1
+        if not m or not (0 <= start <= 23) or not (1 <= end <= 24) or start == end:
+            problems.append(((key,), f"{key!r} is not an hour range (write it like \"08-20\" for 08:00 to 20:00, \"20-06\" overnight, or 13 for one hour)"))
+            continue
+        if not _is_number(rate) or float(rate) < 0:
+            problems.append(((key,), f"rate {_show(rate)} is not a number ≥ 0 (write it like \"{text}\": 1.0)"))
+            continue
+        hours = list(range(start, end)) if start < end else [*range(start, 24), *range(end)]
+        clash = next((h for h in hours if h in owner), None)
+        if clash is not None:
+            problems.append(((key,), f"hour {clash:02d} is already covered by {owner[clash]!r} (list each hour in one range only)"))
+            continue
+        for h in hours:
+            owner[h] = str(text)
+        out[str(text)] = float(rate)
+    if not problems and not any(r > 0 for r in out.values()):
+        problems.append(((), "no hour has a rate above 0: no call would ever arrive (give some hours a rate, e.g. \"08-20\": 1.0)"))
+    if problems:
+        raise FieldProblems(problems)
+    return out
+
+
+HourlyProfile = Annotated[dict[str, float], BeforeValidator(_check_hourly_profile)]
+
+
+def hourly_rates(profile: Mapping[str, float] | None) -> list[float]:
+    """The 24 relative rates (local hour 0..23) of a validated hourly profile; None is flat 1.0."""
+    if profile is None:
+        return [1.0] * 24
+    rates = [0.0] * 24
+    for key, rate in profile.items():
+        m = _HOURS.match(key)
+        assert m is not None, "validated by _check_hourly_profile"
+        start = int(m.group(1))
+        end = int(m.group(2)) if m.group(2) is not None else start + 1
+        for h in range(start, end) if start < end else [*range(start, 24), *range(end)]:
+            rates[h] = rate
+    return rates
+
+
+class CallerArea(_Model):
+    """Where callers are: state, area code and ZIP prefix drawn together (consistent for filters)."""
+
+    state: StateCode
+    area_code: AreaCode
+    zip_prefix: ZipPrefix | None = None  # the ZIP is completed with random digits; none: no ZIP
+    weight: float = Field(1.0, gt=0)
+
+
+class Callers(_Model):
+    areas: list[CallerArea] | None = Field(None, min_length=1)  # none: the demo's US areas (docs/SIMULATION.md)
+    answers: dict[AnswerKey, AnswerSpec] = {}
+
+
+class CampaignTraffic(_Model):
+    calls_per_hour: float = Field(gt=0)
+    hourly_profile: HourlyProfile | None = None  # none: the traffic's profile
+    answers: dict[AnswerKey, AnswerSpec] = {}  # added to (and overriding) callers.answers for this campaign
+
+
+class Traffic(_Model):
+    calls_per_hour: float = Field(60.0, gt=0)  # per campaign, when `campaigns` is not given
+    campaigns: dict[str, CampaignTraffic] | None = Field(None, min_length=1)  # none: every campaign at calls_per_hour
+    hourly_profile: HourlyProfile | None = None  # none: the same rate around the clock
+    callers: Callers = Callers()
+
+
+class BuyerBehavior(_Model):
+    """How a simulated buyer behaves. Unset fields come from `buyers.defaults`, then the built-in defaults.
+
+    Ping and post fields apply to RTB buyers only: the bidder answers for a static buyer at once with
+    its price and accepts its posts, so the simulator does the same.
+    """
+
+    bid: Distribution | None = None  # RTB: the amount bid (rounded to cents)
+    latency_ms: Distribution | None = None  # RTB: answer time of a ping or post (past its timeout: no bid)
+    decline_rate: Rate | None = None  # RTB: share of pings declined
+    available_rate: Rate | None = None  # RTB: share of bids reporting free capacity (availability tiers)
+    post_reject_rate: Rate | None = None  # RTB: share of ping_post posts rejected
+    answer_rate: Rate | None = None  # share of offers (bridged calls) the buyer answers; else no answer after ring_s
+    ring_s: Distribution | None = None  # how long an unanswered offer rings before it is re-routed
+    conversion_rate: Rate | None = None  # share of answered calls that last billable_after_s (billable sales)
+    hangup_rate: Rate | None = None  # share of answered calls the buyer hangs up before billable_after_s (re-routed)
+    talk_time_s: Distribution | None = None  # length of a billable call (at least billable_after_s)
+
+
+class AgentBehavior(_Model):
+    """How a simulated agent behaves; unset fields come from `agents.defaults`, then the built-in defaults."""
+
+    handle_time_s: Distribution | None = None
+    answer_rate: Rate | None = None  # share of offered calls the agent answers; else re-offered after ring_s
+    ring_s: Distribution | None = None
+
+
+class QueueBehavior(_Model):
+    """How callers behave in a queue; unset fields come from `queues.defaults`."""
+
+    patience_s: Distribution | None = None  # the caller hangs up after waiting this long; none: waits up to max_wait_s
+
+
+def _check_start(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v
+    if isinstance(v, str):
+        try:
+            return datetime.fromisoformat(v.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{_show(v)} is not a date and time (write it like \"2025-03-03T09:00:00\", local to `timezone`)")
+
+
+class Simulation(_Model):
+    start: Annotated[datetime, BeforeValidator(_check_start)] = datetime(2025, 3, 3, 9, 0)  # a Monday
+    timezone: str = "America/New_York"  # of `start` (when it has no offset) and of the hourly profiles
+    traffic: Traffic = Traffic()
+    buyers: dict[str, BuyerBehavior] = {}  # buyer id (or `defaults`) → behavior
+    agents: dict[str, AgentBehavior] = {}  # agent id (or `defaults`) → behavior
+    queues: dict[str, QueueBehavior] = {}  # queue id (or `defaults`) → caller behavior
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: Any) -> Any:
+        return _check_timezone(v)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _date_only(cls, v: Any) -> Any:
+        if isinstance(v, date) and not isinstance(v, datetime):
+            return datetime(v.year, v.month, v.day)
+        return v
+
+    def start_at(self) -> datetime:
+        """The virtual clock's start, timezone-aware."""
+        return self.start if self.start.tzinfo is not None else self.start.replace(tzinfo=ZoneInfo(self.timezone))
+
+
+def simulation_reference_problems(data: Mapping[str, Any], ids: Mapping[str, set[Any]]) -> list[tuple[FieldPath, str]]:
+    """Ids named in `simulation:` must exist in the configuration (`defaults` is the entry for all)."""
+    sim = data.get("simulation")
+    if not isinstance(sim, Mapping):
+        return []
+    problems: list[tuple[FieldPath, str]] = []
+    traffic = sim.get("traffic")
+    campaigns = traffic.get("campaigns") if isinstance(traffic, Mapping) else None
+    if isinstance(campaigns, Mapping):
+        known = ids["campaigns"]
+        for cid in campaigns:
+            if cid not in known:
+                problems.append(
+                    (
+                        ("simulation", "traffic", "campaigns", cid),
+                        f"unknown campaign {cid!r}{_did_you_mean(cid, known)} (define it under campaigns, or remove it from the traffic)",
+                    )
+                )
+    for section in ("buyers", "agents", "queues"):
+        entries = sim.get(section)
+        if not isinstance(entries, Mapping):
+            continue
+        known = ids[section]
+        for ident in entries:
+            if ident != "defaults" and ident not in known:
+                problems.append(
+                    (
+                        ("simulation", section, ident),
+                        (
+                            f"unknown {_SECTION_NOUN[section]} {ident!r}{_did_you_mean(ident, known | {'defaults'})} "
+                            f"(define it under {section}, use `defaults` for all of them, or remove it)"
+                        ),
+                    )
+                )
     return problems
 
 
@@ -1056,8 +1367,7 @@ class RoutingConfig(_Model):
     agents: list[Agent] = []
     ivr_flows: list[IvrFlow] = []
     blocklist: Blocklist = Blocklist()  # global: applies to every campaign
-    # The offline simulation model (issue: simulate); kept as given until it is defined.
-    simulation: dict[str, Any] | None = None
+    simulation: Simulation | None = None  # the offline model of `switchboard simulate` (docs/SIMULATION.md)
 
     @field_validator("version", mode="before")
     @classmethod
