@@ -14,6 +14,9 @@ from switchboard.core.ledger import (
     call_ended,
     call_routed,
     is_billable,
+    needs_reaping,
+    release_stale_calls,
+    stale_calls,
     swrr_order,
     swrr_routed,
     window_key,
@@ -126,3 +129,72 @@ def test_in_memory_ledger_applies_actions() -> None:
     assert led.buyer_load("a").bridged == 0 and led.buyer_load("a").sales("daily", t, "UTC") == 1
     led.bid("b", Decimal("33.00"), t)
     assert led.buyer_load("b").last_bid == Decimal("33.00")
+
+
+# ---------------------------------------------------------------- the reaper of calls whose end never came
+
+
+def test_open_calls_remember_when_they_were_routed() -> None:
+    t = datetime(2025, 1, 15, 18, 0, tzinfo=UTC)
+    load = call_routed(BuyerLoad("b"), "c1", Decimal("40.00"), t)
+    load = call_routed(load, "c2", Decimal("10.00"), t + timedelta(minutes=1))
+    assert load.opened_at == {"c1": t, "c2": t + timedelta(minutes=1)}
+    assert call_routed(load, "c1", Decimal("40.00"), t + timedelta(hours=1)).opened_at["c1"] == t  # redelivered: first time kept
+    ended = call_ended(load, "c1", t + timedelta(minutes=2), 120, 90, LA)
+    assert ended.opened_at == {"c2": t + timedelta(minutes=1)} and set(ended.open_calls) == {"c2"}
+    assert BuyerLoad.from_dict(json.loads(json.dumps(ended.to_dict()))) == ended
+
+
+def test_old_records_without_opening_times_still_load() -> None:
+    t = datetime(2025, 1, 15, 18, 0, tzinfo=UTC)
+    old = call_routed(BuyerLoad("b"), "c1", Decimal("40.00"), t).to_dict()
+    del old["opened_at"]  # what the changelog holds from before the field existed
+    unknown = BuyerLoad.from_dict(old)
+    assert unknown.bridged == 1 and unknown.reserved_spend == Decimal("40.00") and unknown.unstamped_calls == ["c1"]
+    assert stale_calls(unknown, t + timedelta(days=30), timedelta(hours=4)) == []  # unknown age: never stale
+    loaded_at = t + timedelta(days=2)
+    stamped = BuyerLoad.from_dict(old, loaded_at=loaded_at)
+    assert stamped.opened_at == {"c1": loaded_at} and stamped.unstamped_calls == []
+    # "now" at load starts the clock: stale one max_call_duration after that, not at once.
+    assert stale_calls(stamped, loaded_at + timedelta(hours=3), timedelta(hours=4)) == []
+    assert stale_calls(stamped, loaded_at + timedelta(hours=4), timedelta(hours=4)) == ["c1"]
+    # A stored time wins over loaded_at; a time of a call no longer open is dropped.
+    newer = call_routed(BuyerLoad("b"), "c2", Decimal("1.00"), t).to_dict()
+    newer["opened_at"]["gone"] = t.isoformat()
+    assert BuyerLoad.from_dict(newer, loaded_at=loaded_at).opened_at == {"c2": t}
+
+
+def test_stale_calls_are_released_without_a_sale() -> None:
+    t = datetime(2025, 1, 15, 18, 0, tzinfo=UTC)
+    max_age = timedelta(hours=4)
+    load = call_ended(call_routed(BuyerLoad("b"), "sold", Decimal("5.00"), t), "sold", t, 100, 90, LA)
+    load = call_routed(load, "lost-2", Decimal("30.00"), t + timedelta(minutes=5))
+    load = call_routed(load, "lost-1", Decimal("40.00"), t)
+    load = call_routed(load, "live", Decimal("20.00"), t + timedelta(hours=3))
+    now = t + timedelta(hours=4, minutes=5)  # lost-1 is 4 h 5 min old, lost-2 exactly 4 h: both stale
+    assert stale_calls(load, now, max_age) == ["lost-1", "lost-2"]  # oldest first
+    released, reaped = release_stale_calls(load, now, max_age)
+    assert reaped == ["lost-1", "lost-2"]
+    assert set(released.open_calls) == {"live"} and released.opened_at == {"live": t + timedelta(hours=3)}
+    assert released.reserved_spend == Decimal("20.00")
+    # Not billable: the sales and spend are those of the one real sale.
+    for window in ("hourly", "daily", "monthly"):
+        assert released.sales(window, t, LA) == load.sales(window, t, LA) == 1  # type: ignore[arg-type]
+    assert released.spend_today(t, LA) == Decimal("5.00")
+    # Idempotent: a second run (a duplicate reap message) and a late call.ended change nothing.
+    assert release_stale_calls(released, now, max_age) == (released, [])
+    assert call_ended(released, "lost-1", now, 600, 90, LA, True) == released
+    # Nothing stale: the same object back.
+    assert release_stale_calls(load, t + timedelta(hours=1), max_age) == (load, [])
+
+
+def test_needs_reaping_reads_the_stored_form_like_stale_calls() -> None:
+    t = datetime(2025, 1, 15, 18, 0, tzinfo=UTC)
+    max_age = timedelta(hours=4)
+    assert not needs_reaping(BuyerLoad("b").to_dict(), t, max_age)  # no open call
+    stored = call_routed(BuyerLoad("b"), "c1", Decimal("40.00"), t).to_dict()
+    for now in (t, t + timedelta(hours=3, minutes=59), t + timedelta(hours=4), t + timedelta(days=3)):
+        load = BuyerLoad.from_dict(stored)
+        assert needs_reaping(stored, now, max_age) == bool(stale_calls(load, now, max_age))
+    del stored["opened_at"]  # an old record: it needs its open calls stamped, whatever the time
+    assert needs_reaping(stored, t, max_age)

@@ -14,6 +14,7 @@ from switchboard.core.config import RoutingConfig
 from switchboard.core.eligibility import CallFacts
 from switchboard.core.ledger import BuyerLoad, TierState, call_routed, swrr_routed
 from switchboard.services.router import protocol
+from switchboard.services.router.app import finished_at_ms, forgettable
 from switchboard.services.router.view import LoadView
 from switchboard.v1 import events_pb2 as pb
 
@@ -111,3 +112,27 @@ def test_protocol_refuses_what_is_not_a_router_message() -> None:
             protocol.decode_typed(raw)
     msg = {"type": "bid", "buyer_id": "a", "amount": "1.00", "at": NOW.isoformat()}
     assert protocol.decode_typed(protocol.encode(msg)) == msg
+
+
+def test_finished_entries_older_than_the_retention_are_forgotten_and_fresh_ones_stay() -> None:
+    now_ms, retention_ms = 10_000_000, 5_000
+    entries = [
+        ("old", {"kind": "routed", "at_ms": now_ms - 6_000}),
+        ("just", {"kind": "rejected", "at_ms": now_ms - retention_ms}),  # exactly the retention: forgotten
+        ("fresh", {"kind": "queued", "at_ms": now_ms - 4_999}),
+        ("legacy", "routed"),  # written before the time was kept
+    ]
+    first_seen: dict[str, int] = {}
+    assert forgettable(entries, now_ms, retention_ms, first_seen) == ["old", "just"]
+    # An entry without a time counts from when this worker first saw it, not from 0 (forgotten at once).
+    assert first_seen == {"legacy": now_ms}
+    assert forgettable(entries, now_ms + 4_999, retention_ms, first_seen) == ["old", "just", "fresh"]
+    assert forgettable(entries, now_ms + retention_ms, retention_ms, first_seen) == ["old", "just", "fresh", "legacy"]
+    assert finished_at_ms("routed") is None and finished_at_ms({"kind": "routed", "at_ms": 7}) == 7
+
+
+def test_protocol_knows_the_reap_message() -> None:
+    msg = {"type": "reap", "buyer_id": "a"}
+    assert protocol.decode_typed(protocol.encode(msg)) == msg
+    with pytest.raises(protocol.InvalidMessage):
+        protocol.decode_typed(b'{"type": "reap"}')

@@ -15,6 +15,11 @@ BuyerLoad (key: buyer id)
                     and not ended yet. `bridged` = len(open_calls) is what the
                     concurrency cap counts. Keyed by call id so a redelivered
                     route or end event is a no-op (idempotent transitions).
+    opened_at       call id → when each open call was routed (the reaper's clock).
+                    Records written before it existed load without it: `from_dict`
+                    stamps such calls with its `loaded_at` (the writer passes
+                    "now"), so a call lost before the upgrade is reaped one
+                    max_call_duration after the ledger first loads it.
     hour/day/month  billable sales in the current window of the BUYER's time
                     zone (its schedule's timezone, UTC without a schedule),
                     stored as (window key, count). A window key is computed
@@ -41,6 +46,12 @@ call_ended(load, call_id, now, connected_seconds, billable_after_s, tz, answered
                                            hour/day/month windows of `now` and +price on the day's spend.
                                            A buyer that fails to answer or hangs up early only
                                            releases its slot.
+stale_calls(load, now, max_call_duration)  the open calls routed at least max_call_duration ago
+                                           (needs_reaping: the same question on a stored load)
+release_stale_calls(load, now, max_call_duration)
+                                           those calls ended without a sale (slot and reserved
+                                           spend freed, no sale, no spend): the reaper of calls
+                                           whose end was never reported
 bid_placed(load, amount, now)              last_bid = amount
 swrr_routed(state, pool, chosen)           every buyer of the pool += weight, chosen -= Σweight
                                            (swrr_order reads it: the pick, then the re-pick order)
@@ -53,9 +64,9 @@ never push a window past its cap, whichever way the open calls end.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Literal, Protocol
@@ -114,6 +125,7 @@ class BuyerLoad:
     last_routed: datetime | None = None
     last_bid: Decimal | None = None
     last_bid_at: datetime | None = None
+    opened_at: Mapping[str, datetime] = field(default_factory=dict)
 
     @property
     def bridged(self) -> int:
@@ -151,13 +163,22 @@ class BuyerLoad:
             "last_routed": _iso(self.last_routed),
             "last_bid": None if self.last_bid is None else f"{self.last_bid:.2f}",
             "last_bid_at": _iso(self.last_bid_at),
+            "opened_at": {k: v.isoformat() for k, v in self.opened_at.items()},
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> BuyerLoad:
+    def from_dict(cls, d: Mapping[str, Any], loaded_at: datetime | None = None) -> BuyerLoad:
+        """Read `to_dict`'s output. An open call without an opening time (written before
+        `opened_at` existed) gets `loaded_at`; without `loaded_at` its time stays unknown
+        (never stale, see `unstamped_calls`)."""
+        open_calls = {k: Decimal(v) for k, v in (d.get("open_calls") or {}).items()}
+        stored = d.get("opened_at") or {}
+        opened_at = {k: datetime.fromisoformat(stored[k]) for k in open_calls if stored.get(k)}
+        if loaded_at is not None:
+            opened_at.update((k, loaded_at) for k in open_calls if k not in opened_at)
         return cls(
             buyer_id=d["buyer_id"],
-            open_calls={k: Decimal(v) for k, v in (d.get("open_calls") or {}).items()},
+            open_calls=open_calls,
             hour_key=d.get("hour_key", ""),
             hour_sales=int(d.get("hour_sales", 0)),
             day_key=d.get("day_key", ""),
@@ -168,14 +189,34 @@ class BuyerLoad:
             last_routed=_dt(d.get("last_routed")),
             last_bid=None if d.get("last_bid") is None else Decimal(d["last_bid"]),
             last_bid_at=_dt(d.get("last_bid_at")),
+            opened_at=opened_at,
         )
+
+    @property
+    def unstamped_calls(self) -> list[str]:
+        """Open calls whose opening time is unknown (loaded without `loaded_at` from an old record)."""
+        return [c for c in self.open_calls if c not in self.opened_at]
 
 
 def call_routed(load: BuyerLoad, call_id: str, price: Decimal, now: datetime) -> BuyerLoad:
     """The call was routed (bridged) to the buyer: it takes a concurrency slot until it ends."""
     if call_id in load.open_calls:
         return load  # redelivered
-    return replace(load, open_calls={**load.open_calls, call_id: price}, last_routed=now)
+    return replace(
+        load,
+        open_calls={**load.open_calls, call_id: price},
+        opened_at={**load.opened_at, call_id: now},
+        last_routed=now,
+    )
+
+
+def _without(load: BuyerLoad, call_ids: Collection[str]) -> BuyerLoad:
+    """The load with these calls no longer open (nothing else changes)."""
+    return replace(
+        load,
+        open_calls={k: v for k, v in load.open_calls.items() if k not in call_ids},
+        opened_at={k: v for k, v in load.opened_at.items() if k not in call_ids},
+    )
 
 
 def is_billable(connected_seconds: int, billable_after_s: int, answered: bool | None = None) -> bool:
@@ -198,13 +239,12 @@ def call_ended(
     if call_id not in load.open_calls:
         return load  # never routed here, or a redelivered end
     price = load.open_calls[call_id]
-    rest = {k: v for k, v in load.open_calls.items() if k != call_id}
+    rest = _without(load, (call_id,))
     if not is_billable(connected_seconds, billable_after_s, answered):
-        return replace(load, open_calls=rest)
+        return rest
     hour, day, month = (window_key(w, now, tz) for w in ("hourly", "daily", "monthly"))  # type: ignore[arg-type]
     return replace(
-        load,
-        open_calls=rest,
+        rest,
         hour_key=hour,
         hour_sales=(load.hour_sales if load.hour_key == hour else 0) + 1,
         day_key=day,
@@ -213,6 +253,37 @@ def call_ended(
         month_key=month,
         month_sales=(load.month_sales if load.month_key == month else 0) + 1,
     )
+
+
+def stale_calls(load: BuyerLoad, now: datetime, max_call_duration: timedelta) -> list[str]:
+    """Open calls routed at least `max_call_duration` before `now`, oldest first.
+
+    No call lasts that long, so their end was lost (the edge crashed or dropped the call) and
+    their slot would be held forever. Calls whose opening time is unknown are never stale.
+    """
+    oldest = now - max_call_duration
+    return sorted((c for c, at in load.opened_at.items() if at <= oldest and c in load.open_calls), key=lambda c: load.opened_at[c])
+
+
+def needs_reaping(stored: Mapping[str, Any], now: datetime, max_call_duration: timedelta) -> bool:
+    """On a stored load (`BuyerLoad.to_dict`), without decoding all of it: whether an open call is
+    stale (as `stale_calls`) or has no opening time yet (a record from before `opened_at`)."""
+    open_calls = stored.get("open_calls") or {}
+    if not open_calls:
+        return False
+    times = stored.get("opened_at") or {}
+    oldest = now - max_call_duration
+    return any(c not in times or datetime.fromisoformat(times[c]) <= oldest for c in open_calls)
+
+
+def release_stale_calls(load: BuyerLoad, now: datetime, max_call_duration: timedelta) -> tuple[BuyerLoad, list[str]]:
+    """End the stale calls without a sale: slot and reserved spend freed, no sale, no spend.
+
+    Returns the new load and the call ids released. Idempotent: a second run at the same or a
+    later `now` finds nothing more (a call that is not open is never released twice).
+    """
+    stale = stale_calls(load, now, max_call_duration)
+    return (_without(load, set(stale)) if stale else load), stale
 
 
 def bid_placed(load: BuyerLoad, amount: Decimal, now: datetime) -> BuyerLoad:

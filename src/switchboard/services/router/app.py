@@ -33,7 +33,17 @@ Tables keyed by call id (co-partitioned with the sources, changelog-backed):
             ("auction": pinged buyers, answers, deadline; "reserving": the reservation in
             flight; "posting": ping_post's post in flight, waiting for post.answered or its
             deadline; "offered": the offer the edge is ringing) and the attempts already published.
-  finished: call id → how it ended; a redelivered ivr.completed is ignored.
+  finished: call id → {"kind": how it ended, "at_ms": when}; a redelivered ivr.completed is ignored.
+            Entries are forgotten finished_retention_s after the call ended (sweep timer →
+            "forget" on router.deadlines → deleted in stream context, a tombstone in the
+            changelog); an ivr.completed older than that is ignored, so forgetting can never
+            route a call twice. Entries written before "at_ms" existed (a bare kind string)
+            count from when this worker first saw them.
+
+Calls whose call.ended never comes (docs/ROUTER.md): the ledger's sweep releases the buyer's slot
+(bookkeeper.py, "reap"); the call side forgets the offer max_call_duration_s after it was made
+(the sweep timer sends "reap:<attempt>" on router.deadlines; the call is finished "reaped", nothing
+is published), so a call.ended arriving later is ignored like any other for a finished call.
 
 Dedupe (at-least-once everywhere): one call.routed per attempt (`routed` in the record), at
 most one call.rejected (the record is gone after it; `finished` stops a new start), a call.ended
@@ -43,10 +53,12 @@ flight, a post.answered only for the post in flight (its auction, buyer and atte
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import tempfile
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterable, MutableMapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -84,6 +96,9 @@ SERVICE = "router"
 _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 POST_DEADLINE_PREFIX = "post:"  # router.deadlines value of a post's deadline: "post:<auction_id>:<attempt>"
+REAP_PREFIX = "reap:"  # router.deadlines value of an offer older than max_call_duration_s: "reap:<attempt>"
+FORGET = "forget"  # router.deadlines value of a finished call to forget (finished_retention_s passed)
+SWEEP_CHUNK = 10_000  # finished entries looked at between two yields to the event loop
 
 
 class RouterApp(faust.App):
@@ -107,6 +122,27 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def finished_at_ms(entry: Any) -> int | None:
+    """When a `finished` entry was written; None for entries from before the time was kept (a bare kind)."""
+    return entry.get("at_ms") if isinstance(entry, dict) else None
+
+
+def forgettable(entries: Iterable[tuple[str, Any]], now_ms: int, retention_ms: int, first_seen_ms: MutableMapping[str, int]) -> list[str]:
+    """The finished call ids whose entry is at least `retention_ms` old at `now_ms`.
+
+    An entry without a time counts from the first time this worker saw it: such ids are added to
+    `first_seen_ms` (the caller drops the ones no longer in the table).
+    """
+    old: list[str] = []
+    for call_id, entry in entries:
+        at = finished_at_ms(entry)
+        if at is None:
+            at = first_seen_ms.setdefault(call_id, now_ms)
+        if now_ms - at >= retention_ms:
+            old.append(call_id)
+    return old
+
+
 class Router:
     """The call side: decode → core.engine → reservations, publishing and table updates. One per app."""
 
@@ -119,6 +155,8 @@ class Router:
         self.auctions = app.Table("auctions", partitions=partitions, schema=schema)
         self.finished = app.Table("finished", partitions=partitions, schema=schema)
         self.deadlines_topic = settings.deadlines_topic
+        self.max_call_duration_ms = int(settings.max_call_duration_s * 1000)
+        self.finished_retention_ms = int(settings.finished_retention_s * 1000)
         self.replies_topic = settings.internal_topic("replies")
         self.source = app.topic(
             IVR_COMPLETED.name,
@@ -139,9 +177,15 @@ class Router:
         self.ledger_source = self.internal["ledger"]
         self.out = {t.name: app.topic(t.name, **_RAW) for t in (PING_REQUESTED, POST_REQUESTED, CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)}
         self.view = LoadView()
-        self.bookkeeper = Bookkeeper(app, config, partitions, self.internal, self.dead_letter)
+        self.bookkeeper = Bookkeeper(
+            app, config, partitions, self.internal, self.dead_letter, timedelta(seconds=settings.max_call_duration_s)
+        )
         # (call_id, auction_id) already signalled by the timer; pruned as auctions end.
         self._signalled: set[tuple[str, str]] = set()
+        # Finished call ids a "forget" was sent for (pruned once gone), and first sightings of entries without a time.
+        self._forget_sent: set[str] = set()
+        self._lost_offer_sent: set[tuple[str, int]] = set()  # (call id, attempt) sent "reap:<attempt>" for
+        self._finished_first_seen_ms: dict[str, int] = {}
 
     # ------------------------------------------------------------ stream side
 
@@ -187,6 +231,14 @@ class Router:
         if call_id in self.finished or call_id in self.auctions:
             log.info("duplicate_ivr_completed", call_id=call_id)
             return
+        if ivr.HasField("occurred_at"):
+            age_ms = int(time.time() * 1000) - ivr.occurred_at.ToMilliseconds()
+            if age_ms >= self.finished_retention_ms:
+                # Older than the `finished` memory: it may be a redelivery of a call already
+                # concluded and forgotten. Its caller is long gone either way; routing it again
+                # could sell it twice.
+                log.warning("stale_ivr_completed_ignored", call_id=call_id, age_s=round(age_ms / 1000, 1))
+                return
         facts = CallFacts(
             call_id=call_id,
             campaign_id=ivr.campaign_id,
@@ -229,7 +281,18 @@ class Router:
             self.auctions[bid.call_id] = rec  # write back: the changelog records the new answer
 
     async def on_deadline(self, call_id: str, auction_id: str) -> None:
+        if auction_id == FORGET:
+            await self.forget(call_id)
+            return
         rec = self.auctions.get(call_id)
+        if auction_id.startswith(REAP_PREFIX):
+            offer = rec.get("offer") if rec is not None and rec.get("phase") == "offered" else None
+            if offer is not None and f"{REAP_PREFIX}{offer['attempt']}" == auction_id:
+                # The edge never reported this offer's end. The ledger's own sweep frees the buyer's
+                # slot (not billed); here the call stops waiting for it.
+                log.warning("offer_reaped", call_id=call_id, buyer_id=offer["buyer_id"], attempt=offer["attempt"], billed=False)
+                await self.finish(call_id, "reaped")
+            return
         if auction_id.startswith(POST_DEADLINE_PREFIX):
             post = rec.get("post") if rec is not None and rec.get("phase") == "posting" else None
             if post is not None and f"{POST_DEADLINE_PREFIX}{post['auction_id']}:{post['attempt']}" == auction_id:
@@ -470,7 +533,13 @@ class Router:
             await self.send(CALL_ROUTED.name, call_id, out)
             rec["routed"] = [*rec["routed"], res["attempt"]]
             log.info("call_routed", call_id=call_id, buyer_id=res["buyer_id"], price=res["price"], tier=res["tier_index"], attempt=res["attempt"])
-        offer = {"buyer_id": res["buyer_id"], "attempt": res["attempt"], "price": res["price"], "billable_after_s": buyer.billable_after_s}
+        offer = {
+            "buyer_id": res["buyer_id"],
+            "attempt": res["attempt"],
+            "price": res["price"],
+            "billable_after_s": buyer.billable_after_s,
+            "offered_ms": int(time.time() * 1000),
+        }
         rec.update(phase="offered", offer=offer, reservation=None)
         self.auctions[call_id] = rec
 
@@ -517,9 +586,19 @@ class Router:
         await self.finish(call_id, kind)
 
     async def finish(self, call_id: str, kind: str) -> None:
-        self.finished[call_id] = kind
+        self.finished[call_id] = {"kind": kind, "at_ms": int(time.time() * 1000)}
         if call_id in self.auctions:
             del self.auctions[call_id]
+
+    async def forget(self, call_id: str) -> None:
+        """The sweep found the finished entry old enough: delete it (checked again on this worker's clock)."""
+        entry = self.finished.get(call_id)
+        if entry is None:
+            return  # forgotten already (a duplicate from a standby's sweep)
+        at = finished_at_ms(entry)
+        if at is not None and int(time.time() * 1000) - at < self.finished_retention_ms:
+            return  # finished again since, or the sender's clock runs ahead
+        del self.finished[call_id]
 
     def common(self, call_id: str, rec: dict, ivr: pb.IvrCompleted, progress: engine.Progress) -> dict[str, Any]:
         return {
@@ -570,6 +649,66 @@ class Router:
                 await self.deadlines.send(key=call_id.encode(), value=signal.encode())
         self._signalled &= live
 
+    async def sweep(self) -> None:
+        """Housekeeping every sweep_interval_s: reap calls whose end never came, forget old finished calls."""
+        started = time.perf_counter()
+        reaps = await self.bookkeeper.signal_stale()
+        offers = await self.signal_lost_offers()
+        forgets = await self.signal_forgettable()
+        if reaps or offers or forgets:
+            ms = round((time.perf_counter() - started) * 1000, 1)
+            log.info("sweep", reaps_sent=reaps, lost_offers=offers, forgets_sent=forgets, ms=ms)
+
+    async def signal_lost_offers(self) -> int:
+        """Send "reap:<attempt>" for offers made max_call_duration_s ago or more (their call.ended never came)."""
+        now_ms = int(time.time() * 1000)
+        live: set[tuple[str, int]] = set()
+        sent = 0
+        call_ids = list(self.auctions.keys())
+        for i in range(0, len(call_ids), SWEEP_CHUNK):
+            if i:
+                await asyncio.sleep(0)
+            for call_id in call_ids[i : i + SWEEP_CHUNK]:
+                rec = self.auctions.get(call_id)
+                offer = rec.get("offer") if rec is not None and rec.get("phase") == "offered" else None
+                if not offer:
+                    continue
+                # Offers made before offered_ms was kept: routing started earlier still, so at worst early by the routing time.
+                offered_ms = offer.get("offered_ms") or rec["ctx"]["routing_started_ms"]
+                if now_ms - offered_ms < self.max_call_duration_ms:
+                    continue
+                key = (call_id, offer["attempt"])
+                live.add(key)
+                if key not in self._lost_offer_sent:
+                    self._lost_offer_sent.add(key)
+                    await self.deadlines.send(key=call_id.encode(), value=f"{REAP_PREFIX}{offer['attempt']}".encode())
+                    sent += 1
+        self._lost_offer_sent &= live
+        return sent
+
+    async def signal_forgettable(self) -> int:
+        """Send "forget" (keyed by call id, so to the partition owning the entry) for old finished entries."""
+        now_ms = int(time.time() * 1000)
+        # Keys only (cheap); the values in chunks with a yield between them, so a table of a day's
+        # calls never stalls the loop for long (docs/ROUTER.md has the numbers).
+        call_ids = list(self.finished.keys())
+        old: list[str] = []
+        for i in range(0, len(call_ids), SWEEP_CHUNK):
+            if i:
+                await asyncio.sleep(0)
+            chunk = ((c, self.finished.get(c)) for c in call_ids[i : i + SWEEP_CHUNK])
+            old += forgettable(((c, e) for c, e in chunk if e is not None), now_ms, self.finished_retention_ms, self._finished_first_seen_ms)
+        sent = 0
+        for call_id in old:
+            if call_id not in self._forget_sent:
+                self._forget_sent.add(call_id)
+                await self.deadlines.send(key=call_id.encode(), value=FORGET.encode())
+                sent += 1
+        self._forget_sent = {c for c in self._forget_sent if c in self.finished}
+        for call_id in [c for c in self._finished_first_seen_ms if c not in self.finished]:
+            del self._finished_first_seen_ms[call_id]
+        return sent
+
 
 def create_app(settings: RouterSettings, config: RoutingConfig) -> tuple[RouterApp, Router]:
     """Build the Faust app (nothing connects until it is started)."""
@@ -598,4 +737,5 @@ def create_app(settings: RouterSettings, config: RoutingConfig) -> tuple[RouterA
     app.agent(router.source, name="route")(router.process)
     app.agent(router.ledger_source, name="ledger")(router.bookkeeper.process)
     app.timer(settings.deadline_tick_ms / 1000, name="deadlines")(router.signal_expired)
+    app.timer(settings.sweep_interval_s, name="sweep")(router.sweep)
     return app, router

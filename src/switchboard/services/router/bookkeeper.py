@@ -14,18 +14,29 @@ Messages (protocol.py):
            exact load; grant → call_routed (+ a "swrr" message keyed by the tier key for weight
            tiers), deny → nothing changes. Both reply to the call (key call id) with the load.
   release  call_ended: the slot is freed; sale and spend count only when billable.
+  reap     release_stale_calls: the buyer's open calls routed max_call_duration ago or more are
+           released without a sale (their call.ended never came); a warning per call. Sent by
+           every worker's sweep timer for the buyer records it holds that have such calls (or
+           open calls without an opening time, from records written before it was kept: the
+           reap stamps them "now", so their clock starts). The decision is taken again here on
+           the exact state, so a duplicate or early reap changes nothing.
   bid      bid_placed (last_bid: standing bid of RTB buyers, direct's re-offer order).
   swrr     swrr_routed on the tier's state (keyed by tier key: one writer per weight tier).
 Every change is published to the view topic with its new version.
 
 Redeliveries are no-ops: a reserve for a call the buyer already holds is granted again without a
-change; a reserve for a call the buyer already released ("closed") is denied; a release of a call
-the buyer does not hold does nothing; a swrr pick already in `recent` is skipped.
+change; a reserve for a call the buyer already released or reaped ("closed") is denied; a release of
+a call the buyer does not hold does nothing (so does a late call.ended of a reaped call); a reap
+with nothing stale does nothing; a swrr pick already in `recent` is skipped.
+
+Why the sweep timer only sends messages: a Faust timer runs outside any stream event and cannot
+write tables (changelog writes need the event's source partition), and buyer state has one writer.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +53,8 @@ from switchboard.core.ledger import (
     buyer_timezone,
     call_ended,
     call_routed,
+    needs_reaping,
+    release_stale_calls,
     swrr_routed,
 )
 from switchboard.services.router import protocol
@@ -50,6 +63,7 @@ log = structlog.get_logger("router")
 
 CLOSED = 1000  # ended call ids remembered per buyer: a redelivered reserve after its release is denied
 RECENT = 256  # picked call ids per weight tier, published with the view (pending picks are matched against it)
+SWEEP_CHUNK = 1000  # buyer records looked at between two yields to the event loop
 
 
 def _now() -> datetime:
@@ -57,9 +71,20 @@ def _now() -> datetime:
 
 
 class Bookkeeper:
-    def __init__(self, app: faust.App, config: RoutingConfig, partitions: int, topics: dict[str, Any], dead_letter: Any) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        config: RoutingConfig,
+        partitions: int,
+        topics: dict[str, Any],
+        dead_letter: Any,
+        max_call_duration: timedelta,
+    ) -> None:
         schema = faust.Schema(key_serializer="json", value_serializer="json")
         self.config = config
+        self.max_call_duration = max_call_duration
+        # (buyer id, record version) the sweep already sent a reap for; pruned every sweep.
+        self._reap_sent: set[tuple[str, int]] = set()
         self.loads = app.Table("loads", partitions=partitions, schema=schema)
         self.tiers = app.Table("tiers", partitions=partitions, schema=schema)
         self.topics = topics  # "ledger", "replies", "view" → faust topics (raw)
@@ -84,6 +109,8 @@ class Bookkeeper:
             await self.reserve(msg)
         elif kind == "release":
             await self.release(msg)
+        elif kind == "reap":
+            await self.reap(msg)
         elif kind == "bid":
             await self.bid(msg)
         elif kind == "swrr":
@@ -95,6 +122,11 @@ class Bookkeeper:
 
     def _record(self, buyer_id: str) -> dict[str, Any]:
         return self.loads.get(buyer_id) or {"version": 0, "load": BuyerLoad(buyer_id).to_dict(), "closed": []}
+
+    @staticmethod
+    def _load(rec: dict[str, Any], now: datetime) -> BuyerLoad:
+        """The record's load; open calls stored without an opening time (older records) count from `now`."""
+        return BuyerLoad.from_dict(rec["load"], loaded_at=now)
 
     async def _store(self, buyer_id: str, rec: dict[str, Any], load: BuyerLoad) -> dict[str, Any]:
         rec = {**rec, "version": rec["version"] + 1, "load": load.to_dict()}
@@ -116,7 +148,8 @@ class Bookkeeper:
     async def reserve(self, msg: dict[str, Any]) -> None:
         buyer_id, call_id = msg["buyer_id"], msg["call_id"]
         rec = self._record(buyer_id)
-        load = BuyerLoad.from_dict(rec["load"])
+        now = _now()
+        load = self._load(rec, now)
         if call_id in load.open_calls:  # a redelivered reserve: the slot is this call's already
             await self._reply(msg, "granted", self._load_view(buyer_id, rec))
             return
@@ -128,7 +161,6 @@ class Bookkeeper:
         except StopIteration:
             await self._reply(msg, "denied", self._load_view(buyer_id, rec), rule="unknown_buyer", detail=f"{buyer_id} is not configured")
             return
-        now = _now()
         price = Decimal(msg["price"])
         why = caps_exclusion(buyer.caps, load, now, buyer_timezone(buyer), price)
         if why is not None:
@@ -144,9 +176,9 @@ class Bookkeeper:
     async def release(self, msg: dict[str, Any]) -> None:
         buyer_id, call_id = msg["buyer_id"], msg["call_id"]
         rec = self._record(buyer_id)
-        load = BuyerLoad.from_dict(rec["load"])
+        load = self._load(rec, _now())
         if call_id not in load.open_calls:
-            return  # redelivered, or never granted
+            return  # redelivered, never granted, or reaped already
         try:
             tz = buyer_timezone(self.config.buyer(buyer_id))
         except StopIteration:
@@ -156,10 +188,37 @@ class Bookkeeper:
         rec = {**rec, "closed": [*rec["closed"], call_id][-CLOSED:]}
         await self._store(buyer_id, rec, ended)
 
+    async def reap(self, msg: dict[str, Any]) -> None:
+        """Release the buyer's calls whose end never came, as ended without a sale (decided here, on the exact state)."""
+        buyer_id = msg["buyer_id"]
+        rec = self.loads.get(buyer_id)
+        if rec is None:
+            return
+        now = _now()
+        load = self._load(rec, now)
+        released, reaped = release_stale_calls(load, now, self.max_call_duration)
+        for call_id in reaped:
+            opened = load.opened_at[call_id]
+            log.warning(
+                "open_call_reaped",
+                buyer_id=buyer_id,
+                call_id=call_id,
+                opened_at=opened.isoformat(),
+                age_s=round((now - opened).total_seconds(), 1),
+                max_call_duration_s=self.max_call_duration.total_seconds(),
+                billed=False,
+            )
+        stored_times = rec["load"].get("opened_at") or {}
+        stamped = any(call_id not in stored_times for call_id in load.open_calls)
+        if reaped:
+            rec = {**rec, "closed": [*rec["closed"], *reaped][-CLOSED:]}
+        if reaped or stamped:  # an old record's open calls got their opening time: keep it
+            await self._store(buyer_id, rec, released)
+
     async def bid(self, msg: dict[str, Any]) -> None:
         buyer_id = msg["buyer_id"]
         rec = self._record(buyer_id)
-        load = BuyerLoad.from_dict(rec["load"])
+        load = self._load(rec, _now())
         at = datetime.fromisoformat(msg["at"])
         if load.last_bid_at is not None and at <= load.last_bid_at:
             return  # an older (or redelivered) bid
@@ -175,3 +234,33 @@ class Bookkeeper:
         self.tiers[key] = rec
         view = {"kind": "tier", "key": key, "version": rec["version"], "state": rec["state"], "recent": rec["recent"]}
         await self.topics["view"].send(key=f"tier:{key}".encode(), value=protocol.encode(view))
+
+    # ------------------------------------------------------------ sweep timer side (no table writes here)
+
+    async def signal_stale(self) -> int:
+        """Send a `reap` for each buyer record held here with stale or never-stamped open calls.
+
+        Scans the records of this worker's partitions (standby copies included: a reap sent for
+        one is handled by its owner and changes nothing if there is nothing to reap). One reap per
+        record version, so a slow ledger is not flooded. Returns how many were sent.
+        """
+        now = _now()
+        live: set[tuple[str, int]] = set()
+        sent = 0
+        buyer_ids = list(self.loads.keys())
+        for i in range(0, len(buyer_ids), SWEEP_CHUNK):
+            if i:
+                await asyncio.sleep(0)  # many buyers: let events through between chunks
+            for buyer_id in buyer_ids[i : i + SWEEP_CHUNK]:
+                rec = self.loads.get(buyer_id)
+                if rec is None or not needs_reaping(rec["load"], now, self.max_call_duration):
+                    continue
+                key = (buyer_id, rec["version"])
+                live.add(key)
+                if key not in self._reap_sent:
+                    self._reap_sent.add(key)
+                    msg = {"type": "reap", "buyer_id": buyer_id}
+                    await self.topics["ledger"].send(key=buyer_id.encode(), value=protocol.encode(msg))
+                    sent += 1
+        self._reap_sent &= live
+        return sent

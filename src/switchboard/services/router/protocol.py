@@ -6,6 +6,7 @@ Topics (all with KafkaSettings.partitions partitions, names from RouterSettings.
                  writer of buyer state:
                    reserve  {reservation_id, call_id, buyer_id, price, tier_key, pool, attempt}
                    release  {call_id, buyer_id, connected_seconds, answered, billable_after_s, ended_at}
+                   reap     {buyer_id}   (sent by the sweep timer: release the buyer's stale open calls)
                    bid      {buyer_id, amount, at}
                    swrr     {tier_key, pool, chosen, call_id}   (sent by the ledger itself on a grant)
   <app>.replies  key call id; consumed by the call-side agent (same partitions as the call's events):
@@ -48,6 +49,7 @@ def decode(value: bytes | None, required: tuple[str, ...] = ("type",)) -> dict[s
 REQUIRED: dict[str, tuple[str, ...]] = {
     "reserve": ("reservation_id", "call_id", "buyer_id", "price"),
     "release": ("call_id", "buyer_id", "connected_seconds", "answered", "billable_after_s", "ended_at"),
+    "reap": ("buyer_id",),
     "bid": ("buyer_id", "amount", "at"),
     "swrr": ("tier_key", "pool", "chosen", "call_id"),
     "granted": ("reservation_id", "call_id", "buyer_id"),

@@ -21,6 +21,22 @@ class RouterSettings(ServiceSettings):
     data_dir: Path | None = Field(None, description="Faust data directory; default a fresh temp dir")
     deadlines_topic: str = Field("router.deadlines", description="router-internal topic of expired auctions")
     deadline_tick_ms: int = Field(50, ge=5, description="how often expired auctions are looked for")
+    # Housekeeping (docs/ROUTER.md, "Calls whose end never comes" and "How long finished calls are remembered").
+    max_call_duration_s: float = Field(
+        4 * 3600,
+        gt=0,
+        description="an open call routed this long ago is taken as lost (its call.ended never came) and released "
+        "without a sale: the buyer's concurrency slot and reserved spend are freed, nothing is billed",
+    )
+    finished_retention_s: float = Field(
+        24 * 3600,
+        gt=0,
+        description="how long a finished call id is remembered to drop a redelivered ivr.completed; an ivr.completed "
+        "older than this is ignored, so forgetting can never route a call twice",
+    )
+    sweep_interval_s: float = Field(
+        60.0, gt=0, description="how often each worker looks for stale open calls and for finished calls to forget"
+    )
     web_port: int = Field(0, ge=0, description="Faust web server on 127.0.0.1; 0 disables it")
     # The buyer ledger's topics belong to one router deployment (one app id): two deployments on one
     # cluster must never read each other's reservations or views, so the default names carry the app id.
