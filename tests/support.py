@@ -7,6 +7,7 @@ ids and reads topics filtered by them.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import signal
@@ -302,6 +303,22 @@ class Results:
 
 
 # ------------------------------------------------------------------ events
+
+
+async def until(what: str, cond: Callable[[], object], timeout_s: float = 60.0, interval_s: float = 0.01) -> object:
+    """Poll `cond` (plain or async) until it returns something truthy and return that; TimeoutError(`what`) at the deadline.
+
+    Timeouts are generous on purpose: they only bound a failing test, the machines are shared and noisy.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = cond()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found
+        await asyncio.sleep(interval_s)
+    raise TimeoutError(what)
 
 
 def new_call_id() -> str:

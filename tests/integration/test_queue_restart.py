@@ -38,6 +38,7 @@ from switchboard.services.queue.state import decode_acd
 from switchboard.v1 import events_pb2 as pb
 from tests.integration.test_queue_service import ended, queued
 from tests.support import (
+    until,
     Results,
     ServiceProcess,
     new_call_id,
@@ -246,13 +247,6 @@ class Edge:
 
     def answered(self) -> set[str]:
         return {c for (c, _), o in self.outcome.items() if o == pb.CALL_OUTCOME_ANSWERED}
-
-
-async def until(what: str, cond, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.02)
 
 
 async def test_sigkill_mid_stream_loses_no_call_and_books_no_agent_twice(instance, bus, kafka):

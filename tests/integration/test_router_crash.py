@@ -25,11 +25,8 @@ a campaign and an app id of its own.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -46,7 +43,7 @@ from switchboard.platform.topics import (
 )
 from switchboard.v1 import events_pb2 as pb
 from tests.integration.test_router_ledger import Routers, edge
-from tests.support import ServiceProcess, read_all, service_env, stop_services
+from tests.support import ServiceProcess, read_all, service_env, stop_services, until
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +66,6 @@ campaigns:
 # Outcomes after which the router offers the call again (docs/ROUTER.md, step 5). This test only
 # ends calls ANSWERED (for billable_after_s or longer) or NO_ANSWER.
 REROUTABLE = {pb.CALL_OUTCOME_NO_ANSWER, pb.CALL_OUTCOME_BUSY, pb.CALL_OUTCOME_FAILED, pb.CALL_OUTCOME_DECLINED}
-
-
-async def until(what: str, cond: Callable[[], Awaitable[object]], timeout_s: float = 60.0) -> object:
-    """Poll the async `cond` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = await cond()
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    raise TimeoutError(what)
 
 
 def outcome_count(routed: list[pb.CallRouted], ended: list[pb.CallEnded], rejected: list[pb.CallRejected]) -> int:
@@ -147,7 +133,7 @@ async def test_sigkill_mid_run_keeps_every_call_and_the_cap(broker: EmbeddedBrok
                 pings = await read_all(kafka, PING_REQUESTED, lambda ev: ev.call_id in waiting)  # type: ignore[attr-defined]
                 return {p.call_id for p in pings} == set(waiting)
 
-            await until("ping.requested for every waiting call", pinged)
+            await until("ping.requested for every waiting call", pinged, interval_s=0.1)
 
             # -- in flight at the kill: a release (a1 answered, a sale) and a re-route (a3 not answered).
             await e.end(a1, pb.CALL_OUTCOME_ANSWERED, 30)
@@ -175,7 +161,7 @@ async def test_sigkill_mid_run_keeps_every_call_and_the_cap(broker: EmbeddedBrok
                     any(r.attempt == 2 for r in e.events(a3.call_id, CALL_ROUTED.name)) or bool(e.events(a3.call_id, CALL_REJECTED.name))
                 )
 
-            await until("an outcome for every call after the restart", all_decided, timeout_s=90)
+            await until("an outcome for every call after the restart", all_decided, timeout_s=90, interval_s=0.1)
 
             # -- the edge ends every call that stands routed: answered, a sale, nothing re-routes.
             ended_by_test: set[tuple[str, int]] = {(a1.call_id, a1.attempt), (a3.call_id, a3.attempt)}

@@ -10,7 +10,6 @@ worker reads), with the router's own reader (services.router.view).
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -42,6 +41,7 @@ from tests.support import (
     ivr,
     service_env,
     stop_services,
+    until,
 )
 
 pytestmark = pytest.mark.integration
@@ -152,14 +152,8 @@ class Edge:
                 seen.setdefault(ev.event_id, ev)  # type: ignore[attr-defined]
         return list(seen.values())
 
-    async def until(self, what: str, cond: Callable[[], object], timeout_s: float = 20.0) -> object:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = cond()
-            if found:
-                return found
-            await asyncio.sleep(0.005)
-        raise TimeoutError(what)
+    async def until(self, what: str, cond: Callable[[], object], timeout_s: float = 60.0) -> object:
+        return await until(what, cond, timeout_s, interval_s=0.005)
 
     async def routed(self, call_id: str, attempt: int = 1) -> pb.CallRouted:
         def find() -> pb.CallRouted | None:

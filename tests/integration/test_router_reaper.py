@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +41,7 @@ from switchboard.platform.topics import (
 )
 from switchboard.v1 import events_pb2 as pb
 from tests.integration.test_router_ledger import Edge, Routers, edge, routers_for
-from tests.support import by_target, ivr, publish_raw
+from tests.support import by_target, ivr, publish_raw, until
 
 pytestmark = pytest.mark.integration
 
@@ -154,16 +154,6 @@ async def watching(routers: Routers, topic_suffix: str = "-finished-changelog") 
     finally:
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
-
-
-async def until(what: str, cond: Callable[[], object], timeout_s: float = 90.0) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = cond()
-        if found:
-            return found
-        await asyncio.sleep(0.01)
-    raise TimeoutError(what)
 
 
 async def publish_handled(routers: Routers, topic: str, event: object, timeout_s: float = 90.0) -> None:
