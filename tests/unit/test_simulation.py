@@ -110,10 +110,22 @@ def test_summary_agrees_with_the_calls() -> None:
 
 def test_each_call_carries_attributes_outcome_and_trace() -> None:
     _, calls = records(load_config(DEMO), 800, 4)
+    before_routing = {"blocked", "invalid_number", "duplicate", "disqualified"}  # the ivr service's rejects
+    seen_reasons = set()
     for c in calls:
         assert c["call_id"].startswith("sim-") and c["campaign_id"] in ("solar-ca", "auto-insurance")
-        assert c["state"] and c["area_code"] and c["decided_at"] >= c["arrived_at"]
+        assert c["decided_at"] >= c["arrived_at"]
         o, trace = c["outcome"], c["trace"]
+        seen_reasons.add(o["reason"])
+        if o["reason"] in before_routing:
+            # rejected by the ivr service: no routing decision, so no trace; decided as the call arrived
+            assert o["kind"] == "rejected" and o["attempt"] == 0 and o["detail"]
+            assert trace == {} and c["decided_at"] == c["arrived_at"]
+            continue
+        assert c["state"] and c["area_code"]  # routed callers have valid numbers: the demo refuses the others
+        if c["campaign_id"] == "solar-ca":  # routed on its IVR flow's answers, the ZIP the caller keyed in
+            assert {"language", "homeowner", "monthly_bill"} <= set(c["answers"]) <= {"language", "homeowner", "zip", "monthly_bill"}
+            assert c["zip"] == c["answers"].get("zip", "")
         if o["kind"] == "buyer":
             # the trace's one winner is the buyer the call went to, at the outcome's tier and attempt
             winners = [e for e in trace["entries"] if e.get("winner")]
@@ -128,6 +140,7 @@ def test_each_call_carries_attributes_outcome_and_trace() -> None:
         else:
             assert o["reason"] and trace.get("winning_tier", -1) == -1
             assert any(n.startswith(("rejected:", "queue ")) for n in trace["notes"])
+    assert before_routing <= seen_reasons, "the demo's callers include blocked, invalid, repeat and disqualified ones"
 
 
 def test_cli_human_output_is_tables() -> None:

@@ -1226,17 +1226,76 @@ def hourly_rates(profile: Mapping[str, float] | None) -> list[float]:
 
 
 class CallerArea(_Model):
-    """Where callers are: state, area code and ZIP prefix drawn together (consistent for filters)."""
+    """Where callers are: a caller's number is drawn in the area code, the ZIP from the ZIP prefix.
 
-    state: StateCode
+    The state is not drawn: like the live ivr service, the simulator derives it from the caller's
+    number (core.caller). `state`, when written, is checked against the area code's state.
+    """
+
+    state: StateCode | None = None
     area_code: AreaCode
     zip_prefix: ZipPrefix | None = None  # the ZIP is completed with random digits; none: no ZIP
     weight: float = Field(1.0, gt=0)
 
+    @model_validator(mode="after")
+    def _real_area_code(self) -> CallerArea:
+        # Imported here: phonenumbers' metadata is only needed by configurations that list areas.
+        from switchboard.core.caller import caller_facts
+
+        facts = caller_facts(f"+1{self.area_code}2345678")
+        if not facts.valid:
+            why = (
+                f"area code {self.area_code} has no valid phone numbers: every caller from it would be rejected invalid_number "
+                '(use a real area code such as "213"; model invalid callers with callers.invalid_number_rate)'
+            )
+            raise FieldProblems([(("area_code",), why)])
+        if self.state is not None and self.state.upper() != facts.state:
+            if facts.state:
+                why = f"area code {self.area_code} is in {facts.state}, not {self.state} (set state: {facts.state}, or leave state out)"
+            else:
+                why = f"area code {self.area_code} is in no US state, so its callers have none, not {self.state} (leave state out)"
+            raise FieldProblems([(("state",), why)])
+        return self
+
+
+def _check_menu_weights(v: Any) -> Any:
+    """How callers choose in one menu: phone key → relative weight (YAML reads an unquoted 1: as the number 1)."""
+    if not isinstance(v, Mapping):
+        return v
+    problems: list[tuple[FieldPath, str]] = []
+    out: dict[str, float] = {}
+    for key, weight in v.items():
+        text = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
+        if not isinstance(text, str) or text not in DTMF_KEYS:
+            problems.append(((key,), f"{key!r} is not a single phone key (use one of 0-9, * or #; quote * and # like \"*\":)"))
+        elif not _is_number(weight) or float(weight) < 0:
+            problems.append(((key,), f"weight {_show(weight)} is not a number ≥ 0 (write it like \"{text}\": 2)"))
+        else:
+            out[text] = float(weight)
+    if not problems and sum(out.values()) <= 0:
+        problems.append(((), 'no key has a weight above 0: callers could not choose (write it like {"1": 3, "9": 1})'))
+    if problems:
+        raise FieldProblems(problems)
+    return out
+
+
+MenuWeights = Annotated[dict[str, float], BeforeValidator(_check_menu_weights)]
+
 
 class Callers(_Model):
+    """Who calls: where from, what they answer, and how their calls fare before routing (screening, IVR)."""
+
     areas: list[CallerArea] | None = Field(None, min_length=1)  # none: the demo's US areas (docs/SIMULATION.md)
     answers: dict[AnswerKey, AnswerSpec] = {}
+    # Shares of calls from a number on a blocklist / from an invalid number / without a number.
+    blocked_rate: Rate = 0.0
+    invalid_number_rate: Rate = 0.0
+    anonymous_rate: Rate = 0.0
+    # Share of calls after which the same caller calls the same campaign again, `repeat_after_s` later.
+    repeat_rate: float = Field(0.0, ge=0, lt=1)
+    repeat_after_s: Distribution | None = None  # none: the built-in default (docs/SIMULATION.md)
+    invalid_input_rate: Rate = 0.0  # share of IVR prompts the caller answers with nothing (re-prompted)
+    menus: dict[str, dict[str, MenuWeights]] = {}  # IVR flow id → menu node id → key → weight; absent: uniform
 
 
 class CampaignTraffic(_Model):
@@ -1339,6 +1398,23 @@ def simulation_reference_problems(data: Mapping[str, Any], ids: Mapping[str, set
                         f"unknown campaign {cid!r}{_did_you_mean(cid, known)} (define it under campaigns, or remove it from the traffic)",
                     )
                 )
+    callers = traffic.get("callers") if isinstance(traffic, Mapping) else None
+    if isinstance(callers, Mapping):
+        # Checked on the raw data, so the sum is reported with the other problems of the section.
+        shares = [callers.get(k, 0) for k in ("blocked_rate", "invalid_number_rate", "anonymous_rate")]
+        if all(_is_number(x) and 0 <= float(x) <= 1 for x in shares) and sum(map(float, shares)) > 1 + 1e-9:
+            problems.append(
+                (
+                    ("simulation", "traffic", "callers", "blocked_rate" if "blocked_rate" in callers else "invalid_number_rate"),
+                    (
+                        f"blocked_rate + invalid_number_rate + anonymous_rate is {sum(map(float, shares)):g}, more than every call "
+                        "(keep their sum at 1 or less)"
+                    ),
+                )
+            )
+        menus = callers.get("menus")
+        if isinstance(menus, Mapping):
+            problems.extend(_menu_reference_problems(data, menus))
     for section in ("buyers", "agents", "queues"):
         entries = sim.get(section)
         if not isinstance(entries, Mapping):
@@ -1355,6 +1431,45 @@ def simulation_reference_problems(data: Mapping[str, Any], ids: Mapping[str, set
                         ),
                     )
                 )
+    return problems
+
+
+def _menu_reference_problems(data: Mapping[str, Any], menus: Mapping[Any, Any]) -> list[tuple[FieldPath, str]]:
+    """`callers.menus` names flows, their menu nodes and those menus' keys."""
+    flows = {f["id"]: f for _, f in _items(data, "ivr_flows") if isinstance(f.get("id"), str)}
+    at = ("simulation", "traffic", "callers", "menus")
+    problems: list[tuple[FieldPath, str]] = []
+    for flow_id, nodes_weights in menus.items():
+        flow = flows.get(flow_id)
+        if flow is None:
+            known = {str(f) for f in flows}
+            problems.append(((*at, flow_id), f"unknown IVR flow {flow_id!r}{_did_you_mean(flow_id, known)} (define it under ivr_flows, or remove it)"))
+            continue
+        nodes = flow.get("nodes") if isinstance(flow.get("nodes"), Mapping) else {}
+        if not isinstance(nodes_weights, Mapping):
+            continue  # a shape problem pydantic reports
+        menu_ids = [n for n, node in nodes.items() if isinstance(node, Mapping) and node.get("type") == "menu"]
+        for node_id, weights in nodes_weights.items():
+            node = nodes.get(node_id)
+            menus_named = f"name one of its menus: {', '.join(map(str, menu_ids))}" if menu_ids else "it has no menu: remove it"
+            if not isinstance(node, Mapping):
+                problems.append(
+                    ((*at, flow_id, node_id), f"flow {flow_id} has no node {node_id!r}{_did_you_mean(node_id, [str(m) for m in menu_ids])} ({menus_named})")
+                )
+                continue
+            kind = node.get("type")
+            if kind != "menu":
+                fix = "callers choose their language by the language answer: model answers.language instead" if kind == "set_language" else menus_named
+                problems.append(((*at, flow_id, node_id), f"node {node_id!r} is a {kind} node, not a menu ({fix})"))
+                continue
+            options = node.get("options")
+            keys = {str(k) for k in options} if isinstance(options, Mapping) else set()
+            if isinstance(weights, Mapping):
+                for key in weights:
+                    if str(key) not in keys and str(key) in DTMF_KEYS:
+                        problems.append(
+                            ((*at, flow_id, node_id, key), f"menu {node_id} has no option {str(key)!r} (use its keys: {', '.join(sorted(keys))})")
+                        )
     return problems
 
 

@@ -19,6 +19,10 @@ call goes to the node's `on_invalid`, or ends disqualified with reason
 
 Branch conditions use the routing answer-filter semantics
 (eligibility.condition_failure): numeric comparison when both sides are numbers.
+
+`flow_end(finished)` is what the end of a flow makes of the call (the answers
+it carries on, the caller's ZIP, the reject detail): the ivr service and the
+simulator both apply it, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from switchboard.core.caller import normalize_zip
 from switchboard.core.config import (
     OPERATORS,
     IvrEndNode,
@@ -48,6 +53,7 @@ Expects = Literal["digits", "speech", "digits_or_speech"]
 INVALID_INPUT = "invalid_input"
 MAX_STEPS = "max_steps"
 NO_QUESTIONS = "no_questions"  # the reason of a flow without nodes
+DISQUALIFIED = "disqualified"  # the call.rejected reason of a call whose flow ended disqualified
 
 
 # ---------------------------------------------------------------- state and steps
@@ -255,6 +261,41 @@ def _check_state(flow: IvrFlow, state: IvrState) -> None:
         raise ValueError(f"state is at node {state.node!r}, which flow {flow.id!r} no longer has")
     if not state.done and not state.node:
         raise ValueError("state has no node and is not finished")
+
+
+# ---------------------------------------------------------------- the end of a flow
+
+
+@dataclass(frozen=True)
+class FlowEnd:
+    """What a finished flow makes of the call.
+
+    `answers` are the call data to add: the flow's answers, and the caller's `language` unless the
+    flow stored one itself. Qualified: ivr.completed carries them; a `zip` answer that is a ZIP code
+    is normalised (90210-1234 → 90210) and is also the caller's ZIP (`zip`, which buyer filters and
+    pings read), one that is not (the flow's own validation let it through) is left out. Disqualified:
+    the answers as given, and `detail` for the call.rejected `disqualified`.
+    """
+
+    qualified: bool
+    answers: dict[str, str]
+    zip: str | None = None
+    detail: str = ""
+
+
+def flow_end(step: Finished) -> FlowEnd:
+    """The call data and outcome of a finished flow (FlowEnd)."""
+    answers = dict(step.answers)
+    answers.setdefault("language", step.language)
+    if not step.qualified:
+        where = step.node or step.state.node
+        return FlowEnd(False, answers, detail=f"IVR flow {step.state.flow_id} ended at {where!r}: {step.reason or DISQUALIFIED}")
+    zip_code = normalize_zip(answers["zip"]) if "zip" in answers else None
+    if zip_code is not None:
+        answers["zip"] = zip_code
+    else:
+        answers.pop("zip", None)
+    return FlowEnd(True, answers, zip_code)
 
 
 # ---------------------------------------------------------------- prompts

@@ -2,7 +2,8 @@
 
 `config.simulation` (core.config.Simulation) says what the user wrote; this module adds the
 built-in defaults (docs/SIMULATION.md) and draws from the distributions with a given
-`random.Random`. No routing decisions here: those are the core's.
+`random.Random`, including what a simulated caller keys in at an IVR prompt (`prompt_input`).
+No routing, screening or IVR decisions here: those are the core's.
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import accumulate
 
+from switchboard.core import ivr
 from switchboard.core.config import (
     AgentBehavior,
+    Blocklist,
     BuyerBehavior,
     CallerArea,
     ChoiceDist,
     ExponentialDist,
     FixedDist,
+    IvrFlow,
+    IvrMenuNode,
+    IvrOption,
+    IvrQuestionNode,
+    IvrSetLanguageNode,
     LogNormalDist,
     NormalDist,
     QueueBehavior,
@@ -55,6 +63,8 @@ AGENT_DEFAULTS = AgentBehavior(
 )
 QUEUE_DEFAULTS = QueueBehavior(patience_s=None)
 DEFAULT_AREAS = tuple(CallerArea(state=s, area_code=a, zip_prefix=z) for s, a, z in AREAS)
+# A repeat caller calls again after a median of an hour, a few only the next day or later.
+REPEAT_AFTER_DEFAULT = LogNormalDist(type="lognormal", median=3600, sigma=1.5)
 
 
 def draw(dist: Dist, rng: random.Random) -> float:
@@ -98,6 +108,7 @@ class Campaign:
     rates: tuple[float, ...]  # 24 relative rates
     peak: float  # max(rates)
     answers: Mapping[str, Callable[[random.Random], str]]  # answer key → its drawer, in the order written
+    blocked: tuple[tuple[str, str], ...]  # ("number" | "prefix" | "area_code", entry) of the global blocklist, then the campaign's
 
 
 class Model:
@@ -113,17 +124,31 @@ class Model:
             plan = [(c.id, traffic.calls_per_hour, None, {}) for c in config.campaigns]
         else:
             plan = [(cid, t.calls_per_hour, t.hourly_profile, t.answers) for cid, t in traffic.campaigns.items()]
+        callers = traffic.callers
+        by_id = {c.id: c for c in config.campaigns}
         self.campaigns: list[Campaign] = []
         for cid, per_hour, profile, answers in plan:
             rates = tuple(hourly_rates(profile)) if profile is not None else tuple(default_rates)
-            specs = {**traffic.callers.answers, **answers}
-            self.campaigns.append(Campaign(cid, per_hour, rates, max(rates), {k: answer_drawer(v) for k, v in specs.items()}))
+            specs = {**callers.answers, **answers}
+            blocked = _blocklist_entries(config.blocklist) + _blocklist_entries(by_id[cid].blocklist)
+            self.campaigns.append(Campaign(cid, per_hour, rates, max(rates), {k: answer_drawer(v) for k, v in specs.items()}, blocked))
         if not self.campaigns:
             raise ValueError("the configuration has no campaigns to send simulated calls to (add one under campaigns)")
         # Candidate arrivals at the peak rate of every campaign; thinning keeps each with rate/peak.
         self.peak_weights = list(accumulate(c.calls_per_hour * c.peak for c in self.campaigns))  # cumulative
-        self.peak_rate_s = self.peak_weights[-1] / 3600.0
-        areas: Sequence[CallerArea] = traffic.callers.areas or DEFAULT_AREAS
+        # First calls only: repeat calls come on top, so that all calls together keep calls_per_hour.
+        self.peak_rate_s = self.peak_weights[-1] / 3600.0 * (1.0 - callers.repeat_rate)
+        self.callers = callers
+        # Screening draws only when some caller can be screened out (a run without them draws as before).
+        self.screened_rates = callers.blocked_rate + callers.invalid_number_rate + callers.anonymous_rate > 0
+        self.repeat_after_s = callers.repeat_after_s or REPEAT_AFTER_DEFAULT
+        self.flows = {f.id: f for f in config.ivr_flows}
+        self.menus = {
+            (flow_id, node_id): (list(weights), list(accumulate(weights.values())))
+            for flow_id, nodes in callers.menus.items()
+            for node_id, weights in nodes.items()
+        }
+        areas: Sequence[CallerArea] = callers.areas or DEFAULT_AREAS
         self.areas = list(areas)
         self.area_weights = list(accumulate(a.weight for a in areas))  # cumulative
         buyers = sim.buyers
@@ -150,3 +175,103 @@ def answer_drawer(spec: Dist | ChoiceDist) -> Callable[[random.Random], str]:
         cumulative = list(accumulate(spec.weights.values()))
         return lambda rng: rng.choices(values, cum_weights=cumulative)[0]
     return lambda rng: str(round(draw(spec, rng)))
+
+
+def _blocklist_entries(blocklist: Blocklist) -> tuple[tuple[str, str], ...]:
+    return (
+        *(("number", n) for n in blocklist.numbers),
+        *(("prefix", p) for p in blocklist.prefixes),
+        *(("area_code", a) for a in blocklist.area_codes),
+    )
+
+
+# ---------------------------------------------------------------- a simulated caller at an IVR prompt
+
+_SPOKEN_KEYS = {"*": "star", "#": "pound"}  # how a caller says a key to a speech-only prompt
+YES_NO_KEYS = {"yes": "1", "no": "2"}  # a yes/no question's keypad (core.ivr.yes_no)
+NO_INPUT: tuple[str, ivr.InputKind] = ("", "digits")  # nothing pressed: every prompt refuses it, so the flow re-prompts (or gives up)
+
+
+def _key_input(node: IvrMenuNode | IvrSetLanguageNode, key: str) -> tuple[str, ivr.InputKind]:
+    if node.input == "speech":
+        return _SPOKEN_KEYS.get(key, key), "speech"
+    return key, "digits"
+
+
+def language_key(node: IvrSetLanguageNode, wanted: str | None, default: str) -> str:
+    """The option of the caller's language (or of its base language: es-MX ↔ es), else of the flow's, else the first."""
+    langs = {key: option if isinstance(option, str) else option.language for key, option in node.options.items()}
+    for lang in (wanted, default):
+        if not lang:
+            continue
+        for key, offered in langs.items():
+            if offered == lang:
+                return key
+        base = lang.split("-")[0]
+        for key, offered in langs.items():
+            if offered.split("-")[0] == base:
+                return key
+    return next(iter(langs))
+
+
+def _fallback_answer(node: IvrQuestionNode, rng: random.Random) -> str | None:
+    """An answer for a question nobody modelled: one of what its validation plainly allows, else none."""
+    rule = node.validation
+    if rule is None:
+        return None
+    if rule.yes_no:
+        return rng.choice(("yes", "no"))
+    if rule.choices:
+        return rng.choice(rule.choices)
+    if rule.min is not None and rule.max is not None and rule.pattern is None:
+        low, high = math.ceil(rule.min), math.floor(rule.max)
+        return str(rng.randint(low, high)) if low <= high else None
+    return None
+
+
+def prompt_input(
+    flow: IvrFlow,
+    step: ivr.Prompt,
+    answers: Mapping[str, str],
+    zip_code: str,
+    model: Model,
+    rng: Callable[[], random.Random],
+) -> tuple[str, ivr.InputKind]:
+    """What a simulated caller keys in (or says) at `step`: (input, kind) for core.ivr.answer.
+
+    The caller answers from what was drawn for them (`answers`, their ZIP): a question with
+    answer_key k → their answer k (yes/no as 1/2 on the keypad); set_language → the key of their
+    language; a menu → the option whose value is their answer to the menu's answer_key, else by
+    `callers.menus`, else uniformly. With `invalid_input_rate`, a prompt gets nothing instead.
+    `rng()` is the call's IVR stream (made only when something is drawn).
+    """
+    callers = model.callers
+    if callers.invalid_input_rate and rng().random() < callers.invalid_input_rate:
+        return NO_INPUT
+    node = flow.nodes[step.node]
+    if isinstance(node, IvrSetLanguageNode):
+        return _key_input(node, language_key(node, answers.get("language"), flow.language))
+    if isinstance(node, IvrMenuNode):
+        wanted = answers.get(node.answer_key) if node.answer_key else None
+        if wanted is not None:
+            for key, option in node.options.items():
+                if (option.value if isinstance(option, IvrOption) and option.value is not None else key) == wanted:
+                    return _key_input(node, key)
+        weighted = model.menus.get((flow.id, step.node))
+        if weighted is not None:
+            keys, cumulative = weighted
+            return _key_input(node, rng().choices(keys, cum_weights=cumulative)[0])
+        return _key_input(node, rng().choice(list(node.options)))
+    assert isinstance(node, IvrQuestionNode)
+    value = answers.get(node.answer_key)
+    if value is None and node.answer_key == "zip" and zip_code:
+        value = zip_code
+    if value is None:
+        value = _fallback_answer(node, rng())
+        if value is None:
+            return NO_INPUT  # the caller has no answer to give
+    if node.validation is not None and node.validation.yes_no and node.input != "speech":
+        return YES_NO_KEYS.get(value, value), "digits"
+    if node.input == "speech" or (node.input == "digits_or_speech" and not value.isdigit()):
+        return value, "speech"
+    return value, "digits"

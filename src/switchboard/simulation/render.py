@@ -35,6 +35,7 @@ def result_tables(r: dict[str, Any], title: str = "") -> Group:
     summary.add_row("average winning bid", _usd(r["avg_winning_bid"]))
     summary.add_row("handled by agents", f"{out['agent']:,}")
     summary.add_row("rejected", f"{out['rejected']:,}")
+    summary.add_row("repeat calls (same caller, same campaign)", f"{r['repeat_calls']:,}")
     parts: list[Any] = [summary]
 
     buyers = Table(title="Buyers")
@@ -50,6 +51,16 @@ def result_tables(r: dict[str, Any], title: str = "") -> Group:
     for cid, c in r["campaigns"].items():
         campaigns.add_row(cid, f"{c['calls']:,}", f"{c['connected']:,}", f"{c['agent']:,}", f"{c['rejected']:,}", _pct(c["fill_rate"]), _usd(c["revenue"]))
     parts.append(campaigns)
+
+    if r["ivr"]:
+        flows = Table(title="IVR flows")
+        for col in ("flow", "calls", "qualified", "disqualified", "re-prompts"):
+            flows.add_column(col, justify="left" if col == "flow" else "right")
+        for fid, f in r["ivr"].items():
+            flows.add_row(fid, f"{f['calls']:,}", f"{f['qualified']:,}", f"{f['disqualified']:,}", f"{f['reprompts']:,}")
+            for reason, n in f["disqualified_by"].items():
+                flows.add_row(f"  ended {reason}", "", "", f"{n:,}", "")
+        parts.append(flows)
 
     if r["rejects_by_reason"] or r["offer_failures"]:
         rejects = Table(title="Rejected calls and failed offers")

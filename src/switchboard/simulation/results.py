@@ -8,17 +8,20 @@ Definitions (docs/SIMULATION.md):
   queue wait       from the router's hand-off to the call's first agent offer; `wait_probability`
                    is the share of queued calls that found no free agent (Erlang C's P(wait)),
                    `avg_wait_s` the mean wait of the calls that reached an agent (ASA)
+  ivr              per flow: calls that went through it, qualified, disqualified by the end's
+                   reason, and re-prompts (answers the flow refused and asked again)
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from switchboard.core import engine
+from switchboard.core import ivr as flows
 from switchboard.core.acd import Assignment
 from switchboard.core.config import RoutingConfig
 
@@ -125,6 +128,14 @@ class _Queue:
 
 
 @dataclass
+class _Flow:
+    calls: int = 0
+    qualified: int = 0
+    reprompts: int = 0
+    ended_by: Counter[str] = field(default_factory=Counter)  # disqualified calls by the end's reason
+
+
+@dataclass
 class _Campaign:
     calls: int = 0
     connected: int = 0
@@ -152,6 +163,8 @@ class Tally:
         self._agent_slots = {a.id: a.max_concurrent for a in config.agents}
         self.rejected: Counter[str] = Counter()
         self.offer_failures: Counter[str] = Counter()
+        self.repeat_calls = 0
+        self.flows = {f.id: _Flow() for f in config.ivr_flows}
         self.end_s = 0.0
         self.last_arrival_s = 0.0
 
@@ -159,6 +172,17 @@ class Tally:
     def arrived(self, call: SimCall) -> None:
         self.calls += 1
         self.campaigns[call.facts.campaign_id].calls += 1
+        if call.repeat_of is not None:
+            self.repeat_calls += 1
+
+    def ivr_finished(self, flow_id: str, end: flows.Finished, reprompts: int) -> None:
+        f = self.flows[flow_id]
+        f.calls += 1
+        f.reprompts += reprompts
+        if end.qualified:
+            f.qualified += 1
+        else:
+            f.ended_by[end.reason or flows.DISQUALIFIED] += 1
 
     def offered(self, buyer_id: str) -> None:
         self.buyers[buyer_id].offers += 1
@@ -311,6 +335,18 @@ class Tally:
                 }
                 for cid, c in self.campaigns.items()
                 if c.calls
+            },
+            "repeat_calls": self.repeat_calls,
+            "ivr": {
+                fid: {
+                    "calls": f.calls,
+                    "qualified": f.qualified,
+                    "disqualified": f.calls - f.qualified,
+                    "disqualified_by": dict(sorted(f.ended_by.items(), key=lambda kv: (-kv[1], kv[0]))),
+                    "reprompts": f.reprompts,
+                }
+                for fid, f in self.flows.items()
+                if f.calls
             },
             "rejects_by_reason": dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
             "offer_failures": dict(sorted(self.offer_failures.items(), key=lambda kv: (-kv[1], kv[0]))),

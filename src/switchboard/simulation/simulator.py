@@ -4,7 +4,14 @@ One `Simulator` plays the outside world of the router, the bidder, the telephony
 queue service for N simulated calls, and lets the core decide everything, exactly as the
 services drive it:
 
-  arrival            → core.engine.start_routing (the router on ivr.completed)
+  arrival            → what the ivr service does first (its CallDesk.start_call / submit_input):
+                       core.caller.caller_facts of the caller's number; core.screening.screen
+                       (blocked, invalid_number), then core.screening.duplicate against the
+                       campaign's duplicate_window (only accepted calls open a window); for a
+                       campaign with `ivr:` the flow (core.ivr start/current/answer, the caller
+                       keying in what behavior.prompt_input says) and core.ivr.flow_end: qualified
+                       → routing with the flow's answers, disqualified → rejected `disqualified`
+  qualified          → core.engine.start_routing (the router on ivr.completed)
   RequestBids        → each pinged buyer answers after its latency (static buyers at once with
                        their price, as the bidder does; RTB buyers drawn from their model, a no-bid
                        "timeout" past min(timeout_ms, routing deadline − margin)); answers reach
@@ -23,19 +30,25 @@ equal times resolve in the order they were scheduled and a run is a pure functio
 (configuration, calls, seed).
 
 Random numbers: `random.Random` streams seeded from the seed and a stable name (never Python's
-per-process string hash): one for the arrivals and one for the callers of the whole run (neither
-depends on routing), and one per call and purpose for behaviour, e.g. "sunrise-rtb's answer to
-call 17's ping". Two routing plans simulated with the same seed therefore see the same calls, and
-a buyer asked about the same call in both answers the same way (common random numbers, for
-`compare`).
+per-process string hash): for the whole run one for the arrivals, one for the callers (area, ZIP,
+answers), one for their numbers and one for repeat calls (none depends on routing: they are drawn
+in arrival order), and one per call and purpose for behaviour, e.g. "sunrise-rtb's answer to call
+17's ping" or "call 17's IVR inputs". Two routing plans simulated with the same seed therefore see
+the same calls, and a buyer asked about the same call in both answers the same way (common random
+numbers, for `compare`).
 
-Not simulated: the IVR and caller screening (simulated calls start at ivr.completed with their
-answers), duplicate callers, callback offers.
+Repeat callers: after each call, with `repeat_rate`, the same caller (same number, area and
+answers) calls the same campaign again `repeat_after_s` later; first calls arrive at
+calls_per_hour × (1 − repeat_rate), so that all calls together keep calls_per_hour.
+
+Not simulated: time spent in the IVR (the flow is answered the moment the call arrives), unknown
+dialed numbers (every simulated call dials its campaign), callback offers.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -47,12 +60,16 @@ from zoneinfo import ZoneInfo
 from google.protobuf import json_format
 
 from switchboard.core import engine
+from switchboard.core import ivr as flows
 from switchboard.core.acd import Acd, Assignment, WaitingCall, caller_needs
-from switchboard.core.config import RoutingConfig, StaticBid
+from switchboard.core.caller import CallerFacts, caller_facts
+from switchboard.core.config import IvrFlow, RoutingConfig, StaticBid, duration_seconds
 from switchboard.core.eligibility import CallFacts, caps_exclusion
 from switchboard.core.ledger import InMemoryLedger, buyer_timezone, is_billable
+from switchboard.core.screening import duplicate, duplicate_key, screen
 from switchboard.services.bidder.settings import BidderSettings
-from switchboard.simulation.behavior import Model, draw, draw_money
+from switchboard.simulation import behavior
+from switchboard.simulation.behavior import Model, draw, draw_money, prompt_input
 from switchboard.simulation.results import Outcome, Tally
 from switchboard.v1 import events_pb2 as pb
 
@@ -60,6 +77,19 @@ STALE = object()  # returned by a timer that found nothing to do (its call moved
 
 # The bidder stops waiting for buyers this long before a ping's (or post's) deadline.
 DEADLINE_MARGIN_MS: int = BidderSettings.model_fields["deadline_margin_ms"].default
+# Flow steps shared between callers (Simulator._answer) at most; past it the cache starts over.
+IVR_PATHS_MAX = 20_000
+
+
+@dataclass(eq=False)
+class Caller:
+    """A simulated person: the same number, area and answers on every call they make."""
+
+    campaign: behavior.Campaign  # the campaign they call (a repeat caller calls it again)
+    number: str  # as the edge gives it: E.164, an invalid number, or "" (anonymous)
+    facts: CallerFacts  # core.caller.caller_facts(number), as the ivr service derives them
+    zip: str  # their ZIP, "" when their area has none: what they key in when asked, or what the edge knows
+    answers: dict[str, str]  # what they answer (drawn once, from traffic answers)
 
 
 @dataclass(eq=False)
@@ -67,6 +97,8 @@ class SimCall:
     index: int
     facts: CallFacts
     arrived: float
+    caller: Caller | None = None
+    repeat_of: int | None = None  # the index of the caller's previous call, for a repeat call
     streams: dict[str, random.Random] = field(default_factory=dict)
     progress: engine.Progress | None = None
     handoff: engine.HandToQueue | None = None  # the router's hand-off, when the call went to a queue
@@ -104,6 +136,8 @@ class CallRecord:
             "decided_at": self._simulator.dt(self.outcome.at_s).isoformat(),
             "campaign_id": facts.campaign_id,
             "publisher_id": facts.publisher_id,
+            "caller_number": self.call.caller.number if self.call.caller is not None else "",
+            "repeat_of": self.call.repeat_of,
             "state": facts.state,
             "zip": facts.zip,
             "area_code": facts.area_code,
@@ -130,11 +164,27 @@ class Simulator:
         self.tally = Tally(config, seed, self.start)
         self.on_call = on_call  # gets every call as it ends
         self.now = 0.0
+        self._now_at, self._now_dt = 0.0, self.start
         self._events: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
         self._arrivals = random.Random(f"{seed}:arrivals")
-        # Callers do not depend on routing: one stream, call n gets the n-th draws in every plan.
+        # Callers do not depend on routing: one stream, the n-th new caller gets the n-th draws in every plan.
         self._callers = random.Random(f"{seed}:callers")
+        # New streams (a run without blocked/invalid/anonymous/repeat callers draws as before these existed).
+        self._numbers = random.Random(f"{seed}:caller-numbers")
+        self._exchange_offset = self._numbers.randrange(800)
+        self._line_offset = self._numbers.randrange(10_000)
+        self._new_callers: dict[str, int] = {}  # area code → new callers from it so far
+        self._repeats = random.Random(f"{seed}:repeats")
+        self._repeat_rate = self.model.callers.repeat_rate
+        # What the ivr service keeps in ivr.callers: per campaign, duplicate_key → when that caller's last
+        # accepted call started (oldest first; entries older than the window are dropped: they can no
+        # longer make a duplicate).
+        self._seen: dict[str, dict[str, tuple[float, datetime]]] = {c.id: {} for c in config.campaigns}
+        self._windows = {c.id: duration_seconds(c.duplicate_window) for c in config.campaigns if c.duplicate_window}
+        self._exchange_facts: dict[str, CallerFacts] = {}  # "+1NPANXX" → caller_facts of a number in it
+        self._flow_starts: dict[str, flows.IvrStep] = {}
+        self._flow_paths: dict[tuple[int, str, str], tuple[flows.IvrState, flows.IvrStep]] = {}
         self._flat = all(min(c.rates) == c.peak for c in self.model.campaigns)
         self._campaigns = {c.id: c for c in config.campaigns}
         self._queues = {q.id: q for q in config.queues}
@@ -151,7 +201,11 @@ class Simulator:
         heapq.heappush(self._events, (t, self._seq, handler, args))
 
     def dt(self, t: float | None = None) -> datetime:
-        return self.start + timedelta(seconds=self.now if t is None else t)
+        if t is None:  # the current time: asked several times per event, made once
+            if self._now_at != self.now:
+                self._now_dt, self._now_at = self.start + timedelta(seconds=self.now), self.now
+            return self._now_dt
+        return self.start + timedelta(seconds=t)
 
     def run(self, calls: int, progress: Callable[[int], None] | None = None) -> Tally:
         """Simulate `calls` arrivals and everything they cause, to the end; return the tally."""
@@ -194,14 +248,31 @@ class Simulator:
                 break
         self.at(t, self._arrive, campaign)
 
-    def _arrive(self, campaign: Any) -> None:
-        self._arrived += 1
-        index = self._arrived
-        self._last_arrival = self.now
+    def _arrive(self, campaign: behavior.Campaign) -> object:
+        """A first call: a new caller."""
+        if self._arrived >= self._calls:
+            return STALE  # repeat calls took the last places
+        index = self._count_arrival()
         if index < self._calls:
             self._next_arrival(self.now)
-        if self._progress is not None and index % 1000 == 0:
-            self._progress(index)
+        self._start_call(index, self._new_caller(campaign), None)
+        return None
+
+    def _repeat(self, caller: Caller, previous: int) -> object:
+        """The same caller calls the same campaign again."""
+        if self._arrived >= self._calls:
+            return STALE
+        self._start_call(self._count_arrival(), caller, previous)
+        return None
+
+    def _count_arrival(self) -> int:
+        self._arrived += 1
+        self._last_arrival = self.now
+        if self._progress is not None and self._arrived % 1000 == 0:
+            self._progress(self._arrived)
+        return self._arrived
+
+    def _new_caller(self, campaign: behavior.Campaign) -> Caller:
         rng = self._callers
         area = rng.choices(self.model.areas, cum_weights=self.model.area_weights)[0]
         zip_code = ""
@@ -209,18 +280,132 @@ class Simulator:
             rest = 5 - len(area.zip_prefix)
             zip_code = area.zip_prefix + (f"{rng.randrange(10**rest):0{rest}d}" if rest else "")
         answers = {key: drawer(rng) for key, drawer in campaign.answers.items()}
-        facts = CallFacts(
-            call_id=f"sim-{index:07d}",
-            campaign_id=campaign.id,
-            publisher_id=self._campaigns[campaign.id].publisher,
-            state=area.state,
-            zip=zip_code,
-            area_code=area.area_code,
-            answers=answers,
-        )
-        call = SimCall(index, facts, self.now)
+        number = self._number(campaign, area.area_code)
+        return Caller(campaign, number, self._caller_facts(number), zip_code, answers)
+
+    def _caller_facts(self, number: str) -> CallerFacts:
+        """core.caller.caller_facts(number), cached by area code and exchange for NANP numbers.
+
+        NANP numbers are assigned by area code and exchange (NPA-NXX), and that is all phonenumbers'
+        metadata tells apart: validity, state and time zone of +1 NPA NXX xxxx do not depend on the
+        line, only the number does (tests/unit/test_simulation_callers.py checks it). Without the
+        cache, deriving the facts of every new caller would cost as much as routing the call.
+        """
+        if len(number) != 12 or not number.startswith("+1") or not number[1:].isdigit():
+            return caller_facts(number)
+        facts = self._exchange_facts.get(number[:8])
+        if facts is None:
+            facts = self._exchange_facts[number[:8]] = caller_facts(number)
+        return CallerFacts(**{**facts.__dict__, "number": number})
+
+    def _number(self, campaign: behavior.Campaign, area_code: str) -> str:
+        """The number a new caller calls from, as the edge would give it (the same draws whatever it becomes)."""
+        rng, callers = self._numbers, self.model.callers
+        kind = pick = 1.0
+        if self.model.screened_rates:
+            kind, pick = rng.random(), rng.random()
+        local = self._local_number(area_code)
+        if kind < callers.blocked_rate:
+            if campaign.blocked:  # a number on the global or the campaign's blocklist
+                what, entry = campaign.blocked[int(pick * len(campaign.blocked))]
+                if what == "number":
+                    return entry
+                if what == "prefix":
+                    return entry + local[-max(1, 12 - len(entry)) :]  # completed to +1 and 10 digits
+                return f"+1{entry}{local}"
+            # no blocklist applies to this campaign: an ordinary caller
+        elif kind < callers.blocked_rate + callers.invalid_number_rate:
+            return f"+1{100 + int(pick * 100)}{local}"  # area codes 1xx do not exist: not a valid number
+        elif kind < callers.blocked_rate + callers.invalid_number_rate + callers.anonymous_rate:
+            return ""  # withheld
+        return f"+1{area_code}{local}"
+
+    def _local_number(self, area_code: str) -> str:
+        """Exchange and line of the k-th new caller of an area code: new callers never share a number.
+
+        k → exchange block k // 10,000 (shifted), line k · 7919 mod 10,000 (shifted): a bijection on
+        8,000,000 numbers per area code (exchanges 200-999). Consecutive callers share an exchange, so
+        `_caller_facts` derives the facts of one exchange once per 10,000 callers.
+        """
+        k = self._new_callers.get(area_code, 0)
+        self._new_callers[area_code] = k + 1
+        exchange = 200 + (k // 10_000 + self._exchange_offset) % 800
+        line = (k * 7_919 + self._line_offset) % 10_000
+        return f"{exchange}{line:04d}"
+
+    def _start_call(self, index: int, caller: Caller, repeat_of: int | None) -> None:
+        """The ivr service's part of the call (its start_call, the flow), then routing."""
+        campaign = self._campaigns[caller.campaign.id]
+        known = caller.facts
+        rejection = screen(self.config, campaign, known)
+        key = duplicate_key(campaign, known)
+        if key is not None:
+            seen = self._seen[campaign.id]
+            if rejection is None:
+                last = seen.get(key)
+                rejection = duplicate(campaign, known, last[1] if last is not None else None, self.dt())
+            if rejection is None:  # only accepted calls open a window
+                self._remember(seen, key, self._windows[campaign.id])
+        # What the router knows: ivr.completed's caller and answers. A campaign without a flow is qualified by
+        # the edge (SubmitAnswers: the drawn answers, the caller's ZIP); with one, by the flow (below).
+        call_id = f"sim-{index:07d}"
+        if rejection is None and campaign.ivr is None:
+            facts = CallFacts(call_id, campaign.id, campaign.publisher, known.state, caller.zip, known.area_code, dict(caller.answers))
+        else:
+            facts = CallFacts(call_id, campaign.id, campaign.publisher, known.state, "", known.area_code)
+        call = SimCall(index, facts, self.now, caller, repeat_of)
         self.tally.arrived(call)
-        self.apply(call, engine.start_routing(self.config, facts, self.dt(), self.ledger))
+        if self._repeat_rate and self._arrived < self._calls and self._repeats.random() < self._repeat_rate:
+            self.at(self.now + draw(self.model.repeat_after_s, self._repeats), self._repeat, caller, index)
+        if rejection is not None:
+            self._finish(call, Outcome.rejected(rejection.reason, rejection.detail, 0))
+            return
+        if campaign.ivr is not None:
+            end = flows.flow_end(self._run_flow(call, self.model.flows[campaign.ivr]))
+            call.facts = CallFacts(call_id, campaign.id, campaign.publisher, known.state, end.zip or "", known.area_code, end.answers)
+            if not end.qualified:
+                self._finish(call, Outcome.rejected(flows.DISQUALIFIED, end.detail, 0))
+                return
+        self.apply(call, engine.start_routing(self.config, call.facts, self.dt(), self.ledger))
+
+    def _answer(self, flow: IvrFlow, step: flows.Prompt, text: str, kind: flows.InputKind) -> flows.IvrStep:
+        """core.ivr.answer, shared between callers: core.ivr is pure (the same state and input give the same
+        step), so callers who answered alike so far reuse the steps (a tree of the flow's paths, keyed by
+        the state object answered from; steps and their states are never modified)."""
+        key = (id(step.state), text, kind)
+        known = self._flow_paths.get(key)
+        if known is not None and known[0] is step.state:
+            return known[1]
+        after = flows.answer(flow, step.state, text, kind)
+        if len(self._flow_paths) >= IVR_PATHS_MAX:
+            self._flow_paths.clear()  # a cache: the walk is the same without it
+        self._flow_paths[key] = (step.state, after)  # holds the state, so its id stays its own
+        return after
+
+    def _remember(self, seen: dict[str, tuple[float, datetime]], key: str, window_s: int) -> None:
+        seen.pop(key, None)  # re-inserted last: the dict stays oldest first
+        seen[key] = (self.now, self.dt())
+        for old in list(itertools.islice(seen, 8)):  # a few per call keep up with the arrivals
+            if self.now - seen[old][0] < window_s:
+                break
+            del seen[old]
+
+    def _run_flow(self, call: SimCall, flow: IvrFlow) -> flows.Finished:
+        """The caller through the campaign's IVR flow, as the ivr service drives core.ivr."""
+        caller = call.caller
+        assert caller is not None
+        step = self._flow_starts.get(flow.id)
+        if step is None:
+            step = self._flow_starts[flow.id] = flows.current(flow, flows.start(flow))
+        reprompts = 0
+        while isinstance(step, flows.Prompt):
+            text, kind = prompt_input(flow, step, caller.answers, caller.zip, self.model, lambda: self.stream(call, "ivr"))
+            after = self._answer(flow, step, text, kind)
+            if isinstance(after, flows.Prompt) and after.node == step.node and after.attempt > step.attempt:
+                reprompts += 1
+            step = after
+        self.tally.ivr_finished(flow.id, step, reprompts)
+        return step
 
     # ------------------------------------------------------------ carrying out the engine's actions
 
@@ -463,7 +648,8 @@ class Simulator:
 
     def trace(self, call: SimCall, outcome: Outcome, assignment: Assignment | None) -> pb.DecisionTrace:
         """The decision trace as the services publish it: the router's, extended by the queue service for queued calls."""
-        assert call.progress is not None
+        if call.progress is None:
+            return pb.DecisionTrace()  # rejected by the ivr service (screening, IVR) before routing: no routing decision
         trace = call.progress.trace
         if call.handoff is None:
             return trace

@@ -56,7 +56,7 @@ _CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 MAX_ANSWER_KEY = 64
 MAX_ANSWER_VALUE = 1024
 MAX_INPUT = 1024
-DISQUALIFIED = "disqualified"
+DISQUALIFIED = flows.DISQUALIFIED
 
 _EXPECTS = {
     "digits": cc.INPUT_KIND_DIGITS,
@@ -420,31 +420,23 @@ class CallDesk:
         return prompt_proto(call.call_id, flow, step)
 
     async def _flow_finished(self, call: CallState, step: flows.Finished) -> None:
-        """The flow ended: qualified → ivr.completed with its answers; disqualified → call.rejected."""
-        answers = dict(step.answers)
-        answers.setdefault("language", step.language)
+        """The flow ended: qualified → ivr.completed with its answers; disqualified → call.rejected (core.ivr.flow_end)."""
+        end = flows.flow_end(step)
         call.flow_busy = True
         try:
-            if step.qualified:
+            if end.qualified:
                 saved = (dict(call.answers), call.caller)
-                try:
-                    self._set_zip(call, answers)
-                except CallError:
-                    answers.pop("zip")  # the flow's own validation let an odd ZIP through: keep it out of Caller.zip
-                call.answers.update(answers)
+                call.answers.update(end.answers)
+                if end.zip is not None:
+                    call.caller = call.caller.with_zip(end.zip)
                 try:
                     await self._complete(call)
                 except BaseException:
                     call.answers, call.caller = saved
                     raise
             else:
-                call.answers.update(answers)
-                await self._reject(
-                    call,
-                    DISQUALIFIED,
-                    f"IVR flow {step.state.flow_id} ended at {step.node or step.state.node!r}: {step.reason or 'disqualified'}",
-                    step.text or self.settings.disqualified_announcement,
-                )
+                call.answers.update(end.answers)
+                await self._reject(call, DISQUALIFIED, end.detail, step.text or self.settings.disqualified_announcement)
             call.flow_state = step.state
         finally:
             call.flow_busy = False
