@@ -215,9 +215,30 @@ async def ensure_topics(kafka: KafkaSettings, topics: Iterable[Topic] = ALL_TOPI
                 )
             except TopicAlreadyExistsError:
                 pass  # another process created them meanwhile
+            await _until_described(admin, [t.name for t in missing], kafka.partitions, timeout_s)
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _until_described(admin: AIOKafkaAdminClient, names: list[str], partitions: int, timeout_s: float) -> None:
+    """Wait until metadata shows every new topic with all its partitions.
+
+    Why: right after CreateTopics a metadata answer can still show a new topic with fewer
+    partitions (seen on Tansu under load); a service that starts then and reads
+    partitions_for_topic would never consume the missing ones.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        short = sorted(d["topic"] for d in described if d.get("error_code") or len(d.get("partitions") or ()) < partitions)
+        short += sorted(set(names) - {d["topic"] for d in described})
+        if not short:
+            return
+        if loop.time() >= deadline:
+            raise TimeoutError(f"topics {short} not visible with {partitions} partitions after {timeout_s:.0f} s")
+        await asyncio.sleep(0.05)
 
 
 async def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 30.0) -> None:
