@@ -127,6 +127,11 @@ async def true_end_offsets(
     return {key: max(end, found[key]) if key in found and end is not None else end for key, end in ends.items()}
 
 
+async def confirmed_end_offsets(consumer: AIOKafkaConsumer, kafka: KafkaSettings, tps: list[TopicPartition], client_id: str) -> dict:
+    """`consumer.end_offsets(tps)`, confirmed by a fetch of a probe consumer (see true_end_offsets)."""
+    return await true_end_offsets(lambda: make_consumer(kafka, None, f"{client_id}-probe"), await consumer.end_offsets(tps))
+
+
 def make_consumer(kafka: KafkaSettings, group_id: str | None, client_id: str, *topics: str, **overrides: object) -> AIOKafkaConsumer:
     """An aiokafka consumer with the project's settings (short fetch wait, Tansu-friendly group timers).
 

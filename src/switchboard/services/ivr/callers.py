@@ -21,7 +21,7 @@ import structlog
 from aiokafka import TopicPartition
 
 from switchboard.platform import codec
-from switchboard.platform.kafka import EventBus, make_consumer, true_end_offsets
+from switchboard.platform.kafka import EventBus, make_consumer, confirmed_end_offsets
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALLERS_SEEN
 from switchboard.v1 import events_pb2 as pb
@@ -62,7 +62,7 @@ class CallerMemory:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             # Tansu under-reports the end of a multi-record last batch: confirm it with a fetch.
-            ends = await true_end_offsets(lambda: make_consumer(kafka, None, f"{client_id}-probe"), await consumer.end_offsets(tps))
+            ends = await confirmed_end_offsets(consumer, kafka, tps, client_id)
             behind = {tp for tp in tps if ends[tp] > 0}
             if not behind:
                 loaded.set()

@@ -62,7 +62,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, caller_needs
 from switchboard.core.config import RoutingConfig, load_config
 from switchboard.platform import codec
-from switchboard.platform.kafka import make_consumer, true_end_offsets
+from switchboard.platform.kafka import make_consumer, confirmed_end_offsets
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import (
     CALL_ENDED,
@@ -399,7 +399,7 @@ class QueueRunner:
                 self.consumer.seek(tp, committed)
             else:
                 await self.consumer.seek_to_beginning(tp)
-        ends = await true_end_offsets(lambda: make_consumer(self.settings.kafka, None, f"{SERVICE}-probe"), await self.consumer.end_offsets(tps))
+        ends = await confirmed_end_offsets(self.consumer, self.settings.kafka, tps, SERVICE)
         self.positions = {tp: await self.consumer.position(tp) for tp in tps}
         self.behind = {tp: ends[tp] for tp in tps if self.positions[tp] < ends[tp]}
         if snapshot is not None:

@@ -37,7 +37,7 @@ from switchboard.core.ledger import (
     call_routed,
     swrr_routed,
 )
-from switchboard.platform.kafka import make_consumer, true_end_offsets
+from switchboard.platform.kafka import make_consumer, confirmed_end_offsets
 from switchboard.platform.settings import KafkaSettings
 from switchboard.services.router import protocol
 
@@ -165,7 +165,7 @@ class ViewReader:
             tps = [TopicPartition(self.topic, p) for p in range(self.kafka.partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            ends = await true_end_offsets(lambda: make_consumer(self.kafka, None, "router-view-probe"), await consumer.end_offsets(tps))
+            ends = await confirmed_end_offsets(consumer, self.kafka, tps, "router-view")
             read = 0
             while True:
                 batches = await consumer.getmany(timeout_ms=100, max_records=1000)
