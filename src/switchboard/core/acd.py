@@ -49,6 +49,11 @@ so that the queue service can snapshot it and a restarted process goes on
 where the last one stopped. Payloads are left out (the owner stores its own
 reference to them and hands them back by call id); times are the caller's
 clock values, and `time_shift` moves them to the clock of a new process.
+
+Decision traces (`assignment_trace`, `rejection_trace`): the router's trace of
+a queued call, extended with one entry per agent considered and the queue's
+notes. The queue service publishes them and the simulator reports them, so
+both explain a queued call the same way.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from switchboard.core.config import Agent, Queue, RoutingConfig
+from switchboard.v1 import events_pb2 as pb
 
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "best_performer")
 
@@ -506,3 +512,43 @@ def _call_from(item: Mapping[str, Any], payloads: Mapping[str, Any], time_shift:
         tried=dict(item.get("tried", {})),
         requeued=bool(item.get("requeued", False)),
     )
+
+
+def assignment_trace(routed_so_far: pb.DecisionTrace, tier_index: int, assignment: Assignment) -> pb.DecisionTrace:
+    """The trace of a call given to an agent: the router's trace so far plus one entry per agent considered.
+
+    The attempt is the call's current offer number (the router's hand-off
+    attempt, +1 for every agent that did not take the call).
+    """
+    agent, queue, attempt = assignment.agent, assignment.queue, assignment.call.attempt
+    trace = pb.DecisionTrace()
+    trace.CopyFrom(routed_so_far)
+    for c in assignment.considered:
+        winner = c.agent_id == agent.id
+        trace.entries.append(
+            pb.TraceEntry(
+                target_id=c.agent_id,
+                kind=pb.TARGET_KIND_AGENT,
+                tier_index=tier_index,
+                attempt=attempt,
+                eligible=c.eligible,
+                excluded_by=c.excluded_by,
+                detail=f"{queue.strategy}; waited {assignment.waited_s:.1f}s" if winner else c.detail,
+                winner=winner,
+            )
+        )
+    trace.winning_tier = tier_index
+    trace.winning_attempt = attempt
+    for tried, why in assignment.call.tried.items():
+        trace.notes.append(f"queue {queue.id}: agent {tried} did not take the call ({why})")
+    trace.notes.append(f"queue {queue.id}: offer {attempt} to agent {agent.id} by {queue.strategy} after {assignment.waited_s:.1f}s")
+    return trace
+
+
+def rejection_trace(routed_so_far: pb.DecisionTrace, queue_id: str, reason: str, detail: str) -> pb.DecisionTrace:
+    """The trace of a queued call the queue gave up on (abandoned, max_attempts, all_declined, ...)."""
+    trace = pb.DecisionTrace()
+    trace.CopyFrom(routed_so_far)
+    trace.winning_tier = -1
+    trace.notes.append(f"queue {queue_id}: {reason} ({detail})")
+    return trace

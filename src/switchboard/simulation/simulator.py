@@ -61,7 +61,7 @@ from google.protobuf import json_format
 
 from switchboard.core import engine
 from switchboard.core import ivr as flows
-from switchboard.core.acd import Acd, Assignment, WaitingCall, caller_needs
+from switchboard.core.acd import Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
 from switchboard.core.caller import CallerFacts, caller_facts
 from switchboard.core.config import IvrFlow, RoutingConfig, StaticBid, duration_seconds
 from switchboard.core.eligibility import CallFacts, caps_exclusion
@@ -653,24 +653,9 @@ class Simulator:
         trace = call.progress.trace
         if call.handoff is None:
             return trace
-        from switchboard.services.queue.service import (  # the queue service's trace, not a copy
-            rejected_event,
-            routed_event,
-        )
-
-        queued = pb.CallQueued(
-            call_id=call.call_id,
-            campaign_id=call.facts.campaign_id,
-            publisher_id=call.facts.publisher_id,
-            queue_id=call.handoff.queue_id,
-            tier_index=call.handoff.tier_index,
-            attempt=call.handoff.attempt,
-            trace=trace,
-        )
         if assignment is not None:
-            return routed_event(assignment, queued).trace
-        return rejected_event(queued, outcome.reason, outcome.detail, "").trace
-
+            return assignment_trace(trace, call.handoff.tier_index, assignment)
+        return rejection_trace(trace, call.handoff.queue_id, outcome.reason, outcome.detail)
 
 def simulate(config: RoutingConfig, calls: int, seed: int = 1, *, on_call: CallSink | None = None, progress: Callable[[int], None] | None = None) -> Tally:
     return Simulator(config, seed, on_call=on_call).run(calls, progress)

@@ -213,6 +213,24 @@ class CallDesk:
             raise CallError(grpc.StatusCode.NOT_FOUND, f"unknown call id {call_id!r}: not started on this ivr instance, or already ended")
         return call
 
+    # -- what an edge adapter (twiml.py) may ask about a call -----------------
+    def is_live(self, call_id: str) -> bool:
+        """The call is on this instance and not reported as ended."""
+        return call_id in self.calls
+
+    def has_ended(self, call_id: str) -> bool:
+        """The call ended here recently (a retried request after its end is answered quietly)."""
+        return call_id in self.ended
+
+    def flow_steps(self, call_id: str) -> int:
+        """Answers the call's IVR flow has taken so far (0 without a flow)."""
+        state = self.call(call_id).flow_state
+        return state.steps if state is not None else 0
+
+    def answers_complete(self, call_id: str) -> bool:
+        """ivr.completed was published for the call: routing has started."""
+        return self.call(call_id).completed
+
     async def _publish(self, topic: Topic, event: Message, key: str | None = None) -> None:
         try:
             await self.bus.publish(topic, event, key=key)

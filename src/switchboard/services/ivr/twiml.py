@@ -186,7 +186,7 @@ class TwimlWebhook:
 
     def _failed(self, request: web.Request, call_id: str, exc: CallError) -> VoiceResponse:
         response = VoiceResponse()
-        if exc.code == grpc.StatusCode.NOT_FOUND and call_id in self.desk.ended:
+        if exc.code == grpc.StatusCode.NOT_FOUND and self.desk.has_ended(call_id):
             log.info("twiml_call_already_ended", call_id=call_id, path=request.path)  # a CPaaS retry after the end
         else:
             log.warning("twiml_call_error", call_id=call_id, path=request.path, code=exc.code.name, error=exc.message)
@@ -238,8 +238,7 @@ class TwimlWebhook:
 
     def _steps(self, call_id: str) -> int:
         """Answers the call's flow has taken so far: the `step` a <Gather> action carries."""
-        state = self.desk.call(call_id).flow_state
-        return state.steps if state is not None else 0
+        return self.desk.flow_steps(call_id)
 
     async def _routing(self, request: web.Request, call_id: str, poll: int) -> VoiceResponse:
         """The call's routing decision as TwiML, waiting at most twiml_route_wait_s for one."""
@@ -278,7 +277,7 @@ class TwimlWebhook:
     # -- routes --------------------------------------------------------------------------------------
     async def voice(self, request: web.Request, form: Form) -> VoiceResponse:
         call_id = form["CallSid"]
-        if call_id in self.desk.ended:
+        if self.desk.has_ended(call_id):
             raise CallError(grpc.StatusCode.NOT_FOUND, f"call {call_id} already ended")  # a retry after the end: <Hangup/>
         start = await self.desk.start_call(
             cc.StartCallRequest(call_id=call_id, caller_number=form.get("From", ""), dialed_number=form.get("To", ""))
@@ -289,7 +288,7 @@ class TwimlWebhook:
             if start.prompt.finished:  # a flow without questions
                 return await self._flow_end(request, start.prompt)
             return self._gather(request, start.prompt, self._steps(call_id))
-        if not self.desk.call(call_id).completed:  # not on a retried request
+        if not self.desk.answers_complete(call_id):  # not on a retried request
             await self.desk.submit_answers(cc.SubmitAnswersRequest(call_id=call_id, complete=True))
         return await self._routing(request, call_id, 0)
 
@@ -317,7 +316,7 @@ class TwimlWebhook:
         attempt = _int(request.query.get("attempt"))
         outcome, seconds = dial_outcome(form.get("DialCallStatus", ""), form.get("CallStatus", ""), _int(form.get("DialCallDuration")))
         report = cc.ReportOutcomeRequest(call_id=call_id, outcome=outcome, connected_seconds=seconds)  # type: ignore[arg-type]
-        if call_id not in self.desk.calls:
+        if not self.desk.is_live(call_id):
             # Ended already: the desk answers a retry of the final report from its memory of ended calls; anything
             # else is NOT_FOUND (silent <Hangup/> for a call that ended here, the spoken error for one never seen).
             await self.desk.report_outcome(report)
@@ -332,7 +331,7 @@ class TwimlWebhook:
                 self._dial_reported(call_id)
             else:  # offer `attempt` was reported already (a CPaaS retry): report nothing again
                 log.info("twiml_dial_repeat", call_id=call_id, attempt=attempt, current=current.attempt)
-        if call_id not in self.desk.calls or form.get("CallStatus", "") in CALL_OVER:
+        if not self.desk.is_live(call_id) or form.get("CallStatus", "") in CALL_OVER:
             response = VoiceResponse()
             response.hangup()
             return response
@@ -355,6 +354,6 @@ class TwimlWebhook:
             except TimeoutError:
                 log.info("twiml_dial_action_missing", call_id=call_id)
             self.dialing.pop(call_id, None)
-        if call_id in self.desk.calls:
+        if self.desk.is_live(call_id):
             log.info("twiml_caller_hung_up", call_id=call_id, call_status=form.get("CallStatus", ""))
             await self._report(call_id, pb.CALL_OUTCOME_CALLER_HANGUP, 0)

@@ -59,7 +59,7 @@ from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, caller_needs
+from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
 from switchboard.core.config import RoutingConfig, load_config
 from switchboard.platform import codec
 from switchboard.platform.kafka import make_consumer, confirmed_end_offsets
@@ -106,33 +106,9 @@ def _decision_fields(queued: pb.CallQueued) -> dict:
 
 
 def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted:
-    """call.routed for an agent: the router's trace so far plus one entry per agent considered.
-
-    The attempt is the call's current offer number (the router's hand-off
-    attempt, +1 for every agent that did not take the call).
-    """
+    """call.routed for an agent, explained by core.acd.assignment_trace."""
     agent, queue, attempt = assignment.agent, assignment.queue, assignment.call.attempt
-    trace = pb.DecisionTrace()
-    trace.CopyFrom(queued.trace)
-    for c in assignment.considered:
-        winner = c.agent_id == agent.id
-        trace.entries.append(
-            pb.TraceEntry(
-                target_id=c.agent_id,
-                kind=pb.TARGET_KIND_AGENT,
-                tier_index=queued.tier_index,
-                attempt=attempt,
-                eligible=c.eligible,
-                excluded_by=c.excluded_by,
-                detail=f"{queue.strategy}; waited {assignment.waited_s:.1f}s" if winner else c.detail,
-                winner=winner,
-            )
-        )
-    trace.winning_tier = queued.tier_index
-    trace.winning_attempt = attempt
-    for tried, why in assignment.call.tried.items():
-        trace.notes.append(f"queue {queue.id}: agent {tried} did not take the call ({why})")
-    trace.notes.append(f"queue {queue.id}: offer {attempt} to agent {agent.id} by {queue.strategy} after {assignment.waited_s:.1f}s")
+    trace = assignment_trace(queued.trace, queued.tier_index, assignment)
     return pb.CallRouted(
         **_decision_fields(queued),
         kind=pb.TARGET_KIND_AGENT,
@@ -150,10 +126,7 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
 
 
 def rejected_event(queued: pb.CallQueued, reason: str, detail: str, announcement: str) -> pb.CallRejected:
-    trace = pb.DecisionTrace()
-    trace.CopyFrom(queued.trace)
-    trace.winning_tier = -1
-    trace.notes.append(f"queue {queued.queue_id}: {reason} ({detail})")
+    trace = rejection_trace(queued.trace, queued.queue_id, reason, detail)
     return pb.CallRejected(
         **_decision_fields(queued), reason=reason, detail=detail, announcement=announcement, trace=trace
     )
