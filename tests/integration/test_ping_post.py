@@ -49,6 +49,8 @@ buyers:
   - {id: backup,   bid: {type: fixed, value: 50}}
   - {id: sleeper,  bid: {type: fixed, value: 70}, post_faults: {timeout: 1.0}}
   - {id: backup2,  bid: {type: fixed, value: 50}}
+  - {id: grpc-rejecter, bid: {type: fixed, value: 70}, post_reject_rate: 1.0, post_reject_reason: "over daily budget"}
+  - {id: grpc-private,  bid: {type: fixed, value: 60}}
 """
 
 ROUTING = """
@@ -64,6 +66,8 @@ buyers:
   - {{id: backup2,  destination: "+18005550206", bid: {{type: rtb, url: "{http}/ping/backup2", timeout_ms: 800}}}}
   - {{id: static-a, destination: "+18005550207", share_caller_number: true, bid: {{type: static, price: 45.00}}}}
   - {{id: static-b, destination: "+18005550208", bid: {{type: static, price: 35.00}}}}
+  - {{id: grpc-rejecter, destination: "+18005550209", bid: {{type: rtb, url: "{grpc}", timeout_ms: 800}}}}
+  - {{id: grpc-private,  destination: "+18005550210", bid: {{type: rtb, url: "{grpc}", timeout_ms: 800}}}}
 campaigns:
   - {{id: pp-numbers, numbers: ["+18885550101"], publisher: pub,
      routing: {{timeout_ms: 1500, tiers: [{{strategy: ping_post, buyers: [private, sharer]}}]}}}}
@@ -75,6 +79,8 @@ campaigns:
      routing: {{timeout_ms: 1000, tiers: [{{strategy: ping_post, buyers: [sleeper, backup2]}}]}}}}
   - {{id: pp-static,  numbers: ["+18885550105"], publisher: pub,
      routing: {{timeout_ms: 1000, tiers: [{{strategy: ping_post, buyers: [static-a, static-b]}}]}}}}
+  - {{id: pp-grpc,    numbers: ["+18885550106"], publisher: pub,
+     routing: {{timeout_ms: 1500, tiers: [{{strategy: ping_post, buyers: [grpc-rejecter, grpc-private]}}]}}}}
 """
 
 
@@ -94,7 +100,7 @@ def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         sim.wait_ready()
         config = tmp / "routing.yaml"
-        config.write_text(ROUTING.format(http=f"http://127.0.0.1:{sim.http_port}"))
+        config.write_text(ROUTING.format(http=f"http://127.0.0.1:{sim.http_port}", grpc=sim.grpc_url()))
         kafka = broker.kafka_settings()
         env = service_env(
             kafka,
@@ -195,3 +201,21 @@ async def test_static_ping_post_buyers_need_no_network(stack: Stack) -> None:
     [answered] = await wait_event(stack.kafka, POST_ANSWERED, lambda e: e.call_id == call.call_id)
     assert answered.accepted and answered.attempt == requested.attempt
     assert received(stack, call.call_id) == []  # the simulator never heard of this call
+
+
+async def test_ping_post_over_grpc_rejected_post_then_the_next_bid(stack: Stack) -> None:
+    """The same auction with buyers on gRPC (BuyerBidding Ping and Post): no number in pings or in the post."""
+    call = ivr("pp-grpc")
+    routed = await route(stack, call)
+    assert (routed.buyer_id, routed.price, routed.strategy) == ("grpc-private", "60.00", "ping_post")
+    got = wait_received(stack, call.call_id, ["ping", "ping", "post", "post"])
+    assert sorted((r["kind"], r["buyer_id"]) for r in got) == [
+        ("ping", "grpc-private"), ("ping", "grpc-rejecter"), ("post", "grpc-private"), ("post", "grpc-rejecter"),
+    ]
+    for r in got:
+        assert NUMBER not in json.dumps(r["body"]) and not r["body"].get("caller_number"), r
+    assert [r["buyer_id"] for r in got if r["kind"] == "post"] == ["grpc-rejecter", "grpc-private"]
+    answers = await wait_event(stack.kafka, POST_ANSWERED, lambda e: e.call_id == call.call_id, count=2)
+    assert {(a.buyer_id, a.accepted, a.reason) for a in answers} == {("grpc-rejecter", False, "over daily budget"), ("grpc-private", True, "")}
+    notes = list(routed.trace.notes)
+    assert any("post to grpc-rejecter" in n and "rejected: over daily budget" in n for n in notes), notes

@@ -252,6 +252,7 @@ class BiddingServicer(bidding_pb2_grpc.BiddingServicer):
             if not signing.verify_signature(buyer.secret, header, request.SerializeToString(deterministic=True)):
                 sim.count(buyer.id, "bad_signature")
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad signature")
+        sim.record("ping", buyer.id, json_format.MessageToDict(request, preserving_proto_field_name=True))
         plan = sim.plan(buyer)
         sim.count(buyer.id, f"fault:{plan.fault}" if plan.fault else "answered")
         if plan.fault == "timeout":
