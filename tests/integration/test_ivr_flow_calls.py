@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from switchboard.platform.topics import CALL_REJECTED, CALL_STARTED, CALLERS_SEEN, IVR_COMPLETED
+from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, CALLERS_SEEN, IVR_COMPLETED
+from switchboard.v1 import events_pb2 as pb
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
 from tests.support import ServiceProcess, new_call_id, read_all, running_service, service_env, start_service, assert_clean_exit, wait_event
@@ -139,6 +140,33 @@ async def test_invalid_input_reprompts_then_a_low_bill_ends_disqualified(stub, k
     result = await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=1))
     assert (result.status, result.reason) == (cc.ROUTING_STATUS_REJECTED, "disqualified")
     assert await read_all(kafka, IVR_COMPLETED, lambda e: e.call_id == cid) == []
+
+
+async def test_a_caller_who_hangs_up_in_the_ivr_is_rejected_abandoned(stub, kafka):
+    """Nobody else would end the call (no ivr.completed): the ivr itself gives its one outcome."""
+    cid = new_call_id()
+    start = await stub.StartCall(cc.StartCallRequest(caller_number=new_caller(), dialed_number=QUALIFY, call_id=cid))
+    p = await say(stub, start.prompt, "1")
+    assert p.node == "homeowner"
+    await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
+    [rejected] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == cid)
+    assert (rejected.reason, rejected.detail, rejected.campaign_id) == ("abandoned", "the caller hung up in the IVR, at IVR node 'homeowner'", "qualify")
+    [ended] = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid)
+    assert (ended.outcome, ended.attempt, ended.routing_pending) == (pb.CALL_OUTCOME_CALLER_HANGUP, 0, False)
+    assert await read_all(kafka, IVR_COMPLETED, lambda e: e.call_id == cid) == []
+    # A retried report is answered from memory and publishes nothing again.
+    await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
+    assert len(await read_all(kafka, CALL_REJECTED, lambda e: e.call_id == cid)) == 1
+
+
+async def test_a_caller_who_hangs_up_after_qualifying_leaves_it_to_the_router(stub, kafka):
+    """After ivr.completed the router owns the outcome: call.ended says routing was pending, the ivr rejects nothing."""
+    start = await stub.StartCall(cc.StartCallRequest(caller_number=new_caller(), dialed_number=PLAIN))
+    await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=start.call_id, complete=True))
+    await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=start.call_id, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
+    [ended] = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == start.call_id)
+    assert (ended.attempt, ended.routing_pending) == (0, True)
+    assert await read_all(kafka, CALL_REJECTED, lambda e: e.call_id == start.call_id) == []
 
 
 async def test_flow_calls_refuse_out_of_turn_requests(stub):

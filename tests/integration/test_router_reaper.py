@@ -1,4 +1,5 @@
-"""The router's housekeeping on the real broker: calls whose call.ended never comes, and forgetting finished calls.
+"""The router's housekeeping on the real broker: calls whose call.ended never comes, callers who hang up
+while the router is still deciding, and forgetting finished calls.
 
 One router of its own for the module (no other router runs meanwhile) with short settings:
 max_call_duration_s 3, finished_retention_s 5, sweep_interval_s 0.2. Before it starts, the fixture
@@ -37,11 +38,12 @@ from switchboard.platform.topics import (
     CALL_REJECTED,
     CALL_ROUTED,
     IVR_COMPLETED,
+    PING_REQUESTED,
     Topic,
 )
 from switchboard.v1 import events_pb2 as pb
 from tests.integration.test_router_ledger import Edge, Routers, edge, routers_for
-from tests.support import by_target, ivr, publish_raw, until
+from tests.support import by_target, ivr, publish_raw, read_all, until, wait_event
 
 pytestmark = pytest.mark.integration
 
@@ -57,10 +59,13 @@ buyers:
   - {id: next,  destination: "+18005550401", bid: {type: static, price: 30.00}}
   - {id: cheap, destination: "+18005550402", bid: {type: static, price: 5.00}}
   - {id: old,   destination: "+18005550403", bid: {type: static, price: 40.00}, caps: {concurrency: 1}}
+  # No bidder runs in this module: a ping to `silent` is never answered, its auction stays open.
+  - {id: silent, destination: "+18005550404", bid: {type: rtb, url: "http://127.0.0.1:9/never", timeout_ms: 20000}}
 campaigns:
   - {id: REAP, numbers: ["+18885550401"], publisher: pub, routing: {max_attempts: 2, tiers: [{strategy: priority, buyers: [top, next]}]}}
   - {id: FLOOR, numbers: ["+18885550402"], publisher: pub, routing: {tiers: [{strategy: priority, buyers: [cheap]}]}}
   - {id: LEGACY, numbers: ["+18885550403"], publisher: pub, routing: {tiers: [{strategy: priority, buyers: [old, next]}]}}
+  - {id: LEFT, numbers: ["+18885550404"], publisher: pub, routing: {timeout_ms: 30000, tiers: [{strategy: price, buyers: [silent]}]}}
 """
 
 
@@ -70,6 +75,7 @@ class Setup:
     reap: str  # campaign: top (concurrency 1), then next
     floor: str  # campaign: every buyer below the floor (rejected at once)
     legacy: str  # campaign: old (concurrency 1, holding a call from an old record), then next
+    left: str  # campaign: one RTB buyer nobody answers for (an auction open for 30 s)
     legacy_finished: str  # a call id in `finished` as an old router wrote it
     started_at: datetime  # before the router started
 
@@ -101,8 +107,8 @@ async def seed_legacy_state(kafka: KafkaSettings, app_id: str, finished_call_id:
 @pytest.fixture(scope="module")
 def setup(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     # Campaign ids of their own: a new group reads ivr.completed from the beginning.
-    reap, floor, legacy = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("reap", "floor", "legacy"))
-    config = CONFIG.replace("REAP", reap).replace("FLOOR", floor).replace("LEGACY", legacy)
+    reap, floor, legacy, left = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("reap", "floor", "legacy", "left"))
+    config = CONFIG.replace("REAP", reap).replace("FLOOR", floor).replace("LEGACY", legacy).replace("LEFT", left)
     routers = routers_for(broker, tmp_path_factory.mktemp("router_reaper"), config)
     routers.env.update(
         SWITCHBOARD_ROUTER_MAX_CALL_DURATION_S=str(MAX_CALL_DURATION_S),
@@ -114,7 +120,7 @@ def setup(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     started_at = datetime.now(UTC)
     try:
         routers.start()
-        yield Setup(routers, reap, floor, legacy, legacy_finished, started_at)
+        yield Setup(routers, reap, floor, legacy, left, legacy_finished, started_at)
     finally:
         routers.stop_all()
 
@@ -264,3 +270,42 @@ async def test_state_from_an_older_router_loads_and_is_swept(setup: Setup) -> No
         async with watching(routers) as (_, finished):
             await until("the old finished entry forgotten", lambda: None in finished.of(setup.legacy_finished))
         assert finished.of(setup.legacy_finished)[0] == "routed"
+
+
+def hung_up(call_id: str) -> pb.CallEnded:
+    """What the ivr publishes when the caller hangs up after ivr.completed, before a decision reached it."""
+    return pb.CallEnded(
+        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), outcome=pb.CALL_OUTCOME_CALLER_HANGUP, routing_pending=True
+    )
+
+
+async def test_a_caller_who_hangs_up_during_the_auction_is_abandoned_not_sold(setup: Setup) -> None:
+    routers = setup.routers
+    async with watching(routers) as (e, changelog):
+        call = await e.call(setup.left)
+        await wait_event(routers.kafka, PING_REQUESTED, lambda p: p.call_id == call.call_id)  # the auction is open
+        await e.bus.publish(CALL_ENDED, hung_up(call.call_id))
+        rejected = await e.outcome(call.call_id, CALL_REJECTED.name)
+        assert (rejected.reason, rejected.detail) == ("abandoned", "the caller hung up while routing (auction)")  # type: ignore[attr-defined]
+        assert rejected.campaign_id == setup.left and rejected.trace.winning_tier == -1  # type: ignore[attr-defined]
+        await until("the call finished as rejected", lambda: any(isinstance(v, dict) and v["kind"] == "rejected" for v in changelog.of(call.call_id)))
+        # The same report again (at-least-once) changes nothing.
+        await publish_handled(routers, CALL_ENDED.name, hung_up(call.call_id))
+        assert len(e.events(call.call_id)) == 1
+
+
+async def test_a_hang_up_that_overtakes_its_ivr_completed_ends_the_call_without_routing_it(setup: Setup) -> None:
+    routers = setup.routers
+    async with watching(routers) as (e, changelog):
+        call = ivr(setup.left)
+        # call.ended and ivr.completed are on different topics: nothing orders them. Here the hang-up is handled first.
+        await publish_handled(routers, CALL_ENDED.name, hung_up(call.call_id))
+        await until("the hang-up remembered", lambda: [v["kind"] for v in changelog.of(call.call_id) if isinstance(v, dict)] == ["hung_up"])
+        await e.bus.publish(IVR_COMPLETED, call)
+        rejected = await e.outcome(call.call_id, CALL_REJECTED.name)
+        assert (rejected.reason, rejected.detail) == ("abandoned", "the caller hung up before routing started")  # type: ignore[attr-defined]
+        assert rejected.campaign_id == setup.left  # type: ignore[attr-defined]
+        assert await read_all(routers.kafka, PING_REQUESTED, lambda p: p.call_id == call.call_id) == []  # nobody was pinged
+        # A redelivered ivr.completed is a duplicate now.
+        await publish_handled(routers, IVR_COMPLETED.name, call)
+        assert len(e.events(call.call_id)) == 1

@@ -324,3 +324,17 @@ def test_bid_answer_from_pb_treats_malformed_amount_as_no_bid() -> None:
     bad = engine.BidAnswer.from_pb(pb.BidReceived(buyer_id="a", outcome=pb.BID_OUTCOME_BID, amount="lots"))
     assert bad.outcome == "no_bid" and "malformed" in bad.reason
     assert engine.BidAnswer.from_pb(pb.BidReceived(buyer_id="a", outcome=pb.BID_OUTCOME_DECLINE)).outcome == "decline"
+
+
+def test_a_caller_who_leaves_during_the_auction_is_rejected_abandoned_and_keeps_the_trace() -> None:
+    cfg = make_config([static("s", "20.00"), {"id": "r", "bid": {"type": "rtb", "url": "http://127.0.0.1:9/ping"}}], [{"strategy": "price", "buyers": ["s", "r"]}])
+    pinging = engine.start_routing(cfg, call(), NOW)
+    assert isinstance(pinging.action, engine.RequestBids)
+    left = engine.caller_left(pinging.progress, "while routing (auction)")
+    assert left.action == engine.RejectCall("abandoned", "the caller hung up while routing (auction)", "")
+    assert left.progress.done and left.progress.offer is None and left.progress.candidates == []
+    assert left.progress.trace.winning_tier == -1 and {e.target_id for e in left.progress.trace.entries} == {"s", "r"}
+    assert left.progress.trace.notes[-1] == "rejected: abandoned: the caller hung up while routing (auction)"
+    # Before routing started: nothing considered, still one terminal outcome with the reason.
+    early = engine.caller_left(engine.Progress(call=call()), "before routing started")
+    assert isinstance(early.action, engine.RejectCall) and early.action.reason == "abandoned" and not early.progress.trace.entries

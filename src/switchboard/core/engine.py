@@ -19,6 +19,10 @@ default: empty, no calls and no history) and returns a `Step`:
         the buyer hung up before billable_after_s → the next candidate of the
         tier's ranking, then the next tier, up to routing.max_attempts offers;
         a caller hang-up ends the call (RejectCall "abandoned").
+    step = caller_left(progress, while_)
+        the caller hung up before any offer reached them (pings, a post or a
+        reservation in flight, or before routing began) → RejectCall "abandoned";
+        whatever answers later is stale.
     step = reservation_denied(config, progress, rule, detail, now, ledger)
         the RouteToBuyer could not take its slot in the exact buyer state (a cap
         filled meanwhile, seen by the single writer of that buyer's state): the
@@ -100,6 +104,7 @@ __all__ = [
     "RouteToBuyer",
     "Step",
     "auction_complete",
+    "caller_left",
     "can_conclude_early",
     "conclude_auction",
     "offer_failed",
@@ -756,6 +761,16 @@ def _exhausted(progress: Progress) -> Step:
     if progress.answers_seen and progress.declines_seen == progress.answers_seen:
         return _reject(progress, "all_declined", "every pinged buyer declined")
     return _reject(progress, "no_bid", "no bid at or above the floor in any tier")
+
+
+def caller_left(progress: Progress, while_: str) -> Step:
+    """The caller hung up with no offer ringing (routing still deciding): terminal, "abandoned".
+
+    `while_` says when, for the trace ("while routing", "before routing started").
+    An offer in flight is dropped from the decision: a post or reservation answered later is stale.
+    """
+    progress.candidates = []
+    return _reject(progress, "abandoned", f"the caller hung up {while_}")
 
 
 def _reject(progress: Progress, reason: str, detail: str) -> Step:

@@ -57,6 +57,7 @@ MAX_ANSWER_KEY = 64
 MAX_ANSWER_VALUE = 1024
 MAX_INPUT = 1024
 DISQUALIFIED = flows.DISQUALIFIED
+ABANDONED = "abandoned"  # the caller hung up before any decision (ROUTING.md reject reasons)
 
 _EXPECTS = {
     "digits": cc.INPUT_KIND_DIGITS,
@@ -517,6 +518,11 @@ class CallDesk:
         if result is None and call.last_report == report:
             return cc.ReportOutcomeResponse()  # a retry of the re-routable report: already published
         offer = result if result is not None and result.status == cc.ROUTING_STATUS_ROUTED else None
+        # No outcome yet and nobody else will give one: the caller left in the IVR (before ivr.completed,
+        # and no disqualification being published) → this instance rejects it "abandoned". After
+        # ivr.completed and before a decision reached us, the router owns the call: routing_pending tells it.
+        left_in_ivr = result is None and not call.completed and not call.flow_busy
+        routing_pending = result is None and call.completed
         if offer is None and request.outcome in REROUTABLE:
             raise CallError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -532,6 +538,7 @@ class CallDesk:
             buyer_id=offer.buyer_id if offer else "",
             agent_id=offer.agent_id if offer else "",
             attempt=offer.attempt if offer else 0,  # 0: about no offer (rejected, or caller left while pending)
+            routing_pending=routing_pending,
         )
         keep_open = offer is not None and reroutable(offer, request.outcome, request.connected_seconds, self.config)
         # State changes before the await, so a concurrent repeat sees them and publishes nothing; undone on failure.
@@ -543,11 +550,16 @@ class CallDesk:
         else:
             self._forget(call, report)
         try:
+            if left_in_ivr:
+                where = f"at IVR node {call.flow_state.node!r}" if call.flow_state is not None else "before qualifying"
+                await self._reject(call, ABANDONED, f"the caller hung up in the IVR, {where}", "")
             await self._publish(CALL_ENDED, ended)
         except BaseException:
             call.result, call.reported_attempt, call.last_report = saved[:3]
             if saved[3]:
                 call.decided.set()
+            else:
+                call.decided.clear()
             self.ended.pop(call.call_id, None)
             self.calls[call.call_id] = call
             raise

@@ -10,7 +10,9 @@ Agent `route` (key call id; dispatch on the message topic):
                       deadline passed without an answer: rejected "timeout"
   <app>.replies     → the ledger granted or denied a reservation
   call.ended        → the outcome of the offer in flight: a sale that stands finishes the call;
-                      no answer / busy / reject / early buyer hang-up re-routes (engine.offer_failed)
+                      no answer / busy / reject / early buyer hang-up re-routes (engine.offer_failed);
+                      routing_pending (the caller left before any offer rang) → rejected "abandoned"
+                      (engine.caller_left), also when it overtakes the call's ivr.completed
 Agent `ledger` (key buyer id): bookkeeper.py, the single writer of buyer state.
 
 An offer (engine RouteToBuyer) is never published directly: the call side first sends a
@@ -98,6 +100,7 @@ _RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer"
 POST_DEADLINE_PREFIX = "post:"  # router.deadlines value of a post's deadline: "post:<auction_id>:<attempt>"
 REAP_PREFIX = "reap:"  # router.deadlines value of an offer older than max_call_duration_s: "reap:<attempt>"
 FORGET = "forget"  # router.deadlines value of a finished call to forget (finished_retention_s passed)
+HUNG_UP = "hung_up"  # `finished` kind: the caller left before the call's ivr.completed got here
 SWEEP_CHUNK = 10_000  # finished entries looked at between two yields to the event loop
 
 
@@ -120,6 +123,13 @@ def _ts_from_ms(ms: int) -> Any:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _finished_kind(entry: Any) -> str | None:
+    """The kind of a `finished` entry ({"kind", "at_ms"}, or a bare kind from older routers)."""
+    if entry is None:
+        return None
+    return entry.get("kind") if isinstance(entry, dict) else str(entry)
 
 
 def finished_at_ms(entry: Any) -> int | None:
@@ -228,7 +238,8 @@ class Router:
 
     async def on_ivr_completed(self, ivr: pb.IvrCompleted) -> None:
         call_id = ivr.call_id
-        if call_id in self.finished or call_id in self.auctions:
+        hung_up = _finished_kind(self.finished.get(call_id)) == HUNG_UP
+        if (call_id in self.finished and not hung_up) or call_id in self.auctions:
             log.info("duplicate_ivr_completed", call_id=call_id)
             return
         if ivr.HasField("occurred_at"):
@@ -251,6 +262,9 @@ class Router:
         now = _now()
         started_ms = ivr.occurred_at.ToMilliseconds() if ivr.HasField("occurred_at") else int(now.timestamp() * 1000)
         rec = {"ctx": {"ivr": base64.b64encode(codec.encode(ivr)).decode(), "routing_started_ms": started_ms}, "routed": []}
+        if hung_up:  # the caller's hang-up (routing_pending) overtook this event
+            await self.apply(call_id, rec, engine.caller_left(engine.Progress(call=facts), "before routing started"))
+            return
         await self.apply(call_id, rec, engine.start_routing(self.config, facts, now, self.view))
 
     async def on_bid(self, bid: pb.BidReceived) -> None:
@@ -366,6 +380,9 @@ class Router:
         call_id = ended.call_id
         rec = self.auctions.get(call_id)
         offer = rec.get("offer") if rec is not None and rec.get("phase") == "offered" else None
+        if ended.routing_pending and offer is None:
+            await self.caller_left(call_id, rec)
+            return
         if offer is None:
             log.info("call_ended_ignored", call_id=call_id, reason="no offer in flight")  # queue calls, redeliveries
             return
@@ -390,6 +407,22 @@ class Router:
         rec["offer"] = None
         step = engine.offer_failed(self.config, progress, failure, _now(), self.view)
         await self.apply(call_id, rec, step)
+
+    async def caller_left(self, call_id: str, rec: dict | None) -> None:
+        """The caller hung up while this router was still deciding (no offer ringing): rejected "abandoned".
+
+        Pings, a post or a reservation in flight become stale (a grant is released when it comes).
+        Before the call's ivr.completed got here (another topic: no order between them), `finished`
+        remembers the hang-up, and the ivr.completed, when it comes, ends the call instead of routing it.
+        """
+        if rec is not None:
+            progress = engine.Progress.from_dict(rec["progress"])
+            log.info("caller_left_while_routing", call_id=call_id, phase=rec.get("phase"))
+            await self.apply(call_id, rec, engine.caller_left(progress, f"while routing ({rec.get('phase')})"))
+        elif call_id not in self.finished:
+            log.info("caller_left_before_routing", call_id=call_id)
+            await self.finish(call_id, HUNG_UP)
+        # else: decided and finished already (the decision and the hang-up crossed): nothing to do
 
     # ------------------------------------------------------------ carrying out the engine's actions
 
@@ -718,6 +751,7 @@ def create_app(settings: RouterSettings, config: RoutingConfig) -> tuple[RouterA
         settings.app_id,
         fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         broker=[f"kafka://{hp.strip()}" for hp in kafka.bootstrap_servers.split(",") if hp.strip()],
+        # TLS/SASL as every aiokafka client of Switchboard has it (KafkaSettings.client_kwargs).
         store="memory://",  # state lives in the changelog topics; recovered on restart
         datadir=str(data_dir),
         topic_partitions=kafka.partitions,
