@@ -54,6 +54,7 @@ INVALID_INPUT = "invalid_input"
 MAX_STEPS = "max_steps"
 NO_QUESTIONS = "no_questions"  # the reason of a flow without nodes
 DISQUALIFIED = "disqualified"  # the call.rejected reason of a call whose flow ended disqualified
+ABANDONED = "abandoned"  # the call.rejected reason of a call whose caller hung up before any decision
 
 
 # ---------------------------------------------------------------- state and steps
@@ -281,6 +282,12 @@ class FlowEnd:
     answers: dict[str, str]
     zip: str | None = None
     detail: str = ""
+
+
+def hung_up_detail(state: IvrState | None) -> str:
+    """The call.rejected detail of a caller who hung up in the IVR (reason ABANDONED): where they were."""
+    where = f"at IVR node {state.node!r}" if state is not None else "before qualifying"
+    return f"the caller hung up in the IVR, {where}"
 
 
 def flow_end(step: Finished) -> FlowEnd:

@@ -57,7 +57,7 @@ MAX_ANSWER_KEY = 64
 MAX_ANSWER_VALUE = 1024
 MAX_INPUT = 1024
 DISQUALIFIED = flows.DISQUALIFIED
-ABANDONED = "abandoned"  # the caller hung up before any decision (ROUTING.md reject reasons)
+ABANDONED = flows.ABANDONED
 
 _EXPECTS = {
     "digits": cc.INPUT_KIND_DIGITS,
@@ -551,8 +551,7 @@ class CallDesk:
             self._forget(call, report)
         try:
             if left_in_ivr:
-                where = f"at IVR node {call.flow_state.node!r}" if call.flow_state is not None else "before qualifying"
-                await self._reject(call, ABANDONED, f"the caller hung up in the IVR, {where}", "")
+                await self._reject(call, ABANDONED, flows.hung_up_detail(call.flow_state), "")
             await self._publish(CALL_ENDED, ended)
         except BaseException:
             call.result, call.reported_attempt, call.last_report = saved[:3]
