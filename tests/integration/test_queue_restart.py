@@ -11,6 +11,7 @@ the current end of the inputs: the session broker holds other tests' calls.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import time
@@ -60,6 +61,7 @@ queues:
   - {{id: sw, strategy: longest_idle, max_wait_s: {MAX_WAIT_S}}}
   - {{id: crash, strategy: longest_idle, max_wait_s: 300}}
   - {{id: mark, max_wait_s: 300}}
+  - {{id: rp, max_wait_s: 300}}
 agents:
   - {{id: r1, queues: [sr]}}
   - {{id: r2, queues: [sr]}}
@@ -69,6 +71,7 @@ agents:
   - {{id: k3, queues: [crash]}}
   - {{id: k4, queues: [crash]}}
   - {{id: m1, queues: [mark], max_concurrent: 100000}}
+  - {{id: p1, queues: [rp]}}
 """
 CRASH_AGENTS = {"k1", "k2", "k3", "k4"}
 
@@ -101,12 +104,12 @@ async def start_group_at_end(kafka: KafkaSettings, group: str) -> None:
 class QueueInstance:
     """One queue instance (group id, config, env) that can be started again after a stop or a kill."""
 
-    def __init__(self, kafka: KafkaSettings, workdir: Path) -> None:
+    def __init__(self, kafka: KafkaSettings, workdir: Path, **env: str) -> None:
         self.group = f"queue-restart-{uuid.uuid4().hex[:8]}"
         self.workdir = workdir
         config = workdir / "acd.yaml"
         config.write_text(CONFIG)
-        self.env = service_env(kafka, config, SWITCHBOARD_QUEUE_GROUP_ID=self.group, SWITCHBOARD_QUEUE_SWEEP_INTERVAL_S="0.1")
+        self.env = service_env(kafka, config, SWITCHBOARD_QUEUE_GROUP_ID=self.group, SWITCHBOARD_QUEUE_SWEEP_INTERVAL_S="0.1", **env)
         self.runs = 0
         self.process: ServiceProcess | None = None
 
@@ -190,6 +193,84 @@ async def test_sigterm_restart_keeps_waiting_calls_their_enqueue_time_and_busy_a
     assert queue.stop() == 0, queue.logs()
     events = [e for _, e in await read_topics(kafka, [CALL_ROUTED, CALL_REJECTED]) if e.call_id in (c1, c2, c3, c4, c5, s1, s2)]
     assert sorted(e.call_id for e in events) == sorted([c1, c2, c3, c4, c5, s1, s2])
+
+
+# -- calls whose end never comes and hang-ups read early, across a restart ------------------------------
+MAX_CALL_S = 6.0  # markers on m1 must be answered within it, even on a loaded machine
+
+
+async def ended_handled(bus: EventBus, kafka: KafkaSettings, key: str) -> None:
+    """Return once the queue handled every call.ended published so far on `key`'s partition.
+
+    Marker: a call on m1 (the only agent of queue `mark`) whose NO_ANSWER, published with `key`,
+    leaves nobody to offer it to: its call.rejected all_declined shows the partition was read up to there.
+    """
+    marker = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(marker, "mark"))
+    await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
+    await bus.publish(CALL_ENDED, ended(marker, pb.CALL_OUTCOME_NO_ANSWER, 1, "m1"), key=key)
+    [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == marker)
+    assert rej.reason == "all_declined"
+
+
+async def test_a_call_on_an_agent_is_reaped_by_its_first_assignment_time_and_a_remembered_hang_up_holds_after_a_restart(
+    kafka, bus, tmp_path
+):
+    instance = QueueInstance(kafka, tmp_path, SWITCHBOARD_QUEUE_MAX_CALL_DURATION_S=str(MAX_CALL_S), SWITCHBOARD_LOG_JSON="1")
+    await start_group_at_end(kafka, instance.group)
+    queue = instance.start()
+    try:
+        holder, waiter, gone = new_call_id(), new_call_id(), new_call_id()
+        await bus.publish(CALL_QUEUED, queued(holder, "rp"))
+        [held] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == holder)
+        assert held.agent_id == "p1"
+        await bus.publish(CALL_QUEUED, queued(waiter, "rp"))
+        await handled(bus, kafka, waiter)  # the waiter waits: p1 is busy
+        await bus.publish(CALL_ENDED, ended(gone, pb.CALL_OUTCOME_CALLER_HANGUP, routing_pending=True))
+        await ended_handled(bus, kafka, gone)  # remembered: its call.queued has not come yet
+        assert queue.stop() == 0, queue.logs()
+        assert await read_all_for(kafka, (holder, waiter, gone)) == [(CALL_ROUTED.name, holder)]
+
+        # Down for longer than max_call_duration_s: the holder's call (its end never comes) is past it.
+        await asyncio.sleep(max(0.0, held.occurred_at.ToNanoseconds() / 1e9 + MAX_CALL_S + 1 - time.time()))
+        queue = instance.start()
+        assert queue.info["restored"] is True
+        [served] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == waiter)
+        assert served.agent_id == "p1"
+        # Reaped by the time it was given to p1 before the stop, not counted from the restart.
+        # (The markers on m1 are never ended either: they are reaped too.)
+        [reaped] = [r for r in log_records(queue) if r.get("event") == "agent_call_reaped" and r["call_id"] == holder]
+        assert (reaped["agent"], reaped["queue"], reaped["level"]) == ("p1", "rp", "warning")
+        assert reaped["age_s"] >= MAX_CALL_S + 1, reaped
+
+        # The hang-up read before the stop still stands: the call.queued that comes now is rejected at once.
+        await bus.publish(CALL_QUEUED, queued(gone, "rp"))
+        [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == gone)
+        assert (rej.reason, rej.detail) == ("abandoned", "the caller hung up before the queue got the call")
+        await bus.publish(CALL_ENDED, ended(waiter, pb.CALL_OUTCOME_ANSWERED, 1, "p1"))
+        await ended_handled(bus, kafka, waiter)
+        assert queue.stop() == 0, queue.logs()
+        assert await read_all_for(kafka, (holder, waiter, gone)) == sorted(
+            [(CALL_ROUTED.name, holder), (CALL_ROUTED.name, waiter), (CALL_REJECTED.name, gone)]
+        )
+    finally:
+        instance.process.kill()
+
+
+async def read_all_for(kafka: KafkaSettings, calls: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(topic, call id) of every call.routed / call.rejected of `calls`, sorted."""
+    return sorted((t.name, e.call_id) for t, e in await read_topics(kafka, [CALL_ROUTED, CALL_REJECTED]) if e.call_id in calls)
+
+
+def log_records(process: ServiceProcess) -> list[dict]:
+    """The JSON log lines of a service started with SWITCHBOARD_LOG_JSON=1."""
+    out = []
+    for line in process.logs(tail=0).splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 # -- SIGKILL -------------------------------------------------------------------------------------

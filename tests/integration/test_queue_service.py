@@ -22,6 +22,8 @@ queues:
   - {id: hang, max_wait_s: 120}
   - {id: pair, strategy: longest_idle, max_wait_s: 120}
   - {id: busy, strategy: longest_idle, max_wait_s: 120}
+  - {id: reap, max_wait_s: 120}
+  - {id: left, max_wait_s: 120}
 agents:
   - {id: a1, queues: [two], destination: "sip:a1@switchboard.local"}
   - {id: a2, queues: [two]}
@@ -32,7 +34,13 @@ agents:
   - {id: p2, queues: [pair]}
   - {id: b1, queues: [busy]}
   - {id: b2, queues: [busy]}
+  - {id: r1, queues: [reap]}
+  - {id: l1, queues: [left]}
 """
+# A call on an agent whose call.ended never comes frees the agent after this long. Small, so that the
+# reaper test is quick; above every hold in the other tests (they end their calls within a second or so)
+# and above max_wait_s of queue `short` (its waiter must be abandoned, not served by a reaped agent).
+MAX_CALL_DURATION_S = 8.0  # long enough that no other test of the module holds a call that long, even on a loaded machine
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -41,7 +49,12 @@ def queue_service(broker, tmp_path_factory) -> Iterator[ServiceProcess]:
     workdir = tmp_path_factory.mktemp("queue")
     config = workdir / "acd.yaml"
     config.write_text(CONFIG)
-    env = service_env(broker.kafka_settings(), config, SWITCHBOARD_QUEUE_SWEEP_INTERVAL_S="0.1")
+    env = service_env(
+        broker.kafka_settings(),
+        config,
+        SWITCHBOARD_QUEUE_SWEEP_INTERVAL_S="0.1",
+        SWITCHBOARD_QUEUE_MAX_CALL_DURATION_S=str(MAX_CALL_DURATION_S),
+    )
     with running_service("queue", env, workdir) as service:
         yield service
 
@@ -56,10 +69,13 @@ def queued(call_id: str, queue_id: str, attempt: int = 1, **kw) -> pb.CallQueued
     )
 
 
-def ended(call_id: str, outcome: int = pb.CALL_OUTCOME_ANSWERED, attempt: int = 0, agent_id: str = "") -> pb.CallEnded:
+def ended(
+    call_id: str, outcome: int = pb.CALL_OUTCOME_ANSWERED, attempt: int = 0, agent_id: str = "", *, routing_pending: bool = False
+) -> pb.CallEnded:
     return pb.CallEnded(
         event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), outcome=outcome,
         connected_seconds=30 if outcome == pb.CALL_OUTCOME_ANSWERED else 0, attempt=attempt, agent_id=agent_id,
+        routing_pending=routing_pending,
     )
 
 
@@ -109,7 +125,10 @@ async def test_waiting_longer_than_max_wait_is_abandoned(queue_service, bus, kaf
     await bus.publish(CALL_ENDED, ended(holder))
 
 
-async def test_caller_hanging_up_while_waiting_is_abandoned(queue_service, bus, kafka):
+# routing_pending: how the edge reports it (no decision reached it: the queue's waiting calls are not
+# announced to the edge); without it: as an older edge did.
+@pytest.mark.parametrize("routing_pending", [True, False])
+async def test_caller_hanging_up_while_waiting_is_abandoned(queue_service, bus, kafka, routing_pending):
     holder, waiter = new_call_id(), new_call_id()
     await bus.publish(CALL_QUEUED, queued(holder, "hang"))
     await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == holder)
@@ -119,9 +138,9 @@ async def test_caller_hanging_up_while_waiting_is_abandoned(queue_service, bus, 
     marker = new_call_id()
     await bus.publish(CALL_QUEUED, queued(marker, "wide"), key=waiter)
     await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
-    await bus.publish(CALL_ENDED, ended(waiter))
+    await bus.publish(CALL_ENDED, ended(waiter, pb.CALL_OUTCOME_CALLER_HANGUP, routing_pending=routing_pending))
     [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == waiter)
-    assert rej.reason == "abandoned" and "hung up" in rej.detail
+    assert rej.reason == "abandoned" and "hung up after" in rej.detail and "in queue hang" in rej.detail
     await bus.publish(CALL_ENDED, ended(holder))  # h1 is free again and nobody waits for it
     assert await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == waiter) == []
 
@@ -221,3 +240,72 @@ async def test_no_free_agent_sends_the_call_back_to_the_head_of_the_queue(queue_
     assert (offers[1].agent_id, offers[1].attempt) == ("b2", 2)
     for c in (c1, c3):
         await bus.publish(CALL_ENDED, ended(c, pb.CALL_OUTCOME_ANSWERED))
+
+
+# -- calls whose end never comes; hang-ups read before the call ----------------------------------------
+async def test_an_agent_whose_call_end_never_comes_gets_the_next_waiting_call_after_max_call_duration(queue_service, bus, kafka):
+    holder, waiter, third = new_call_id(), new_call_id(), new_call_id()
+    await bus.publish(CALL_QUEUED, queued(holder, "reap"))
+    [held] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == holder)
+    assert held.agent_id == "r1"
+    await bus.publish(CALL_QUEUED, queued(waiter, "reap"))
+    marker = new_call_id()  # on the waiter's partition of call.queued: once routed, the waiter waits (r1 is busy)
+    await bus.publish(CALL_QUEUED, queued(marker, "wide"), key=waiter)
+    await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
+
+    # The holder's call.ended never comes: after max_call_duration_s r1 is freed and takes the waiter.
+    [served] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == waiter, timeout_s=MAX_CALL_DURATION_S + 20)
+    assert (served.agent_id, served.attempt) == ("r1", 1)
+    held_for = served.occurred_at.ToNanoseconds() / 1e9 - held.occurred_at.ToNanoseconds() / 1e9
+    assert held_for >= MAX_CALL_DURATION_S - 0.05, held_for  # not freed before max_call_duration_s
+    assert [(e.target_id, e.winner) for e in served.trace.entries] == [("r1", True)]
+    # No event for the reaped call: its call.routed to r1 stands as its outcome.
+    assert await read_all(kafka, CALL_REJECTED, lambda e: e.call_id == holder) == []
+
+    # Its call.ended still comes, late: ignored (no re-offer, r1 is not freed: it talks to the waiter).
+    await bus.publish(CALL_ENDED, ended(holder, pb.CALL_OUTCOME_NO_ANSWER, 1, "r1"))
+    await bus.publish(CALL_ENDED, ended(holder, pb.CALL_OUTCOME_ANSWERED, 1, "r1"))
+    await call_ended_handled(bus, kafka, holder)
+    await bus.publish(CALL_QUEUED, queued(third, "reap"))
+    marker = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(marker, "wide"), key=third)
+    await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
+    assert await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == third) == []  # waits: r1 is on the waiter
+    assert len(await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == holder)) == 1
+    assert await read_all(kafka, CALL_REJECTED, lambda e: e.call_id == holder) == []
+
+    await bus.publish(CALL_ENDED, ended(waiter, pb.CALL_OUTCOME_ANSWERED, 1, "r1"))
+    [r] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == third)
+    assert r.agent_id == "r1"
+    await bus.publish(CALL_ENDED, ended(third, pb.CALL_OUTCOME_ANSWERED, 1, "r1"))
+
+
+async def test_a_hang_up_read_before_its_call_queued_rejects_the_call_abandoned_and_rings_no_agent(queue_service, bus, kafka):
+    cid = new_call_id()
+    # The edge reports the caller's hang-up while routing was pending; the queue reads it first.
+    await bus.publish(CALL_ENDED, ended(cid, pb.CALL_OUTCOME_CALLER_HANGUP, routing_pending=True))
+    await call_ended_handled(bus, kafka, cid)
+    event = queued(cid, "left")
+    await bus.publish(CALL_QUEUED, event)
+    [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == cid)
+    assert (rej.reason, rej.detail) == ("abandoned", "the caller hung up before the queue got the call")
+    assert rej.campaign_id == "solar-ca" and rej.trace.winning_tier == -1
+    assert rej.trace.notes[-1] == "queue left: abandoned (the caller hung up before the queue got the call)"
+
+    await bus.publish(CALL_QUEUED, event)  # redelivered: the call is finished
+    await handled_queued(bus, kafka, cid)
+    assert await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == cid) == []
+    assert len(await read_all(kafka, CALL_REJECTED, lambda e: e.call_id == cid)) == 1
+    # l1 was never booked for the gone caller: the next call of its queue goes to it at once.
+    nxt = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(nxt, "left"))
+    [r] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == nxt)
+    assert r.agent_id == "l1"
+    await bus.publish(CALL_ENDED, ended(nxt, pb.CALL_OUTCOME_ANSWERED, 1, "l1"))
+
+
+async def handled_queued(bus, kafka, key: str) -> None:
+    """Return once the queue handled every call.queued published so far on `key`'s partition (a marker behind them)."""
+    marker = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(marker, "wide"), key=key)
+    await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)

@@ -279,3 +279,120 @@ def test_invariants_with_reoffers(events):
                 assert s.agent.id not in acd.call_of(c).tried
             if s.has_capacity:
                 assert all(s.agent.id in c.tried for c in waiting)
+
+
+# -- calls whose end never comes (reap) -------------------------------------------------------------
+
+
+def test_reap_frees_the_agents_of_calls_older_than_max_call_and_gives_the_slots_to_waiting_calls():
+    acd = Acd([q(max_wait_s=1000)], [a("ana"), a("ben")])
+    acd.offer(call("old", at=0), 0)  # ana at 0
+    acd.offer(call("young", at=5), 5)  # ben at 5
+    acd.offer(call("waits", at=6), 6)
+    assert acd.assigned_at("old") == 0 and acd.assigned_at("young") == 5 and acd.assigned_at("waits") is None
+    assert acd.reap(99.9, 100) == type(acd.reap(0, 100))((), ())  # nobody is 100 s on the line yet
+    out = acd.reap(100, 100)
+    assert [(r.call.call_id, r.agent_id, r.assigned_at, r.age_s) for r in out.reaped] == [("old", "ana", 0, 100)]
+    assert [(x.call.call_id, x.agent.id, x.waited_s) for x in out.assignments] == [("waits", "ana", 94)]
+    assert acd.agents["ana"].active == {"waits"} and acd.agent_of("young") == "ben"
+    assert acd.assigned_at("waits") == 100 and acd.assigned_at("old") is None
+    # The reaped call is finished: a report that still comes changes nothing, a redelivered offer is a duplicate.
+    assert acd.release("old", 101) == type(acd.release("nope", 0))(None, None, ())
+    assert acd.offer_failed("old", 101, why="no_answer").reason == "unknown_call"
+    assert acd.caller_left("old", 101).remembered is False
+    assert acd.offer(call("old", at=102), 102).status == "duplicate"
+    assert acd.agents["ana"].active == {"waits"}
+
+
+def test_reap_frees_every_stale_call_oldest_first_and_dispatches_once_all_are_freed():
+    acd = Acd([q()], [a("ana", max_concurrent=2), a("ben")])
+    acd.offer(call("c1"), 3)  # ana
+    acd.offer(call("c2"), 1)  # ben
+    acd.offer(call("c3"), 2)  # ana (second slot)
+    out = acd.reap(50, 10)
+    assert [(r.call.call_id, r.agent_id) for r in out.reaped] == [("c2", "ben"), ("c3", "ana"), ("c1", "ana")]
+    assert out.assignments == () and all(not s.active for s in acd.agents.values())
+    assert acd.agents["ana"].idle_since == 50 and acd.finished == 3
+
+
+def test_a_reoffer_counts_max_call_from_the_new_agent():
+    acd = Acd([q()], [a("ana"), a("ben")])
+    acd.offer(call("c1"), 0)
+    acd.offer_failed("c1", 8, why="no_answer")  # to ben at 8
+    assert acd.reap(10, 5).reaped == ()
+    assert [(r.agent_id, r.age_s) for r in acd.reap(13, 5).reaped] == [("ben", 5)]
+
+
+# -- hang-ups before the call reached the queue (caller_left) ---------------------------------------
+
+
+def test_a_hang_up_read_before_its_call_queued_rejects_the_call_abandoned_without_an_agent():
+    acd = Acd([q()], [a("ana")])
+    left = acd.caller_left("c1", 3)
+    assert (left.remembered, left.agent_id, left.abandoned, left.assignments) == (True, None, None, ())
+    assert acd.hung_up_ids() == ["c1"] and not acd.knows("c1")
+    r = acd.offer(call("c1", at=4), 4)
+    assert (r.status, r.reason, r.detail) == ("rejected", "abandoned", "the caller hung up before the queue got the call")
+    assert r.assignment is None and not acd.agents["ana"].active and acd.agents["ana"].handled == 0
+    assert acd.hung_up_ids() == [] and acd.offer(call("c1", at=5), 5).status == "duplicate"
+    assert assigned_agent(acd.offer(call("c2", at=6), 6)) == "ana"  # other calls are served as before
+
+
+def test_caller_left_of_a_waiting_call_abandons_it_of_a_call_on_an_agent_frees_the_agent_of_a_finished_call_is_ignored():
+    acd = Acd([q()], [a("ana")])
+    acd.offer(call("talks", at=0), 0)
+    acd.offer(call("waits", at=1), 1)
+    acd.offer(call("next", at=2), 2)
+    w = acd.caller_left("waits", 4)
+    assert (w.remembered, w.abandoned.call.call_id, w.abandoned.why, w.abandoned.waited_s) == (False, "waits", "caller_hangup", 3)
+    t = acd.caller_left("talks", 5)  # its call.routed had not reached the edge yet: the agent is free again
+    assert (t.agent_id, t.remembered, [(x.call.call_id, x.agent.id) for x in t.assignments]) == ("ana", False, [("next", "ana")])
+    done = acd.caller_left("talks", 6)  # redelivered: finished, nothing to remember
+    assert done == type(done)(None, None, ()) and acd.hung_up_ids() == []
+
+
+def test_remembered_hang_ups_are_bounded_forgotten_by_age_and_keep_their_first_time():
+    acd = Acd([q()], [a("ana")], remember_hung_up=3)
+    for i in range(5):
+        acd.caller_left(f"h{i}", float(i))
+    assert acd.hung_up_ids() == ["h2", "h3", "h4"]  # the oldest dropped first
+    acd.caller_left("h2", 9.0)  # redelivered: still counts from 2
+    assert acd.forget_hang_ups(12.0, 10) == 1 and acd.hung_up_ids() == ["h3", "h4"]
+    assert acd.forget_hang_ups(13.9, 10) == 1 and acd.forget_hang_ups(13.9, 10) == 0
+    assert assigned_agent(acd.offer(call("h2", at=14), 14)) == "ana"  # forgotten: offered as any call
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["offer", "release", "fail", "expire", "reap", "left"]), st.integers(0, 7)), max_size=60))
+def test_invariants_with_reaps_and_hang_ups(events):
+    """Capacity holds; a call is never both waiting and on an agent; a remembered hang-up is never live;
+    a call whose caller left before it was offered never reaches an agent; no agent idles while a call it may take waits."""
+    acd = Acd([q(max_wait_s=6)], [a("x", max_concurrent=2), a("y")])
+    now = 0.0
+    left_first: set[str] = set()
+    for op, n in events:
+        now += 1
+        cid = f"c{n}"
+        if op == "offer":
+            r = acd.offer(call(cid, at=now), now)
+            assert (cid not in left_first) or r.status in ("rejected", "duplicate")
+        elif op == "release":
+            acd.release(cid, now)
+        elif op == "fail":
+            acd.offer_failed(cid, now)
+        elif op == "expire":
+            acd.expire(now)
+        elif op == "reap":
+            for r in acd.reap(now, 3).reaped:
+                assert r.age_s >= 3
+        elif acd.caller_left(cid, now).remembered:
+            left_first.add(cid)
+        active = [c for s in acd.agents.values() for c in s.active]
+        assert len(active) == len(set(active)) and not set(active) & left_first
+        assert all(len(s.active) <= s.agent.max_concurrent for s in acd.agents.values())
+        assert all(now - acd.assigned_at(c) < 3 or op != "reap" for c in active)
+        waiting = {c.call_id for c in acd.waiting["q"]}
+        assert not waiting & set(active) and not (waiting | set(active)) & set(acd.hung_up_ids())
+        for s in acd.agents.values():
+            if s.has_capacity:  # free only for calls it let ring
+                assert all(s.agent.id in c.tried for c in acd.waiting["q"])

@@ -109,6 +109,59 @@ def test_payloads_can_be_stored_as_references_and_come_back_as_stored():
     assert Acd.from_dict([q()], [a("ana")], data, payloads={"c2": "given"}).call_of("c2").payload == "given"
 
 
+def test_assignment_times_and_remembered_hang_ups_survive_a_restart_moved_by_time_shift():
+    acd = Acd([q(max_wait_s=1000)], [a("ana"), a("ben")])
+    acd.offer(call("c1", at=100.0), 100.0)  # ana at 100
+    acd.offer(call("c2", at=150.0), 150.0)  # ben at 150
+    acd.offer(call("c3", at=160.0), 160.0)  # waits
+    acd.caller_left("gone", 170.0)
+    acd.caller_left("older", 120.0)
+    data = json.loads(json.dumps(acd.to_dict()))
+    assert [(x["call_id"], x["assigned_at"]) for x in data["active"]] == [("c1", 100.0), ("c2", 150.0)]
+    assert data["hung_up"] == [["gone", 170.0], ["older", 120.0]]
+    # The new process's clock reads 1000 less for the same instant.
+    restored = via_json(acd, time_shift=-1000.0)
+    assert (restored.assigned_at("c1"), restored.assigned_at("c2")) == (-900.0, -850.0)
+    assert restored.hung_up_ids() == ["gone", "older"]
+    assert restored.forget_hang_ups(-831.0, 50) == 0  # "older" was read 49 s ago
+    assert restored.forget_hang_ups(-830.0, 50) == 1 and restored.hung_up_ids() == ["gone"]
+    r = restored.offer(call("gone", at=-829.0), -829.0)
+    assert (r.status, r.reason) == ("rejected", "abandoned")
+    assert restored.reap(-801.0, 100).reaped == ()  # c1 is 99 s on the line
+    out = restored.reap(-800.0, 100)
+    assert [(r.call.call_id, r.agent_id, r.age_s) for r in out.reaped] == [("c1", "ana", 100.0)]
+    assert [(x.call.call_id, x.agent.id) for x in out.assignments] == [("c3", "ana")]
+
+
+def test_a_state_written_before_assignment_times_were_kept_counts_its_calls_from_the_load():
+    acd = Acd([q()], [a("ana"), a("ben")])
+    acd.offer(call("c1"), 0.0)
+    acd.offer(call("c2"), 0.0)
+    old = json.loads(json.dumps(acd.to_dict()))
+    for item in old["active"]:
+        del item["assigned_at"]  # as an older release wrote it
+    del old["hung_up"]
+    assert old["version"] == 1
+    restored = Acd.from_dict([q()], [a("ana"), a("ben")], old, now=500.0)
+    assert restored.hung_up_ids() == [] and restored.assigned_at("c1") == 500.0
+    assert restored.reap(599.0, 100).reaped == ()  # not at once: max_call counts from the load
+    assert {r.call.call_id for r in restored.reap(600.0, 100).reaped} == {"c1", "c2"}
+    # Without `now`, from the first reap that sees the calls.
+    lazy = Acd.from_dict([q()], [a("ana"), a("ben")], old)
+    assert lazy.assigned_at("c1") is None and lazy.to_dict()["active"][0]["assigned_at"] is None
+    assert lazy.reap(700.0, 100).reaped == () and lazy.assigned_at("c1") == 700.0
+    assert lazy.reap(799.0, 100).reaped == () and len(lazy.reap(800.0, 100).reaped) == 2
+
+
+def test_restored_hang_ups_skip_calls_the_state_knows_and_stay_bounded():
+    acd = Acd([q()], [a("ana")])
+    acd.offer(call("c1"), 0.0)
+    data = json.loads(json.dumps(acd.to_dict()))
+    data["hung_up"] = [["c1", 1.0], ["h1", 2.0], ["seen", 3.0], ["h2", 4.0], ["h3", 5.0]]
+    restored = Acd.from_dict([q()], [a("ana")], data, done=["seen"], remember_hung_up=2)
+    assert restored.hung_up_ids() == ["h2", "h3"]
+
+
 def test_unknown_state_version_is_refused():
     with pytest.raises(ValueError, match="version"):
         Acd.from_dict([q()], [a("ana")], {"version": 99})
@@ -119,6 +172,8 @@ def summary(result) -> object:
     """The decisions in a result of offer / release / offer_failed / expire, as plain data."""
     if isinstance(result, list):
         return [(x.call.call_id, x.why, x.waited_s) for x in result]
+    if isinstance(result, int):  # forget_hang_ups
+        return result
     d = {}
     for name in ("status", "position", "reason", "detail", "agent_id"):
         if hasattr(result, name):
@@ -130,11 +185,18 @@ def summary(result) -> object:
         d[name] = [(x.call.call_id, x.agent.id, x.call.attempt, x.waited_s, x.considered) for x in getattr(result, name, ())]
     abandoned = getattr(result, "abandoned", None)
     d["abandoned"] = abandoned and (abandoned.call.call_id, abandoned.why)
+    d["remembered"] = getattr(result, "remembered", None)
+    d["reaped"] = [(r.call.call_id, r.agent_id, r.assigned_at, r.age_s) for r in getattr(result, "reaped", ())]
     return d
 
 
 ops = st.lists(
-    st.tuples(st.sampled_from(["offer", "offer", "offer", "release", "failed", "failed", "expire"]), st.integers(0, 11), st.integers(0, 2), st.integers(0, 3)),
+    st.tuples(
+        st.sampled_from(["offer", "offer", "offer", "release", "failed", "failed", "expire", "reap", "left", "forget"]),
+        st.integers(0, 11),
+        st.integers(0, 2),
+        st.integers(0, 3),
+    ),
     min_size=1,
     max_size=60,
 )
@@ -166,6 +228,12 @@ def test_restored_acd_decides_exactly_like_the_original(steps, cut, strategy):
                 r = acd.release(cid, now)
             elif op == "failed":
                 r = acd.offer_failed(cid, now, attempt=extra % 3, why="no_answer")
+            elif op == "reap":
+                r = acd.reap(now, 2 + extra)
+            elif op == "left":
+                r = acd.caller_left(cid, now)
+            elif op == "forget":
+                r = acd.forget_hang_ups(now, 1 + extra)
             else:
                 r = acd.expire(now)
             results.append(summary(r))

@@ -44,11 +44,34 @@ an older attempt than the call's current one (a redelivered or late report) is
 ignored. Outcomes that end the call (answered, caller hang-up, agent hang-up)
 go through `release`.
 
+Calls whose end never comes (`reap`): the edge should report the end of every
+call it bridged to an agent, but an edge that crashes or loses the call never
+will, and the agent would stay busy for ever. The ACD keeps when each call was
+given to its agent; `reap(now, max_call_s)` frees the agents of calls given
+`max_call_s` ago or more. The reaped call is finished (its call.routed to the
+agent stands as its outcome; a report arriving later for it is ignored) and the
+freed slots go to waiting calls as in `release`.
+
+Hang-ups before the call reached the queue (`caller_left`): the caller left
+while routing was pending (call.ended routing_pending), and that report can be
+read before the call's call.queued (another topic: no order between them). A
+hang-up for a call the ACD does not know (not live, not finished) is
+remembered (the newest `remember_hung_up`, oldest dropped first;
+`forget_hang_ups` drops those older than a time), and the call.queued, when it
+comes, is rejected `abandoned` at once instead of ringing an agent for a
+caller who is gone. For a waiting call it is the caller hang-up of `release`
+(abandoned), for a call on an agent it frees the agent like `release`, and for
+a finished call it changes nothing.
+
 Persistence (`to_dict` / `from_dict`): the live state as plain JSON-able data,
 so that the queue service can snapshot it and a restarted process goes on
 where the last one stopped. Payloads are left out (the owner stores its own
 reference to them and hands them back by call id); times are the caller's
 clock values, and `time_shift` moves them to the clock of a new process.
+The format is additive within STATE_VERSION 1: a state written before a field
+existed loads with its default (a call on an agent without its assignment time
+counts from when it is loaded, see `from_dict`; no remembered hang-ups), and
+an older reader ignores the fields it does not know.
 
 Decision traces (`assignment_trace`, `rejection_trace`): the router's trace of
 a queued call, extended with one entry per agent considered and the queue's
@@ -169,6 +192,27 @@ class Release:
     agent_id: str | None  # the agent whose slot was freed, None when the call was not on an agent
     abandoned: Abandoned | None  # the call was still waiting: the caller hung up
     assignments: tuple[Assignment, ...]  # waiting calls that got the freed capacity
+    remembered: bool = False  # caller_left of a call not seen yet: its call.queued will be rejected "abandoned"
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """A call taken off its agent by `reap`: its end never came."""
+
+    call: WaitingCall
+    agent_id: str
+    assigned_at: float
+    at: float
+
+    @property
+    def age_s(self) -> float:
+        return max(0.0, self.at - self.assigned_at)
+
+
+@dataclass(frozen=True)
+class Reap:
+    reaped: tuple[Reaped, ...]  # oldest assignment first
+    assignments: tuple[Assignment, ...]  # waiting calls that got the freed capacity
 
 
 def caller_needs(queue: Queue, answers: Mapping[str, str]) -> dict[str, str]:
@@ -185,15 +229,22 @@ def skill_gap(agent: Agent, needs: Mapping[str, str]) -> str | None:
 
 
 class Acd:
-    def __init__(self, queues: Iterable[Queue], agents: Iterable[Agent], *, remember: int = 100_000) -> None:
+    def __init__(
+        self, queues: Iterable[Queue], agents: Iterable[Agent], *, remember: int = 100_000, remember_hung_up: int = 10_000
+    ) -> None:
         self.queues: dict[str, Queue] = {q.id: q for q in queues}
         self.agents: dict[str, AgentState] = {a.id: AgentState(a, i) for i, a in enumerate(agents)}
         self.waiting: dict[str, list[WaitingCall]] = {q: [] for q in self.queues}
         self._on_agent: dict[str, str] = {}  # active call id → agent id
         self._active: dict[str, WaitingCall] = {}  # active call id → the call (its attempt, tried agents)
+        # active call id → when it was given to its agent (None: unknown, from an older state; see reap)
+        self._assigned_at: dict[str, float | None] = {}
         self._waiting_ids: dict[str, WaitingCall] = {}
         self._done: OrderedDict[str, None] = OrderedDict()  # finished call ids, bounded, for dedupe
         self._remember = remember
+        # call id → when its caller's hang-up (routing pending) was read, for a call not seen yet; oldest first
+        self._hung_up: OrderedDict[str, float] = OrderedDict()
+        self._remember_hung_up = remember_hung_up
         self._rr_last: dict[str, int] = {}  # queue id → config index of the agent used last
         self._seq = 0
         self.finished = 0  # call ids finished so far (counts `_finish`): owners persist the newest ones
@@ -214,6 +265,14 @@ class Acd:
         """The live call (on an agent or waiting), None when unknown or finished."""
         return self._active.get(call_id) or self._waiting_ids.get(call_id)
 
+    def assigned_at(self, call_id: str) -> float | None:
+        """When the call on an agent was given to it (None: not on an agent, or the time is not known yet)."""
+        return self._assigned_at.get(call_id)
+
+    def hung_up_ids(self) -> list[str]:
+        """Calls whose caller hung up before their call.queued came (remembered by caller_left), oldest first."""
+        return list(self._hung_up)
+
     def agents_of(self, queue_id: str) -> list[AgentState]:
         return sorted((s for s in self.agents.values() if queue_id in s.agent.queues), key=lambda s: s.index)
 
@@ -233,6 +292,9 @@ class Acd:
         """A call arrives for a queue: assign a free agent, or put it at the end of the waiting list."""
         if self.knows(call.call_id):
             return Offer("duplicate")
+        if self._hung_up.pop(call.call_id, None) is not None:
+            self._finish(call.call_id)
+            return Offer("rejected", reason="abandoned", detail="the caller hung up before the queue got the call")
         queue = self.queues.get(call.queue_id)
         if queue is None:
             self._finish(call.call_id)
@@ -259,6 +321,7 @@ class Acd:
         agent_id = self._on_agent.pop(call_id, None)
         if agent_id is not None:
             self._active.pop(call_id, None)
+            self._assigned_at.pop(call_id, None)
             self._free(agent_id, call_id, now)
             self._finish(call_id)
             return Release(agent_id, None, tuple(self.dispatch(now)))
@@ -268,6 +331,52 @@ class Acd:
             self._finish(call_id)
             return Release(None, Abandoned(waiting, self.queues[waiting.queue_id], now, "caller_hangup"), ())
         return Release(None, None, ())
+
+    def caller_left(self, call_id: str, now: float) -> Release:
+        """The caller hung up while routing was pending (call.ended routing_pending), maybe before the call got here.
+
+        Live call: as `release` (waiting: abandoned by the caller; on an agent: the slot is freed).
+        Finished call: nothing. Unknown call: the hang-up is remembered (`remembered`), and its
+        offer, when it comes, is rejected "abandoned".
+        """
+        if call_id in self._on_agent or call_id in self._waiting_ids:
+            return self.release(call_id, now)
+        if call_id in self._done:
+            return Release(None, None, ())
+        self._hung_up.setdefault(call_id, now)  # a redelivered hang-up keeps the first time
+        while len(self._hung_up) > self._remember_hung_up:
+            self._hung_up.popitem(last=False)
+        return Release(None, None, (), remembered=True)
+
+    def forget_hang_ups(self, now: float, keep_s: float) -> int:
+        """Forget the remembered hang-ups read `keep_s` ago or more (their call.queued is not coming); return how many."""
+        gone = [call_id for call_id, at in self._hung_up.items() if now - at >= keep_s]
+        for call_id in gone:
+            del self._hung_up[call_id]
+        return len(gone)
+
+    def reap(self, now: float, max_call_s: float) -> Reap:
+        """Free the agents of calls given to them `max_call_s` ago or more (their end never came).
+
+        The reaped calls are finished (a later report about them is ignored); the freed slots go
+        to waiting calls. A call on an agent whose assignment time is unknown (restored from an
+        older state without it) counts from the first reap that sees it.
+        """
+        stale: list[tuple[float, str]] = []
+        for call_id, at in self._assigned_at.items():
+            if at is None:
+                self._assigned_at[call_id] = now
+            elif now - at >= max_call_s:
+                stale.append((at, call_id))
+        reaped: list[Reaped] = []
+        for at, call_id in sorted(stale):
+            agent_id = self._on_agent.pop(call_id)
+            call = self._active.pop(call_id)
+            del self._assigned_at[call_id]
+            self._free(agent_id, call_id, now)
+            self._finish(call_id)
+            reaped.append(Reaped(call, agent_id, at, now))
+        return Reap(tuple(reaped), tuple(self.dispatch(now)) if reaped else ())
 
     def offer_failed(self, call_id: str, now: float, *, attempt: int = 0, why: str = "no_answer") -> Reoffer:
         """The agent of `call_id` did not take it (`why`: no_answer, declined, busy, failed): offer it on.
@@ -284,6 +393,7 @@ class Acd:
             )
         del self._on_agent[call_id]
         del self._active[call_id]
+        self._assigned_at.pop(call_id, None)
         self._free(agent_id, call_id, now)
         call.tried[agent_id] = f"{why} on offer {call.attempt}"
         call.attempt += 1
@@ -374,6 +484,7 @@ class Acd:
         state.handled += 1
         self._on_agent[call.call_id] = agent.id
         self._active[call.call_id] = call
+        self._assigned_at[call.call_id] = now
         self._rr_last[queue.id] = state.index
         return Assignment(call, agent, queue, now, considered)
 
@@ -407,9 +518,13 @@ class Acd:
             "version": STATE_VERSION,
             "seq": self._seq,
             "agents": {agent_id: {"idle_since": s.idle_since, "handled": s.handled} for agent_id, s in self.agents.items()},
-            "active": [{**_call_dict(call, payload), "agent_id": self._on_agent[call_id]} for call_id, call in self._active.items()],
+            "active": [
+                {**_call_dict(call, payload), "agent_id": self._on_agent[call_id], "assigned_at": self._assigned_at.get(call_id)}
+                for call_id, call in self._active.items()
+            ],
             "waiting": {queue_id: [_call_dict(c, payload) for c in calls] for queue_id, calls in self.waiting.items() if calls},
             "round_robin_last": {queue_id: index_to_agent[i] for queue_id, i in self._rr_last.items() if i in index_to_agent},
+            "hung_up": [[call_id, at] for call_id, at in self._hung_up.items()],
         }
         if done:
             out["done"] = list(self._done)
@@ -426,12 +541,17 @@ class Acd:
         done: Iterable[str] = (),
         time_shift: float = 0.0,
         remember: int = 100_000,
+        remember_hung_up: int = 10_000,
+        now: float | None = None,
     ) -> Acd:
         """The ACD of the configuration (`queues`, `agents`) in the state `data` (from `to_dict`).
 
         A call's payload is `payloads[call_id]` when given, else what `to_dict(payload=...)` stored
         (None without); `done` adds finished call ids (oldest first, after those in `data`);
-        `time_shift` is added to every time in `data`.
+        `time_shift` is added to every time in `data`. `now` is the current time (new clock): a
+        call on an agent whose assignment time `data` lacks (written before it was kept) counts
+        from it, so `reap` frees it max_call_s after the upgrade, not at once; without `now`, from
+        the first `reap`.
         Calls the configuration cannot hold any more (their queue or agent was removed) are
         not restored: they are listed in `orphans` and remembered as finished, and the owner
         decides what becomes of them.
@@ -439,7 +559,7 @@ class Acd:
         version = data.get("version")
         if version != STATE_VERSION:
             raise ValueError(f"ACD state version {version!r} is not supported (expected {STATE_VERSION})")
-        acd = cls(queues, agents, remember=remember)
+        acd = cls(queues, agents, remember=remember, remember_hung_up=remember_hung_up)
         payloads = payloads or {}
         acd._seq = int(data.get("seq", 0))
         for agent_id, st in data.get("agents", {}).items():
@@ -461,6 +581,8 @@ class Acd:
             acd.agents[agent_id].active.add(call.call_id)
             acd._on_agent[call.call_id] = agent_id
             acd._active[call.call_id] = call
+            assigned_at = item.get("assigned_at")
+            acd._assigned_at[call.call_id] = now if assigned_at is None else assigned_at + time_shift
         for queue_id, items in data.get("waiting", {}).items():
             for item in items:
                 call = _call_from(item, payloads, time_shift)
@@ -474,6 +596,11 @@ class Acd:
             acd._done.move_to_end(call_id)
         while len(acd._done) > acd._remember:
             acd._done.popitem(last=False)
+        for call_id, at in data.get("hung_up", []):
+            if call_id not in acd._done and acd.call_of(call_id) is None:
+                acd._hung_up[call_id] = at + time_shift
+        while len(acd._hung_up) > acd._remember_hung_up:
+            acd._hung_up.popitem(last=False)
         acd.orphans = orphans
         return acd
 

@@ -5,7 +5,16 @@ call.queued  → core.acd offers the call to its queue: a free agent → call.ro
                considered); none free → the call waits (FIFO); the queue cannot
                serve it at all (unknown queue, no agents, no agent with the
                needed skills) → call.rejected.
-call.ended   → by outcome (CallEnded.attempt says which offer it is about; a
+call.ended   → routing_pending (the caller hung up before any decision reached the
+               edge; attempt 0): a waiting call → call.rejected `abandoned`; a
+               call on an agent → the agent's slot is freed; a finished call →
+               nothing; a call not seen yet (its call.queued, on another topic,
+               comes later) → the hang-up is remembered, and that call.queued is
+               rejected `abandoned` at once ("the caller hung up before the queue
+               got the call"), never offered to an agent. Remembered hang-ups are
+               forgotten after hung_up_memory_s (most are of calls sold to buyers,
+               whose call.queued never comes), at most HUNG_UP_LIMIT.
+               Otherwise by outcome (CallEnded.attempt says which offer it is about; a
                report about an older offer than the call's current one is
                ignored, so redeliveries change nothing):
                * NO_ANSWER, DECLINED, BUSY, FAILED: the agent did not take the
@@ -22,7 +31,13 @@ call.ended   → by outcome (CallEnded.attempt says which offer it is about; a
                take (call.routed). A call that ends while still waiting (the
                caller hung up) → call.rejected `abandoned`.
 a periodic sweep (sweep_interval_s) → waiting calls older than the queue's
-               max_wait_s → call.rejected `abandoned`.
+               max_wait_s → call.rejected `abandoned`; calls given to an agent
+               max_call_duration_s ago or more whose call.ended never came (the
+               edge crashed or lost the call) → the agent is freed (warning
+               `agent_call_reaped` with call id, agent, age; no event: the
+               call.routed to the agent stands as the call's outcome, and a
+               call.ended arriving later for it is ignored), and the freed slot
+               goes to the oldest waiting call it can take (call.routed).
 
 Durable state (DESIGN rule 4: a restart or a crash loses no call and books no
 agent twice). The ACD state lives in memory and in snapshots on the compacted
@@ -38,7 +53,10 @@ after a crash had its decision not published yet, so deciding it anew is safe.
 Waiting calls keep their enqueue time across restarts (times in a snapshot
 are moved to the new process's clock by the wall-clock time in between), so
 max_wait_s counts from the call's first arrival; a call.queued read while
-catching up after a restart counts from the time the router queued it.
+catching up after a restart counts from the time the router queued it. Calls
+on agents keep their assignment time the same way (max_call_duration_s counts
+from the offer; a call from a snapshot written before that time was kept
+counts from the restart), and remembered hang-ups their time.
 
 One instance only: it reads every partition itself (no consumer group
 membership) and owns every agent, so a second instance with the same group id
@@ -143,6 +161,9 @@ REOFFER_OUTCOMES = {
 INPUTS: tuple[Topic, ...] = (CALL_QUEUED, CALL_ENDED)
 # Decisions held back for one snapshot at most: a snapshot must stay well below Kafka's 1 MB record limit.
 OUTBOX_LIMIT_BYTES = 256 * 1024
+# Hang-ups remembered for calls not seen yet, at most: they are in every snapshot (~20 bytes each
+# compressed: 10 000 ≈ 200 KB), and hung_up_memory_s keeps them far fewer in normal operation.
+HUNG_UP_LIMIT = 10_000
 
 
 def _seconds(ts: Timestamp) -> float:
@@ -179,7 +200,7 @@ class QueueService:
     ) -> None:
         self.settings = settings
         self.config = config
-        self.acd = Acd.from_config(config, remember=settings.remember_finished)
+        self.acd = Acd.from_config(config, remember=settings.remember_finished, remember_hung_up=HUNG_UP_LIMIT)
         self.clock = clock  # ACD times: monotonic within a process
         self.wall = wall  # for times that cross processes (snapshots, event timestamps)
         self.max_attempts = {c.id: c.routing.max_attempts for c in config.campaigns}
@@ -236,11 +257,17 @@ class QueueService:
             log.info("call_waiting", call_id=ev.call_id, queue=ev.queue_id, position=offer.position)
         elif offer.status == "duplicate":
             log.info("duplicate_ignored", call_id=ev.call_id, queue=ev.queue_id)
+        elif offer.reason == "abandoned":  # the caller's hang-up (routing_pending) was read first
+            self.emit(CALL_REJECTED, rejected_event(ev, offer.reason, offer.detail, self.settings.abandoned_announcement))
+            log.info("call_abandoned", call_id=ev.call_id, queue=ev.queue_id, why="hung_up_before_queued")
         else:
             self.emit(CALL_REJECTED, rejected_event(ev, offer.reason, offer.detail, self.settings.rejected_announcement))
             log.info("call_rejected", call_id=ev.call_id, queue=ev.queue_id, reason=offer.reason)
 
     def on_ended(self, ev: pb.CallEnded) -> None:
+        if ev.routing_pending:
+            self._caller_left(ev)
+            return
         why = REOFFER_OUTCOMES.get(ev.outcome)
         if why is not None:
             self._offer_failed(ev, why)
@@ -252,6 +279,20 @@ class QueueService:
         release = self.acd.release(ev.call_id, self.clock())
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
+        if release.abandoned:
+            self._abandon(release.abandoned)
+        for assignment in release.assignments:
+            self._route(assignment)
+
+    def _caller_left(self, ev: pb.CallEnded) -> None:
+        release = self.acd.caller_left(ev.call_id, self.clock())
+        if release.remembered:
+            # Not here yet: mostly a call the router is selling to buyers, sometimes one whose call.queued comes next.
+            log.info("hang_up_before_queued_remembered", call_id=ev.call_id)
+        elif release.agent_id:
+            log.info("agent_released", call_id=ev.call_id, agent=release.agent_id, why="caller_left")
+        elif release.abandoned is None:
+            log.info("outcome_ignored", call_id=ev.call_id, outcome="caller_left", reason="finished")
         if release.abandoned:
             self._abandon(release.abandoned)
         for assignment in release.assignments:
@@ -278,8 +319,26 @@ class QueueService:
             self._route(assignment)
 
     def sweep(self) -> None:
-        for abandoned in self.acd.expire(self.clock()):
+        now = self.clock()
+        for abandoned in self.acd.expire(now):
             self._abandon(abandoned)
+        # After expire: a call past its max_wait_s is abandoned, not given the reaped agent's slot.
+        reap = self.acd.reap(now, self.settings.max_call_duration_s)
+        for r in reap.reaped:
+            log.warning(
+                "agent_call_reaped",
+                call_id=r.call.call_id,
+                agent=r.agent_id,
+                queue=r.call.queue_id,
+                attempt=r.call.attempt,
+                age_s=round(r.age_s, 1),
+                max_call_duration_s=self.settings.max_call_duration_s,
+            )
+        for assignment in reap.assignments:
+            self._route(assignment)
+        forgotten = self.acd.forget_hang_ups(now, self.settings.hung_up_memory_s)
+        if forgotten:
+            log.debug("hang_ups_forgotten", count=forgotten)
 
     def _route(self, assignment: Assignment) -> None:
         self.emit(CALL_ROUTED, routed_event(assignment, assignment.call.payload.event))
@@ -406,7 +465,14 @@ class QueueRunner:
         time_shift = (self.clock() - snapshot.clock) - (self.service.wall() - _seconds(snapshot.occurred_at))
         config = self.service.config
         acd = Acd.from_dict(
-            config.queues, config.agents, decode_acd(snapshot.acd), done=done, time_shift=time_shift, remember=self.settings.remember_finished
+            config.queues,
+            config.agents,
+            decode_acd(snapshot.acd),
+            done=done,
+            time_shift=time_shift,
+            remember=self.settings.remember_finished,
+            remember_hung_up=HUNG_UP_LIMIT,
+            now=self.clock(),  # calls on agents from a snapshot without their assignment time count from now
         )
         # Payloads: the calls' call.queued records, where the snapshot says they are.
         refs = {}

@@ -19,7 +19,22 @@ class QueueSettings(ServiceSettings):
         description="names this queue instance: the key of its state in queue.state, and the consumer group its "
         "input offsets are committed under (for lag monitoring; a restart resumes from the state's offsets)",
     )
-    sweep_interval_s: float = Field(1.0, gt=0, description="how often waiting calls are checked against max_wait_s")
+    sweep_interval_s: float = Field(
+        1.0, gt=0, description="how often waiting calls are checked against max_wait_s and calls on agents against max_call_duration_s"
+    )
+    max_call_duration_s: float = Field(
+        14400.0,
+        gt=0,
+        description="a call given to an agent this long ago whose call.ended never came (the edge crashed or lost it) frees "
+        "its agent: the call.routed stands as its outcome, a later call.ended is ignored; set it above the longest agent call",
+    )
+    hung_up_memory_s: float = Field(
+        600.0,
+        gt=0,
+        description="how long a caller's hang-up (call.ended routing_pending) for a call the queue has not seen is remembered, "
+        "so that its call.queued, read later, is rejected abandoned; longer than the router takes to hand a call over and "
+        "than the queue takes to catch up after a restart",
+    )
     snapshot_interval_s: float = Field(
         1.0,
         gt=0,
