@@ -162,6 +162,11 @@ def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: 
     assert {ev.reason for ev in rejected} <= {
         "unknown_number", "no_eligible_buyer", "no_bid", "abandoned", "invalid_number", "all_declined", "blocked", "duplicate", "disqualified"
     }
+    # Callers who hung up in the IVR (the driver's hangs_up_in_ivr) were rejected there, by the ivr: abandoned.
+    left = {r.call_id for r in stats.results if r.reason == "abandoned" and r.status == "rejected"}
+    assert left, "the demo traffic has callers who hang up in the IVR"
+    assert all("the caller hung up in the IVR" in ev.detail for ev in rejected if ev.call_id in left)
+    assert not left & set(completed), "a caller who left in the IVR never reaches routing"
     # The IVR flow and the duplicate window belong to solar-ca only; its qualified calls carry the flow's answers.
     campaign_of = {ev.call_id: ev.campaign_id for ev in by_topic["call.started"]}
     assert {campaign_of[ev.call_id] for ev in rejected if ev.reason in ("disqualified", "duplicate")} <= {"solar-ca"}

@@ -133,8 +133,16 @@ async def one_call(
     if not start.accepted:
         return CallResult(start.call_id, "rejected", reason=start.reject_reason)
     cid = start.call_id
+    prompt = start.prompt
+    if call.hangs_up_in_ivr:
+        if start.ivr_flow and not prompt.finished:  # hears the first prompt, answers it, then leaves
+            kind, text = caller_input(prompt, call, rng)
+            prompt = await stub.SubmitInput(cc.SubmitInputRequest(call_id=cid, node=prompt.node, kind=kind, input=text))
+        if not prompt.finished:
+            await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
+            return CallResult(cid, "rejected", reason="abandoned")
     if start.ivr_flow:
-        await run_ivr(stub, start.prompt, call, rng)  # a qualified end publishes ivr.completed; disqualified rejects
+        await run_ivr(stub, prompt, call, rng)  # a qualified end publishes ivr.completed; disqualified rejects
     else:
         await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, answers=call.answers, complete=True))
     t0 = time.monotonic()

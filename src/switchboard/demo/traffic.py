@@ -31,10 +31,12 @@ class DemoCall:
     dialed_number: str
     answers: dict[str, str] = field(default_factory=dict)
     talk_seconds: int = 0  # how long the caller stays on once bridged
+    hangs_up_in_ivr: bool = False  # leaves before qualifying (after the first prompt of a flow): rejected "abandoned"
 
 
 class TrafficModel:
-    """Calls spread over the config's tracking numbers; some repeat callers, blocked callers and bad numbers."""
+    """Calls spread over the config's tracking numbers; some repeat callers, blocked callers, bad numbers,
+    and callers who hang up in the IVR."""
 
     def __init__(
         self,
@@ -44,6 +46,7 @@ class TrafficModel:
         unknown_number_rate: float = 0.02,
         repeat_rate: float = 0.02,
         blocked_rate: float = 0.01,
+        ivr_hangup_rate: float = 0.02,
     ) -> None:
         self.rng = random.Random(seed)
         self.numbers = [n for c in config.campaigns for n in c.numbers]
@@ -53,6 +56,7 @@ class TrafficModel:
         self.unknown_number_rate = unknown_number_rate
         self.repeat_rate = repeat_rate
         self.blocked_rate = blocked_rate
+        self.ivr_hangup_rate = ivr_hangup_rate
         self.blocked = list(config.blocklist.numbers)  # callers the config refuses everywhere
         self.recent: list[tuple[str, str]] = []  # (caller, dialed) of recent calls, for repeat callers
 
@@ -81,4 +85,7 @@ class TrafficModel:
             caller = rng.choice(self.blocked)
         self.recent.append((caller, dialed))
         del self.recent[:-200]
-        return DemoCall(caller, dialed, answers, talk_seconds=rng.choice([15, 45, 95, 120, 240]))
+        talk_seconds = rng.choice([15, 45, 95, 120, 240])
+        # Drawn last, and only when asked for: without hang-ups the calls are the draws they always were.
+        hangs_up = self.ivr_hangup_rate > 0 and rng.random() < self.ivr_hangup_rate
+        return DemoCall(caller, dialed, answers, talk_seconds=talk_seconds, hangs_up_in_ivr=hangs_up)
