@@ -218,7 +218,8 @@ def test_a_disqualifying_answer_ends_disqualified() -> None:
     assert all(c["outcome"]["kind"] == "buyer" and c["answers"]["homeowner"] == "yes" for c in owners)
     assert summary["rejects_by_reason"] == {"disqualified": len(renters)}
     assert summary["ivr"] == {
-        "qualify": {"calls": 800, "qualified": len(owners), "disqualified": len(renters), "disqualified_by": {"not_homeowner": len(renters)}, "reprompts": 0}
+        "qualify": {"calls": 800, "qualified": len(owners), "disqualified": len(renters), "disqualified_by": {"not_homeowner": len(renters)}, "reprompts": 0,
+                    "hung_up": 0, "avg_ivr_s": 0.0}
     }
 
 

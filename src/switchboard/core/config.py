@@ -1296,6 +1296,14 @@ class Callers(_Model):
     repeat_after_s: Distribution | None = None  # none: the built-in default (docs/SIMULATION.md)
     invalid_input_rate: Rate = 0.0  # share of IVR prompts the caller answers with nothing (re-prompted)
     menus: dict[str, dict[str, MenuWeights]] = {}  # IVR flow id → menu node id → key → weight; absent: uniform
+    # Time in the IVR: each prompt takes a draw (hearing it and answering); none: the IVR takes no time.
+    ivr_prompt_s: Distribution | None = None
+    ivr_hangup_rate: Rate = 0.0  # share of IVR prompts at which the caller hangs up (rejected abandoned)
+
+    @property
+    def ivr_timed(self) -> bool:
+        """Whether callers spend time in the IVR or hang up there (else the flow is walked the moment a call arrives)."""
+        return self.ivr_prompt_s is not None or self.ivr_hangup_rate > 0
 
 
 class CampaignTraffic(_Model):

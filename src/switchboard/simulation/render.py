@@ -54,12 +54,15 @@ def result_tables(r: dict[str, Any], title: str = "") -> Group:
 
     if r["ivr"]:
         flows = Table(title="IVR flows")
-        for col in ("flow", "calls", "qualified", "disqualified", "re-prompts"):
+        for col in ("flow", "calls", "qualified", "disqualified", "re-prompts", "hung up", "avg time"):
             flows.add_column(col, justify="left" if col == "flow" else "right")
         for fid, f in r["ivr"].items():
-            flows.add_row(fid, f"{f['calls']:,}", f"{f['qualified']:,}", f"{f['disqualified']:,}", f"{f['reprompts']:,}")
+            flows.add_row(
+                fid, f"{f['calls']:,}", f"{f['qualified']:,}", f"{f['disqualified']:,}", f"{f['reprompts']:,}",
+                f"{f['hung_up']:,}", _num(f["avg_ivr_s"], " s"),
+            )
             for reason, n in f["disqualified_by"].items():
-                flows.add_row(f"  ended {reason}", "", "", f"{n:,}", "")
+                flows.add_row(f"  ended {reason}", "", "", f"{n:,}", "", "", "")
         parts.append(flows)
 
     if r["rejects_by_reason"] or r["offer_failures"]:

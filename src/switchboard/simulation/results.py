@@ -9,7 +9,9 @@ Definitions (docs/SIMULATION.md):
                    is the share of queued calls that found no free agent (Erlang C's P(wait)),
                    `avg_wait_s` the mean wait of the calls that reached an agent (ASA)
   ivr              per flow: calls that went through it, qualified, disqualified by the end's
-                   reason, and re-prompts (answers the flow refused and asked again)
+                   reason, re-prompts (answers the flow refused and asked again), the calls hung up in
+                   it and the mean time callers spent in it (avg_ivr_s, over all its calls; 0 when
+                   callers.ivr_prompt_s is unset)
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class _Flow:
     qualified: int = 0
     reprompts: int = 0
     ended_by: Counter[str] = field(default_factory=Counter)  # disqualified calls by the end's reason
+    hung_up: int = 0  # callers who hung up in the flow (rejected abandoned)
+    ivr_s: float = 0.0  # time callers spent in the flow, summed
 
 
 @dataclass
@@ -175,11 +179,16 @@ class Tally:
         if call.repeat_of is not None:
             self.repeat_calls += 1
 
-    def ivr_finished(self, flow_id: str, end: flows.Finished, reprompts: int) -> None:
+    def ivr_finished(self, flow_id: str, end: flows.IvrStep, reprompts: int, seconds: float | None) -> None:
+        """A caller left the flow: `end` is its Finished step, or the Prompt they hung up at."""
         f = self.flows[flow_id]
         f.calls += 1
         f.reprompts += reprompts
-        if end.qualified:
+        if seconds is not None:
+            f.ivr_s += seconds
+        if isinstance(end, flows.Prompt):
+            f.hung_up += 1
+        elif end.qualified:
             f.qualified += 1
         else:
             f.ended_by[end.reason or flows.DISQUALIFIED] += 1
@@ -263,6 +272,18 @@ class Tally:
     def fill_rate(self) -> float:
         return self.connected / self.calls if self.calls else 0.0
 
+    def _flow_dict(self, f: _Flow) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "calls": f.calls,
+            "qualified": f.qualified,
+            "disqualified": f.calls - f.qualified - f.hung_up,
+            "disqualified_by": dict(sorted(f.ended_by.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "reprompts": f.reprompts,
+        }
+        out["hung_up"] = f.hung_up
+        out["avg_ivr_s"] = _ratio(f.ivr_s, f.calls)  # 0 when callers.ivr_prompt_s is unset: the IVR takes no time
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         hours = self.last_arrival_s / 3600
         connected = self.connected
@@ -337,17 +358,7 @@ class Tally:
                 if c.calls
             },
             "repeat_calls": self.repeat_calls,
-            "ivr": {
-                fid: {
-                    "calls": f.calls,
-                    "qualified": f.qualified,
-                    "disqualified": f.calls - f.qualified,
-                    "disqualified_by": dict(sorted(f.ended_by.items(), key=lambda kv: (-kv[1], kv[0]))),
-                    "reprompts": f.reprompts,
-                }
-                for fid, f in self.flows.items()
-                if f.calls
-            },
+            "ivr": {fid: self._flow_dict(f) for fid, f in self.flows.items() if f.calls},
             "rejects_by_reason": dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
             "offer_failures": dict(sorted(self.offer_failures.items(), key=lambda kv: (-kv[1], kv[0]))),
             "queues": queues,

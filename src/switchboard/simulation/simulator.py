@@ -10,8 +10,12 @@ services drive it:
                        campaign's duplicate_window (only accepted calls open a window); for a
                        campaign with `ivr:` the flow (core.ivr start/current/answer, the caller
                        keying in what behavior.prompt_input says) and core.ivr.flow_end: qualified
-                       → routing with the flow's answers, disqualified → rejected `disqualified`
-  qualified          → core.engine.start_routing (the router on ivr.completed)
+                       → routing with the flow's answers, disqualified → rejected `disqualified`;
+                       with `callers.ivr_prompt_s` / `ivr_hangup_rate` each prompt takes time and
+                       the caller may hang up at it → rejected `abandoned` (core.ivr.hung_up_detail,
+                       as the ivr service rejects a caller who left in the IVR)
+  qualified          → core.engine.start_routing (the router on ivr.completed), when the flow ends:
+                       the arrival plus the time spent in the IVR
   RequestBids        → each pinged buyer answers after its latency (static buyers at once with
                        their price, as the bidder does; RTB buyers drawn from their model, a no-bid
                        "timeout" past min(timeout_ms, routing deadline − margin)); answers reach
@@ -33,16 +37,21 @@ Random numbers: `random.Random` streams seeded from the seed and a stable name (
 per-process string hash): for the whole run one for the arrivals, one for the callers (area, ZIP,
 answers), one for their numbers and one for repeat calls (none depends on routing: they are drawn
 in arrival order), and one per call and purpose for behaviour, e.g. "sunrise-rtb's answer to call
-17's ping" or "call 17's IVR inputs". Two routing plans simulated with the same seed therefore see
-the same calls, and a buyer asked about the same call in both answers the same way (common random
-numbers, for `compare`).
+17's ping", "call 17's IVR inputs" or "call 17's IVR prompt times and hang-ups" (a stream apart
+from the inputs: modelling IVR time does not change what callers answer). Two routing plans
+simulated with the same seed therefore see the same calls, and a buyer asked about the same call
+in both answers the same way (common random numbers, for `compare`).
 
 Repeat callers: after each call, with `repeat_rate`, the same caller (same number, area and
 answers) calls the same campaign again `repeat_after_s` later; first calls arrive at
 calls_per_hour × (1 − repeat_rate), so that all calls together keep calls_per_hour.
 
-Not simulated: time spent in the IVR (the flow is answered the moment the call arrives), unknown
-dialed numbers (every simulated call dials its campaign), callback offers.
+Time in the IVR: the flow is walked when the call arrives (core.ivr is pure: no clock, nothing that
+changes while the caller listens), drawing each prompt's time; the flow's end (routing, the
+disqualification or the hang-up) happens at arrival + that time. Without IVR timing in the model it
+happens at arrival, in the same event (no event scheduled, no draw: the run is what it was before).
+
+Not simulated: unknown dialed numbers (every simulated call dials its campaign), callback offers.
 """
 
 from __future__ import annotations
@@ -107,6 +116,8 @@ class SimCall:
     first_wait: float | None = None  # queue arrival → first agent offer
     waiting: bool = False  # in a queue's waiting list now
     patience: float | None = None
+    ivr_s: float | None = None  # time spent in the campaign's IVR flow (when callers.ivr_timed)
+    walked_flow: bool = False  # went through the campaign's IVR flow (not screened out, the campaign has one)
     done: bool = False
 
     @property
@@ -129,11 +140,15 @@ class CallRecord:
     def to_dict(self) -> dict[str, Any]:
         """One line of `--out`: the call's attributes, its outcome and its decision trace."""
         facts = self.call.facts
-        return {
+        line: dict[str, Any] = {
             "call": self.call.index,
             "call_id": facts.call_id,
             "arrived_at": self._simulator.dt(self.call.arrived).isoformat(),
             "decided_at": self._simulator.dt(self.outcome.at_s).isoformat(),
+            # Time in the campaign's IVR flow: 0 when callers.ivr_prompt_s is unset; null without a flow walked.
+            "ivr_s": round(self.call.ivr_s, 3) if self.call.ivr_s is not None else (0.0 if self.call.walked_flow else None),
+        }
+        return line | {
             "campaign_id": facts.campaign_id,
             "publisher_id": facts.publisher_id,
             "caller_number": self.call.caller.number if self.call.caller is not None else "",
@@ -177,6 +192,7 @@ class Simulator:
         self._new_callers: dict[str, int] = {}  # area code → new callers from it so far
         self._repeats = random.Random(f"{seed}:repeats")
         self._repeat_rate = self.model.callers.repeat_rate
+        self.ivr_timed = self.model.callers.ivr_timed
         # What the ivr service keeps in ivr.callers: per campaign, duplicate_key → when that caller's last
         # accepted call started (oldest first; entries older than the window are dropped: they can no
         # longer make a duplicate).
@@ -361,11 +377,29 @@ class Simulator:
             self._finish(call, Outcome.rejected(rejection.reason, rejection.detail, 0))
             return
         if campaign.ivr is not None:
-            end = flows.flow_end(self._run_flow(call, self.model.flows[campaign.ivr]))
-            call.facts = CallFacts(call_id, campaign.id, campaign.publisher, known.state, end.zip or "", known.area_code, end.answers)
-            if not end.qualified:
-                self._finish(call, Outcome.rejected(flows.DISQUALIFIED, end.detail, 0))
-                return
+            end = self._run_flow(call, self.model.flows[campaign.ivr])
+            if call.ivr_s is not None:  # the caller is in the flow that long: it ends (routing, too) later
+                self.at(self.now + call.ivr_s, self._flow_over, call, end)
+            else:
+                self._flow_over(call, end)
+            return
+        self.apply(call, engine.start_routing(self.config, call.facts, self.dt(), self.ledger))
+
+    def _flow_over(self, call: SimCall, end: flows.IvrStep) -> None:
+        """The caller left the flow: hung up at a prompt, disqualified, or qualified (→ routing, as on ivr.completed)."""
+        facts = call.facts
+        if isinstance(end, flows.Prompt):  # hung up: the ivr service rejects the call where the caller was
+            answers = dict(end.state.answers)  # those given before hanging up
+            call.facts = CallFacts(facts.call_id, facts.campaign_id, facts.publisher_id, facts.state, "", facts.area_code, answers)
+            self._finish(call, Outcome.rejected(flows.ABANDONED, flows.hung_up_detail(end.state), 0))
+            return
+        flow_end = flows.flow_end(end)
+        call.facts = CallFacts(
+            facts.call_id, facts.campaign_id, facts.publisher_id, facts.state, flow_end.zip or "", facts.area_code, flow_end.answers
+        )
+        if not flow_end.qualified:
+            self._finish(call, Outcome.rejected(flows.DISQUALIFIED, flow_end.detail, 0))
+            return
         self.apply(call, engine.start_routing(self.config, call.facts, self.dt(), self.ledger))
 
     def _answer(self, flow: IvrFlow, step: flows.Prompt, text: str, kind: flows.InputKind) -> flows.IvrStep:
@@ -390,21 +424,39 @@ class Simulator:
                 break
             del seen[old]
 
-    def _run_flow(self, call: SimCall, flow: IvrFlow) -> flows.Finished:
-        """The caller through the campaign's IVR flow, as the ivr service drives core.ivr."""
+    def _run_flow(self, call: SimCall, flow: IvrFlow) -> flows.IvrStep:
+        """The caller through the campaign's IVR flow, as the ivr service drives core.ivr.
+
+        Returns the end: the Finished step, or the Prompt at which the caller hung up. With IVR timing
+        modelled, `call.ivr_s` is the time spent in the flow: a draw of ivr_prompt_s per prompt asked
+        (the one hung up at included), then a hang-up draw, from the call's "ivr-time" stream, never
+        from its "ivr" stream of inputs, so callers answer alike with and without timing.
+        """
         caller = call.caller
         assert caller is not None
         step = self._flow_starts.get(flow.id)
         if step is None:
             step = self._flow_starts[flow.id] = flows.current(flow, flows.start(flow))
+        call.walked_flow = True
         reprompts = 0
+        timed = self.ivr_timed
+        prompt_s, hangup_rate = self.model.callers.ivr_prompt_s, self.model.callers.ivr_hangup_rate
+        seconds = 0.0
         while isinstance(step, flows.Prompt):
+            if timed:
+                clock = self.stream(call, "ivr-time")
+                if prompt_s is not None:
+                    seconds += draw(prompt_s, clock)
+                if hangup_rate and clock.random() < hangup_rate:
+                    break
             text, kind = prompt_input(flow, step, caller.answers, caller.zip, self.model, lambda: self.stream(call, "ivr"))
             after = self._answer(flow, step, text, kind)
             if isinstance(after, flows.Prompt) and after.node == step.node and after.attempt > step.attempt:
                 reprompts += 1
             step = after
-        self.tally.ivr_finished(flow.id, step, reprompts)
+        if timed:
+            call.ivr_s = seconds
+        self.tally.ivr_finished(flow.id, step, reprompts, call.ivr_s)
         return step
 
     # ------------------------------------------------------------ carrying out the engine's actions
