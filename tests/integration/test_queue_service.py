@@ -24,6 +24,7 @@ queues:
   - {id: busy, strategy: longest_idle, max_wait_s: 120}
   - {id: reap, max_wait_s: 120}
   - {id: left, max_wait_s: 120}
+  - {id: gone, max_wait_s: 120}
 agents:
   - {id: a1, queues: [two], destination: "sip:a1@switchboard.local"}
   - {id: a2, queues: [two]}
@@ -36,6 +37,7 @@ agents:
   - {id: b2, queues: [busy]}
   - {id: r1, queues: [reap]}
   - {id: l1, queues: [left]}
+  - {id: g1, queues: [gone]}
 """
 # A call on an agent whose call.ended never comes frees the agent after this long. Small, so that the
 # reaper test is quick; above every hold in the other tests (they end their calls within a second or so)
@@ -309,3 +311,27 @@ async def handled_queued(bus, kafka, key: str) -> None:
     marker = new_call_id()
     await bus.publish(CALL_QUEUED, queued(marker, "wide"), key=key)
     await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
+
+
+@pytest.mark.parametrize("routing_pending", [False, True])
+async def test_a_caller_who_hangs_up_while_the_agent_rings_is_rejected_abandoned(queue_service, bus, kafka, routing_pending):
+    """The offer never connected: the outcome is call.rejected abandoned (as for a buyer's offer), the agent is free.
+    routing_pending: the hang-up came before the call.routed reached the edge (attempt 0)."""
+    cid = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(cid, "gone"))
+    [offer] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == cid)
+    assert offer.agent_id == "g1"
+    hang_up = ended(cid, pb.CALL_OUTCOME_CALLER_HANGUP, routing_pending=routing_pending)
+    if not routing_pending:
+        hang_up.attempt, hang_up.agent_id = offer.attempt, "g1"
+    await bus.publish(CALL_ENDED, hang_up)
+    [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == cid)
+    assert (rej.reason, rej.detail) == ("abandoned", "the caller hung up during offer 1 to agent g1")
+    assert rej.trace.notes[-1] == "queue gone: abandoned (the caller hung up during offer 1 to agent g1)"
+    nxt = new_call_id()  # g1 is free again
+    await bus.publish(CALL_QUEUED, queued(nxt, "gone"))
+    [served] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == nxt)
+    assert served.agent_id == "g1"
+    await bus.publish(CALL_ENDED, ended(nxt, pb.CALL_OUTCOME_ANSWERED, 1, "g1"))
+    await call_ended_handled(bus, kafka, nxt)
+    assert len(await read_all(kafka, CALL_REJECTED, lambda e: e.call_id == cid)) == 1

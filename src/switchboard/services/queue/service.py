@@ -7,7 +7,8 @@ call.queued  → core.acd offers the call to its queue: a free agent → call.ro
                needed skills) → call.rejected.
 call.ended   → routing_pending (the caller hung up before any decision reached the
                edge; attempt 0): a waiting call → call.rejected `abandoned`; a
-               call on an agent → the agent's slot is freed; a finished call →
+               call on an agent → the agent's slot is freed and the call is
+               rejected `abandoned` (the offer never connected); a finished call →
                nothing; a call not seen yet (its call.queued, on another topic,
                comes later) → the hang-up is remembered, and that call.queued is
                rejected `abandoned` at once ("the caller hung up before the queue
@@ -26,7 +27,10 @@ call.ended   → routing_pending (the caller hung up before any decision reached
                  `all_declined`; more offers than the campaign's
                  routing.max_attempts → call.rejected `max_attempts`.
                * ANSWERED, CALLER_HANGUP, BUYER_HANGUP (for an agent: the agent
-                 hung up): the call is over; the agent's slot is freed.
+                 hung up): the call is over; the agent's slot is freed. A
+                 CALLER_HANGUP with no connected seconds (the caller left while
+                 the agent's phone rang) → also call.rejected `abandoned`, the
+                 outcome, as the router does for a buyer's offer.
                Either way the freed slot goes to the oldest waiting call it can
                take (call.routed). A call that ends while still waiting (the
                caller hung up) → call.rejected `abandoned`.
@@ -158,6 +162,8 @@ REOFFER_OUTCOMES = {
     pb.CALL_OUTCOME_FAILED: "failed",
 }
 
+ABANDONED = "abandoned"  # the reject reason of a call whose caller hung up before an agent talked to them
+
 INPUTS: tuple[Topic, ...] = (CALL_QUEUED, CALL_ENDED)
 # Decisions held back for one snapshot at most: a snapshot must stay well below Kafka's 1 MB record limit.
 OUTBOX_LIMIT_BYTES = 256 * 1024
@@ -257,7 +263,7 @@ class QueueService:
             log.info("call_waiting", call_id=ev.call_id, queue=ev.queue_id, position=offer.position)
         elif offer.status == "duplicate":
             log.info("duplicate_ignored", call_id=ev.call_id, queue=ev.queue_id)
-        elif offer.reason == "abandoned":  # the caller's hang-up (routing_pending) was read first
+        elif offer.reason == ABANDONED:  # the caller's hang-up (routing_pending) was read first
             self.emit(CALL_REJECTED, rejected_event(ev, offer.reason, offer.detail, self.settings.abandoned_announcement))
             log.info("call_abandoned", call_id=ev.call_id, queue=ev.queue_id, why="hung_up_before_queued")
         else:
@@ -276,21 +282,34 @@ class QueueService:
         if current is not None and ev.attempt and ev.attempt < current.attempt:
             log.info("stale_outcome_ignored", call_id=ev.call_id, attempt=ev.attempt, current=current.attempt)
             return
+        never_connected = ev.outcome == pb.CALL_OUTCOME_CALLER_HANGUP and ev.connected_seconds <= 0
         release = self.acd.release(ev.call_id, self.clock())
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
+            if never_connected and current is not None:
+                self._hung_up_on_offer(current, release.agent_id)
         if release.abandoned:
             self._abandon(release.abandoned)
         for assignment in release.assignments:
             self._route(assignment)
 
+    def _hung_up_on_offer(self, call: WaitingCall, agent_id: str) -> None:
+        """The caller left while the agent's phone rang (or before the offer reached the edge): the offer
+        never connected, so the call's outcome is call.rejected abandoned, as for a buyer's offer (router)."""
+        detail = f"the caller hung up during offer {call.attempt} to agent {agent_id}"
+        self.emit(CALL_REJECTED, rejected_event(call.payload.event, ABANDONED, detail, ""))
+        log.info("call_rejected", call_id=call.call_id, queue=call.queue_id, reason=ABANDONED, detail=detail)
+
     def _caller_left(self, ev: pb.CallEnded) -> None:
+        current = self.acd.call_of(ev.call_id)
         release = self.acd.caller_left(ev.call_id, self.clock())
         if release.remembered:
             # Not here yet: mostly a call the router is selling to buyers, sometimes one whose call.queued comes next.
             log.info("hang_up_before_queued_remembered", call_id=ev.call_id)
         elif release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id, why="caller_left")
+            if current is not None:
+                self._hung_up_on_offer(current, release.agent_id)
         elif release.abandoned is None:
             log.info("outcome_ignored", call_id=ev.call_id, outcome="caller_left", reason="finished")
         if release.abandoned:
@@ -357,7 +376,7 @@ class QueueService:
             detail = f"waited {abandoned.waited_s:.1f}s in queue {queue.id} (max_wait_s {queue.max_wait_s})"
         else:
             detail = f"the caller hung up after {abandoned.waited_s:.1f}s in queue {queue.id}"
-        self.emit(CALL_REJECTED, rejected_event(abandoned.call.payload.event, "abandoned", detail, self.settings.abandoned_announcement))
+        self.emit(CALL_REJECTED, rejected_event(abandoned.call.payload.event, ABANDONED, detail, self.settings.abandoned_announcement))
         log.info("call_abandoned", call_id=abandoned.call.call_id, queue=queue.id, why=abandoned.why)
 
     # -- restart ---------------------------------------------------------------------------------
