@@ -37,7 +37,7 @@ from switchboard.services.queue.service import QueueRunner
 from switchboard.services.queue.settings import QueueSettings
 from switchboard.services.queue.state import decode_acd
 from switchboard.v1 import events_pb2 as pb
-from tests.integration.test_queue_service import ended, queued
+from tests.integration.test_queue_service import call_ended_handled, ended, queued
 from tests.support import (
     until,
     Results,
@@ -200,17 +200,8 @@ MAX_CALL_S = 6.0  # markers on m1 must be answered within it, even on a loaded m
 
 
 async def ended_handled(bus: EventBus, kafka: KafkaSettings, key: str) -> None:
-    """Return once the queue handled every call.ended published so far on `key`'s partition.
-
-    Marker: a call on m1 (the only agent of queue `mark`) whose NO_ANSWER, published with `key`,
-    leaves nobody to offer it to: its call.rejected all_declined shows the partition was read up to there.
-    """
-    marker = new_call_id()
-    await bus.publish(CALL_QUEUED, queued(marker, "mark"))
-    await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
-    await bus.publish(CALL_ENDED, ended(marker, pb.CALL_OUTCOME_NO_ANSWER, 1, "m1"), key=key)
-    [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == marker)
-    assert rej.reason == "all_declined"
+    """call_ended_handled with a marker call on m1, the only agent of queue `mark` here."""
+    await call_ended_handled(bus, kafka, key, "mark", "m1")
 
 
 async def test_a_call_on_an_agent_is_reaped_by_its_first_assignment_time_and_a_remembered_hang_up_holds_after_a_restart(

@@ -178,16 +178,16 @@ async def test_garbage_goes_to_dead_letter_and_service_keeps_working(queue_servi
 
 
 # -- re-offers: an agent did not take the call --------------------------------------------------------
-async def call_ended_handled(bus, kafka, key: str) -> None:
+async def call_ended_handled(bus, kafka, key: str, queue_id: str = "wide", agent_id: str = "w1") -> None:
     """Return once the queue handled every call.ended published so far on `key`'s partition.
 
-    Marker: a call on w1 (the only agent of queue `wide`) whose NO_ANSWER, published with `key`, leaves
+    Marker: a call on `agent_id` (the only agent of `queue_id`) whose NO_ANSWER, published with `key`, leaves
     nobody to offer it to: its call.rejected all_declined shows that the partition was read up to there.
     """
     marker = new_call_id()
-    await bus.publish(CALL_QUEUED, queued(marker, "wide"))
+    await bus.publish(CALL_QUEUED, queued(marker, queue_id))
     await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == marker)
-    await bus.publish(CALL_ENDED, ended(marker, pb.CALL_OUTCOME_NO_ANSWER, 1, "w1"), key=key)
+    await bus.publish(CALL_ENDED, ended(marker, pb.CALL_OUTCOME_NO_ANSWER, 1, agent_id), key=key)
     [rej] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == marker)
     assert rej.reason == "all_declined"
 

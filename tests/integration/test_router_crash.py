@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from switchboard.platform import codec
 from switchboard.platform.broker import EmbeddedBroker
+from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import (
     CALL_ENDED,
     CALL_QUEUED,
@@ -66,6 +69,49 @@ campaigns:
 # Outcomes after which the router offers the call again (docs/ROUTER.md, step 5). This test only
 # ends calls ANSWERED (for billable_after_s or longer) or NO_ANSWER.
 REROUTABLE = {pb.CALL_OUTCOME_NO_ANSWER, pb.CALL_OUTCOME_BUSY, pb.CALL_OUTCOME_FAILED, pb.CALL_OUTCOME_DECLINED}
+
+
+@dataclass
+class CallEvents:
+    """The terminal-side events of a set of calls read back from the topics, also grouped per call."""
+
+    routed: list[pb.CallRouted]
+    ended: list[pb.CallEnded]
+    rejected: list[pb.CallRejected]
+    by_call: dict[str, dict[str, list]]
+
+
+async def read_call_events(kafka: KafkaSettings, calls: Iterable[str]) -> CallEvents:
+    """Every call.routed / call.ended / call.rejected of `calls`; each call had its ivr.completed, none was queued."""
+    ids = set(calls)
+
+    def in_ids(ev: object) -> bool:
+        return ev.call_id in ids  # type: ignore[attr-defined]
+
+    ivrs = await read_all(kafka, IVR_COMPLETED, in_ids)
+    routed = await read_all(kafka, CALL_ROUTED, in_ids)
+    ended = await read_all(kafka, CALL_ENDED, in_ids)
+    rejected = await read_all(kafka, CALL_REJECTED, in_ids)
+    queued = await read_all(kafka, CALL_QUEUED, in_ids)
+    assert {ev.call_id for ev in ivrs} == ids
+    assert not queued, "no queue tier in this campaign"
+    by_call: dict[str, dict[str, list]] = defaultdict(lambda: {"routed": [], "ended": [], "rejected": []})
+    for kind, events in (("routed", routed), ("ended", ended), ("rejected", rejected)):
+        for ev in events:
+            by_call[ev.call_id][kind].append(ev)
+    return CallEvents(routed, ended, rejected, by_call)
+
+
+def check_one_outcome_each(events: CallEvents, calls: Iterable[str], info: Callable[[str], str]) -> None:
+    """Rule 4: no attempt of a call went to two buyers, and every call has exactly one outcome."""
+    for call_id in calls:
+        c = events.by_call[call_id]
+        buyers_per_attempt: dict[int, set[str]] = defaultdict(set)
+        for r in c["routed"]:
+            buyers_per_attempt[r.attempt].add(r.buyer_id)
+        assert all(len(b) == 1 for b in buyers_per_attempt.values()), f"{call_id}: one attempt, several buyers {dict(buyers_per_attempt)}; {info(call_id)}"
+        n = outcome_count(c["routed"], c["ended"], c["rejected"])
+        assert n == 1, f"{call_id}: {n} outcomes; {info(call_id)}"
 
 
 def outcome_count(routed: list[pb.CallRouted], ended: list[pb.CallEnded], rejected: list[pb.CallRejected]) -> int:
@@ -178,35 +224,9 @@ async def test_sigkill_mid_run_keeps_every_call_and_the_cap(broker: EmbeddedBrok
             info = {c: [(type(x).__name__, getattr(x, "attempt", 0), getattr(x, "buyer_id", "")) for x in e.events(c)] for c in calls}
 
         # -- the checks, from the topics read back.
-        ids = set(calls)
-
-        def in_ids(ev: object) -> bool:
-            return ev.call_id in ids  # type: ignore[attr-defined]
-
-        ivrs = await read_all(kafka, IVR_COMPLETED, in_ids)
-        routed_all = await read_all(kafka, CALL_ROUTED, in_ids)
-        ended_all = await read_all(kafka, CALL_ENDED, in_ids)
-        rejected_all = await read_all(kafka, CALL_REJECTED, in_ids)
-        queued_all = await read_all(kafka, CALL_QUEUED, in_ids)
-        assert {ev.call_id for ev in ivrs} == ids
-        assert not queued_all, "no queue tier in this campaign"
-
-        by_call: dict[str, dict[str, list]] = defaultdict(lambda: {"routed": [], "ended": [], "rejected": []})
-        for ev in routed_all:
-            by_call[ev.call_id]["routed"].append(ev)
-        for ev in ended_all:
-            by_call[ev.call_id]["ended"].append(ev)
-        for ev in rejected_all:
-            by_call[ev.call_id]["rejected"].append(ev)
-
-        for call_id in calls:
-            c = by_call[call_id]
-            buyers_per_attempt: dict[int, set[str]] = defaultdict(set)
-            for r in c["routed"]:
-                buyers_per_attempt[r.attempt].add(r.buyer_id)
-            assert all(len(b) == 1 for b in buyers_per_attempt.values()), f"{call_id}: one attempt, several buyers {dict(buyers_per_attempt)}; {info}"
-            n = outcome_count(c["routed"], c["ended"], c["rejected"])
-            assert n == 1, f"{call_id}: {n} outcomes; {info[call_id]}; logs in {tmp_path}"
+        events = await read_call_events(kafka, calls)
+        check_one_outcome_each(events, calls, lambda call_id: f"{info[call_id]}; logs in {tmp_path}")
+        routed_all, ended_all = events.routed, events.ended
 
         peak = max_open(routed_all, ended_all, top)
         assert peak <= CAP, f"{peak} calls open at once with {top} (cap {CAP}); {info}; logs in {tmp_path}"

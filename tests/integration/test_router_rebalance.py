@@ -38,19 +38,15 @@ from aiokafka.partitioner import murmur2
 
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.topics import (
-    CALL_ENDED,
-    CALL_QUEUED,
     CALL_REJECTED,
     CALL_ROUTED,
-    IVR_COMPLETED,
 )
 from switchboard.v1 import events_pb2 as pb
-from tests.integration.test_router_crash import max_open, outcome_count
+from tests.integration.test_router_crash import check_one_outcome_each, max_open, read_call_events
 from tests.integration.test_router_ledger import Edge, Routers, edge
 from tests.support import (
     ServiceProcess,
     new_call_id,
-    read_all,
     service_env,
     stop_services,
     until,
@@ -270,23 +266,8 @@ async def test_workers_join_crash_and_return_under_traffic(broker: EmbeddedBroke
             logs = {f"router-{i}": p.logs(0) for i, p in enumerate(routers.procs)}
 
         # -- the checks, from the topics read back.
-        ids = set(calls)
-
-        def in_ids(ev: object) -> bool:
-            return ev.call_id in ids  # type: ignore[attr-defined]
-
-        ivrs = await read_all(kafka, IVR_COMPLETED, in_ids)
-        routed_all = await read_all(kafka, CALL_ROUTED, in_ids)
-        ended_all = await read_all(kafka, CALL_ENDED, in_ids)
-        rejected_all = await read_all(kafka, CALL_REJECTED, in_ids)
-        queued_all = await read_all(kafka, CALL_QUEUED, in_ids)
-        assert {ev.call_id for ev in ivrs} == ids
-        assert not queued_all, "no queue tier in this campaign"
-
-        by_call: dict[str, dict[str, list]] = defaultdict(lambda: {"routed": [], "ended": [], "rejected": []})
-        for kind, events in (("routed", routed_all), ("ended", ended_all), ("rejected", rejected_all)):
-            for ev in events:
-                by_call[ev.call_id][kind].append(ev)
+        events = await read_call_events(kafka, calls)
+        routed_all, ended_all, rejected_all, by_call = events.routed, events.ended, events.rejected, events.by_call
 
         def info(call_id: str) -> str:
             c = by_call[call_id]
@@ -296,14 +277,9 @@ async def test_workers_join_crash_and_return_under_traffic(broker: EmbeddedBroke
                 f"rejected {[r.reason for r in c['rejected']]}; seed {seed}; logs in {tmp_path}"
             )
 
+        check_one_outcome_each(events, calls, info)
         for call_id in calls:
             c = by_call[call_id]
-            buyers_per_attempt: dict[int, set[str]] = defaultdict(set)
-            for r in c["routed"]:
-                buyers_per_attempt[r.attempt].add(r.buyer_id)
-            assert all(len(b) == 1 for b in buyers_per_attempt.values()), f"{call_id}: one attempt, several buyers: {info(call_id)}"
-            n = outcome_count(c["routed"], c["ended"], c["rejected"])
-            assert n == 1, f"{call_id}: {n} outcomes: {info(call_id)}"
             sold = [a for (cc, a), o in ended_by_edge.items() if cc == call_id and o == pb.CALL_OUTCOME_ANSWERED]
             assert len(sold) <= 1, f"{call_id}: sold twice: {info(call_id)}"
             assert not sold or all(r.attempt <= sold[0] for r in c["routed"]), f"{call_id}: routed again after a sale: {info(call_id)}"

@@ -350,6 +350,14 @@ def test_demo_alt_is_the_demo_with_the_documented_change() -> None:
 # ---------------------------------------------------------------- validation
 
 
+def assert_problems(found: list[str], expected: list[str]) -> None:
+    """`found` is one problem per line of `expected` (each starting so), and every problem says how to fix it."""
+    for line in expected:
+        assert any(p.startswith(line) for p in found), f"missing {line!r} in:\n" + "\n".join(found)
+    assert len(found) == len(expected), "\n".join(found)
+    assert all(p.rstrip().endswith(")") for p in found), "every problem says how to fix it"
+
+
 def problems(tmp_path: Path, simulation: str) -> list[str]:
     path = tmp_path / "routing.yaml"
     path.write_text(
@@ -407,10 +415,7 @@ def test_bad_simulation_sections_are_refused_with_line_field_and_fix(tmp_path: P
         "25: simulation.agents.defaults.handle_time_s: -5 is negative (write a value of 0 or more, e.g. 300",
         "26: simulation.queues.sales: unknown queue 'sales' (define it under queues, use `defaults` for all of them, or remove it)",
     ]
-    for line in expected:
-        assert any(p.startswith(line) for p in found), f"missing {line!r} in:\n" + "\n".join(found)
-    assert len(found) == len(expected), "\n".join(found)
-    assert all(p.rstrip().endswith(")") for p in found), "every problem says how to fix it"
+    assert_problems(found, expected)
 
 
 def test_every_demo_example_validates() -> None:

@@ -22,7 +22,7 @@ from switchboard.cli import app
 from switchboard.core import ivr
 from switchboard.core.config import RoutingConfig
 from switchboard.simulation import CallRecord, run
-from tests.unit.test_simulation import DEMO
+from tests.unit.test_simulation import DEMO, assert_problems
 from tests.unit.test_simulation_callers import OWNERS_AND_RENTERS, problems
 
 # Three prompts for a caller who answers them all: language, homeowner, zip.
@@ -256,10 +256,7 @@ def test_bad_ivr_time_models_are_refused_with_line_field_and_fix(tmp_path: Path)
         "17: simulation.traffic.callers.ivr_prompt_s.type: unknown ivr_prompt_s type 'weekly'",
         "18: simulation.traffic.callers.ivr_hangup_rate: must be at most 1, got 1.5 (set ivr_hangup_rate to 1 or less)",
     ]
-    for line in expected:
-        assert any(p.startswith(line) for p in found), f"missing {line!r} in:\n" + "\n".join(found)
-    assert len(found) == len(expected), "\n".join(found)
-    assert all(p.rstrip().endswith(")") for p in found), "every problem says how to fix it"
+    assert_problems(found, expected)
     assert problems(tmp_path, "      ivr_prompt_s: -4\n      ivr_hangup_rat: 0.1\n") == [
         "17: simulation.traffic.callers.ivr_prompt_s: -4 is negative (write a value of 0 or more, e.g. 300, or a distribution like {type: exponential, mean: 300})",
         "18: simulation.traffic.callers.ivr_hangup_rat: unknown field; did you mean ivr_hangup_rate? (rename it to ivr_hangup_rate)",
