@@ -115,11 +115,19 @@ def check_one_outcome_each(events: CallEvents, calls: Iterable[str], info: Calla
 
 
 def outcome_count(routed: list[pb.CallRouted], ended: list[pb.CallEnded], rejected: list[pb.CallRejected]) -> int:
-    """1 when the call ended well: its last routing stands (not ended re-routably) xor one call.rejected."""
+    """1 when the call ended well: its last routing stands xor one call.rejected (docs/TOPICS.md).
+
+    The last offer does not stand when a re-routable call.ended follows it, or the caller hung up before
+    it connected (CALLER_HANGUP, 0 s: then the call.rejected `abandoned` is the outcome)."""
     stands = 0
     if routed:
         last = max(routed, key=lambda r: r.attempt)
-        failed = any(e.attempt == last.attempt and e.buyer_id == last.buyer_id and e.outcome in REROUTABLE for e in ended)
+        failed = any(
+            e.attempt == last.attempt
+            and e.buyer_id == last.buyer_id
+            and (e.outcome in REROUTABLE or (e.outcome == pb.CALL_OUTCOME_CALLER_HANGUP and e.connected_seconds <= 0))
+            for e in ended
+        )
         stands = 0 if failed else 1
     return stands + len({r.event_id for r in rejected})
 
