@@ -348,6 +348,23 @@ async def test_no_input_reprompts_and_a_low_bill_is_told_goodbye(cpaas, kafka):
     assert len(await read_all(kafka, CALL_STARTED, lambda e: e.call_id == c.sid)) == 1
 
 
+async def test_a_caller_who_hangs_up_during_a_gather_is_rejected_abandoned(cpaas, kafka):
+    """The number's status callback in the middle of the flow: the ivr gives the call its one outcome."""
+    c = call(cpaas)
+    p = await c.press((await c.voice())[0], "1")  # English; now asked whether they own their home
+    assert tags(await c.hang_up()) == []
+    [rejected] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == c.sid)
+    assert (rejected.reason, rejected.announcement) == ("abandoned", "")
+    assert rejected.detail.startswith("the caller hung up in the IVR, at IVR node")
+    [ended] = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == c.sid)
+    assert (ended.outcome, ended.attempt, ended.routing_pending) == (pb.CALL_OUTCOME_CALLER_HANGUP, 0, False)
+    assert await read_all(kafka, IVR_COMPLETED, lambda e: e.call_id == c.sid) == []
+    # A late gather callback after the hang-up: a silent hang-up, nothing published again.
+    assert tags(await c.press(p[0], "1")) == ["Hangup"]
+    assert tags(await c.hang_up()) == []
+    assert len(await read_all(kafka, CALL_REJECTED, lambda e: e.call_id == c.sid)) == 1
+
+
 async def test_blocked_duplicate_and_unknown_number_callers_hear_the_announcement_and_are_hung_up(cpaas, kafka):
     blocked = call(cpaas, caller=BLOCKED_CALLER)
     bye = await blocked.voice()
