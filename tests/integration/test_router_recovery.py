@@ -13,6 +13,7 @@ makes when it starts or rebalances (services/router/transport.py, docs/ROUTER.md
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +27,16 @@ from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.kafka import ensure_topics, make_consumer, true_end_offsets
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import (
+    BID_RECEIVED,
     CALL_QUEUED,
+    CALL_ROUTED,
     CALL_REJECTED,
     IVR_COMPLETED,
     PING_REQUESTED,
     Topic,
 )
 from switchboard.services.router.transport import rewind_uncommitted
+from switchboard.v1 import events_pb2 as pb
 from tests.support import (
     Results,
     ServiceProcess,
@@ -51,6 +55,8 @@ publishers:
   - {id: pub, min_price: 15.00}
 buyers:
   - {id: silent, destination: "+18005550100", bid: {type: static, price: 40.00}}
+  # No bidder runs here: the test answers its pings itself.
+  - {id: late-rtb, destination: "+18005550101", bid: {type: rtb, url: "http://127.0.0.1:9/never", timeout_ms: 1000}}
 campaigns:
   - id: slow
     numbers: ["+18885550011"]
@@ -60,6 +66,10 @@ campaigns:
     numbers: ["+18885550012"]
     publisher: pub
     routing: {timeout_ms: 2500, tiers: [{strategy: price, buyers: [silent]}]}
+  - id: takeover
+    numbers: ["+18885550013"]
+    publisher: pub
+    routing: {timeout_ms: 1500, tiers: [{strategy: price, buyers: [late-rtb]}]}
 queues:
   - {id: sales}
 """
@@ -128,8 +138,45 @@ async def test_auction_in_flight_survives_a_restart(router: RouterProcess, kafka
         assert len(results.terminal(event.call_id)) == 1
 
 
-async def _wait_for_ping(kafka: KafkaSettings, call_id: str, timeout_s: float = 20.0) -> None:
-    await wait_records(kafka, PING_REQUESTED, lambda r, _ev: (r.key or b"").decode() == call_id, timeout_s)
+async def test_a_bid_given_in_time_counts_when_the_deadline_is_handled_late(router: RouterProcess, kafka: KafkaSettings) -> None:
+    """A worker taking calls over (here: the same router back after a stop) finds an auction whose deadline
+    passed while it was down, and the bid that came in time still unread behind a backlog of bid.received.
+    The late deadline waits until bid.received is read up to where it ended: the call is sold, not no_bid."""
+    event = ivr("takeover")
+    async with Results(kafka) as results:
+        async with event_bus(kafka) as bus:
+            await bus.publish(IVR_COMPLETED, event)
+            [(_, ping)] = await _wait_for_ping(kafka, event.call_id)
+            assert router.stop() == 0
+            # Answers of other auctions (stale for this call) ahead of the one that counts, on the same partition.
+            backlog = [
+                pb.BidReceived(
+                    event_id=codec.new_id(), call_id=event.call_id, occurred_at=codec.now_ts(), auction_id=f"stale-{n}",
+                    buyer_id="late-rtb", outcome=pb.BID_OUTCOME_DECLINE, reason="stale",
+                )
+                for n in range(BACKLOG)
+            ]
+            await asyncio.gather(*(bus.publish(BID_RECEIVED, b) for b in backlog))
+            in_time = pb.BidReceived(
+                event_id=codec.new_id(), call_id=event.call_id, occurred_at=codec.now_ts(), auction_id=ping.auction_id,
+                buyer_id="late-rtb", outcome=pb.BID_OUTCOME_BID, amount="55.00", latency_ms=120,
+            )
+            assert codec.ts_ms(in_time.occurred_at) < codec.ts_ms(ping.deadline)
+            await bus.publish(BID_RECEIVED, in_time)
+            # Down until the deadline is more than late_deadline_ms (1 s) past: the restart finds it late.
+            await asyncio.sleep(max(0.0, (codec.ts_ms(ping.deadline) + 1500) / 1000 - time.time()))
+            await asyncio.to_thread(router.start)
+            topic, decided = await results.wait_terminal(event.call_id, timeout_s=60)
+        assert topic == CALL_ROUTED.name, decided
+        assert (decided.buyer_id, decided.price) == ("late-rtb", "55.00")  # type: ignore[attr-defined]
+        assert len(results.terminal(event.call_id)) == 1
+
+
+BACKLOG = 3000  # a few seconds of work for a router that just started
+
+
+async def _wait_for_ping(kafka: KafkaSettings, call_id: str, timeout_s: float = 20.0) -> list:
+    return await wait_records(kafka, PING_REQUESTED, lambda r, _ev: (r.key or b"").decode() == call_id, timeout_s)
 
 
 async def _topic_of_its_own(kafka: KafkaSettings) -> str:

@@ -60,12 +60,15 @@ import base64
 import tempfile
 import time
 from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import faust
 import structlog
+from aiokafka import TopicPartition
+from aiokafka.partitioner import murmur2
 from faust.types import EventT
 
 from switchboard.core import engine
@@ -73,6 +76,7 @@ from switchboard.core.config import RoutingConfig
 from switchboard.core.eligibility import CallFacts
 from switchboard.core.ledger import buyer_timezone
 from switchboard.platform import codec
+from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
 from switchboard.platform.topics import (
     BID_RECEIVED,
     CALL_ENDED,
@@ -123,6 +127,22 @@ def _ts_from_ms(ms: int) -> Any:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LateDeadline:
+    """A deadline first seen late at `seen_ms`: bid.received of its partition ended at `end` then (None: unknown)."""
+
+    seen_ms: int
+    partition: int
+    end: int | None
+    committed: int | None  # the router group's committed offset of that partition then
+
+    def caught_up(self, read: int) -> bool:
+        """Every answer given before the deadline has been handled: here (read) or by the group (committed)."""
+        if self.end is None:
+            return True  # could not ask the cluster: conclude as before
+        return read >= self.end - 1 or (self.committed is not None and self.committed >= self.end)
 
 
 def _finished_kind(entry: Any) -> str | None:
@@ -192,6 +212,14 @@ class Router:
         )
         # (call_id, auction_id) already signalled by the timer; pruned as auctions end.
         self._signalled: set[tuple[str, str]] = set()
+        # Late deadlines (see signal_expired): bid.received partition → the highest offset handled here, and
+        # per late deadline the bid.received end (and the group's committed offset) when it was first seen.
+        self._bids_read: dict[int, int] = {}
+        self._late: dict[tuple[str, str], LateDeadline] = {}
+        self.kafka = settings.kafka
+        self.app_id = settings.app_id
+        self.late_deadline_ms = settings.late_deadline_ms
+        self.late_deadline_hold_ms = settings.late_deadline_hold_ms
         # Finished call ids a "forget" was sent for (pruned once gone), and first sightings of entries without a time.
         self._forget_sent: set[str] = set()
         self._lost_offer_sent: set[tuple[str, int]] = set()  # (call id, attempt) sent "reap:<attempt>" for
@@ -201,6 +229,9 @@ class Router:
 
     async def process(self, stream: Any) -> None:
         async for event in stream.events():
+            if event.message.topic == BID_RECEIVED.name:  # before handling: a failed bid still counts as read
+                m = event.message
+                self._bids_read[m.partition] = max(m.offset, self._bids_read.get(m.partition, -1))
             try:
                 await self.handle(event)
             except Exception as exc:  # Faust would ack and drop the message: dead-letter it and go on
@@ -664,8 +695,18 @@ class Router:
     # ------------------------------------------------------------ timer side (no table writes here)
 
     async def signal_expired(self) -> None:
+        """Send the deadline of every auction or post whose time is up to router.deadlines (once each).
+
+        A deadline found more than late_deadline_ms late (this worker just took the call over from
+        one that stopped, or it fell behind) may have answers that came in time still unread in
+        bid.received: another topic, read in Faust's own order. Such a deadline waits until this
+        worker has handled bid.received of the call's partition up to where it ended when the
+        deadline was first seen late, at most late_deadline_hold_ms; then the auction concludes
+        with every answer that was given in time.
+        """
         now_ms = int(time.time() * 1000)
         live: set[tuple[str, str]] = set()
+        late: list[tuple[tuple[str, str], int]] = []
         for call_id, rec in list(self.auctions.items()):
             phase = rec.get("phase")
             if phase == "auction":
@@ -677,10 +718,63 @@ class Router:
                 continue
             key = (call_id, signal)
             live.add(key)
-            if deadline_ms <= now_ms and key not in self._signalled:
+            if deadline_ms > now_ms or key in self._signalled:
+                continue
+            if now_ms - deadline_ms > self.late_deadline_ms and phase == "auction":
+                late.append((key, deadline_ms))
+                continue
+            self._signalled.add(key)
+            await self.deadlines.send(key=call_id.encode(), value=signal.encode())
+        if late:
+            for key in await self._late_deadlines_ready(late, now_ms):
                 self._signalled.add(key)
-                await self.deadlines.send(key=call_id.encode(), value=signal.encode())
+                await self.deadlines.send(key=key[0].encode(), value=key[1].encode())
         self._signalled &= live
+        for key in [k for k in self._late if k not in live]:
+            del self._late[key]
+
+    async def _late_deadlines_ready(self, late: list[tuple[tuple[str, str], int]], now_ms: int) -> list[tuple[str, str]]:
+        """The late deadlines whose in-time answers this worker has all handled (or that waited long enough)."""
+        new = [key for key, _ in late if key not in self._late]
+        if new:
+            partitions = {key: self._partition_of(key[0]) for key in new}
+            try:
+                ends, committed = await self._bid_positions(set(partitions.values()))
+            except Exception as exc:  # never hold a call for lack of an answer from the cluster
+                log.warning("late_deadline_check_failed", error=f"{type(exc).__name__}: {exc}", calls=len(new))
+                ends, committed = {}, {}
+            for key, partition in partitions.items():
+                self._late[key] = LateDeadline(now_ms, partition, ends.get(partition), committed.get(partition))
+        ready = []
+        for key, deadline_ms in late:
+            waiting = self._late[key]
+            if waiting.caught_up(self._bids_read.get(waiting.partition, -1)):
+                log.info("late_deadline", call_id=key[0], late_ms=now_ms - deadline_ms, waited_ms=now_ms - waiting.seen_ms)
+                ready.append(key)
+            elif now_ms - waiting.seen_ms >= self.late_deadline_hold_ms:
+                log.warning(
+                    "late_deadline_concluded_unread",
+                    call_id=key[0], partition=waiting.partition, end=waiting.end, read=self._bids_read.get(waiting.partition),
+                    late_ms=now_ms - deadline_ms,
+                )
+                ready.append(key)
+        return ready
+
+    def _partition_of(self, call_id: str) -> int:
+        """The partition of the call's events (every producer keys them by call id, default partitioner)."""
+        return (murmur2(call_id.encode()) & 0x7FFFFFFF) % self.kafka.partitions
+
+    async def _bid_positions(self, partitions: set[int]) -> tuple[dict[int, int | None], dict[int, int | None]]:
+        """bid.received's end offsets (confirmed by a fetch) and the router group's committed offsets now."""
+        tps = [TopicPartition(BID_RECEIVED.name, p) for p in sorted(partitions)]
+        consumer = make_consumer(self.kafka, self.app_id, f"{self.app_id}-late-deadlines")
+        await consumer.start()  # carries the group id but never joins it: only asks for committed offsets
+        try:
+            ends = await confirmed_end_offsets(consumer, self.kafka, tps, f"{self.app_id}-late-deadlines")
+            committed = {tp.partition: await consumer.committed(tp) for tp in tps}
+        finally:
+            await consumer.stop()
+        return {tp.partition: end for tp, end in ends.items()}, committed
 
     async def sweep(self) -> None:
         """Housekeeping every sweep_interval_s: reap calls whose end never came, forget old finished calls."""

@@ -21,6 +21,14 @@ class RouterSettings(ServiceSettings):
     data_dir: Path | None = Field(None, description="Faust data directory; default a fresh temp dir")
     deadlines_topic: str = Field("router.deadlines", description="router-internal topic of expired auctions")
     deadline_tick_ms: int = Field(50, ge=5, description="how often expired auctions are looked for")
+    # A worker that takes calls over (another stopped) finds their deadlines passed while bids given in
+    # time still wait unread in bid.received (docs/ROUTER.md, "Late deadlines").
+    late_deadline_ms: int = Field(
+        1000, ge=0, description="an auction deadline found this late waits for bid.received to be read up to where it was"
+    )
+    late_deadline_hold_ms: int = Field(
+        10_000, ge=0, description="the longest a late deadline waits for that before the auction concludes anyway"
+    )
     # Housekeeping (docs/ROUTER.md, "Calls whose end never comes" and "How long finished calls are remembered").
     max_call_duration_s: float = Field(
         4 * 3600,
