@@ -216,6 +216,7 @@ class Router:
         # per late deadline the bid.received end (and the group's committed offset) when it was first seen.
         self._bids_read: dict[int, int] = {}
         self._late: dict[tuple[str, str], LateDeadline] = {}
+        self._bid_snapshots: dict[int, LateDeadline] = {}  # bid.received partition → its positions when last asked
         self.kafka = settings.kafka
         self.app_id = settings.app_id
         self.late_deadline_ms = settings.late_deadline_ms
@@ -735,16 +736,22 @@ class Router:
 
     async def _late_deadlines_ready(self, late: list[tuple[tuple[str, str], int]], now_ms: int) -> list[tuple[str, str]]:
         """The late deadlines whose in-time answers this worker has all handled (or that waited long enough)."""
-        new = [key for key, _ in late if key not in self._late]
+        new = {key: (self._partition_of(key[0]), deadline_ms) for key, deadline_ms in late if key not in self._late}
         if new:
-            partitions = {key: self._partition_of(key[0]) for key in new}
-            try:
-                ends, committed = await self._bid_positions(set(partitions.values()))
-            except Exception as exc:  # never hold a call for lack of an answer from the cluster
-                log.warning("late_deadline_check_failed", error=f"{type(exc).__name__}: {exc}", calls=len(new))
-                ends, committed = {}, {}
-            for key, partition in partitions.items():
-                self._late[key] = LateDeadline(now_ms, partition, ends.get(partition), committed.get(partition))
+            # A partition's positions taken after a deadline cover every answer given before it: one look at
+            # the cluster serves all the late deadlines it came after (an overloaded worker asks at most
+            # about once per late_deadline_ms, not on every tick).
+            stale = {p for p, deadline_ms in new.values() if self._bid_snapshots.get(p, LateDeadline(0, p, None, None)).seen_ms <= deadline_ms}
+            if stale:
+                try:
+                    ends, committed = await self._bid_positions(stale)
+                except Exception as exc:  # never hold a call for lack of an answer from the cluster
+                    log.warning("late_deadline_check_failed", error=f"{type(exc).__name__}: {exc}", calls=len(new))
+                    ends, committed = {}, {}
+                for p in stale:
+                    self._bid_snapshots[p] = LateDeadline(now_ms, p, ends.get(p), committed.get(p))
+            for key, (partition, _) in new.items():
+                self._late[key] = self._bid_snapshots[partition]
         ready = []
         for key, deadline_ms in late:
             waiting = self._late[key]
