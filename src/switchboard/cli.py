@@ -61,14 +61,10 @@ def broker(
 
     b = EmbeddedBroker(port=port, partitions=partitions)
 
-    async def main() -> None:
-        task = asyncio.create_task(serve_forever(b))
-        while b.process is None and not task.done():
-            await asyncio.sleep(0.05)
-        console.print(f"broker on [b]{b.bootstrap_servers}[/b] (in memory); Ctrl-C to stop")
-        await task
+    def ready() -> None:  # only once every topic exists: a client may connect as soon as it reads this
+        console.print(f"broker on [b]{b.bootstrap_servers}[/b] (in memory, {partitions} partitions per topic); Ctrl-C to stop")
 
-    asyncio.run(main())
+    asyncio.run(serve_forever(b, ready))
 
 
 @app.command()

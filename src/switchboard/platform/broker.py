@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,13 +83,19 @@ class EmbeddedBroker:
             proc.wait()
 
 
-async def serve_forever(broker: EmbeddedBroker) -> None:
-    """`switchboard broker`: run until SIGINT/SIGTERM, then stop the broker."""
+async def serve_forever(broker: EmbeddedBroker, on_ready: Callable[[], None] | None = None) -> None:
+    """`switchboard broker`: run until SIGINT/SIGTERM, then stop the broker.
+
+    `on_ready` is called once the broker answers and every topic exists (not before: a client that
+    came earlier could see topics missing, or make Tansu create them with its own partition count).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    if on_ready is not None:
+        on_ready()
     try:
         waiter = asyncio.create_task(stop.wait())
         exited = asyncio.create_task(asyncio.to_thread(broker.process.wait))  # type: ignore[union-attr]
