@@ -241,3 +241,23 @@ async def test_uncommitted_partitions_are_rewound_after_the_seek_to_committed(ka
         assert await asyncio.wait_for(read(), 20) == {0: [0, 1, 2], 1: [0, 1]}
     finally:
         await consumer.stop()
+
+
+def test_a_router_configured_for_another_partition_count_refuses_to_start(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """The session's topics have 4 partitions: a router told 3 would put a call's bids where its auction is not."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "routing.yaml"
+    config.write_text(CONFIG)
+    env = {
+        **os.environ,
+        **service_env(broker.kafka_settings(), config, SWITCHBOARD_ROUTER_APP_ID=f"router-parts-{uuid.uuid4().hex[:8]}"),
+        "SWITCHBOARD_KAFKA_PARTITIONS": "3",
+        "SWITCHBOARD_READY_DIR": str(tmp_path),
+    }
+    done = subprocess.run([sys.executable, "-m", "switchboard.services.router"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "ivr.completed has 4" in done.stderr and "SWITCHBOARD_KAFKA_PARTITIONS is 3" in done.stderr, done.stderr

@@ -226,6 +226,35 @@ async def ensure_topics(kafka: KafkaSettings, topics: Iterable[Topic] = ALL_TOPI
         await admin.close()
 
 
+class PartitionMismatch(Exception):
+    """Topics a service joins by partition do not have the configured partition count."""
+
+
+async def check_partition_counts(kafka: KafkaSettings, names: Iterable[str]) -> None:
+    """Raise PartitionMismatch unless every topic of `names` that exists has kafka.partitions partitions.
+
+    Why: the router keeps a call's state on the partition its events arrive on, across its input,
+    internal and changelog topics; with other counts a call's bids would land where its auction
+    is not (and Faust would not say so).
+    """
+    names = list(names)
+    admin = AIOKafkaAdminClient(**kafka.client_kwargs())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        described = await admin.describe_topics([n for n in names if n in existing])
+    finally:
+        await admin.close()
+    counts = {d["topic"]: len(d.get("partitions") or ()) for d in described if not d.get("error_code")}
+    wrong = {name: n for name, n in sorted(counts.items()) if n != kafka.partitions}
+    if wrong:
+        found = ", ".join(f"{name} has {n}" for name, n in wrong.items())
+        raise PartitionMismatch(
+            f"topic partitions: {found}, but SWITCHBOARD_KAFKA_PARTITIONS is {kafka.partitions}: every topic must have the "
+            f"same count; set SWITCHBOARD_KAFKA_PARTITIONS to the count of the existing topics (or recreate them)"
+        )
+
+
 async def _until_described(admin: AIOKafkaAdminClient, names: list[str], partitions: int, timeout_s: float) -> None:
     """Wait until metadata shows every new topic with all its partitions.
 

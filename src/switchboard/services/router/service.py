@@ -4,8 +4,10 @@ We drive the Faust app as a mode Service ourselves so that the process keeps
 the platform lifecycle (SIGTERM → stop event → clean shutdown, readiness file).
 `app.start()` returns once the first assignment's table recovery finished.
 
-Before the app starts, the worker creates the router-internal topics (ledger,
-replies, view; same partition count as every topic) and reads the whole view
+Before the app starts, the worker checks that its input and internal topics have the
+configured partition count (a call's events are joined by partition: a mismatch stops
+it with the fix), creates the router-internal topics (ledger, replies, view; same
+partition count as every topic) and reads the whole view
 topic, so its first decisions already see the buyers' published state.
 """
 
@@ -18,14 +20,16 @@ import structlog
 from google.protobuf.message import Message
 
 from switchboard.core.config import load_config
-from switchboard.platform.kafka import ensure_topics
+from switchboard.platform.kafka import check_partition_counts, ensure_topics
 from switchboard.platform.lifecycle import mark_ready
-from switchboard.platform.topics import Topic
+from switchboard.platform.topics import BID_RECEIVED, CALL_ENDED, IVR_COMPLETED, POST_ANSWERED, Topic
 from switchboard.services.router.app import create_app
 from switchboard.services.router.settings import RouterSettings
 from switchboard.services.router.view import ViewReader
 
 log = structlog.get_logger("router")
+
+ROUTER_INPUTS = (IVR_COMPLETED, BID_RECEIVED, CALL_ENDED, POST_ANSWERED)  # keyed by call id, joined by partition
 
 
 def internal_topics(settings: RouterSettings) -> list[Topic]:
@@ -38,6 +42,7 @@ def internal_topics(settings: RouterSettings) -> list[Topic]:
 
 async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
+    await check_partition_counts(settings.kafka, [*(t.name for t in ROUTER_INPUTS), *(t.name for t in internal_topics(settings))])
     await ensure_topics(settings.kafka, internal_topics(settings))
     app, router = create_app(settings, config)
     reader = ViewReader(settings.kafka, settings.internal_topic("view"), router.view)
