@@ -15,6 +15,7 @@ from switchboard.core.eligibility import CallFacts
 from switchboard.core.ledger import BuyerLoad, TierState, call_routed, swrr_routed
 from switchboard.services.router import protocol
 from switchboard.services.router.app import finished_at_ms, forgettable
+from switchboard.services.router import view as view_module
 from switchboard.services.router.view import LoadView
 from switchboard.v1 import events_pb2 as pb
 
@@ -92,6 +93,19 @@ def test_view_keeps_the_newest_version_and_overlays_pending_changes() -> None:
     ended = load
     view.apply(_load_record(ended, 3))  # the ledger confirmed it: the pending release is dropped
     assert not view.releasing and view.buyer_load("a").day_sales == 1
+
+
+def test_a_reservation_stops_counting_when_its_call_finishes_or_is_never_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    view = LoadView()
+    view.reserve("gone", "a", Decimal(40), NOW, "", ())
+    assert set(view.buyer_load("a").open_calls) == {"gone"}
+    view.finished("gone")  # the caller hung up while the reservation was in flight: no reply will pop it
+    assert not view.buyer_load("a").open_calls
+    # A reply lost for good: the pending reservation counts no longer than PENDING_TTL_S.
+    view.reserve("lost", "a", Decimal(40), NOW, "", ())
+    later = view_module.time.monotonic() + view_module.PENDING_TTL_S + 1
+    monkeypatch.setattr(view_module.time, "monotonic", lambda: later)
+    assert not view.buyer_load("a").open_calls and not view.reserving
 
 
 def test_view_overlays_weight_picks_until_the_tier_state_holds_them() -> None:

@@ -651,6 +651,7 @@ class Router:
         await self.finish(call_id, kind)
 
     async def finish(self, call_id: str, kind: str) -> None:
+        self.view.finished(call_id)  # a reservation still in flight (the caller left meanwhile) stops counting
         self.finished[call_id] = {"kind": kind, "at_ms": int(time.time() * 1000)}
         if call_id in self.auctions:
             del self.auctions[call_id]

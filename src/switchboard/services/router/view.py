@@ -51,6 +51,7 @@ class _Reserving:
     buyer_id: str
     price: Decimal
     at: datetime
+    since: float
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class LoadView:
     # ------------------------------------------------------------ this worker's pending changes
 
     def reserve(self, call_id: str, buyer_id: str, price: Decimal, at: datetime, tier_key: str, pool: tuple[tuple[str, int], ...]) -> None:
-        self.reserving[call_id] = _Reserving(buyer_id, price, at)
+        self.reserving[call_id] = _Reserving(buyer_id, price, at, time.monotonic())
         if pool:
             self.swrr[call_id] = _Swrr(tier_key, tuple((b, int(w)) for b, w in pool), buyer_id, time.monotonic())
 
@@ -119,6 +120,11 @@ class LoadView:
         if not granted:
             self.swrr.pop(call_id, None)
 
+    def finished(self, call_id: str) -> None:
+        """The call ended (rejected, e.g. its caller hung up while its reservation was in flight): the
+        reservation no longer counts here. A grant that still comes is released by the call side."""
+        self.reserving.pop(call_id, None)
+
     def release(self, call_id: str, buyer_id: str, ended_at: datetime, connected_seconds: int, billable_after_s: int, tz: str, answered: bool) -> None:
         self.releasing[call_id] = _Releasing(buyer_id, ended_at, connected_seconds, billable_after_s, tz, answered, time.monotonic())
 
@@ -126,10 +132,12 @@ class LoadView:
 
     def buyer_load(self, buyer_id: str) -> BuyerLoad:
         load = self.loads[buyer_id][1] if buyer_id in self.loads else BuyerLoad(buyer_id)
-        for call_id, r in self.reserving.items():
-            if r.buyer_id == buyer_id:
-                load = call_routed(load, call_id, r.price, r.at)
         now = time.monotonic()
+        for call_id, r in list(self.reserving.items()):
+            if now - r.since > PENDING_TTL_S:
+                del self.reserving[call_id]
+            elif r.buyer_id == buyer_id:
+                load = call_routed(load, call_id, r.price, r.at)
         for call_id, e in list(self.releasing.items()):
             if now - e.since > PENDING_TTL_S:
                 del self.releasing[call_id]
