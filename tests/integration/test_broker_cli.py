@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ def test_broker_command_creates_topics_and_stops_cleanly():
         [sys.executable, "-m", "switchboard.cli", "broker", "--port", "0", "--partitions", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
     )
+    broker_pids: list[int] = []
     try:
         seen: list[str] = []
         line = ""
@@ -63,3 +65,6 @@ def test_broker_command_creates_topics_and_stops_cleanly():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pid in broker_pids:  # a failed check must not leave the broker running (its own session: not killed with us)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
