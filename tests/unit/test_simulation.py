@@ -358,20 +358,26 @@ def assert_problems(found: list[str], expected: list[str]) -> None:
     assert all(p.rstrip().endswith(")") for p in found), "every problem says how to fix it"
 
 
-def problems(tmp_path: Path, simulation: str) -> list[str]:
+def refused(tmp_path: Path, text: str) -> list[str]:
+    """The problems `check_config` finds in the config `text` (it must refuse it), without the file name."""
     path = tmp_path / "routing.yaml"
-    path.write_text(
+    path.write_text(text)
+    cfg, found = check_config(path)
+    assert cfg is None
+    return [str(p).replace(f"{path}:", "") for p in found]
+
+
+def problems(tmp_path: Path, simulation: str) -> list[str]:
+    return refused(
+        tmp_path,
         "version: 1\n"
         "publishers: [{id: pub}]\n"
         "buyers:\n"
         '  - {id: b1, destination: "+18005550100", bid: {type: static, price: 10.00}}\n'
         "campaigns:\n"
         '  - {id: camp, numbers: ["+18885550123"], publisher: pub, routing: {tiers: [{strategy: price, buyers: [b1]}]}}\n'
-        "simulation:\n" + simulation
+        "simulation:\n" + simulation,
     )
-    cfg, found = check_config(path)
-    assert cfg is None
-    return [str(p).replace(f"{path}:", "") for p in found]
 
 
 def test_bad_simulation_sections_are_refused_with_line_field_and_fix(tmp_path: Path) -> None:

@@ -19,11 +19,11 @@ import pytest
 
 from switchboard.core import ivr
 from switchboard.core.caller import caller_facts
-from switchboard.core.config import RoutingConfig, check_config
+from switchboard.core.config import RoutingConfig
 from switchboard.demo.traffic import AREAS
 from switchboard.simulation import CallRecord, run
 from switchboard.simulation.simulator import Simulator
-from tests.unit.test_simulation import assert_problems
+from tests.unit.test_simulation import assert_problems, refused
 
 STATIC = {"type": "static", "price": "30.00"}
 
@@ -383,9 +383,9 @@ def test_caller_facts_depend_on_area_code_and_exchange_only() -> None:
 # ---------------------------------------------------------------- validation
 
 
-def problems(tmp_path: Path, callers: str, flows: str = "") -> list[str]:
-    path = tmp_path / "routing.yaml"
-    path.write_text(
+def problems(tmp_path: Path, callers: str) -> list[str]:
+    return refused(
+        tmp_path,
         "version: 1\n"
         "publishers: [{id: pub}]\n"
         "buyers:\n"
@@ -401,11 +401,8 @@ def problems(tmp_path: Path, callers: str, flows: str = "") -> list[str]:
         "      done: {type: end, result: qualified}\n"
         "simulation:\n"
         "  traffic:\n"
-        "    callers:\n" + callers
+        "    callers:\n" + callers,
     )
-    cfg, found = check_config(path)
-    assert cfg is None
-    return [str(p).replace(f"{path}:", "") for p in found]
 
 
 def test_bad_caller_models_are_refused_with_line_field_and_fix(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from switchboard.core.config import Agent, Queue, RoutingConfig
+from switchboard.core.engine import ABANDONED
 from switchboard.v1 import events_pb2 as pb
 
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "best_performer")
@@ -294,7 +295,7 @@ class Acd:
             return Offer("duplicate")
         if self._hung_up.pop(call.call_id, None) is not None:
             self._finish(call.call_id)
-            return Offer("rejected", reason="abandoned", detail="the caller hung up before the queue got the call")
+            return Offer("rejected", reason=ABANDONED, detail="the caller hung up before the queue got the call")
         queue = self.queues.get(call.queue_id)
         if queue is None:
             self._finish(call.call_id)

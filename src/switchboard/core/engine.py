@@ -93,6 +93,7 @@ from switchboard.core.strategies import STRATEGIES, Offerable, RankContext, Stra
 from switchboard.v1 import events_pb2 as pb
 
 __all__ = [
+    "ABANDONED",
     "STRATEGIES",
     "Action",
     "BidAnswer",
@@ -245,10 +246,14 @@ class RejectCall:
 
 Action = RequestBids | RouteToBuyer | PostToBuyer | HandToQueue | RejectCall
 
+# The reject reason of a call whose caller hung up before anyone took it: in the IVR (core.ivr), while
+# routing (caller_left), during an offer (offer_failed) or in a queue (core.acd). One name everywhere.
+ABANDONED = "abandoned"
+
 ANNOUNCEMENTS = {
     "outside_hours": "Thank you for calling. Our partners are closed right now. Please call again during business hours.",
     "unknown_campaign": "We're sorry, this number is not in service.",
-    "abandoned": "",
+    ABANDONED: "",
 }
 DEFAULT_ANNOUNCEMENT = "Thank you for calling. No one is available to take your call right now. Please try again later."
 
@@ -506,7 +511,7 @@ def offer_failed(
     progress.trace.notes.append(f"{offer['buyer_id']}: {what}")
     if outcome == CALLER_HANGUP:
         progress.candidates = []
-        return _reject(progress, "abandoned", f"the caller hung up during offer {progress.attempt} to {offer['buyer_id']}")
+        return _reject(progress, ABANDONED, f"the caller hung up during offer {progress.attempt} to {offer['buyer_id']}")
     progress.attempt += 1
     max_attempts = config.campaign(progress.call.campaign_id).routing.max_attempts
     if progress.offers_made >= max_attempts:
@@ -770,7 +775,7 @@ def caller_left(progress: Progress, while_: str) -> Step:
     An offer in flight is dropped from the decision: a post or reservation answered later is stale.
     """
     progress.candidates = []
-    return _reject(progress, "abandoned", f"the caller hung up {while_}")
+    return _reject(progress, ABANDONED, f"the caller hung up {while_}")
 
 
 def _reject(progress: Progress, reason: str, detail: str) -> Step:

@@ -46,6 +46,7 @@ from switchboard.core.config import (
     IvrSetLanguageNode,
 )
 from switchboard.core.eligibility import condition_failure
+from switchboard.core.engine import ABANDONED  # noqa: F401  (re-exported: the reason hung_up_detail goes with)
 
 InputKind = Literal["digits", "speech"]
 Expects = Literal["digits", "speech", "digits_or_speech"]
@@ -54,7 +55,6 @@ INVALID_INPUT = "invalid_input"
 MAX_STEPS = "max_steps"
 NO_QUESTIONS = "no_questions"  # the reason of a flow without nodes
 DISQUALIFIED = "disqualified"  # the call.rejected reason of a call whose flow ended disqualified
-ABANDONED = "abandoned"  # the call.rejected reason of a call whose caller hung up before any decision
 
 
 # ---------------------------------------------------------------- state and steps

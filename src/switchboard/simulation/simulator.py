@@ -635,7 +635,7 @@ class Simulator:
             gone: SimCall = abandoned.call.payload
             gone.waiting = False
             detail = f"waited {abandoned.waited_s:.1f}s in queue {abandoned.queue.id} (max_wait_s {abandoned.queue.max_wait_s})"
-            self._finish(gone, Outcome.rejected("abandoned", detail, abandoned.call.attempt, queue_id=abandoned.queue.id, wait_s=abandoned.waited_s, why="max_wait"))
+            self._finish(gone, Outcome.rejected(engine.ABANDONED, detail, abandoned.call.attempt, queue_id=abandoned.queue.id, wait_s=abandoned.waited_s, why="max_wait"))
         return None
 
     def _caller_gave_up(self, call: SimCall) -> object:
@@ -646,7 +646,7 @@ class Simulator:
         gone = release.abandoned
         if gone is not None:
             detail = f"the caller hung up after {gone.waited_s:.1f}s in queue {gone.queue.id}"
-            self._finish(call, Outcome.rejected("abandoned", detail, gone.call.attempt, queue_id=gone.queue.id, wait_s=gone.waited_s, why="caller_hangup"))
+            self._finish(call, Outcome.rejected(engine.ABANDONED, detail, gone.call.attempt, queue_id=gone.queue.id, wait_s=gone.waited_s, why="caller_hangup"))
         return None
 
     def _agent_offer(self, assignment: Assignment) -> None:

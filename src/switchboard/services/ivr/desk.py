@@ -57,7 +57,6 @@ MAX_ANSWER_KEY = 64
 MAX_ANSWER_VALUE = 1024
 MAX_INPUT = 1024
 DISQUALIFIED = flows.DISQUALIFIED
-ABANDONED = flows.ABANDONED
 
 _EXPECTS = {
     "digits": cc.INPUT_KIND_DIGITS,
@@ -551,7 +550,7 @@ class CallDesk:
             self._forget(call, report)
         try:
             if left_in_ivr:
-                await self._reject(call, ABANDONED, flows.hung_up_detail(call.flow_state), "")
+                await self._reject(call, flows.ABANDONED, flows.hung_up_detail(call.flow_state), "")
             await self._publish(CALL_ENDED, ended)
         except BaseException:
             call.result, call.reported_attempt, call.last_report = saved[:3]

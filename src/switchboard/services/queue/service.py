@@ -83,6 +83,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
 from switchboard.core.config import RoutingConfig, load_config
+from switchboard.core.engine import ABANDONED
 from switchboard.platform import codec
 from switchboard.platform.kafka import make_consumer, confirmed_end_offsets
 from switchboard.platform.lifecycle import mark_ready
@@ -161,8 +162,6 @@ REOFFER_OUTCOMES = {
     pb.CALL_OUTCOME_BUSY: "busy",
     pb.CALL_OUTCOME_FAILED: "failed",
 }
-
-ABANDONED = "abandoned"  # the reject reason of a call whose caller hung up before an agent talked to them
 
 INPUTS: tuple[Topic, ...] = (CALL_QUEUED, CALL_ENDED)
 # Decisions held back for one snapshot at most: a snapshot must stay well below Kafka's 1 MB record limit.

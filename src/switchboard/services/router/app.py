@@ -742,7 +742,7 @@ class Router:
             # A partition's positions taken after a deadline cover every answer given before it: one look at
             # the cluster serves all the late deadlines it came after (an overloaded worker asks at most
             # about once per late_deadline_ms, not on every tick).
-            stale = {p for p, deadline_ms in new.values() if self._bid_snapshots.get(p, LateDeadline(0, p, None, None)).seen_ms <= deadline_ms}
+            stale = {p for p, deadline_ms in new.values() if p not in self._bid_snapshots or self._bid_snapshots[p].seen_ms <= deadline_ms}
             if stale:
                 try:
                     ends, committed = await self._bid_positions(stale)
