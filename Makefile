@@ -1,24 +1,41 @@
 # Switchboard: `make run` brings the stack up with demo traffic, `make test` runs the tests.
+# Everything installs itself on a fresh machine: uv (pinned) into .tools/, then the whole uv
+# workspace from the committed uv.lock into .venv (`uv sync --all-packages --frozen`).
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV ?= .venv
+UV_VERSION ?= 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
 PY := $(VENV)/bin/python
 DURATION ?= 0
 RATE ?= 20
+MEMBERS_PYPROJECT := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
-.PHONY: install proto test test-unit run bench clean
+.PHONY: install proto lint test test-unit run bench clean
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml $(MEMBERS_PYPROJECT)
+	$(UV) sync --all-packages --frozen --quiet
 	touch $@
 
 install: $(VENV)/.installed
 
-# Regenerates src/switchboard/v1 from proto/ (tests fail when it is stale).
+# Regenerates libs/contracts/src/switchboard/v1 from proto/ (tests fail when it is stale).
 proto: install
 	$(PY) -m switchboard.platform.protogen
+
+# ruff (lint + format), mypy on the libs, services and tools, the import contracts, and a lock
+# that matches every pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(UV) lock --check --quiet
 
 test: install
 	$(PY) -m pytest -q -ra
@@ -35,4 +52,4 @@ bench: install
 	$(PY) -m bench
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

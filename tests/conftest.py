@@ -13,10 +13,10 @@ import pytest
 
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.kafka import EventBus
-from switchboard.platform.settings import KafkaSettings
+from switchboard.platform.settings import DEMO_CONFIG, KafkaSettings
 from tests.support import event_bus
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "src" / "switchboard" / "examples" / "demo.yaml"
+EXAMPLE_CONFIG = DEMO_CONFIG
 
 
 @pytest.fixture(scope="session")

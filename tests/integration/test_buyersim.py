@@ -132,5 +132,5 @@ def test_count_expands_buyers() -> None:
 def test_demo_description_loads() -> None:
     from switchboard.buyersim.config import load_sim_config
 
-    demo = Path(__file__).resolve().parents[2] / "src" / "switchboard" / "buyersim" / "demo.yaml"
+    demo = Path(__file__).resolve().parents[2] / "tools" / "buyersim" / "src" / "switchboard" / "buyersim" / "demo.yaml"
     assert {b.id for b in load_sim_config(demo).buyers} == {"sunrise-rtb", "brightpath-rtb"}

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.platform import codec
-from switchboard.platform.protogen import generate, proto_files
+from switchboard.platform.protogen import OUT_DIR, generate, proto_files
 from switchboard.platform.topics import ALL_TOPICS, BY_NAME, CALL_STARTED
 from switchboard.v1 import events_pb2 as pb
 
@@ -37,7 +37,7 @@ def test_every_topic_message_has_event_id_and_timestamp():
 def test_generated_code_is_not_stale(tmp_path: Path):
     """Fails when proto/ changed and `make proto` was not run."""
     generate(tmp_path)
-    committed = Path(__file__).resolve().parents[2] / "src"
+    committed = OUT_DIR
     for proto in proto_files():
         stem = proto.relative_to(proto.parents[2]).with_suffix("")
         for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):

@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 from switchboard.cli import app
 from switchboard.core.config import RoutingConfig, check_config, load_config
 from switchboard.simulation import CallRecord, compare, run
+from switchboard.platform.settings import DEMO_CONFIG
 from switchboard.simulation.stats import paired_interval, t_quantile
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "switchboard" / "examples"
+EXAMPLES = DEMO_CONFIG.parent
 DEMO = EXAMPLES / "demo.yaml"
 DEMO_ALT = EXAMPLES / "demo-alt.yaml"
 

@@ -1,3 +1,0 @@
-"""Switchboard: automatic call distributor and ping-tree marketplace for pay-per-call."""
-
-__version__ = "0.1.0"

@@ -1,1 +1,0 @@
-"""One package per service; each runs as `python -m switchboard.services.<name>`."""
