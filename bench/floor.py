@@ -68,7 +68,7 @@ class Sink:
 
     async def wait_for(self, count: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        while len(self.seen) < count and time.monotonic() < deadline:
+        while len(self.seen) < count and time.monotonic() < deadline:  # noqa: ASYNC110 — a count another task grows, up to a deadline
             await asyncio.sleep(0.02)
         return len(self.seen) >= count
 
@@ -97,7 +97,12 @@ async def running_relay(kafka: KafkaSettings, mode: str, workdir: Path) -> Async
     log = await asyncio.to_thread(open, log_path, "ab")
     try:
         relay = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.relay", kafka.bootstrap_servers, str(kafka.partitions), mode,
+            sys.executable,
+            "-m",
+            "bench.relay",
+            kafka.bootstrap_servers,
+            str(kafka.partitions),
+            mode,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
             cwd=REPO,
@@ -159,10 +164,17 @@ async def _paced(producer: AIOKafkaProducer, sink: Sink, settings: BenchSettings
     if not await sink.wait_for(before + count, 30):
         raise RuntimeError(f"the relay passed on {len(sink.seen) - before}/{count} paced records within 30 s")
     hops = [(t1 - t0) * 1000 for t0, t1 in sink.seen[before : before + count]]
-    return {"hop_p50_ms": percentile(hops, 50), "hop_p99_ms": percentile(hops, 99), "paced_records": count, "paced_rate": settings.floor_rate}
+    return {
+        "hop_p50_ms": percentile(hops, 50),
+        "hop_p99_ms": percentile(hops, 99),
+        "paced_records": count,
+        "paced_rate": settings.floor_rate,
+    }
 
 
-async def _flood(producer: AIOKafkaProducer, sink: Sink, settings: BenchSettings, mode: str, progress: Callable[[str], None]) -> float:
+async def _flood(
+    producer: AIOKafkaProducer, sink: Sink, settings: BenchSettings, mode: str, progress: Callable[[str], None]
+) -> float:
     """The relay's output rate for `floor_messages` records sent as fast as the source can."""
     before = len(sink.seen)
     count = int(settings.floor_messages)
@@ -176,5 +188,7 @@ async def _flood(producer: AIOKafkaProducer, sink: Sink, settings: BenchSettings
     await asyncio.gather(*pending)
     timeout_s = max(60.0, count / 100)
     if not await sink.wait_for(before + count, timeout_s):
-        raise RuntimeError(f"the {mode} relay passed on {len(sink.seen) - before}/{count} flooded records within {timeout_s:.0f} s")
+        raise RuntimeError(
+            f"the {mode} relay passed on {len(sink.seen) - before}/{count} flooded records within {timeout_s:.0f} s"
+        )
     return rate_of([t1 for _, t1 in sink.seen[before : before + count]])

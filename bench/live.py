@@ -246,7 +246,9 @@ class LiveRun:
         try:
             send_began = time.monotonic()
             while not sending.done():
-                self.progress(f"{what} · {time.monotonic() - send_began:.0f}/{duration_s:.0f} s · {self._counts(t_begin, traffic)}")
+                self.progress(
+                    f"{what} · {time.monotonic() - send_began:.0f}/{duration_s:.0f} s · {self._counts(t_begin, traffic)}"
+                )
                 await asyncio.wait({sending}, timeout=1.0)
             sending.result()
             drain_began = time.monotonic()
@@ -290,10 +292,16 @@ class LiveRun:
         routing = [(w.decided[c].at - w.decided[c].routing_started_at) * 1000 for c in decided if w.decided[c].routing_started_at]
         throughput = rate_of([w.decided[c].at for c in decided], trim=THROUGHPUT_TRIM)
         errors = sum(stats.errors.values())
-        v = verdict(rate, throughput, max(len(calls), stats.sent - errors), len(decided), errors, latency, self.settings.p99_bound_ms)
+        v = verdict(
+            rate, throughput, max(len(calls), stats.sent - errors), len(decided), errors, latency, self.settings.p99_bound_ms
+        )
         in_step = set(calls)
         rtb = self.rtb_buyers
-        think = [lat for cid, buyer, lat, outcome in w.bids if cid in in_step and buyer in rtb and outcome != pb.BID_OUTCOME_UNSPECIFIED]
+        think = [
+            lat
+            for cid, buyer, lat, outcome in w.bids
+            if cid in in_step and buyer in rtb and outcome != pb.BID_OUTCOME_UNSPECIFIED
+        ]
         outcomes: dict[str, int] = {}
         for c in decided:
             outcomes[w.decided[c].topic] = outcomes.get(w.decided[c].topic, 0) + 1
@@ -320,7 +328,11 @@ class LiveRun:
 
     def step_line(self, r: dict) -> str:
         mark = "keeps up" if r["verdict"]["keeps_up"] else f"does not keep up ({r['verdict']['why']})"
-        think = f" · RTB think p50/p99 {r['rtb_think_p50_ms']:.0f}/{r['rtb_think_p99_ms']:.0f} ms" if r.get("rtb_think_p50_ms") is not None else ""
+        think = (
+            f" · RTB think p50/p99 {r['rtb_think_p50_ms']:.0f}/{r['rtb_think_p99_ms']:.0f} ms"
+            if r.get("rtb_think_p50_ms") is not None
+            else ""
+        )
         busiest = ", ".join(f"{n} {p:.0f}%" for n, p in list(r.get("cpu_percent", {}).items())[:3])
         return (
             f"{self.label} · {r['offered_calls_per_s']:g} calls/s offered → {r['calls_per_s']:.1f} decided/s, "
@@ -458,8 +470,14 @@ class ExtraRouter:
         log = await asyncio.to_thread(open, self.log_path, "ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "switchboard.services.router", env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=self.stack.workdir,
+                sys.executable,
+                "-m",
+                "switchboard.services.router",
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.stack.workdir,
             )
         finally:
             log.close()

@@ -53,7 +53,12 @@ def rows(results: dict) -> list[Row]:
         out += [
             Row("(a) floor: bare aiokafka relay", "hop latency p50 / p99", _pair(f50, f99, "ms", 1), "1× / 1×"),
             Row("(a) floor: bare aiokafka relay", "msgs/s (pipelined relay)", _n(frate), "1×"),
-            Row("(a) floor: bare aiokafka relay", "msgs/s (send_and_wait per record)", _n(floor.get("serial_msgs_per_s")), _ratio(floor.get("serial_msgs_per_s"), frate)),
+            Row(
+                "(a) floor: bare aiokafka relay",
+                "msgs/s (send_and_wait per record)",
+                _n(floor.get("serial_msgs_per_s")),
+                _ratio(floor.get("serial_msgs_per_s"), frate),
+            ),
         ]
     else:
         out.append(Row("(a) floor: bare aiokafka relay", "–", _status(floor), "–"))
@@ -64,10 +69,26 @@ def rows(results: dict) -> list[Row]:
             continue
         at = live.get("at_offered_calls_per_s")
         kept = live.get("sustained_calls_per_s")
-        limit = f"limit between {_n(live['max_rate_kept_up'], 1)} and {_n(live['first_rate_not_kept_up'], 1)} offered" if live.get("limit_found") else "no limit within the ramp"
-        out.append(Row(title, f"sustained calls/s ({limit})", _n(kept, 1) if kept else f"none kept up (best {_n(live.get('best_measured_calls_per_s'), 1)})", _ratio(kept, frate)))
+        limit = (
+            f"limit between {_n(live['max_rate_kept_up'], 1)} and {_n(live['first_rate_not_kept_up'], 1)} offered"
+            if live.get("limit_found")
+            else "no limit within the ramp"
+        )
         out.append(
-            Row(title, f"decision latency p50 / p99 at {_n(at, 1)} calls/s", _pair(live.get("decision_p50_ms"), live.get("decision_p99_ms"), "ms"), _ratios(live.get("decision_p50_ms"), f50, live.get("decision_p99_ms"), f99))
+            Row(
+                title,
+                f"sustained calls/s ({limit})",
+                _n(kept, 1) if kept else f"none kept up (best {_n(live.get('best_measured_calls_per_s'), 1)})",
+                _ratio(kept, frate),
+            )
+        )
+        out.append(
+            Row(
+                title,
+                f"decision latency p50 / p99 at {_n(at, 1)} calls/s",
+                _pair(live.get("decision_p50_ms"), live.get("decision_p99_ms"), "ms"),
+                _ratios(live.get("decision_p50_ms"), f50, live.get("decision_p99_ms"), f99),
+            )
         )
         idle = live.get("idle_cpu_percent") or {}
         if idle:
@@ -76,11 +97,23 @@ def rows(results: dict) -> list[Row]:
             out.append(Row(title, "CPU with no calls at all, % of a CPU (busiest)", f"{total:.0f} ({top})", "–"))
         if live.get("rtb_think_p50_ms") is not None:
             out.append(
-                Row(title, "  of which buyer think time p50 / p99 (bid.received)", _pair(live["rtb_think_p50_ms"], live["rtb_think_p99_ms"], "ms"), _ratios(live["rtb_think_p50_ms"], f50, live["rtb_think_p99_ms"], f99))
+                Row(
+                    title,
+                    "  of which buyer think time p50 / p99 (bid.received)",
+                    _pair(live["rtb_think_p50_ms"], live["rtb_think_p99_ms"], "ms"),
+                    _ratios(live["rtb_think_p50_ms"], f50, live["rtb_think_p99_ms"], f99),
+                )
             )
     core = results.get("core") or {}
     if core.get("status") == "ok":
-        out.append(Row(f"(c) routing core, {core['buyers']}-buyer campaign", "decisions/s (one process)", _n(core["decisions_per_s"]), _ratio(core["decisions_per_s"], frate)))
+        out.append(
+            Row(
+                f"(c) routing core, {core['buyers']}-buyer campaign",
+                "decisions/s (one process)",
+                _n(core["decisions_per_s"]),
+                _ratio(core["decisions_per_s"], frate),
+            )
+        )
         out.append(
             Row(
                 f"(c) routing core, {core['buyers']}-buyer campaign",
@@ -93,7 +126,14 @@ def rows(results: dict) -> list[Row]:
         out.append(Row("(c) routing core", "–", _status(core), "–"))
     sim = results.get("simulator") or {}
     if sim.get("status") == "ok":
-        out.append(Row("(d) switchboard simulate, demo.yaml", f"calls/s ({sim['calls']:,} calls; start-up excluded)", _n(sim["calls_per_s"]), _ratio(sim["calls_per_s"], frate)))
+        out.append(
+            Row(
+                "(d) switchboard simulate, demo.yaml",
+                f"calls/s ({sim['calls']:,} calls; start-up excluded)",
+                _n(sim["calls_per_s"]),
+                _ratio(sim["calls_per_s"], frate),
+            )
+        )
     else:
         out.append(Row("(d) switchboard simulate, demo.yaml", "calls/s", _status(sim), "–"))
     workers = results.get("workers") or {}
@@ -103,9 +143,21 @@ def rows(results: dict) -> list[Row]:
             if not r:
                 continue
             mark = "" if r["verdict"]["keeps_up"] else " (does not keep up)"
-            out.append(Row(f"{title} at {_n(workers['rate'], 1)} calls/s", "sustained calls/s" + mark, _n(r["calls_per_s"], 1), _ratio(r["calls_per_s"], frate)))
             out.append(
-                Row(f"{title} at {_n(workers['rate'], 1)} calls/s", "decision latency p50 / p99", _pair(r["decision_p50_ms"], r["decision_p99_ms"], "ms"), _ratios(r["decision_p50_ms"], f50, r["decision_p99_ms"], f99))
+                Row(
+                    f"{title} at {_n(workers['rate'], 1)} calls/s",
+                    "sustained calls/s" + mark,
+                    _n(r["calls_per_s"], 1),
+                    _ratio(r["calls_per_s"], frate),
+                )
+            )
+            out.append(
+                Row(
+                    f"{title} at {_n(workers['rate'], 1)} calls/s",
+                    "decision latency p50 / p99",
+                    _pair(r["decision_p50_ms"], r["decision_p99_ms"], "ms"),
+                    _ratios(r["decision_p50_ms"], f50, r["decision_p99_ms"], f99),
+                )
             )
     else:
         out.append(Row("(e) router workers", "–", _status(workers), "–"))
@@ -129,7 +181,9 @@ def _status(section: dict) -> str:
 
 def rich_table(results: dict) -> Table:
     meta = results["meta"]
-    table = Table(title=f"Switchboard bench ({'quick' if meta['quick'] else 'full'} run, {meta['duration_s']:.0f} s, {meta['cpus']} CPUs, load {meta['load_before']} → {meta['load_after']})")
+    table = Table(
+        title=f"Switchboard bench ({'quick' if meta['quick'] else 'full'} run, {meta['duration_s']:.0f} s, {meta['cpus']} CPUs, load {meta['load_before']} → {meta['load_after']})"
+    )
     table.add_column("stage")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -194,7 +248,11 @@ def markdown(results: dict) -> str:
             "| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
         ]
         for s in live["steps"]:
-            think = _pair(s.get("rtb_think_p50_ms"), s.get("rtb_think_p99_ms"), "").strip() if s.get("rtb_think_p50_ms") is not None else "–"
+            think = (
+                _pair(s.get("rtb_think_p50_ms"), s.get("rtb_think_p99_ms"), "").strip()
+                if s.get("rtb_think_p50_ms") is not None
+                else "–"
+            )
             retry = " (retry)" if s.get("retry") else ""
             lines.append(
                 f"| {s['offered_calls_per_s']:g}{retry} | {s['started_per_s']:.1f} | {s['calls_per_s']:.1f} | {s['decided']}/{s['started']} | "
@@ -205,7 +263,9 @@ def markdown(results: dict) -> str:
         lines += ["", f"(e) rate: {workers['rate']:g} calls/s, {workers.get('rate_reason', '')}."]
         for key, title in (("one", "1 router worker"), ("two", "2 router workers")):
             if workers.get(key):
-                lines.append(f"- {title}: busiest processes (% of a CPU): {_busiest(workers[key], 4)}; {workers[key]['verdict']['why']}")
+                lines.append(
+                    f"- {title}: busiest processes (% of a CPU): {_busiest(workers[key], 4)}; {workers[key]['verdict']['why']}"
+                )
     sim = results.get("simulator") or {}
     if sim.get("status") and sim["status"] != "ok":
         lines += ["", f"(d) simulator: {_status(sim)}."]

@@ -36,7 +36,11 @@ def campaign_config(buyers: int = BUYERS, seed: int = 1) -> RoutingConfig:
     defs: list[dict] = []
     for i in range(buyers):
         rtb = i % 5 == 4  # one in five bids in real time
-        bid = {"type": "rtb", "url": f"http://127.0.0.1:9/ping/b{i:02d}", "timeout_ms": 300} if rtb else {"type": "static", "price": f"{rng.uniform(12, 60):.2f}"}
+        bid = (
+            {"type": "rtb", "url": f"http://127.0.0.1:9/ping/b{i:02d}", "timeout_ms": 300}
+            if rtb
+            else {"type": "static", "price": f"{rng.uniform(12, 60):.2f}"}
+        )
         filters: dict = {}
         if rng.random() < 0.6:
             filters["states"] = rng.sample(STATES, rng.randint(2, 6))

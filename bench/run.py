@@ -52,7 +52,12 @@ class Progress:
 def _commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent
+            ["git", "rev-parse", "--short", "HEAD"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -103,7 +108,9 @@ def run(settings: BenchSettings) -> dict:
                 stage("floor", "(a) floor: bare aiokafka relay", lambda: asyncio.run(run_floor(settings, workdir, p.update)))
                 f = results["floor"]
                 if f["status"] == "ok":
-                    p.say(f"floor: hop p50/p99 {f['hop_p50_ms']:.1f}/{f['hop_p99_ms']:.1f} ms, {f['msgs_per_s']:,.0f} msgs/s pipelined, {f['serial_msgs_per_s']:,.0f} serial")
+                    p.say(
+                        f"floor: hop p50/p99 {f['hop_p50_ms']:.1f}/{f['hop_p99_ms']:.1f} ms, {f['msgs_per_s']:,.0f} msgs/s pipelined, {f['serial_msgs_per_s']:,.0f} serial"
+                    )
             if "core" in stages:
                 stage("core", "(c) routing core, 50 buyers", lambda: run_core(settings.core_s, settings.seed))
                 if results["core"]["status"] == "ok":
@@ -111,21 +118,31 @@ def run(settings: BenchSettings) -> dict:
             if "simulator" in stages:
                 stage("simulator", "(d) switchboard simulate", lambda: run_simulator(settings, p.update))
                 sim = results["simulator"]
-                p.say(f"simulator: {sim['calls_per_s']:,.0f} calls/s" if sim["status"] == "ok" else f"simulator: {sim['status']}: {sim.get('reason', sim.get('error'))}")
+                p.say(
+                    f"simulator: {sim['calls_per_s']:,.0f} calls/s"
+                    if sim["status"] == "ok"
+                    else f"simulator: {sim['status']}: {sim.get('reason', sim.get('error'))}"
+                )
             if "live" in stages:
                 stage(
-                    "live_static", "(b) live stack, static buyers",
-                    lambda: asyncio.run(live.ramp(settings, live.static_config(workdir), workdir / "live-static", "(b) static", p.update, p.say)),
+                    "live_static",
+                    "(b) live stack, static buyers",
+                    lambda: asyncio.run(
+                        live.ramp(settings, live.static_config(workdir), workdir / "live-static", "(b) static", p.update, p.say)
+                    ),
                 )
                 stage(
-                    "live_rtb", "(b) live stack, RTB buyers (buyer simulator)",
+                    "live_rtb",
+                    "(b) live stack, RTB buyers (buyer simulator)",
                     lambda: asyncio.run(live.ramp(settings, live.DEMO_CONFIG, workdir / "live-rtb", "(b) RTB", p.update, p.say)),
                 )
             if "workers" in stages:
                 rate, why = live.workers_rate(settings, results.get("live_static"))
 
                 def run_workers() -> dict:
-                    out = asyncio.run(live.workers(settings, live.static_config(workdir), workdir / "workers", rate, p.update, p.say))
+                    out = asyncio.run(
+                        live.workers(settings, live.static_config(workdir), workdir / "workers", rate, p.update, p.say)
+                    )
                     return {**out, "rate": rate, "rate_reason": why}
 
                 stage("workers", f"(e) one vs two router workers at {rate:g} calls/s", run_workers)
@@ -143,7 +160,13 @@ def run(settings: BenchSettings) -> dict:
 
 
 def _keys(stages: list[str]) -> list[str]:
-    keys = {"floor": ["floor"], "core": ["core"], "simulator": ["simulator"], "live": ["live_static", "live_rtb"], "workers": ["workers"]}
+    keys = {
+        "floor": ["floor"],
+        "core": ["core"],
+        "simulator": ["simulator"],
+        "live": ["live_static", "live_rtb"],
+        "workers": ["workers"],
+    }
     return [k for s in stages for k in keys[s]]
 
 

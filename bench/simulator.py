@@ -23,7 +23,19 @@ MAX_CALLS = 1_000_000
 
 
 def command(config: Path, calls: int, seed: int) -> list[str]:
-    return [sys.executable, "-m", "switchboard.cli", "simulate", "--config", str(config), "--calls", str(calls), "--seed", str(seed), "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "switchboard.cli",
+        "simulate",
+        "--config",
+        str(config),
+        "--calls",
+        str(calls),
+        "--seed",
+        str(seed),
+        "--json",
+    ]
 
 
 class Unavailable(Exception):
@@ -34,7 +46,9 @@ def _timed(config: Path, calls: int, seed: int, timeout_s: float) -> tuple[float
     """Wall seconds of one run and its parsed JSON output."""
     began = time.perf_counter()
     try:
-        done = subprocess.run(command(config, calls, seed), check=False, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            command(config, calls, seed), check=False, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         raise Unavailable(f"`switchboard simulate --calls {calls}` took longer than {timeout_s:.0f} s (stopped)") from None
     elapsed = time.perf_counter() - began
@@ -50,7 +64,11 @@ def _timed(config: Path, calls: int, seed: int, timeout_s: float) -> tuple[float
 
 
 def run_simulator(settings: BenchSettings, progress: Callable[[str], None], config: Path = DEMO_CONFIG) -> dict:
-    base = {"config": str(config), "seed": settings.seed, "command": "switchboard simulate --config CONFIG --calls N --seed S --json"}
+    base = {
+        "config": str(config),
+        "seed": settings.seed,
+        "command": "switchboard simulate --config CONFIG --calls N --seed S --json",
+    }
     target = settings.sim_target_s
     try:
         progress(f"(d) simulator: start-up run, {CALIBRATION_CALLS} calls")

@@ -31,18 +31,18 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         b.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def kafka(broker: EmbeddedBroker) -> KafkaSettings:
     return broker.kafka_settings()
 
 
-@pytest.fixture()
+@pytest.fixture
 async def bus(kafka: KafkaSettings) -> AsyncIterator[EventBus]:
     """A started EventBus (service name "test") on the session broker."""
     async with event_bus(kafka) as b:
         yield b
 
 
-@pytest.fixture()
+@pytest.fixture
 def demo_config_path() -> Path:
     return EXAMPLE_CONFIG

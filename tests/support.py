@@ -51,7 +51,14 @@ class ServiceProcess:
     """
 
     def __init__(
-        self, name: str, env: Mapping[str, str], ready_dir: Path, log: Path, *, module: str | None = None, args: tuple[str, ...] = ()
+        self,
+        name: str,
+        env: Mapping[str, str],
+        ready_dir: Path,
+        log: Path,
+        *,
+        module: str | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.log = log
@@ -62,7 +69,10 @@ class ServiceProcess:
         full_env = {**os.environ, READY_DIR_ENV: str(ready_dir), **env}
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", module or f"switchboard.services.{name}", *args], env=full_env, stdout=out, stderr=subprocess.STDOUT
+                [sys.executable, "-m", module or f"switchboard.services.{name}", *args],
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def logs(self, tail: int = 4000) -> str:
@@ -112,7 +122,9 @@ class BuyerSimProcess(ServiceProcess):
     """The buyer simulator (`python -m switchboard.buyersim --config <config>`); ports known after `wait_ready()`."""
 
     def __init__(self, config: Path, ready_dir: Path, log: Path, *extra_args: str) -> None:
-        super().__init__("buyersim", {}, ready_dir, log, module="switchboard.buyersim", args=("--config", str(config), *extra_args))
+        super().__init__(
+            "buyersim", {}, ready_dir, log, module="switchboard.buyersim", args=("--config", str(config), *extra_args)
+        )
         self.http_port = 0
         self.grpc_port = 0
 

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.e2e
 CALLS = 200
 
 
-def eligible_buyers(cfg: RoutingConfig, started: pb.CallStarted, completed: pb.IvrCompleted, buyer_ids) -> dict[str, Decimal | None]:
+def eligible_buyers(
+    cfg: RoutingConfig, started: pb.CallStarted, completed: pb.IvrCompleted, buyer_ids
+) -> dict[str, Decimal | None]:
     """Independent oracle for the demo config: buyer → static price (None for an RTB buyer, whose
     price is only known live) for the buyers that pass their filters, are not blocked by the
     campaign's publisher and, with a static price, meet its floor (caps aside)."""
@@ -68,7 +70,9 @@ def check_routed(cfg: RoutingConfig, ev: pb.CallRouted, started: pb.CallStarted,
     for earlier in tiers[: ev.tier_index]:  # every earlier tier had nobody free to take it
         assert earlier.strategy != "queue"
         left = [
-            b for b, p in eligible_buyers(cfg, started, completed, earlier.buyers).items() if p is not None and not capped(ev.trace, b)
+            b
+            for b, p in eligible_buyers(cfg, started, completed, earlier.buyers).items()
+            if p is not None and not capped(ev.trace, b)
         ]
         assert not left, f"{ev.call_id}: tier {earlier.strategy} had {left} eligible, yet tier {ev.tier_index} took the call"
     tier = tiers[ev.tier_index]
@@ -94,7 +98,10 @@ def query(dsn: str, sql: str) -> list[dict]:
     """Through the CLI in another process: chDB lets one process own a data path."""
     out = subprocess.run(
         [sys.executable, "-m", "switchboard.cli", "analytics", "query", "--json", "--dsn", dsn, sql],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
@@ -158,9 +165,17 @@ def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: 
     assert any(ev.outcome == pb.BID_OUTCOME_BID and ev.latency_ms > 0 for ev in rtb_answers)
     answered = [ev for ev in rtb_answers if ev.outcome in (pb.BID_OUTCOME_BID, pb.BID_OUTCOME_DECLINE)]
     assert all(ev.latency_ms > 0 for ev in answered), [ev for ev in answered if ev.latency_ms <= 0][:3]
-    rejected = [ev for ev in by_topic["call.rejected"]]
+    rejected = list(by_topic["call.rejected"])
     assert {ev.reason for ev in rejected} <= {
-        "unknown_number", "no_eligible_buyer", "no_bid", "abandoned", "invalid_number", "all_declined", "blocked", "duplicate", "disqualified"
+        "unknown_number",
+        "no_eligible_buyer",
+        "no_bid",
+        "abandoned",
+        "invalid_number",
+        "all_declined",
+        "blocked",
+        "duplicate",
+        "disqualified",
     }
     # Callers who hung up in the IVR (the driver's hangs_up_in_ivr) were rejected there, by the ivr: abandoned.
     left = {r.call_id for r in stats.results if r.reason == "abandoned" and r.status == "rejected"}

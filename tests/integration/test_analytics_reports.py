@@ -82,9 +82,7 @@ WRITE_AND_REPORT = textwrap.dedent(
 
 
 def _run(dsn: str, phase: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", WRITE_AND_REPORT, dsn, phase], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-c", WRITE_AND_REPORT, dsn, phase], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -96,14 +94,23 @@ def test_schema_rows_and_reports_on_chdb(tmp_path: Path):
     assert out["database"] == "reports_db"
     assert s["totals"] == {"started": 4, "routed": 3, "rejected": 1, "undecided": 0}
     assert s["rejected_by_reason"] == [{"reason": "no_bid", "calls": 1}]
-    assert [(r["buyer_id"], r["offered"], r["sales"], Decimal(r["revenue"])) for r in s["revenue_by_buyer"]] == [("acme", 2, 1, Decimal("40.00"))]
+    assert [(r["buyer_id"], r["offered"], r["sales"], Decimal(r["revenue"])) for r in s["revenue_by_buyer"]] == [
+        ("acme", 2, 1, Decimal("40.00"))
+    ]
     lat = s["decision_latency"]
     assert lat["decisions"] == 3 and lat["max_ms"] == 300  # the agent hand-off (c2) is queue wait, not a decision
     assert 50 <= lat["p50_ms"] <= 300 and lat["p99_ms"] <= 300
     per_topic = {r["topic"]: r["events"] for r in s["events_per_topic"]}
     assert per_topic == {
-        "call.started": 4, "call.routed": 3, "call.rejected": 1, "ping.requested": 1, "bid.received": 1,
-        "call.ended": 2, "cti.events": 1, "deadletter": 1, "ivr.completed": 1,
+        "call.started": 4,
+        "call.routed": 3,
+        "call.rejected": 1,
+        "ping.requested": 1,
+        "bid.received": 1,
+        "call.ended": 2,
+        "cti.events": 1,
+        "deadletter": 1,
+        "ivr.completed": 1,
     }
     assert out["raw_events"] == 15 and out["routed_final"] == 3  # redelivered rows collapse under FINAL
     assert out["ping"] == [[["acme"], "b"]]

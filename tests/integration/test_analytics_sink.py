@@ -62,9 +62,7 @@ QUERY = textwrap.dedent(
 
 def chdb_query(dsn: str, *sqls: str) -> list[list[list]]:
     """Run queries on a chDB path from a child process (the path must not be open elsewhere)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", QUERY, dsn, json.dumps(sqls)], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-c", QUERY, dsn, json.dumps(sqls)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -104,7 +102,9 @@ def sample_event(topic: Topic, call_id: str) -> object:
     return ev
 
 
-async def find_dead_letter(kafka: KafkaSettings, key: bytes, timeout_s: float = 60.0) -> tuple[TopicPartition, int, pb.DeadLetter]:
+async def find_dead_letter(
+    kafka: KafkaSettings, key: bytes, timeout_s: float = 60.0
+) -> tuple[TopicPartition, int, pb.DeadLetter]:
     """The dead letter the sink wrote for the record with `key` (read without a group)."""
     found = await wait_records(kafka, DEAD_LETTER, lambda r, e: r.key == key and e.service == "analytics", timeout_s)
     r, letter = found[0]
@@ -193,7 +193,9 @@ def test_sink_stores_every_topic_once_and_dead_letters_garbage(kafka: KafkaSetti
     ]
     for topic, table in TYPED.items():
         queries.append(f"SELECT '{topic}', count(), any(call_id) FROM {table} FINAL WHERE call_id = '{call_ids[topic]}'")
-    queries.append(f"SELECT kind, buyer_id, price = 40, decision_latency_ms FROM calls_routed FINAL WHERE call_id = '{call_ids['call.routed']}'")
+    queries.append(
+        f"SELECT kind, buyer_id, price = 40, decision_latency_ms FROM calls_routed FINAL WHERE call_id = '{call_ids['call.routed']}'"
+    )
     queries.append(f"SELECT outcome, amount = 12.34 FROM bids FINAL WHERE call_id = '{call_ids['bid.received']}'")
     res = chdb_query(dsn, *queries)
 
@@ -238,8 +240,13 @@ def test_sink_restarts_on_existing_tables_and_path_has_one_owner(kafka: KafkaSet
     # Restart on the same path, with a flush interval longer than the test: rows reach
     # ClickHouse (and offsets Kafka) only through the flush that SIGTERM triggers.
     sink = sink_process(
-        kafka, dsn, group, tmp_path, tmp_path / "sink2.log",
-        SWITCHBOARD_ANALYTICS_FLUSH_INTERVAL_MS="3600000", SWITCHBOARD_LOG_LEVEL="DEBUG",
+        kafka,
+        dsn,
+        group,
+        tmp_path,
+        tmp_path / "sink2.log",
+        SWITCHBOARD_ANALYTICS_FLUSH_INTERVAL_MS="3600000",
+        SWITCHBOARD_LOG_LEVEL="DEBUG",
     )
     try:
         sink.wait_ready()  # CREATE ... IF NOT EXISTS on the existing tables

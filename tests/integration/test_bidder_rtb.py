@@ -133,7 +133,9 @@ def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         codes = stop_services(bidder) if bidder else {}
         sim_code = sim.stop()
-        assert all(c == 0 for c in codes.values()) and sim_code == 0, f"unclean shutdown {codes} buyersim={sim_code}; logs in {tmp}"
+        assert all(c == 0 for c in codes.values()) and sim_code == 0, (
+            f"unclean shutdown {codes} buyersim={sim_code}; logs in {tmp}"
+        )
     assert SECRET not in (tmp / "bidder.log").read_text(), "a secret leaked into the bidder's log"
 
 
@@ -141,9 +143,21 @@ def new_ping(buyers: list[str], deadline_in_s: float = 1.0) -> pb.PingRequested:
     deadline = Timestamp()
     deadline.FromNanoseconds(time.time_ns() + int(deadline_in_s * 1e9))
     return pb.PingRequested(
-        event_id=codec.new_id(), call_id=f"t-{uuid.uuid4().hex}", occurred_at=codec.now_ts(), auction_id=codec.new_id(),
-        campaign_id="solar", publisher_id="pub", tier_index=0, attempt=1, strategy="ping_post", buyer_ids=buyers,
-        deadline=deadline, state="CA", zip="90001", area_code="213", answers={"homeowner": "yes"},
+        event_id=codec.new_id(),
+        call_id=f"t-{uuid.uuid4().hex}",
+        occurred_at=codec.now_ts(),
+        auction_id=codec.new_id(),
+        campaign_id="solar",
+        publisher_id="pub",
+        tier_index=0,
+        attempt=1,
+        strategy="ping_post",
+        buyer_ids=buyers,
+        deadline=deadline,
+        state="CA",
+        zip="90001",
+        area_code="213",
+        answers={"homeowner": "yes"},
     )
 
 
@@ -261,11 +275,22 @@ async def test_answers_without_a_valid_signature_are_no_bid_unsigned(stack: Stac
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 async def test_post_answers_must_be_signed_and_operators_can_relax_the_check(transport: str) -> None:
     """The bidder's Pinger against an in-process simulator: posts (no broker needed) and require_signed_answers=false."""
-    sim = BuyerSim(SimConfig.model_validate({"buyers": [
-        {"id": "signed", "secret": SECRET, "bid": {"type": "fixed", "value": 12}},
-        {"id": "unsigned", "secret": SECRET, "faults": {"unsigned": 1.0}, "post_faults": {"unsigned": 1.0}},
-        {"id": "bad-signature", "secret": SECRET, "faults": {"bad_signature": 1.0}, "post_faults": {"bad_signature": 1.0}},
-    ]}))
+    sim = BuyerSim(
+        SimConfig.model_validate(
+            {
+                "buyers": [
+                    {"id": "signed", "secret": SECRET, "bid": {"type": "fixed", "value": 12}},
+                    {"id": "unsigned", "secret": SECRET, "faults": {"unsigned": 1.0}, "post_faults": {"unsigned": 1.0}},
+                    {
+                        "id": "bad-signature",
+                        "secret": SECRET,
+                        "faults": {"bad_signature": 1.0},
+                        "post_faults": {"bad_signature": 1.0},
+                    },
+                ]
+            }
+        )
+    )
     await sim.start()
     ids = ("signed", "unsigned", "bad-signature")
     try:
@@ -277,8 +302,16 @@ async def test_post_answers_must_be_signed_and_operators_can_relax_the_check(tra
                     url = sim.http_url(b) if transport == "http" else sim.grpc_url()
                     ping = new_ping([b], 5.0)
                     post = pb.PostRequested(
-                        event_id=codec.new_id(), call_id=ping.call_id, occurred_at=codec.now_ts(), auction_id=ping.auction_id,
-                        buyer_id=b, price="12.00", campaign_id="solar", publisher_id="pub", deadline=ping.deadline, attempt=1,
+                        event_id=codec.new_id(),
+                        call_id=ping.call_id,
+                        occurred_at=codec.now_ts(),
+                        auction_id=ping.auction_id,
+                        buyer_id=b,
+                        price="12.00",
+                        campaign_id="solar",
+                        publisher_id="pub",
+                        deadline=ping.deadline,
+                        attempt=1,
                     )
                     answer = await pinger.ping(ping, b, url, 2.0)
                     result = await pinger.post(post, url, 2.0)

@@ -27,7 +27,10 @@ def _children(pid: int) -> list[int]:
 def test_broker_command_creates_topics_and_stops_cleanly():
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "broker", "--port", "0", "--partitions", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
     broker_pids: list[int] = []
     try:

@@ -11,21 +11,24 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-
-from tests.support import BuyerSimProcess
 import yaml
 
 from switchboard.buyersim.config import SimConfig
 from switchboard.platform import signing
 from switchboard.v1 import bidding_pb2 as bpb
 from switchboard.v1 import bidding_pb2_grpc
+from tests.support import BuyerSimProcess
 
 pytestmark = pytest.mark.integration
 
 CONFIG = {
     "seed": 3,
     "buyers": [
-        {"id": "uni", "bid": {"type": "uniform", "min": 10, "max": 50}, "latency_ms": {"type": "lognormal", "median": 2, "sigma": 0.3}},
+        {
+            "id": "uni",
+            "bid": {"type": "uniform", "min": 10, "max": 50},
+            "latency_ms": {"type": "lognormal", "median": 2, "sigma": 0.3},
+        },
         {"id": "norm", "bid": {"type": "normal", "mean": 30, "sd": 20, "min": 5, "max": 40}},
         {"id": "mixed", "decline_rate": 0.3, "available_rate": 0.5, "faults": {"http_500": 0.2, "garbage": 0.1}},
         {"id": "signed", "secret": "topsecret", "bid": {"type": "fixed", "value": 19.99}},
@@ -85,8 +88,12 @@ def test_signature_is_checked_with_the_documented_algorithm(tmp_path: Path) -> N
         with httpx.Client(timeout=5) as client:
             good = client.post(sim.http_url("signed"), content=raw, headers={signing.HEADER: signing.sign("topsecret", raw, t)})
             assert good.status_code == 200 and good.json() == {"bid": "19.99", "accept": True, "available": True}
-            tampered = client.post(sim.http_url("signed"), content=raw + b" ", headers={signing.HEADER: signing.sign("topsecret", raw, t)})
-            old = client.post(sim.http_url("signed"), content=raw, headers={signing.HEADER: signing.sign("topsecret", raw, t - 3600)})
+            tampered = client.post(
+                sim.http_url("signed"), content=raw + b" ", headers={signing.HEADER: signing.sign("topsecret", raw, t)}
+            )
+            old = client.post(
+                sim.http_url("signed"), content=raw, headers={signing.HEADER: signing.sign("topsecret", raw, t - 3600)}
+            )
             missing = client.post(sim.http_url("signed"), content=raw)
             assert (tampered.status_code, old.status_code, missing.status_code) == (401, 401, 401)
             assert client.post(sim.http_url("nobody"), content=raw).status_code == 404
@@ -118,7 +125,13 @@ async def test_grpc_bidding_service(tmp_path: Path) -> None:
 def test_bad_config_exits_2_with_the_problem(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump({"buyers": [{"id": "x", "faults": {"timeout": 0.7, "reset": 0.7}}]}))
-    proc = subprocess.run([sys.executable, "-m", "switchboard.buyersim", "--config", str(cfg)], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "switchboard.buyersim", "--config", str(cfg)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "more than 1" in proc.stderr
 
 

@@ -23,9 +23,17 @@ def cti_service(broker, tmp_path_factory) -> Iterator[ServiceProcess]:
 
 def routed(call_id: str) -> pb.CallRouted:
     return pb.CallRouted(
-        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), call_started_at=codec.now_ts(),
-        campaign_id="solar-ca", publisher_id="solar-media", kind=pb.TARGET_KIND_BUYER, buyer_id="acme-solar",
-        destination="+18005550100", price="40.00", strategy="price",
+        event_id=codec.new_id(),
+        call_id=call_id,
+        occurred_at=codec.now_ts(),
+        call_started_at=codec.now_ts(),
+        campaign_id="solar-ca",
+        publisher_id="solar-media",
+        kind=pb.TARGET_KIND_BUYER,
+        buyer_id="acme-solar",
+        destination="+18005550100",
+        price="40.00",
+        strategy="price",
         caller=pb.Caller(number="+13105551234", state="CA", zip="90210", area_code="310", timezone="America/Los_Angeles"),
         answers={"homeowner": "yes"},
     )
@@ -41,15 +49,26 @@ async def test_screen_pop_and_wrap_up_carry_the_call_context(cti_service, bus, k
     await bus.publish(CALL_ROUTED, routed(cid))
     [pop] = await wait_event(kafka, CTI_EVENTS, cti_of(cid, pb.CTI_EVENT_TYPE_CALL_ROUTED))
     assert (pop.campaign_id, pop.publisher_id, pop.kind, pop.buyer_id, pop.destination, pop.price) == (
-        "solar-ca", "solar-media", pb.TARGET_KIND_BUYER, "acme-solar", "+18005550100", "40.00",
+        "solar-ca",
+        "solar-media",
+        pb.TARGET_KIND_BUYER,
+        "acme-solar",
+        "+18005550100",
+        "40.00",
     )
     assert (pop.caller.number, pop.caller.state, pop.caller.zip) == ("+13105551234", "CA", "90210")
     assert dict(pop.answers) == {"homeowner": "yes"}
 
     await bus.publish(
         CALL_ENDED,
-        pb.CallEnded(event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), outcome=pb.CALL_OUTCOME_ANSWERED,
-                     connected_seconds=95, buyer_id="acme-solar"),
+        pb.CallEnded(
+            event_id=codec.new_id(),
+            call_id=cid,
+            occurred_at=codec.now_ts(),
+            outcome=pb.CALL_OUTCOME_ANSWERED,
+            connected_seconds=95,
+            buyer_id="acme-solar",
+        ),
     )
     [end] = await wait_event(kafka, CTI_EVENTS, cti_of(cid, pb.CTI_EVENT_TYPE_CALL_ENDED))
     assert (end.outcome, end.connected_seconds, end.buyer_id) == (pb.CALL_OUTCOME_ANSWERED, 95, "acme-solar")
@@ -61,10 +80,21 @@ async def test_call_ended_without_routed_context(cti_service, bus, kafka):
     cid = new_call_id()
     await bus.publish(
         CALL_ENDED,
-        pb.CallEnded(event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), outcome=pb.CALL_OUTCOME_CALLER_HANGUP, agent_id="ana"),
+        pb.CallEnded(
+            event_id=codec.new_id(),
+            call_id=cid,
+            occurred_at=codec.now_ts(),
+            outcome=pb.CALL_OUTCOME_CALLER_HANGUP,
+            agent_id="ana",
+        ),
     )
     [end] = await wait_event(kafka, CTI_EVENTS, cti_of(cid, pb.CTI_EVENT_TYPE_CALL_ENDED))
-    assert (end.outcome, end.agent_id, end.kind, end.campaign_id) == (pb.CALL_OUTCOME_CALLER_HANGUP, "ana", pb.TARGET_KIND_AGENT, "")
+    assert (end.outcome, end.agent_id, end.kind, end.campaign_id) == (
+        pb.CALL_OUTCOME_CALLER_HANGUP,
+        "ana",
+        pb.TARGET_KIND_AGENT,
+        "",
+    )
 
 
 async def test_redelivered_routed_event_gives_one_screen_pop(cti_service, bus, kafka):
@@ -93,8 +123,15 @@ async def test_a_rerouted_call_pops_per_offer_and_each_wrap_up_has_its_own_offer
     for attempt, outcome, buyer in [(1, pb.CALL_OUTCOME_NO_ANSWER, "acme-solar"), (2, pb.CALL_OUTCOME_ANSWERED, "sunpower")]:
         await bus.publish(
             CALL_ENDED,
-            pb.CallEnded(event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), outcome=outcome,
-                         connected_seconds=0 if attempt == 1 else 95, buyer_id=buyer, attempt=attempt),
+            pb.CallEnded(
+                event_id=codec.new_id(),
+                call_id=cid,
+                occurred_at=codec.now_ts(),
+                outcome=outcome,
+                connected_seconds=0 if attempt == 1 else 95,
+                buyer_id=buyer,
+                attempt=attempt,
+            ),
         )
     ends = await wait_event(kafka, CTI_EVENTS, cti_of(cid, pb.CTI_EVENT_TYPE_CALL_ENDED), count=2)
     assert [(e.outcome, e.buyer_id, e.destination, e.price) for e in ends] == [

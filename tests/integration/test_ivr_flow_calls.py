@@ -9,10 +9,19 @@ import grpc
 import pytest
 
 from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, CALLERS_SEEN, IVR_COMPLETED
-from switchboard.v1 import events_pb2 as pb
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
-from tests.support import ServiceProcess, new_call_id, read_all, running_service, service_env, start_service, assert_clean_exit, wait_event
+from switchboard.v1 import events_pb2 as pb
+from tests.support import (
+    ServiceProcess,
+    assert_clean_exit,
+    new_call_id,
+    read_all,
+    running_service,
+    service_env,
+    start_service,
+    wait_event,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +96,7 @@ def ivr(broker, workdir) -> Iterator[ServiceProcess]:
         yield service
 
 
-@pytest.fixture()
+@pytest.fixture
 async def stub(ivr) -> cc_grpc.CallControlStub:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ivr.info['grpc_port']}") as channel:
         yield cc_grpc.CallControlStub(channel)
@@ -150,7 +159,11 @@ async def test_a_caller_who_hangs_up_in_the_ivr_is_rejected_abandoned(stub, kafk
     assert p.node == "homeowner"
     await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
     [rejected] = await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == cid)
-    assert (rejected.reason, rejected.detail, rejected.campaign_id) == ("abandoned", "the caller hung up in the IVR, at IVR node 'homeowner'", "qualify")
+    assert (rejected.reason, rejected.detail, rejected.campaign_id) == (
+        "abandoned",
+        "the caller hung up in the IVR, at IVR node 'homeowner'",
+        "qualify",
+    )
     [ended] = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid)
     assert (ended.outcome, ended.attempt, ended.routing_pending) == (pb.CALL_OUTCOME_CALLER_HANGUP, 0, False)
     assert await read_all(kafka, IVR_COMPLETED, lambda e: e.call_id == cid) == []

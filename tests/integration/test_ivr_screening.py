@@ -47,7 +47,7 @@ def ivr(broker, tmp_path_factory) -> Iterator[ServiceProcess]:
         yield service
 
 
-@pytest.fixture()
+@pytest.fixture
 async def stub(ivr) -> cc_grpc.CallControlStub:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ivr.info['grpc_port']}") as channel:
         yield cc_grpc.CallControlStub(channel)

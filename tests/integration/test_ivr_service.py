@@ -29,7 +29,7 @@ def ivr(broker, tmp_path_factory) -> Iterator[ServiceProcess]:
         yield service
 
 
-@pytest.fixture()
+@pytest.fixture
 async def stub(ivr) -> cc_grpc.CallControlStub:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ivr.info['grpc_port']}") as channel:
         yield cc_grpc.CallControlStub(channel)
@@ -43,7 +43,10 @@ async def test_start_call_publishes_call_started_with_caller_facts(stub, kafka):
     [ev] = await wait_event(kafka, CALL_STARTED, lambda e: e.call_id == cid)
     assert (ev.campaign_id, ev.publisher_id, ev.dialed_number) == ("auto-insurance", "insure-clicks", SOLAR)
     assert (ev.caller.number, ev.caller.state, ev.caller.area_code, ev.caller.timezone) == (
-        "+12135551234", "CA", "213", "America/Los_Angeles",
+        "+12135551234",
+        "CA",
+        "213",
+        "America/Los_Angeles",
     )
 
 
@@ -71,7 +74,12 @@ async def test_full_call_answers_routing_and_outcome(stub, kafka):
     await stub.SubmitAnswers(cc.SubmitAnswersRequest(call_id=cid, answers={"zip": "90210-1234"}, complete=True))
     [done] = await wait_event(kafka, IVR_COMPLETED, lambda e: e.call_id == cid)
     assert dict(done.answers) == {"homeowner": "yes", "zip": "90210"}
-    assert (done.caller.zip, done.caller.state, done.campaign_id, done.publisher_id) == ("90210", "CA", "auto-insurance", "insure-clicks")
+    assert (done.caller.zip, done.caller.state, done.campaign_id, done.publisher_id) == (
+        "90210",
+        "CA",
+        "auto-insurance",
+        "insure-clicks",
+    )
     assert done.qualified and done.call_started_at.seconds > 0
 
     pending = await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=200))
@@ -83,13 +91,22 @@ async def test_full_call_answers_routing_and_outcome(stub, kafka):
         await bus.publish(
             CALL_ROUTED,
             pb.CallRouted(
-                event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), campaign_id="auto-insurance",
-                kind=pb.TARGET_KIND_BUYER, buyer_id="acme-solar", destination="+18005550100", price="40.00",
+                event_id=codec.new_id(),
+                call_id=cid,
+                occurred_at=codec.now_ts(),
+                campaign_id="auto-insurance",
+                kind=pb.TARGET_KIND_BUYER,
+                buyer_id="acme-solar",
+                destination="+18005550100",
+                price="40.00",
             ),
         )
     result = await waiting
     assert (result.status, result.buyer_id, result.destination, result.price) == (
-        cc.ROUTING_STATUS_ROUTED, "acme-solar", "+18005550100", "40.00",
+        cc.ROUTING_STATUS_ROUTED,
+        "acme-solar",
+        "+18005550100",
+        "40.00",
     )
     late = await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=1))  # kept for a late ask
     assert late.status == cc.ROUTING_STATUS_ROUTED
@@ -152,8 +169,16 @@ async def test_start_call_retry_is_idempotent(stub, kafka):
 # -- re-routing: the call stays open after a re-routable outcome ----------------------------------------
 def routed_event(call_id: str, attempt: int, buyer: str = "acme-solar", **kw) -> pb.CallRouted:
     return pb.CallRouted(
-        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), campaign_id="auto-insurance",
-        kind=pb.TARGET_KIND_BUYER, buyer_id=buyer, destination="+18005550100", price="40.00", attempt=attempt, **kw,
+        event_id=codec.new_id(),
+        call_id=call_id,
+        occurred_at=codec.now_ts(),
+        campaign_id="auto-insurance",
+        kind=pb.TARGET_KIND_BUYER,
+        buyer_id=buyer,
+        destination="+18005550100",
+        price="40.00",
+        attempt=attempt,
+        **kw,
     )
 
 
@@ -216,7 +241,8 @@ async def test_no_answer_keeps_the_call_open_for_the_next_offer_and_never_return
         await stub.ReportOutcome(answered)  # a retry after the call was forgotten: OK, nothing published
         events = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid, count=2)
         assert [(e.outcome, e.attempt, e.buyer_id) for e in events] == [
-            (pb.CALL_OUTCOME_NO_ANSWER, 1, "acme-solar"), (pb.CALL_OUTCOME_ANSWERED, 2, "sunpower"),
+            (pb.CALL_OUTCOME_NO_ANSWER, 1, "acme-solar"),
+            (pb.CALL_OUTCOME_ANSWERED, 2, "sunpower"),
         ]
     with pytest.raises(grpc.aio.AioRpcError) as err:  # forgotten after the final outcome
         await routing(stub, cid, timeout_ms=1)
@@ -240,15 +266,21 @@ async def test_rejected_after_a_reroute(stub, kafka):
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         await bus.publish(
             CALL_REJECTED,
-            pb.CallRejected(event_id=codec.new_id(), call_id=cid, occurred_at=codec.now_ts(), reason="max_attempts",
-                            announcement="Sorry, nobody can take your call."),
+            pb.CallRejected(
+                event_id=codec.new_id(),
+                call_id=cid,
+                occurred_at=codec.now_ts(),
+                reason="max_attempts",
+                announcement="Sorry, nobody can take your call.",
+            ),
         )
         rejected = await routing(stub, cid)
     assert (rejected.status, rejected.reason, rejected.attempt) == (cc.ROUTING_STATUS_REJECTED, "max_attempts", 1)
     await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
     events = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid, count=2)
     assert [(e.outcome, e.attempt, e.buyer_id) for e in events] == [
-        (pb.CALL_OUTCOME_DECLINED, 1, "acme-solar"), (pb.CALL_OUTCOME_CALLER_HANGUP, 0, ""),
+        (pb.CALL_OUTCOME_DECLINED, 1, "acme-solar"),
+        (pb.CALL_OUTCOME_CALLER_HANGUP, 0, ""),
     ]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await routing(stub, cid, timeout_ms=1)
@@ -296,5 +328,6 @@ async def test_demo_driver_reports_no_answer_and_follows_the_reroute(stub, kafka
     assert (result.status, result.buyer_id, result.attempts) == ("routed", "sunpower", ["acme-solar", "sunpower"])
     events = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == cid, count=2)
     assert [(e.outcome, e.attempt, e.connected_seconds) for e in events] == [
-        (pb.CALL_OUTCOME_NO_ANSWER, 1, 0), (pb.CALL_OUTCOME_ANSWERED, 2, 120),
+        (pb.CALL_OUTCOME_NO_ANSWER, 1, 0),
+        (pb.CALL_OUTCOME_ANSWERED, 2, 120),
     ]

@@ -193,7 +193,9 @@ class Call:
     async def hang_up(self) -> list[Verb]:
         """The number's status callback: the call is over."""
         self.status = "completed"
-        return await self.cpaas.twiml(f"{PUBLIC}/twiml/status", self.params(CallDuration="42", CallbackSource="call-progress-events"))
+        return await self.cpaas.twiml(
+            f"{PUBLIC}/twiml/status", self.params(CallDuration="42", CallbackSource="call-progress-events")
+        )
 
 
 def new_sid() -> str:
@@ -206,8 +208,16 @@ def new_caller() -> str:
 
 def routed(call_id: str, attempt: int, buyer: str = "b1", destination: str = "+18005550100") -> pb.CallRouted:
     return pb.CallRouted(
-        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), campaign_id="qualify", kind=pb.TARGET_KIND_BUYER,
-        buyer_id=buyer, destination=destination, price="10.00", attempt=attempt, billable_after_s=90,
+        event_id=codec.new_id(),
+        call_id=call_id,
+        occurred_at=codec.now_ts(),
+        campaign_id="qualify",
+        kind=pb.TARGET_KIND_BUYER,
+        buyer_id=buyer,
+        destination=destination,
+        price="10.00",
+        attempt=attempt,
+        billable_after_s=90,
     )
 
 
@@ -244,7 +254,7 @@ def ivr(broker, workdir) -> Iterator[ServiceProcess]:
         yield service
 
 
-@pytest.fixture()
+@pytest.fixture
 async def cpaas(ivr) -> Cpaas:
     c = Cpaas(ivr.info["twiml_port"])
     try:
@@ -265,8 +275,13 @@ async def test_whole_call_through_the_flow_to_a_second_offer(cpaas, kafka, ivr):
     assert tags(first) == ["Gather", "Redirect"]
     gather = first[0]
     assert gather.attrs == {
-        "action": f"{PUBLIC}/twiml/gather?step=0", "method": "POST", "input": "dtmf speech", "language": "en-US",
-        "numDigits": "1", "timeout": "5", "speechTimeout": "auto",
+        "action": f"{PUBLIC}/twiml/gather?step=0",
+        "method": "POST",
+        "input": "dtmf speech",
+        "language": "en-US",
+        "numDigits": "1",
+        "timeout": "5",
+        "speechTimeout": "auto",
     }
     assert said(gather.children) == ["For English press 1. Para español oprima 2."]
     assert first[1].text == gather.attrs["action"]  # no input: the same action, with no Digits (an invalid answer)
@@ -275,7 +290,9 @@ async def test_whole_call_through_the_flow_to_a_second_offer(cpaas, kafka, ivr):
     p = await c.speak(gather, "Español")
     gather = p[0]
     assert (gather.attrs["language"], gather.attrs["action"], said(gather.children)) == (
-        "es-MX", f"{PUBLIC}/twiml/gather?step=1", ["¿Es dueño de su casa?"],
+        "es-MX",
+        f"{PUBLIC}/twiml/gather?step=1",
+        ["¿Es dueño de su casa?"],
     )
     assert "numDigits" not in gather.attrs
     p = await c.press(gather, "1")
@@ -316,7 +333,8 @@ async def test_whole_call_through_the_flow_to_a_second_offer(cpaas, kafka, ivr):
     assert tags(await c.hang_up()) == []  # the status callback after the end changes nothing
     ended = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == c.sid, count=2)
     assert [(e.outcome, e.attempt, e.buyer_id, e.connected_seconds) for e in ended] == [
-        (pb.CALL_OUTCOME_NO_ANSWER, 1, "b1", 0), (pb.CALL_OUTCOME_ANSWERED, 2, "b2", 95),
+        (pb.CALL_OUTCOME_NO_ANSWER, 1, "b1", 0),
+        (pb.CALL_OUTCOME_ANSWERED, 2, "b2", 95),
     ]
     [started] = await read_all(kafka, CALL_STARTED, lambda e: e.call_id == c.sid)
     assert (started.dialed_number, started.caller.number, started.caller.state) == (QUALIFY, c.caller, "CA")
@@ -399,8 +417,12 @@ async def test_missing_or_bad_signature_is_refused_and_changes_nothing(cpaas, ka
     refused = [
         await cpaas.post(url, params, signature=""),  # no X-Twilio-Signature
         await cpaas.post(url, params, signature=RequestValidator("not-the-token").compute_signature(url, params)),
-        await cpaas.post(url, params, signature=cpaas.validator.compute_signature(local_url, params)),  # not the URL the CPaaS requested
-        await cpaas.http.post(cpaas.local(url), data=forged, headers={"X-Twilio-Signature": cpaas.validator.compute_signature(url, params)}),
+        await cpaas.post(
+            url, params, signature=cpaas.validator.compute_signature(local_url, params)
+        ),  # not the URL the CPaaS requested
+        await cpaas.http.post(
+            cpaas.local(url), data=forged, headers={"X-Twilio-Signature": cpaas.validator.compute_signature(url, params)}
+        ),
     ]
     assert [r.status_code for r in refused] == [403, 403, 403, 403]
     assert "X-Twilio-Signature" in refused[0].text
@@ -423,12 +445,19 @@ async def test_pending_routing_redirects_to_poll_again_until_the_decision(cpaas,
     [done] = await wait_event(kafka, IVR_COMPLETED, lambda e: e.call_id == c.sid)
     assert (done.campaign_id, dict(done.answers), done.qualified) == ("plain", {}, True)
     again = await c.follow(first[1])
-    assert tags(again) == ["Redirect"] and again[0].text == f"{PUBLIC}/twiml/route?poll=2"  # the hold message is not said every poll
+    assert (
+        tags(again) == ["Redirect"] and again[0].text == f"{PUBLIC}/twiml/route?poll=2"
+    )  # the hold message is not said every poll
     async with event_bus(kafka) as bus:
         await bus.publish(
             CALL_REJECTED,
-            pb.CallRejected(event_id=codec.new_id(), call_id=c.sid, occurred_at=codec.now_ts(), reason="no_eligible_buyer",
-                            announcement="Sorry, nobody can take your call."),
+            pb.CallRejected(
+                event_id=codec.new_id(),
+                call_id=c.sid,
+                occurred_at=codec.now_ts(),
+                reason="no_eligible_buyer",
+                announcement="Sorry, nobody can take your call.",
+            ),
         )
     bye = await c.decided(again[0])
     assert tags(bye) == ["Say", "Hangup"] and said(bye) == ["Sorry, nobody can take your call."]
@@ -455,7 +484,9 @@ async def test_buyer_hangups_reroute_below_billable_and_end_the_call_after(cpaas
     assert tags(await c.dial_ended(dial3, "completed", 120)) == ["Hangup"]  # a sale: the call is over
     ended = await wait_event(kafka, CALL_ENDED, lambda e: e.call_id == c.sid, count=3)
     assert [(e.outcome, e.attempt, e.buyer_id, e.connected_seconds) for e in ended] == [
-        (pb.CALL_OUTCOME_BUYER_HANGUP, 1, "b1", 30), (pb.CALL_OUTCOME_BUSY, 2, "b2", 0), (pb.CALL_OUTCOME_BUYER_HANGUP, 3, "b1", 120),
+        (pb.CALL_OUTCOME_BUYER_HANGUP, 1, "b1", 30),
+        (pb.CALL_OUTCOME_BUSY, 2, "b2", 0),
+        (pb.CALL_OUTCOME_BUYER_HANGUP, 3, "b1", 120),
     ]
 
 
@@ -490,7 +521,9 @@ async def test_unknown_call_gets_a_spoken_error_not_a_500(cpaas):
     c = call(cpaas)
     for path in ("gather?step=0", "route?poll=0", "dial?attempt=1"):
         verbs = await cpaas.twiml(f"{PUBLIC}/twiml/{path}", c.params(Digits="1", DialCallStatus="busy"))
-        assert tags(verbs) == ["Say", "Hangup"] and said(verbs) == ["We are sorry, we cannot take your call right now. Goodbye."], path
+        assert tags(verbs) == ["Say", "Hangup"] and said(verbs) == [
+            "We are sorry, we cannot take your call right now. Goodbye."
+        ], path
     no_sid = await cpaas.twiml(f"{PUBLIC}/twiml/voice", {k: v for k, v in c.params().items() if k != "CallSid"})
     assert tags(no_sid) == ["Say", "Hangup"]
 

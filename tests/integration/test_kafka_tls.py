@@ -279,4 +279,3 @@ def test_the_router_faust_app_routes_a_call_over_mutual_tls(mutual_tls: TlsClust
         codes = stop_services(router)
     assert codes["router"] == 0, router.logs()
     assert "CERTIFICATE_VERIFY_FAILED" not in router.logs(0)
-

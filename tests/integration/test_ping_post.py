@@ -116,7 +116,9 @@ def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         codes = stop_services(*procs)
         sim_code = sim.stop()
-        assert all(c == 0 for c in codes.values()) and sim_code == 0, f"unclean shutdown {codes} buyersim={sim_code}; logs in {tmp}"
+        assert all(c == 0 for c in codes.values()) and sim_code == 0, (
+            f"unclean shutdown {codes} buyersim={sim_code}; logs in {tmp}"
+        )
 
 
 async def route(stack: Stack, event: pb.IvrCompleted) -> pb.CallRouted:
@@ -179,7 +181,10 @@ async def test_a_rejected_post_goes_to_the_next_highest_bid(stack: Stack) -> Non
     notes = list(routed.trace.notes)
     assert any("post to rejecter" in n and "rejected: caller already in CRM" in n for n in notes), notes
     answers = await wait_event(stack.kafka, POST_ANSWERED, lambda e: e.call_id == call.call_id, count=2)
-    assert {(a.buyer_id, a.accepted, a.reason) for a in answers} == {("rejecter", False, "caller already in CRM"), ("backup", True, "")}
+    assert {(a.buyer_id, a.accepted, a.reason) for a in answers} == {
+        ("rejecter", False, "caller already in CRM"),
+        ("backup", True, ""),
+    }
 
 
 async def test_a_post_that_times_out_goes_to_the_next_highest_bid(stack: Stack) -> None:
@@ -210,12 +215,18 @@ async def test_ping_post_over_grpc_rejected_post_then_the_next_bid(stack: Stack)
     assert (routed.buyer_id, routed.price, routed.strategy) == ("grpc-private", "60.00", "ping_post")
     got = wait_received(stack, call.call_id, ["ping", "ping", "post", "post"])
     assert sorted((r["kind"], r["buyer_id"]) for r in got) == [
-        ("ping", "grpc-private"), ("ping", "grpc-rejecter"), ("post", "grpc-private"), ("post", "grpc-rejecter"),
+        ("ping", "grpc-private"),
+        ("ping", "grpc-rejecter"),
+        ("post", "grpc-private"),
+        ("post", "grpc-rejecter"),
     ]
     for r in got:
         assert NUMBER not in json.dumps(r["body"]) and not r["body"].get("caller_number"), r
     assert [r["buyer_id"] for r in got if r["kind"] == "post"] == ["grpc-rejecter", "grpc-private"]
     answers = await wait_event(stack.kafka, POST_ANSWERED, lambda e: e.call_id == call.call_id, count=2)
-    assert {(a.buyer_id, a.accepted, a.reason) for a in answers} == {("grpc-rejecter", False, "over daily budget"), ("grpc-private", True, "")}
+    assert {(a.buyer_id, a.accepted, a.reason) for a in answers} == {
+        ("grpc-rejecter", False, "over daily budget"),
+        ("grpc-private", True, ""),
+    }
     notes = list(routed.trace.notes)
     assert any("post to grpc-rejecter" in n and "rejected: over daily budget" in n for n in notes), notes

@@ -39,13 +39,13 @@ from switchboard.services.queue.state import decode_acd
 from switchboard.v1 import events_pb2 as pb
 from tests.integration.test_queue_service import call_ended_handled, ended, queued
 from tests.support import (
-    until,
     Results,
     ServiceProcess,
     new_call_id,
     publish_raw,
     service_env,
     start_service,
+    until,
     wait_event,
     wait_records,
 )
@@ -87,7 +87,9 @@ async def start_group_at_end(kafka: KafkaSettings, group: str) -> None:
     await consumer.start()
     try:
         await consumer.topics()
-        tps = [TopicPartition(t.name, p) for t in (CALL_QUEUED, CALL_ENDED) for p in sorted(consumer.partitions_for_topic(t.name))]
+        tps = [
+            TopicPartition(t.name, p) for t in (CALL_QUEUED, CALL_ENDED) for p in sorted(consumer.partitions_for_topic(t.name))
+        ]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         for tp in tps:
@@ -109,7 +111,9 @@ class QueueInstance:
         self.workdir = workdir
         config = workdir / "acd.yaml"
         config.write_text(CONFIG)
-        self.env = service_env(kafka, config, SWITCHBOARD_QUEUE_GROUP_ID=self.group, SWITCHBOARD_QUEUE_SWEEP_INTERVAL_S="0.1", **env)
+        self.env = service_env(
+            kafka, config, SWITCHBOARD_QUEUE_GROUP_ID=self.group, SWITCHBOARD_QUEUE_SWEEP_INTERVAL_S="0.1", **env
+        )
         self.runs = 0
         self.process: ServiceProcess | None = None
 
@@ -119,7 +123,7 @@ class QueueInstance:
         return self.process
 
 
-@pytest.fixture()
+@pytest.fixture
 async def instance(kafka, tmp_path):
     inst = QueueInstance(kafka, tmp_path)
     await start_group_at_end(kafka, inst.group)
@@ -394,7 +398,9 @@ def rejected_calls(results: Results, calls: list[str]) -> set[str]:
 
 
 # -- the snapshot itself ---------------------------------------------------------------------------
-async def test_state_is_one_compacted_record_per_instance_with_offsets_and_no_pending_decisions_after_a_clean_stop(instance, bus, kafka):
+async def test_state_is_one_compacted_record_per_instance_with_offsets_and_no_pending_decisions_after_a_clean_stop(
+    instance, bus, kafka
+):
     queue = instance.start()
     c = new_call_id()
     await bus.publish(CALL_QUEUED, queued(c, "sr"))
@@ -449,7 +455,11 @@ async def test_crash_after_the_snapshot_before_publishing_publishes_the_same_dec
     await run_until_crash(first)
     assert [e for _, e in await read_topics(kafka, [CALL_ROUTED]) if e.call_id == c] == []  # nobody saw the decision yet
     [decision] = [
-        o for _, s in await read_topics(kafka, [QUEUE_STATE]) if s.instance == instance.group for o in s.outbox if o.key == c.encode()
+        o
+        for _, s in await read_topics(kafka, [QUEUE_STATE])
+        if s.instance == instance.group
+        for o in s.outbox
+        if o.key == c.encode()
     ]
 
     second = QueueRunner(settings, config)

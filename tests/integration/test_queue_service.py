@@ -64,10 +64,20 @@ def queue_service(broker, tmp_path_factory) -> Iterator[ServiceProcess]:
 def queued(call_id: str, queue_id: str, attempt: int = 1, **kw) -> pb.CallQueued:
     trace = pb.DecisionTrace(notes=["tier 0 price: no eligible buyer"])
     return pb.CallQueued(
-        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), call_started_at=codec.now_ts(),
-        campaign_id="solar-ca", publisher_id="solar-media", queue_id=queue_id, tier_index=1, attempt=attempt,
-        caller=pb.Caller(number="+13105551234", state="CA", area_code="310"), answers={"zip": "90210"},
-        trace=trace, routing_started_at=codec.now_ts(), **kw,
+        event_id=codec.new_id(),
+        call_id=call_id,
+        occurred_at=codec.now_ts(),
+        call_started_at=codec.now_ts(),
+        campaign_id="solar-ca",
+        publisher_id="solar-media",
+        queue_id=queue_id,
+        tier_index=1,
+        attempt=attempt,
+        caller=pb.Caller(number="+13105551234", state="CA", area_code="310"),
+        answers={"zip": "90210"},
+        trace=trace,
+        routing_started_at=codec.now_ts(),
+        **kw,
     )
 
 
@@ -75,8 +85,13 @@ def ended(
     call_id: str, outcome: int = pb.CALL_OUTCOME_ANSWERED, attempt: int = 0, agent_id: str = "", *, routing_pending: bool = False
 ) -> pb.CallEnded:
     return pb.CallEnded(
-        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), outcome=outcome,
-        connected_seconds=30 if outcome == pb.CALL_OUTCOME_ANSWERED else 0, attempt=attempt, agent_id=agent_id,
+        event_id=codec.new_id(),
+        call_id=call_id,
+        occurred_at=codec.now_ts(),
+        outcome=outcome,
+        connected_seconds=30 if outcome == pb.CALL_OUTCOME_ANSWERED else 0,
+        attempt=attempt,
+        agent_id=agent_id,
         routing_pending=routing_pending,
     )
 

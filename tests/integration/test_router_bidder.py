@@ -130,7 +130,9 @@ async def test_rtb_buyer_answers_no_bid_and_the_call_is_rejected_no_bid(services
     topic, rejected = await route(services, ivr("rtb-only"))
     assert topic == CALL_REJECTED.name and rejected.reason == "no_bid"  # type: ignore[attr-defined]
     e = by_target(rejected)["rtb"]  # type: ignore[arg-type]
-    assert e.eligible and e.bid_outcome == pb.BID_OUTCOME_NO_BID and e.bid_reason == "connection_refused"  # nothing listens on port 9
+    assert (
+        e.eligible and e.bid_outcome == pb.BID_OUTCOME_NO_BID and e.bid_reason == "connection_refused"
+    )  # nothing listens on port 9
 
 
 async def test_queue_tier_produces_call_queued(services: Services) -> None:
@@ -170,28 +172,28 @@ async def test_redelivered_ivr_completed_yields_exactly_one_terminal_event(servi
 
 async def test_garbage_goes_to_dead_letter_and_routing_goes_on(services: Services) -> None:
     key = f"garbage-{uuid.uuid4().hex}"
-    async with Results(services.kafka) as results:
-        async with event_bus(services.kafka) as bus:
-            await bus._producer.send_and_wait(IVR_COMPLETED.name, b"\xff\xfe not protobuf", key=key.encode())  # type: ignore[union-attr]
-            letter = await results.wait_dead_letter(key)
-            assert letter.service == "router" and letter.source_topic == IVR_COMPLETED.name
-            assert "undecodable" in letter.reason and letter.value == b"\xff\xfe not protobuf"
-            after = ivr("price")
-            await bus.publish(IVR_COMPLETED, after)
-            topic, routed = await results.wait_terminal(after.call_id)
-            assert topic == CALL_ROUTED.name
+    async with Results(services.kafka) as results, event_bus(services.kafka) as bus:
+        await bus._producer.send_and_wait(IVR_COMPLETED.name, b"\xff\xfe not protobuf", key=key.encode())  # type: ignore[union-attr]
+        letter = await results.wait_dead_letter(key)
+        assert letter.service == "router" and letter.source_topic == IVR_COMPLETED.name
+        assert "undecodable" in letter.reason and letter.value == b"\xff\xfe not protobuf"
+        after = ivr("price")
+        await bus.publish(IVR_COMPLETED, after)
+        topic, _routed = await results.wait_terminal(after.call_id)
+        assert topic == CALL_ROUTED.name
 
 
 async def test_decision_latency(services: Services) -> None:
     """ivr.completed → call.routed, one call at a time; printed (run with -s), never asserted."""
     latencies: list[float] = []
-    async with Results(services.kafka) as results:
-        async with event_bus(services.kafka) as bus:
-            for _ in range(30):
-                event = ivr("price")
-                await bus.publish(IVR_COMPLETED, event)
-                _, routed = await results.wait_terminal(event.call_id)
-                ms = codec.ts_ms(routed.occurred_at) - codec.ts_ms(routed.routing_started_at)  # type: ignore[attr-defined]
-                latencies.append(ms)
+    async with Results(services.kafka) as results, event_bus(services.kafka) as bus:
+        for _ in range(30):
+            event = ivr("price")
+            await bus.publish(IVR_COMPLETED, event)
+            _, routed = await results.wait_terminal(event.call_id)
+            ms = codec.ts_ms(routed.occurred_at) - codec.ts_ms(routed.routing_started_at)  # type: ignore[attr-defined]
+            latencies.append(ms)
     latencies.sort()
-    print(f"\ndecision latency ms: p50={statistics.median(latencies):.0f} p90={latencies[int(len(latencies) * 0.9)]:.0f} max={latencies[-1]:.0f}")
+    print(
+        f"\ndecision latency ms: p50={statistics.median(latencies):.0f} p90={latencies[int(len(latencies) * 0.9)]:.0f} max={latencies[-1]:.0f}"
+    )

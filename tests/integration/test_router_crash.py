@@ -109,7 +109,9 @@ def check_one_outcome_each(events: CallEvents, calls: Iterable[str], info: Calla
         buyers_per_attempt: dict[int, set[str]] = defaultdict(set)
         for r in c["routed"]:
             buyers_per_attempt[r.attempt].add(r.buyer_id)
-        assert all(len(b) == 1 for b in buyers_per_attempt.values()), f"{call_id}: one attempt, several buyers {dict(buyers_per_attempt)}; {info(call_id)}"
+        assert all(len(b) == 1 for b in buyers_per_attempt.values()), (
+            f"{call_id}: one attempt, several buyers {dict(buyers_per_attempt)}; {info(call_id)}"
+        )
         n = outcome_count(c["routed"], c["ended"], c["rejected"])
         assert n == 1, f"{call_id}: {n} outcomes; {info(call_id)}"
 
@@ -137,7 +139,11 @@ async def test_sigkill_mid_run_keeps_every_call_and_the_cap(broker: EmbeddedBrok
     campaign, top, nxt, spare = f"crash-{tag}", f"top-{tag}", f"next-{tag}", f"spare-{tag}"
     config = tmp_path / "routing.yaml"
     config.write_text(
-        CONFIG.replace("CAMPAIGN", campaign).replace("TOP", top).replace("NEXT", nxt).replace("SPARE", spare).replace("CAP", str(CAP))
+        CONFIG.replace("CAMPAIGN", campaign)
+        .replace("TOP", top)
+        .replace("NEXT", nxt)
+        .replace("SPARE", spare)
+        .replace("CAP", str(CAP))
     )
     kafka = broker.kafka_settings()
     app_id = f"router-crash-{tag}"
@@ -212,7 +218,8 @@ async def test_sigkill_mid_run_keeps_every_call_and_the_cap(broker: EmbeddedBrok
             # Every call gets a routing or a rejection; a3 gets its second attempt (or a rejection).
             async def all_decided() -> bool:
                 return all(decided(c) for c in calls) and (
-                    any(r.attempt == 2 for r in e.events(a3.call_id, CALL_ROUTED.name)) or bool(e.events(a3.call_id, CALL_REJECTED.name))
+                    any(r.attempt == 2 for r in e.events(a3.call_id, CALL_ROUTED.name))
+                    or bool(e.events(a3.call_id, CALL_REJECTED.name))
                 )
 
             await until("an outcome for every call after the restart", all_decided, timeout_s=90, interval_s=0.1)
@@ -229,7 +236,9 @@ async def test_sigkill_mid_run_keeps_every_call_and_the_cap(broker: EmbeddedBrok
                     ended_by_test.add((call_id, last.attempt))
                     await e.released(last.buyer_id, call_id)
             await e.released(top, a1.call_id)
-            info = {c: [(type(x).__name__, getattr(x, "attempt", 0), getattr(x, "buyer_id", "")) for x in e.events(c)] for c in calls}
+            info = {
+                c: [(type(x).__name__, getattr(x, "attempt", 0), getattr(x, "buyer_id", "")) for x in e.events(c)] for c in calls
+            }
 
         # -- the checks, from the topics read back.
         events = await read_call_events(kafka, calls)

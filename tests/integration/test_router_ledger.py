@@ -85,7 +85,12 @@ class Routers:
 
     def start(self, count: int = 1) -> list[ServiceProcess]:
         new = [
-            ServiceProcess("router", self.env, ready_dir=self.tmp / f"ready-{len(self.procs) + i}", log=self.tmp / f"router-{len(self.procs) + i}.log")
+            ServiceProcess(
+                "router",
+                self.env,
+                ready_dir=self.tmp / f"ready-{len(self.procs) + i}",
+                log=self.tmp / f"router-{len(self.procs) + i}.log",
+            )
             for i in range(count)
         ]
         self.procs.extend(new)

@@ -96,7 +96,9 @@ async def seed_legacy_state(kafka: KafkaSettings, app_id: str, finished_call_id:
         def j(v: object) -> bytes:
             return json.dumps(v).encode()
 
-        await producer.send_and_wait(names[0], j({"version": 1, "load": legacy_load, "closed": []}), key=j("old"), partition=partition("old"))
+        await producer.send_and_wait(
+            names[0], j({"version": 1, "load": legacy_load, "closed": []}), key=j("old"), partition=partition("old")
+        )
         await producer.send_and_wait(names[1], j("routed"), key=j(finished_call_id), partition=partition(finished_call_id))
         view = {"kind": "load", "key": "old", "version": 1, "state": legacy_load}
         await producer.send_and_wait(names[2], j(view), key=b"load:old", partition=partition("load:old"))
@@ -203,7 +205,10 @@ async def test_a_call_whose_end_never_comes_gives_its_slot_back(setup: Setup) ->
         assert again.buyer_id == "top" and by_target(again)["top"].eligible
 
         # The call side forgot the offer too (finished "reaped")...
-        await until("the lost call finished as reaped", lambda: any(isinstance(v, dict) and v["kind"] == "reaped" for v in changelog.of(lost.call_id)))
+        await until(
+            "the lost call finished as reaped",
+            lambda: any(isinstance(v, dict) and v["kind"] == "reaped" for v in changelog.of(lost.call_id)),
+        )
         # ...so an end reported now changes nothing: a no-answer would otherwise re-route it (max_attempts 2).
         late = pb.CallEnded(
             event_id=codec.new_id(),
@@ -240,7 +245,9 @@ async def test_finished_calls_are_forgotten_after_the_retention(setup: Setup) ->
         # The same redelivery now is older than the retention: still ignored, never routed twice.
         await publish_handled(routers, IVR_COMPLETED.name, first)
         assert len(e.events(first.call_id, CALL_REJECTED.name)) == 1
-        ignored = [line for line in router_log(routers).splitlines() if "stale_ivr_completed_ignored" in line and first.call_id in line]
+        ignored = [
+            line for line in router_log(routers).splitlines() if "stale_ivr_completed_ignored" in line and first.call_id in line
+        ]
         assert ignored, "no warning for the ignored stale ivr.completed"
         # The entry is gone from the running table, not only from the changelog: a new event under
         # the same call id (fresh occurred_at) is routed again.
@@ -275,7 +282,11 @@ async def test_state_from_an_older_router_loads_and_is_swept(setup: Setup) -> No
 def hung_up(call_id: str) -> pb.CallEnded:
     """What the ivr publishes when the caller hangs up after ivr.completed, before a decision reached it."""
     return pb.CallEnded(
-        event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), outcome=pb.CALL_OUTCOME_CALLER_HANGUP, routing_pending=True
+        event_id=codec.new_id(),
+        call_id=call_id,
+        occurred_at=codec.now_ts(),
+        outcome=pb.CALL_OUTCOME_CALLER_HANGUP,
+        routing_pending=True,
     )
 
 
@@ -288,7 +299,10 @@ async def test_a_caller_who_hangs_up_during_the_auction_is_abandoned_not_sold(se
         rejected = await e.outcome(call.call_id, CALL_REJECTED.name)
         assert (rejected.reason, rejected.detail) == ("abandoned", "the caller hung up while routing (auction)")  # type: ignore[attr-defined]
         assert rejected.campaign_id == setup.left and rejected.trace.winning_tier == -1  # type: ignore[attr-defined]
-        await until("the call finished as rejected", lambda: any(isinstance(v, dict) and v["kind"] == "rejected" for v in changelog.of(call.call_id)))
+        await until(
+            "the call finished as rejected",
+            lambda: any(isinstance(v, dict) and v["kind"] == "rejected" for v in changelog.of(call.call_id)),
+        )
         # The same report again (at-least-once) changes nothing.
         await publish_handled(routers, CALL_ENDED.name, hung_up(call.call_id))
         assert len(e.events(call.call_id)) == 1
@@ -300,7 +314,10 @@ async def test_a_hang_up_that_overtakes_its_ivr_completed_ends_the_call_without_
         call = ivr(setup.left)
         # call.ended and ivr.completed are on different topics: nothing orders them. Here the hang-up is handled first.
         await publish_handled(routers, CALL_ENDED.name, hung_up(call.call_id))
-        await until("the hang-up remembered", lambda: [v["kind"] for v in changelog.of(call.call_id) if isinstance(v, dict)] == ["hung_up"])
+        await until(
+            "the hang-up remembered",
+            lambda: [v["kind"] for v in changelog.of(call.call_id) if isinstance(v, dict)] == ["hung_up"],
+        )
         await e.bus.publish(IVR_COMPLETED, call)
         rejected = await e.outcome(call.call_id, CALL_REJECTED.name)
         assert (rejected.reason, rejected.detail) == ("abandoned", "the caller hung up before routing started")  # type: ignore[attr-defined]

@@ -156,7 +156,9 @@ class Traffic:
 
     def settled(self, call_id: str) -> bool:
         """Rejected, or an attempt the edge ended answered (the sale stands)."""
-        return call_id in self.rejected or any(self.ended.get((call_id, a)) == pb.CALL_OUTCOME_ANSWERED for a in self.routed.get(call_id, ()))
+        return call_id in self.rejected or any(
+            self.ended.get((call_id, a)) == pb.CALL_OUTCOME_ANSWERED for a in self.routed.get(call_id, ())
+        )
 
     def since(self, t: float) -> list[str]:
         return [c for c in self.calls if self.published_at[c] >= t]
@@ -175,7 +177,11 @@ async def test_workers_join_crash_and_return_under_traffic(broker: EmbeddedBroke
     campaign, top, nxt, spare = f"rebalance-{tag}", f"top-{tag}", f"next-{tag}", f"spare-{tag}"
     config = tmp_path / "routing.yaml"
     config.write_text(
-        CONFIG.replace("CAMPAIGN", campaign).replace("TOP", top).replace("NEXT", nxt).replace("SPARE", spare).replace("CAP", str(CAP))
+        CONFIG.replace("CAMPAIGN", campaign)
+        .replace("TOP", top)
+        .replace("NEXT", nxt)
+        .replace("SPARE", spare)
+        .replace("CAP", str(CAP))
     )
     kafka = broker.kafka_settings()
     app_id = f"router-rebalance-{tag}"
@@ -212,13 +218,19 @@ async def test_workers_join_crash_and_return_under_traffic(broker: EmbeddedBroke
 
                 def done() -> bool:
                     later = traffic.since(t)
-                    return len(later) >= CALLS_PER_PHASE and all(traffic.decided(c) for c in traffic.calls[: traffic.calls.index(later[CALLS_PER_PHASE - 1]) + 1])
+                    return len(later) >= CALLS_PER_PHASE and all(
+                        traffic.decided(c) for c in traffic.calls[: traffic.calls.index(later[CALLS_PER_PHASE - 1]) + 1]
+                    )
 
                 try:
                     await until(what, done, timeout_s, interval_s=0.02)
                 except TimeoutError:
-                    waiting = [c for c in traffic.calls if not traffic.decided(c) and time.monotonic() - traffic.published_at[c] > 5]
-                    raise AssertionError(f"{what}: undecided {traffic.describe(waiting, kafka.partitions)}; seed {seed}; logs in {tmp_path}") from None
+                    waiting = [
+                        c for c in traffic.calls if not traffic.decided(c) and time.monotonic() - traffic.published_at[c] > 5
+                    ]
+                    raise AssertionError(
+                        f"{what}: undecided {traffic.describe(waiting, kafka.partitions)}; seed {seed}; logs in {tmp_path}"
+                    ) from None
                 marks.append((what, time.monotonic() - started))
 
             try:
@@ -251,10 +263,16 @@ async def test_workers_join_crash_and_return_under_traffic(broker: EmbeddedBroke
                     await until("every call settled", lambda: all(traffic.settled(c) for c in calls), 60, interval_s=0.05)
                 except TimeoutError:
                     stuck = [c for c in calls if not traffic.settled(c)]
-                    raise AssertionError(f"not settled: {traffic.describe(stuck, kafka.partitions)}; seed {seed}; logs in {tmp_path}") from None
+                    raise AssertionError(
+                        f"not settled: {traffic.describe(stuck, kafka.partitions)}; seed {seed}; logs in {tmp_path}"
+                    ) from None
 
                 def holding() -> dict[str, list[str]]:
-                    return {b: sorted(e.view.loads[b][1].open_calls) for b in (top, nxt, spare) if b in e.view.loads and e.view.loads[b][1].open_calls}
+                    return {
+                        b: sorted(e.view.loads[b][1].open_calls)
+                        for b in (top, nxt, spare)
+                        if b in e.view.loads and e.view.loads[b][1].open_calls
+                    }
 
                 try:
                     await until("every slot released", lambda: not holding(), 30, interval_s=0.05)
@@ -282,7 +300,9 @@ async def test_workers_join_crash_and_return_under_traffic(broker: EmbeddedBroke
             c = by_call[call_id]
             sold = [a for (cc, a), o in ended_by_edge.items() if cc == call_id and o == pb.CALL_OUTCOME_ANSWERED]
             assert len(sold) <= 1, f"{call_id}: sold twice: {info(call_id)}"
-            assert not sold or all(r.attempt <= sold[0] for r in c["routed"]), f"{call_id}: routed again after a sale: {info(call_id)}"
+            assert not sold or all(r.attempt <= sold[0] for r in c["routed"]), (
+                f"{call_id}: routed again after a sale: {info(call_id)}"
+            )
 
         peak = max_open(routed_all, ended_all, top)
         assert peak <= CAP, f"{peak} calls open at once with {top} (cap {CAP}); seed {seed}; logs in {tmp_path}"

@@ -29,8 +29,8 @@ from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import (
     BID_RECEIVED,
     CALL_QUEUED,
-    CALL_ROUTED,
     CALL_REJECTED,
+    CALL_ROUTED,
     IVR_COMPLETED,
     PING_REQUESTED,
     Topic,
@@ -151,15 +151,26 @@ async def test_a_bid_given_in_time_counts_when_the_deadline_is_handled_late(rout
             # Answers of other auctions (stale for this call) ahead of the one that counts, on the same partition.
             backlog = [
                 pb.BidReceived(
-                    event_id=codec.new_id(), call_id=event.call_id, occurred_at=codec.now_ts(), auction_id=f"stale-{n}",
-                    buyer_id="late-rtb", outcome=pb.BID_OUTCOME_DECLINE, reason="stale",
+                    event_id=codec.new_id(),
+                    call_id=event.call_id,
+                    occurred_at=codec.now_ts(),
+                    auction_id=f"stale-{n}",
+                    buyer_id="late-rtb",
+                    outcome=pb.BID_OUTCOME_DECLINE,
+                    reason="stale",
                 )
                 for n in range(BACKLOG)
             ]
             await asyncio.gather(*(bus.publish(BID_RECEIVED, b) for b in backlog))
             in_time = pb.BidReceived(
-                event_id=codec.new_id(), call_id=event.call_id, occurred_at=codec.now_ts(), auction_id=ping.auction_id,
-                buyer_id="late-rtb", outcome=pb.BID_OUTCOME_BID, amount="55.00", latency_ms=120,
+                event_id=codec.new_id(),
+                call_id=event.call_id,
+                occurred_at=codec.now_ts(),
+                auction_id=ping.auction_id,
+                buyer_id="late-rtb",
+                outcome=pb.BID_OUTCOME_BID,
+                amount="55.00",
+                latency_ms=120,
             )
             assert codec.ts_ms(in_time.occurred_at) < codec.ts_ms(ping.deadline)
             await bus.publish(BID_RECEIVED, in_time)
@@ -257,7 +268,9 @@ def test_a_router_configured_for_another_partition_count_refuses_to_start(broker
         "SWITCHBOARD_KAFKA_PARTITIONS": "3",
         "SWITCHBOARD_READY_DIR": str(tmp_path),
     }
-    done = subprocess.run([sys.executable, "-m", "switchboard.services.router"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "switchboard.services.router"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "ivr.completed has 4" in done.stderr and "SWITCHBOARD_KAFKA_PARTITIONS is 3" in done.stderr, done.stderr

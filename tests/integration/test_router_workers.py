@@ -74,7 +74,9 @@ async def test_restart_keeps_open_calls_and_counters(broker: EmbeddedBroker, tmp
             assert six.buyer_id == "next"
             calls = [x.call_id for x in (one, two, three, four, five, six)]
             routed_once_per_attempt(e, calls)
-            assert all(len(e.events(c)) == 1 for c in calls), {c: [(type(x).__name__, getattr(x, "attempt", 0), x.event_id) for x in e.events(c)] for c in calls}
+            assert all(len(e.events(c)) == 1 for c in calls), {
+                c: [(type(x).__name__, getattr(x, "attempt", 0), x.event_id) for x in e.events(c)] for c in calls
+            }
     finally:
         routers.stop_all()
 
@@ -85,7 +87,9 @@ async def test_restart_keeps_open_calls_and_counters(broker: EmbeddedBroker, tmp
 async def test_two_workers_never_exceed_the_concurrency_cap(broker: EmbeddedBroker, tmp_path: Path) -> None:
     cap = 3
     campaign = f"capped-{uuid.uuid4().hex[:8]}"
-    routers = routers_for(broker, tmp_path, OWN_CONFIG.replace("CONC", str(cap)).replace("DAILY", "100000").replace("CAMPAIGN", campaign))
+    routers = routers_for(
+        broker, tmp_path, OWN_CONFIG.replace("CONC", str(cap)).replace("DAILY", "100000").replace("CAMPAIGN", campaign)
+    )
     try:
         routers.start(2)
         assert all(p.info["partitions"] > 0 for p in routers.procs), [p.info for p in routers.procs]
@@ -130,7 +134,8 @@ async def max_open(kafka: KafkaSettings, call_ids: set[str], buyer_id: str) -> i
     routed = await read_all(kafka, CALL_ROUTED, lambda ev: ev.call_id in call_ids and ev.buyer_id == buyer_id)  # type: ignore[attr-defined]
     ended = await read_all(kafka, CALL_ENDED, lambda ev: ev.call_id in call_ids and ev.buyer_id == buyer_id)  # type: ignore[attr-defined]
     timeline = sorted(
-        [(codec.ts_ms(ev.occurred_at), 1, ev.call_id) for ev in routed] + [(codec.ts_ms(ev.occurred_at), 0, ev.call_id) for ev in ended]
+        [(codec.ts_ms(ev.occurred_at), 1, ev.call_id) for ev in routed]
+        + [(codec.ts_ms(ev.occurred_at), 0, ev.call_id) for ev in ended]
     )
     open_calls: set[str] = set()
     peak = 0
@@ -142,4 +147,3 @@ async def max_open(kafka: KafkaSettings, call_ids: set[str], buyer_id: str) -> i
         else:
             open_calls.discard(call_id)
     return peak
-

@@ -22,7 +22,17 @@ from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALL_ROUTED, IVR_COMPLETED, PING_REQUESTED
 from switchboard.v1 import events_pb2 as pb
-from tests.support import BuyerSimProcess, Results, ServiceProcess, by_target, event_bus, ivr, service_env, stop_services, wait_event
+from tests.support import (
+    BuyerSimProcess,
+    Results,
+    ServiceProcess,
+    by_target,
+    event_bus,
+    ivr,
+    service_env,
+    stop_services,
+    wait_event,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -96,10 +106,12 @@ def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         codes = stop_services(*procs)
         sim_code = sim.stop()
-        assert all(c == 0 for c in codes.values()) and sim_code == 0, f"unclean shutdown {codes} buyersim={sim_code}; logs in {tmp}"
+        assert all(c == 0 for c in codes.values()) and sim_code == 0, (
+            f"unclean shutdown {codes} buyersim={sim_code}; logs in {tmp}"
+        )
 
 
-def ms(ts) -> float:  # noqa: ANN001 — a protobuf Timestamp
+def ms(ts) -> float:
     return ts.ToNanoseconds() / 1e6
 
 

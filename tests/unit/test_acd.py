@@ -363,7 +363,9 @@ def test_remembered_hang_ups_are_bounded_forgotten_by_age_and_keep_their_first_t
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["offer", "release", "fail", "expire", "reap", "left"]), st.integers(0, 7)), max_size=60))
+@given(
+    st.lists(st.tuples(st.sampled_from(["offer", "release", "fail", "expire", "reap", "left"]), st.integers(0, 7)), max_size=60)
+)
 def test_invariants_with_reaps_and_hang_ups(events):
     """Capacity holds; a call is never both waiting and on an agent; a remembered hang-up is never live;
     a call whose caller left before it was offered never reaches an agent; no agent idles while a call it may take waits."""

@@ -31,7 +31,11 @@ def via_json(acd: Acd, **kw) -> Acd:
 
 def test_round_trip_keeps_agents_waiting_lists_tried_agents_and_seen_ids():
     queues = [q("sales", match=["lang"]), q("rr", strategy="round_robin")]
-    agents = [a("ana", ["sales"], skills={"lang": ["en"]}), a("ben", ["sales", "rr"], skills={"lang": ["en", "es"]}), a("cy", ["rr"])]
+    agents = [
+        a("ana", ["sales"], skills={"lang": ["en"]}),
+        a("ben", ["sales", "rr"], skills={"lang": ["en", "es"]}),
+        a("cy", ["rr"]),
+    ]
     acd = Acd(queues, agents)
     acd.offer(call("c1", "sales", 0, {"lang": "en"}, max_attempts=3), 0)  # ana
     acd.offer(call("c2", "sales", 1, {"lang": "es"}), 1)  # ben
@@ -45,7 +49,13 @@ def test_round_trip_keeps_agents_waiting_lists_tried_agents_and_seen_ids():
     assert restored.to_dict() == acd.to_dict()
     assert restored.agent_of("c2") == "ben" and restored.agent_of("c3") == "ana"
     c1 = restored.call_of("c1")
-    assert (c1.attempt, c1.max_attempts, c1.tried, c1.requeued, c1.payload) == (2, 3, {"ana": "no_answer on offer 1"}, True, "payload-c1")
+    assert (c1.attempt, c1.max_attempts, c1.tried, c1.requeued, c1.payload) == (
+        2,
+        3,
+        {"ana": "no_answer on offer 1"},
+        True,
+        "payload-c1",
+    )
     assert [c.call_id for c in restored.waiting["sales"]] == ["c1", "c5"]
     assert restored.offer(call("c4", "rr", 7), 7).status == "duplicate"  # finished ids survive
     assert restored.agents["ana"].has_capacity is False and restored.agents["cy"].idle_since == 5
@@ -94,7 +104,9 @@ def test_done_ids_and_finished_counter_give_the_newest_finished_calls_in_order()
     # Restored without the ids in the dict, with the owner's own list instead (oldest first, bounded).
     data = acd.to_dict(done=False)
     assert "done" not in data
-    restored = Acd.from_dict(acd.queues.values(), [s.agent for s in acd.agents.values()], data, done=["x", "c3", "c4"], remember=2)
+    restored = Acd.from_dict(
+        acd.queues.values(), [s.agent for s in acd.agents.values()], data, done=["x", "c3", "c4"], remember=2
+    )
     assert restored.done_ids() == ["c3", "c4"]
 
 
@@ -223,7 +235,9 @@ def test_restored_acd_decides_exactly_like_the_original(steps, cut, strategy):
             if op == "offer":
                 queue = ["a", "b", "nope"][qi]
                 needs = {"lang": ["en", "es", "fr", ""][extra]} if queue == "a" else {}
-                r = acd.offer(WaitingCall(cid, queue, now, {k: v for k, v in needs.items() if v}, max_attempts=2 + extra % 2), now)
+                r = acd.offer(
+                    WaitingCall(cid, queue, now, {k: v for k, v in needs.items() if v}, max_attempts=2 + extra % 2), now
+                )
             elif op == "release":
                 r = acd.release(cid, now)
             elif op == "failed":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -30,7 +30,7 @@ T2 = "2025-03-01T12:00:01.500+00:00"
 
 
 def _dt(iso: str) -> datetime:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc)
+    return datetime.fromisoformat(iso).astimezone(UTC)
 
 
 def _row(table: tb.Table, event) -> dict:
@@ -39,13 +39,20 @@ def _row(table: tb.Table, event) -> dict:
     t, values = got
     assert t is table
     assert len(values) == len(table.columns), "row must have one value per column"
-    return dict(zip(table.column_names, values))
+    return dict(zip(table.column_names, values, strict=True))
 
 
 def _trace() -> pb.DecisionTrace:
     return pb.DecisionTrace(
         entries=[
-            pb.TraceEntry(target_id="acme", kind=pb.TARGET_KIND_BUYER, eligible=True, bid_outcome=pb.BID_OUTCOME_BID, bid_amount="40.00", winner=True),
+            pb.TraceEntry(
+                target_id="acme",
+                kind=pb.TARGET_KIND_BUYER,
+                eligible=True,
+                bid_outcome=pb.BID_OUTCOME_BID,
+                bid_amount="40.00",
+                winner=True,
+            ),
             pb.TraceEntry(target_id="cheap", kind=pb.TARGET_KIND_BUYER, excluded_by="filter:states", detail="TX not in [CA]"),
         ],
         winning_tier=0,
@@ -55,22 +62,47 @@ def _trace() -> pb.DecisionTrace:
 
 def test_calls_started_row():
     ev = pb.CallStarted(
-        event_id="e1", call_id="c1", occurred_at=_ts(T0), dialed_number="+18885550123", campaign_id="solar",
-        publisher_id="pub", caller=pb.Caller(number="+13105550199", state="CA", zip="90001", area_code="310", timezone="America/Los_Angeles"),
+        event_id="e1",
+        call_id="c1",
+        occurred_at=_ts(T0),
+        dialed_number="+18885550123",
+        campaign_id="solar",
+        publisher_id="pub",
+        caller=pb.Caller(number="+13105550199", state="CA", zip="90001", area_code="310", timezone="America/Los_Angeles"),
     )
     r = _row(tb.CALLS_STARTED, ev)
     assert r == {
-        "call_id": "c1", "event_id": "e1", "occurred_at": _dt(T0), "dialed_number": "+18885550123",
-        "campaign_id": "solar", "publisher_id": "pub", "caller_number": "+13105550199", "caller_state": "CA",
-        "caller_zip": "90001", "caller_area_code": "310", "caller_timezone": "America/Los_Angeles",
+        "call_id": "c1",
+        "event_id": "e1",
+        "occurred_at": _dt(T0),
+        "dialed_number": "+18885550123",
+        "campaign_id": "solar",
+        "publisher_id": "pub",
+        "caller_number": "+13105550199",
+        "caller_state": "CA",
+        "caller_zip": "90001",
+        "caller_area_code": "310",
+        "caller_timezone": "America/Los_Angeles",
     }
 
 
 def test_pings_row():
     ev = pb.PingRequested(
-        event_id="e2", call_id="c1", occurred_at=_ts(T0), auction_id="a1", campaign_id="solar", publisher_id="pub",
-        tier_index=1, attempt=2, strategy="price", buyer_ids=["b1", "b2"], deadline=_ts(T2), state="CA", zip="90001",
-        area_code="310", answers={"homeowner": "yes"},
+        event_id="e2",
+        call_id="c1",
+        occurred_at=_ts(T0),
+        auction_id="a1",
+        campaign_id="solar",
+        publisher_id="pub",
+        tier_index=1,
+        attempt=2,
+        strategy="price",
+        buyer_ids=["b1", "b2"],
+        deadline=_ts(T2),
+        state="CA",
+        zip="90001",
+        area_code="310",
+        answers={"homeowner": "yes"},
     )
     r = _row(tb.PINGS, ev)
     assert r["buyer_ids"] == ["b1", "b2"] and r["answers"] == {"homeowner": "yes"}
@@ -89,8 +121,16 @@ def test_pings_row():
 )
 def test_bids_row(outcome, amount, label, expected):
     ev = pb.BidReceived(
-        event_id="e3", call_id="c1", occurred_at=_ts(T1), auction_id="a1", buyer_id="acme", outcome=outcome,
-        amount=amount, reason="timeout", available=True, latency_ms=42,
+        event_id="e3",
+        call_id="c1",
+        occurred_at=_ts(T1),
+        auction_id="a1",
+        buyer_id="acme",
+        outcome=outcome,
+        amount=amount,
+        reason="timeout",
+        available=True,
+        latency_ms=42,
     )
     r = _row(tb.BIDS, ev)
     assert r["outcome"] == label and r["amount"] == expected
@@ -99,9 +139,22 @@ def test_bids_row(outcome, amount, label, expected):
 
 def test_calls_routed_row_with_latency_and_trace():
     ev = pb.CallRouted(
-        event_id="e4", call_id="c1", occurred_at=_ts(T2), call_started_at=_ts(T0), routing_started_at=_ts(T1),
-        campaign_id="solar", publisher_id="pub", kind=pb.TARGET_KIND_BUYER, buyer_id="acme", destination="+18005550100",
-        price="40.005", tier_index=0, attempt=1, strategy="price", trace=_trace(), caller=pb.Caller(state="CA"),
+        event_id="e4",
+        call_id="c1",
+        occurred_at=_ts(T2),
+        call_started_at=_ts(T0),
+        routing_started_at=_ts(T1),
+        campaign_id="solar",
+        publisher_id="pub",
+        kind=pb.TARGET_KIND_BUYER,
+        buyer_id="acme",
+        destination="+18005550100",
+        price="40.005",
+        tier_index=0,
+        attempt=1,
+        strategy="price",
+        trace=_trace(),
+        caller=pb.Caller(state="CA"),
     )
     r = _row(tb.CALLS_ROUTED, ev)
     assert r["kind"] == "buyer" and r["buyer_id"] == "acme" and r["agent_id"] == ""
@@ -114,7 +167,9 @@ def test_calls_routed_row_with_latency_and_trace():
 
 
 def test_calls_routed_to_agent_without_routing_start():
-    ev = pb.CallRouted(event_id="e5", call_id="c2", occurred_at=_ts(T2), kind=pb.TARGET_KIND_AGENT, agent_id="ann", queue_id="q", price="0")
+    ev = pb.CallRouted(
+        event_id="e5", call_id="c2", occurred_at=_ts(T2), kind=pb.TARGET_KIND_AGENT, agent_id="ann", queue_id="q", price="0"
+    )
     r = _row(tb.CALLS_ROUTED, ev)
     assert r["kind"] == "agent" and r["agent_id"] == "ann" and r["queue_id"] == "q"
     assert r["price"] == Decimal("0.00")
@@ -124,8 +179,15 @@ def test_calls_routed_to_agent_without_routing_start():
 
 def test_calls_rejected_row():
     ev = pb.CallRejected(
-        event_id="e6", call_id="c3", occurred_at=_ts(T2), routing_started_at=_ts(T0), campaign_id="solar",
-        publisher_id="pub", reason="no_bid", detail="all buyers declined", trace=_trace(),
+        event_id="e6",
+        call_id="c3",
+        occurred_at=_ts(T2),
+        routing_started_at=_ts(T0),
+        campaign_id="solar",
+        publisher_id="pub",
+        reason="no_bid",
+        detail="all buyers declined",
+        trace=_trace(),
     )
     r = _row(tb.CALLS_REJECTED, ev)
     assert (r["reason"], r["detail"], r["decision_latency_ms"]) == ("no_bid", "all buyers declined", 1500)
@@ -134,27 +196,61 @@ def test_calls_rejected_row():
 
 
 def test_calls_ended_row():
-    ev = pb.CallEnded(event_id="e7", call_id="c1", occurred_at=_ts(T2), outcome=pb.CALL_OUTCOME_CALLER_HANGUP, connected_seconds=95, buyer_id="acme")
+    ev = pb.CallEnded(
+        event_id="e7",
+        call_id="c1",
+        occurred_at=_ts(T2),
+        outcome=pb.CALL_OUTCOME_CALLER_HANGUP,
+        connected_seconds=95,
+        buyer_id="acme",
+    )
     r = _row(tb.CALLS_ENDED, ev)
     assert r == {
-        "call_id": "c1", "event_id": "e7", "occurred_at": _dt(T2), "outcome": "caller_hangup",
-        "connected_seconds": 95, "buyer_id": "acme", "agent_id": "", "attempt": 0,
+        "call_id": "c1",
+        "event_id": "e7",
+        "occurred_at": _dt(T2),
+        "outcome": "caller_hangup",
+        "connected_seconds": 95,
+        "buyer_id": "acme",
+        "agent_id": "",
+        "attempt": 0,
     }
 
 
 def test_cti_events_row():
     ev = pb.CtiEvent(
-        event_id="e8", call_id="c1", occurred_at=_ts(T2), type=pb.CTI_EVENT_TYPE_CALL_ROUTED, campaign_id="solar",
-        kind=pb.TARGET_KIND_BUYER, buyer_id="acme", destination="+18005550100", price="40.00", caller=pb.Caller(state="AZ"),
+        event_id="e8",
+        call_id="c1",
+        occurred_at=_ts(T2),
+        type=pb.CTI_EVENT_TYPE_CALL_ROUTED,
+        campaign_id="solar",
+        kind=pb.TARGET_KIND_BUYER,
+        buyer_id="acme",
+        destination="+18005550100",
+        price="40.00",
+        caller=pb.Caller(state="AZ"),
     )
     r = _row(tb.CTI_EVENTS, ev)
-    assert (r["type"], r["kind"], r["price"], r["outcome"], r["caller_state"]) == ("call_routed", "buyer", Decimal("40.00"), "unspecified", "AZ")
+    assert (r["type"], r["kind"], r["price"], r["outcome"], r["caller_state"]) == (
+        "call_routed",
+        "buyer",
+        Decimal("40.00"),
+        "unspecified",
+        "AZ",
+    )
 
 
 def test_dead_letters_row_keeps_the_raw_value():
     ev = pb.DeadLetter(
-        event_id="e9", occurred_at=_ts(T0), service="router", source_topic="call.started", source_partition=3,
-        source_offset=17, key=b"c9", value=b"\xff\x00junk", reason="undecodable: boom",
+        event_id="e9",
+        occurred_at=_ts(T0),
+        service="router",
+        source_topic="call.started",
+        source_partition=3,
+        source_offset=17,
+        key=b"c9",
+        value=b"\xff\x00junk",
+        reason="undecodable: boom",
     )
     r = _row(tb.DEAD_LETTERS, ev)
     assert r["call_id"] == "c9" and r["service"] == "router" and r["source_topic"] == "call.started"
@@ -169,7 +265,7 @@ def test_event_row_for_every_topic():
             ev.call_id = "c1"
         else:
             ev.key = b"c1"  # the dead letter: call id comes from the record key
-        row = dict(zip(tb.EVENTS.column_names, tb.event_row(ev, tb.Delivery(topic.name, 2, 99, b"c1"))))
+        row = dict(zip(tb.EVENTS.column_names, tb.event_row(ev, tb.Delivery(topic.name, 2, 99, b"c1")), strict=True))
         assert row["topic"] == topic.name and row["event_id"] == f"id-{topic.name}" and row["call_id"] == "c1"
         assert (row["partition"], row["offset"], row["occurred_at"]) == (2, 99, _dt(T0))
         assert json.loads(row["payload"])["event_id"] == f"id-{topic.name}"
@@ -185,7 +281,17 @@ def test_table_topic_mapping_is_driven_by_platform_topics():
         assert BY_NAME[name] is table.topic, name
     names = [t.name for t in tb.ALL_TABLES]
     assert len(names) == len(set(names))
-    assert {"events", "calls_routed", "calls_rejected", "calls_started", "bids", "pings", "calls_ended", "cti_events", "dead_letters"} == set(names)
+    assert {
+        "events",
+        "calls_routed",
+        "calls_rejected",
+        "calls_started",
+        "bids",
+        "pings",
+        "calls_ended",
+        "cti_events",
+        "dead_letters",
+    } == set(names)
     # every mapped topic's message type is the one the topic carries
     for name, (table, fn) in tb.TYPED_TABLES.items():
         assert len(fn(BY_NAME[name].message())) == len(table.columns)

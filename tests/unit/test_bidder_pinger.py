@@ -41,7 +41,7 @@ SIM = {
 }
 
 
-@pytest.fixture()
+@pytest.fixture
 async def sim() -> AsyncIterator[BuyerSim]:
     s = BuyerSim(SimConfig.model_validate(SIM))
     await s.start()
@@ -51,7 +51,7 @@ async def sim() -> AsyncIterator[BuyerSim]:
         await s.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 async def pinger() -> AsyncIterator[Pinger]:
     p = Pinger(BidderSettings(), {"signed": SecretStr("s3cret")})
     await p.start()
@@ -79,7 +79,9 @@ def ping(buyer: str, deadline_in_s: float = 2.0) -> pb.PingRequested:
         ("signed", BID, "", "11.00"),
     ],
 )
-async def test_answers_and_faults(sim: BuyerSim, pinger: Pinger, transport: str, buyer: str, outcome: int, reason: str, amount: str) -> None:
+async def test_answers_and_faults(
+    sim: BuyerSim, pinger: Pinger, transport: str, buyer: str, outcome: int, reason: str, amount: str
+) -> None:
     url = sim.http_url(buyer) if transport == "http" else sim.grpc_url()
     a = await pinger.ping(ping(buyer), buyer, url, timeout_s=0.5)
     assert (a.outcome, a.reason, a.amount) == (outcome, reason, amount), a.detail
@@ -124,14 +126,29 @@ async def test_no_time_left_is_timeout_without_a_call(pinger: Pinger) -> None:
     assert (a.outcome, a.reason) == (NO_BID, "timeout")
 
 
-@pytest.fixture()
+@pytest.fixture
 def self_signed(tmp_path: Path) -> ssl.SSLContext:
     """A server TLS context with a fresh self-signed certificate (trusted by nobody)."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)

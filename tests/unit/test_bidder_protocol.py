@@ -20,8 +20,16 @@ BID, DECLINE, NO_BID = pb.BID_OUTCOME_BID, pb.BID_OUTCOME_DECLINE, pb.BID_OUTCOM
 
 def ping(deadline_s: float | None = 1_700_000_000.25) -> pb.PingRequested:
     p = pb.PingRequested(
-        event_id="e1", call_id="c1", auction_id="a1", campaign_id="solar", publisher_id="pub",
-        buyer_ids=["b1"], state="CA", zip="90001", area_code="213", answers={"homeowner": "yes", "credit": "700"},
+        event_id="e1",
+        call_id="c1",
+        auction_id="a1",
+        campaign_id="solar",
+        publisher_id="pub",
+        buyer_ids=["b1"],
+        state="CA",
+        zip="90001",
+        area_code="213",
+        answers={"homeowner": "yes", "credit": "700"},
     )
     if deadline_s is not None:
         ts = Timestamp()
@@ -33,16 +41,31 @@ def ping(deadline_s: float | None = 1_700_000_000.25) -> pb.PingRequested:
 def test_ping_json_has_the_documented_fields_and_never_a_number() -> None:
     body = json.loads(protocol.ping_json(ping(), "b1", 750))
     assert body == {
-        "type": "ping", "buyer_id": "b1", "call_id": "c1", "auction_id": "a1", "campaign_id": "solar", "publisher_id": "pub",
-        "state": "CA", "zip": "90001", "area_code": "213", "answers": {"credit": "700", "homeowner": "yes"},
-        "deadline": "2023-11-14T22:13:20.250Z", "timeout_ms": 750,
+        "type": "ping",
+        "buyer_id": "b1",
+        "call_id": "c1",
+        "auction_id": "a1",
+        "campaign_id": "solar",
+        "publisher_id": "pub",
+        "state": "CA",
+        "zip": "90001",
+        "area_code": "213",
+        "answers": {"credit": "700", "homeowner": "yes"},
+        "deadline": "2023-11-14T22:13:20.250Z",
+        "timeout_ms": 750,
     }
     assert "number" not in json.dumps(body) and "caller" not in json.dumps(body)
 
 
 def test_ping_proto_mirrors_the_json() -> None:
     req = protocol.ping_proto(ping(), "b1", 750)
-    assert (req.buyer_id, req.call_id, req.zip, req.timeout_ms, dict(req.answers)["homeowner"]) == ("b1", "c1", "90001", 750, "yes")
+    assert (req.buyer_id, req.call_id, req.zip, req.timeout_ms, dict(req.answers)["homeowner"]) == (
+        "b1",
+        "c1",
+        "90001",
+        750,
+        "yes",
+    )
     assert req.deadline.ToMilliseconds() == 1_700_000_000_250
 
 
@@ -66,11 +89,31 @@ def test_good_answers(raw: bytes, expected: tuple) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        b"", b"not json", b'{"bid": 12.5, "accept": tru', b"[]", b'"37.50"', b"null",
-        b'{"accept": true}', b'{"bid": null}', b'{"bid": -1}', b'{"bid": "-0.01"}', b'{"bid": 37.505}',
-        b'{"bid": "37.505"}', b'{"bid": "abc"}', b'{"bid": true}', b'{"bid": [1]}', b'{"bid": NaN}',
-        b'{"bid": Infinity}', b'{"bid": "Infinity"}', b'{"bid": "NaN"}', b'{"bid": 1e400}', b'{"bid": 100000.01}',
-        b'{"bid": 10, "accept": "yes"}', b'{"bid": 10, "available": "yes"}', b"\xff\xfe", b"[" * 100_000,
+        b"",
+        b"not json",
+        b'{"bid": 12.5, "accept": tru',
+        b"[]",
+        b'"37.50"',
+        b"null",
+        b'{"accept": true}',
+        b'{"bid": null}',
+        b'{"bid": -1}',
+        b'{"bid": "-0.01"}',
+        b'{"bid": 37.505}',
+        b'{"bid": "37.505"}',
+        b'{"bid": "abc"}',
+        b'{"bid": true}',
+        b'{"bid": [1]}',
+        b'{"bid": NaN}',
+        b'{"bid": Infinity}',
+        b'{"bid": "Infinity"}',
+        b'{"bid": "NaN"}',
+        b'{"bid": 1e400}',
+        b'{"bid": 100000.01}',
+        b'{"bid": 10, "accept": "yes"}',
+        b'{"bid": 10, "available": "yes"}',
+        b"\xff\xfe",
+        b"[" * 100_000,
     ],
 )
 def test_malformed_answers_are_no_bid_malformed(raw: bytes) -> None:

@@ -16,7 +16,7 @@ def test_us_state_table_has_50_states_and_dc():
 
 
 @pytest.mark.parametrize(
-    "raw, e164, area, state, tz",
+    ("raw", "e164", "area", "state", "tz"),
     [
         ("+13105551234", "+13105551234", "310", "CA", "America/Los_Angeles"),  # "California"
         ("2135551234", "+12135551234", "213", "CA", "America/Los_Angeles"),  # "Los Angeles, CA", US default region
@@ -60,7 +60,7 @@ def test_invalid_numbers_are_flagged_with_empty_facts(raw):
 
 
 @pytest.mark.parametrize(
-    "desc, code",
+    ("desc", "code"),
     [
         ("California", "CA"),
         ("Los Angeles, CA", "CA"),
@@ -83,7 +83,9 @@ def test_with_zip_keeps_other_facts():
     assert f.zip == "90210" and f.state == "CA" and f.valid
 
 
-@pytest.mark.parametrize("raw, z", [("90210", "90210"), (" 90210-1234 ", "90210"), ("902101234", "90210"), ("9021", None), ("abcde", None)])
+@pytest.mark.parametrize(
+    ("raw", "z"), [("90210", "90210"), (" 90210-1234 ", "90210"), ("902101234", "90210"), ("9021", None), ("abcde", None)]
+)
 def test_normalize_zip(raw, z):
     assert normalize_zip(raw) == z
 

@@ -158,93 +158,317 @@ def test_full_example_is_valid_and_money_is_exact(tmp_path: Path):
 
 # (case id, text replaced, replacement, field path, fragments of the message/fix, marker of the reported line or None)
 REFUSALS = [
-    ("tier-unknown-buyer", "buyers: [b1, b2]", "buyers: [b1, bx]", "campaigns.0.routing.tiers.0.buyers.1",
-     ("unknown buyer 'bx'", "define it under buyers"), None),
-    ("tier-unknown-queue", "queue: sales", "queue: support", "campaigns.0.routing.tiers.2.queue",
-     ("unknown queue 'support'", "define it under queues"), None),
-    ("blocked-unknown-buyer", "blocked_buyers: [b2]", "blocked_buyers: [ghost]", "publishers.0.blocked_buyers.0",
-     ("unknown buyer 'ghost'", "remove it from blocked_buyers"), None),
-    ("agent-unknown-queue", "queues: [sales]", "queues: [salez]", "agents.0.queues.0",
-     ("unknown queue 'salez'", "did you mean sales?", "define it under queues"), None),
-    ("campaign-unknown-publisher", "publisher: pub", "publisher: ghost", "campaigns.0.publisher",
-     ("unknown publisher 'ghost'", "define it under publishers"), None),
-    ("campaign-unknown-ivr", "ivr: qualify", "ivr: qualfy", "campaigns.0.ivr",
-     ("unknown IVR flow 'qualfy'", "did you mean qualify?", "define it under ivr_flows"), None),
-    ("bad-timezone", "America/Los_Angeles", "America/Los_Angles", "buyers.0.schedule.timezone",
-     ("unknown timezone", "did you mean America/Los_Angeles?", "IANA"), None),
-    ("hours-no-minutes", 'mon-fri: "08:00-20:00"', 'mon-fri: "8-20"', "buyers.0.schedule.hours.mon-fri",
-     ("'8-20' is not a time range", '"08:00-20:00"'), None),
-    ("hours-out-of-day", 'sat: "09:00-13:00"', 'sat: "25:00-26:00"', "buyers.0.schedule.hours.sat",
-     ("'25:00-26:00' is not a time range", "00:00 to 24:00"), None),
-    ("hours-same-day-twice", 'sat: "09:00-13:00"', 'wed: "09:00-13:00"', "buyers.0.schedule.hours.wed",
-     ("wed is already covered by 'mon-fri'", "one entry only"), None),
-    ("hours-unknown-day", 'sat: "09:00-13:00"', 'saturday: "09:00-13:00"', "buyers.0.schedule.hours.saturday",
-     ("unknown day 'saturday'", "days are mon, tue"), None),
-    ("hours-day-in-a-range-and-alone", 'sun: "20:00-02:00"', 'fri: "20:00-10:00"', "buyers.0.schedule.hours.fri",
-     ("fri is already covered by 'mon-fri'",), None),
-    ("negative-money", "price: 40.00", "price: -40.00", "buyers.0.bid.price",
-     ("-40.00 is negative", "0 or more"), None),
-    ("sub-cent-money", "min_price: 10.00", "min_price: 10.005", "publishers.0.min_price",
-     ("fractions of a cent", "round it to cents"), None),
-    ("float-noise-is-not-rounded-away", "min_price: 10.00", "min_price: 10.0000000000000001", "publishers.0.min_price",
-     ("fractions of a cent",), None),
+    (
+        "tier-unknown-buyer",
+        "buyers: [b1, b2]",
+        "buyers: [b1, bx]",
+        "campaigns.0.routing.tiers.0.buyers.1",
+        ("unknown buyer 'bx'", "define it under buyers"),
+        None,
+    ),
+    (
+        "tier-unknown-queue",
+        "queue: sales",
+        "queue: support",
+        "campaigns.0.routing.tiers.2.queue",
+        ("unknown queue 'support'", "define it under queues"),
+        None,
+    ),
+    (
+        "blocked-unknown-buyer",
+        "blocked_buyers: [b2]",
+        "blocked_buyers: [ghost]",
+        "publishers.0.blocked_buyers.0",
+        ("unknown buyer 'ghost'", "remove it from blocked_buyers"),
+        None,
+    ),
+    (
+        "agent-unknown-queue",
+        "queues: [sales]",
+        "queues: [salez]",
+        "agents.0.queues.0",
+        ("unknown queue 'salez'", "did you mean sales?", "define it under queues"),
+        None,
+    ),
+    (
+        "campaign-unknown-publisher",
+        "publisher: pub",
+        "publisher: ghost",
+        "campaigns.0.publisher",
+        ("unknown publisher 'ghost'", "define it under publishers"),
+        None,
+    ),
+    (
+        "campaign-unknown-ivr",
+        "ivr: qualify",
+        "ivr: qualfy",
+        "campaigns.0.ivr",
+        ("unknown IVR flow 'qualfy'", "did you mean qualify?", "define it under ivr_flows"),
+        None,
+    ),
+    (
+        "bad-timezone",
+        "America/Los_Angeles",
+        "America/Los_Angles",
+        "buyers.0.schedule.timezone",
+        ("unknown timezone", "did you mean America/Los_Angeles?", "IANA"),
+        None,
+    ),
+    (
+        "hours-no-minutes",
+        'mon-fri: "08:00-20:00"',
+        'mon-fri: "8-20"',
+        "buyers.0.schedule.hours.mon-fri",
+        ("'8-20' is not a time range", '"08:00-20:00"'),
+        None,
+    ),
+    (
+        "hours-out-of-day",
+        'sat: "09:00-13:00"',
+        'sat: "25:00-26:00"',
+        "buyers.0.schedule.hours.sat",
+        ("'25:00-26:00' is not a time range", "00:00 to 24:00"),
+        None,
+    ),
+    (
+        "hours-same-day-twice",
+        'sat: "09:00-13:00"',
+        'wed: "09:00-13:00"',
+        "buyers.0.schedule.hours.wed",
+        ("wed is already covered by 'mon-fri'", "one entry only"),
+        None,
+    ),
+    (
+        "hours-unknown-day",
+        'sat: "09:00-13:00"',
+        'saturday: "09:00-13:00"',
+        "buyers.0.schedule.hours.saturday",
+        ("unknown day 'saturday'", "days are mon, tue"),
+        None,
+    ),
+    (
+        "hours-day-in-a-range-and-alone",
+        'sun: "20:00-02:00"',
+        'fri: "20:00-10:00"',
+        "buyers.0.schedule.hours.fri",
+        ("fri is already covered by 'mon-fri'",),
+        None,
+    ),
+    ("negative-money", "price: 40.00", "price: -40.00", "buyers.0.bid.price", ("-40.00 is negative", "0 or more"), None),
+    (
+        "sub-cent-money",
+        "min_price: 10.00",
+        "min_price: 10.005",
+        "publishers.0.min_price",
+        ("fractions of a cent", "round it to cents"),
+        None,
+    ),
+    (
+        "float-noise-is-not-rounded-away",
+        "min_price: 10.00",
+        "min_price: 10.0000000000000001",
+        "publishers.0.min_price",
+        ("fractions of a cent",),
+        None,
+    ),
     ("weight-zero", "weight: 50", "weight: 0", "buyers.0.weight", ("greater than 0", "set weight above 0"), None),
     ("weight-negative", "weight: 50", "weight: -3", "buyers.0.weight", ("got -3",), None),
     ("priority-zero", "priority: 1", "priority: 0", "buyers.0.priority", ("at least 1", "set priority to 1 or more"), None),
-    ("unknown-strategy", "strategy: price", "strategy: cheapest", "campaigns.0.routing.tiers.0.strategy",
-     ("unknown strategy 'cheapest'", "use one of: price, priority, weight, parallel_highest, parallel_first, ping_post, even, availability, direct, queue"), None),
-    ("strategy-typo", "strategy: price", "strategy: ping-post", "campaigns.0.routing.tiers.0.strategy",
-     ("did you mean ping_post?",), None),
-    ("pick-only-on-parallel-first", "strategy: parallel_first", "strategy: parallel_highest", "campaigns.0.routing.tiers.1.pick",
-     ("pick only applies to parallel_first", "remove it"), "pick: priority"),
-    ("queue-tier-without-queue", "          queue: sales\n", "", "campaigns.0.routing.tiers.2.queue",
-     ("a queue tier needs a queue", "queue: <queue id>"), "- strategy: queue"),
-    ("buyer-tier-without-buyers", "          buyers: [b1, b2]\n", "", "campaigns.0.routing.tiers.0.buyers",
-     ("a price tier needs buyers", "buyers: [<buyer id>"), "- strategy: price"),
-    ("duplicate-id", "  - id: b2\n", "  - id: b1\n", "buyers.1.id",
-     ("duplicate buyer id 'b1'", "first defined at", "ids must be unique"), "  - id: b1\n    destination: \"sip"),
-    ("tracking-number-not-e164", '"+18885550123"', '"888-555-0123"', "campaigns.0.numbers.0",
-     ("not an E.164 number", '"+18885550123"'), "numbers:"),
-    ("tracking-number-unquoted", '["+18885550123"]', "[+18885550123]", "campaigns.0.numbers.0",
-     ("read as a number", "quotes"), "numbers:"),
-    ("destination-not-e164", '"+18005550100"', '"call me"', "buyers.0.destination",
-     ("neither an E.164 number nor a sip: URI",), None),
-    ("unknown-field-typo", "timeout_ms: 2000", "timout_ms: 2000", "campaigns.0.routing.timout_ms",
-     ("unknown field; did you mean timeout_ms?",), None),
-    ("unknown-field-deep", "      timeout_ms: 800", "      timeout: 800", "buyers.1.bid.timeout",
-     ("unknown field; did you mean timeout_ms?",), None),
-    ("unknown-field-no-match", "    weight: 50", "    colour: blue", "buyers.0.colour",
-     ("unknown field", "remove it", "weight"), None),
-    ("unknown-top-level-section", "ivr_flows:", "ivr_flow:", "ivr_flow",
-     ("unknown field; did you mean ivr_flows?",), None),
+    (
+        "unknown-strategy",
+        "strategy: price",
+        "strategy: cheapest",
+        "campaigns.0.routing.tiers.0.strategy",
+        (
+            "unknown strategy 'cheapest'",
+            "use one of: price, priority, weight, parallel_highest, parallel_first, ping_post, even, availability, direct, queue",
+        ),
+        None,
+    ),
+    (
+        "strategy-typo",
+        "strategy: price",
+        "strategy: ping-post",
+        "campaigns.0.routing.tiers.0.strategy",
+        ("did you mean ping_post?",),
+        None,
+    ),
+    (
+        "pick-only-on-parallel-first",
+        "strategy: parallel_first",
+        "strategy: parallel_highest",
+        "campaigns.0.routing.tiers.1.pick",
+        ("pick only applies to parallel_first", "remove it"),
+        "pick: priority",
+    ),
+    (
+        "queue-tier-without-queue",
+        "          queue: sales\n",
+        "",
+        "campaigns.0.routing.tiers.2.queue",
+        ("a queue tier needs a queue", "queue: <queue id>"),
+        "- strategy: queue",
+    ),
+    (
+        "buyer-tier-without-buyers",
+        "          buyers: [b1, b2]\n",
+        "",
+        "campaigns.0.routing.tiers.0.buyers",
+        ("a price tier needs buyers", "buyers: [<buyer id>"),
+        "- strategy: price",
+    ),
+    (
+        "duplicate-id",
+        "  - id: b2\n",
+        "  - id: b1\n",
+        "buyers.1.id",
+        ("duplicate buyer id 'b1'", "first defined at", "ids must be unique"),
+        '  - id: b1\n    destination: "sip',
+    ),
+    (
+        "tracking-number-not-e164",
+        '"+18885550123"',
+        '"888-555-0123"',
+        "campaigns.0.numbers.0",
+        ("not an E.164 number", '"+18885550123"'),
+        "numbers:",
+    ),
+    (
+        "tracking-number-unquoted",
+        '["+18885550123"]',
+        "[+18885550123]",
+        "campaigns.0.numbers.0",
+        ("read as a number", "quotes"),
+        "numbers:",
+    ),
+    (
+        "destination-not-e164",
+        '"+18005550100"',
+        '"call me"',
+        "buyers.0.destination",
+        ("neither an E.164 number nor a sip: URI",),
+        None,
+    ),
+    (
+        "unknown-field-typo",
+        "timeout_ms: 2000",
+        "timout_ms: 2000",
+        "campaigns.0.routing.timout_ms",
+        ("unknown field; did you mean timeout_ms?",),
+        None,
+    ),
+    (
+        "unknown-field-deep",
+        "      timeout_ms: 800",
+        "      timeout: 800",
+        "buyers.1.bid.timeout",
+        ("unknown field; did you mean timeout_ms?",),
+        None,
+    ),
+    (
+        "unknown-field-no-match",
+        "    weight: 50",
+        "    colour: blue",
+        "buyers.0.colour",
+        ("unknown field", "remove it", "weight"),
+        None,
+    ),
+    ("unknown-top-level-section", "ivr_flows:", "ivr_flow:", "ivr_flow", ("unknown field; did you mean ivr_flows?",), None),
     ("version-2", "version: 1", "version: 2", "version", ("version 2 is not supported", "version: 1"), None),
-    ("operator-unknown", '{eq: "yes"}', '{equals: "yes"}', "buyers.0.filters.answers.homeowner.equals",
-     ("unknown operator 'equals'", "did you mean eq?", "eq, ne, in, not_in, gte, lte, gt, lt, between, exists"), None),
-    ("between-shape", '{eq: "yes"}', "{between: [1]}", "buyers.0.filters.answers.homeowner.between",
-     ("between needs [low, high]",), None),
+    (
+        "operator-unknown",
+        '{eq: "yes"}',
+        '{equals: "yes"}',
+        "buyers.0.filters.answers.homeowner.equals",
+        ("unknown operator 'equals'", "did you mean eq?", "eq, ne, in, not_in, gte, lte, gt, lt, between, exists"),
+        None,
+    ),
+    (
+        "between-shape",
+        '{eq: "yes"}',
+        "{between: [1]}",
+        "buyers.0.filters.answers.homeowner.between",
+        ("between needs [low, high]",),
+        None,
+    ),
     ("in-needs-list", '{eq: "yes"}', "{in: en}", "buyers.0.filters.answers.homeowner.in", ("in needs a non-empty list",), None),
-    ("not-in-needs-list", '{eq: "yes"}', "{not_in: en}", "buyers.0.filters.answers.homeowner.not_in",
-     ("not_in needs a non-empty list",), None),
-    ("exists-needs-bool", '{eq: "yes"}', "{exists: maybe}", "buyers.0.filters.answers.homeowner.exists",
-     ("exists needs true or false",), None),
+    (
+        "not-in-needs-list",
+        '{eq: "yes"}',
+        "{not_in: en}",
+        "buyers.0.filters.answers.homeowner.not_in",
+        ("not_in needs a non-empty list",),
+        None,
+    ),
+    (
+        "exists-needs-bool",
+        '{eq: "yes"}',
+        "{exists: maybe}",
+        "buyers.0.filters.answers.homeowner.exists",
+        ("exists needs true or false",),
+        None,
+    ),
     ("gte-needs-number", '{eq: "yes"}', "{gte: lots}", "buyers.0.filters.answers.homeowner.gte", ("gte needs a number",), None),
-    ("one-operator-per-condition", '{eq: "yes"}', "{gte: 1, lte: 5}", "buyers.0.filters.answers.homeowner",
-     ("exactly one operator", "between"), None),
+    (
+        "one-operator-per-condition",
+        '{eq: "yes"}',
+        "{gte: 1, lte: 5}",
+        "buyers.0.filters.answers.homeowner",
+        ("exactly one operator", "between"),
+        None,
+    ),
     ("state-code", "states: [CA]", "states: [California]", "buyers.0.filters.states.0", ("two-letter state code",), None),
-    ("queue-strategy", "strategy: longest_idle", "strategy: random", "queues.0.strategy",
-     ("unknown strategy 'random'", "longest_idle, round_robin, fewest_calls, best_performer"), None),
+    (
+        "queue-strategy",
+        "strategy: longest_idle",
+        "strategy: random",
+        "queues.0.strategy",
+        ("unknown strategy 'random'", "longest_idle, round_robin, fewest_calls, best_performer"),
+        None,
+    ),
     ("performance-above-1", "performance: 0.92", "performance: 1.5", "agents.0.performance", ("at most 1", "got 1.5"), None),
     ("performance-below-0", "performance: 0.92", "performance: -0.1", "agents.0.performance", ("at least 0",), None),
-    ("rtb-url-scheme", '"http://127.0.0.1:9100/ping"', '"ftp://127.0.0.1/ping"', "buyers.1.bid.url",
-     ("http://, https:// or grpc://",), None),
+    (
+        "rtb-url-scheme",
+        '"http://127.0.0.1:9100/ping"',
+        '"ftp://127.0.0.1/ping"',
+        "buyers.1.bid.url",
+        ("http://, https:// or grpc://",),
+        None,
+    ),
     ("rtb-timeout-zero", "      timeout_ms: 800", "      timeout_ms: 0", "buyers.1.bid.timeout_ms", ("greater than 0",), None),
-    ("bid-type", "type: rtb", "type: auction", "buyers.1.bid.type", ("unknown bid type 'auction'", "type: static or type: rtb"), None),
-    ("duplicate-window", "duplicate_window: 24h", "duplicate_window: 1 day", "campaigns.0.duplicate_window",
-     ("'1 day' is not a duration", "30m, 24h or 7d"), None),
-    ("duplicate-yaml-key", "    priority: 1\n", "    priority: 1\n    priority: 2\n", "buyers.0.priority",
-     ("duplicate key 'priority'", "merge them"), "priority: 2"),
-    ("missing-required", '    destination: "+18005550100"\n', "", "buyers.0.destination",
-     ("required field is missing", "destination:"), "  - id: b1"),
+    (
+        "bid-type",
+        "type: rtb",
+        "type: auction",
+        "buyers.1.bid.type",
+        ("unknown bid type 'auction'", "type: static or type: rtb"),
+        None,
+    ),
+    (
+        "duplicate-window",
+        "duplicate_window: 24h",
+        "duplicate_window: 1 day",
+        "campaigns.0.duplicate_window",
+        ("'1 day' is not a duration", "30m, 24h or 7d"),
+        None,
+    ),
+    (
+        "duplicate-yaml-key",
+        "    priority: 1\n",
+        "    priority: 1\n    priority: 2\n",
+        "buyers.0.priority",
+        ("duplicate key 'priority'", "merge them"),
+        "priority: 2",
+    ),
+    (
+        "missing-required",
+        '    destination: "+18005550100"\n',
+        "",
+        "buyers.0.destination",
+        ("required field is missing", "destination:"),
+        "  - id: b1",
+    ),
 ]
 
 
@@ -260,23 +484,40 @@ def test_each_refusal_names_file_line_field_and_fix(tmp_path: Path, old, new, fi
 
 def test_overnight_range_is_allowed_but_not_into_the_next_days_hours(tmp_path: Path):
     f = tmp_path / "routing.yaml"
-    f.write_text(FULL.replace('sun: "20:00-02:00"', 'fri: "22:00-10:00"').replace('mon-fri: "08:00-20:00"', 'mon-thu: "08:00-20:00"'))
+    f.write_text(
+        FULL.replace('sun: "20:00-02:00"', 'fri: "22:00-10:00"').replace('mon-fri: "08:00-20:00"', 'mon-thu: "08:00-20:00"')
+    )
     problems = problems_of(f)
-    assert_problem(problems, f, line_of(f.read_text(), 'fri: "22:00-10:00"'), "buyers.0.schedule.hours.fri",
-                   "runs past midnight until 10:00 on sat", "overlapping sat from 09:00")
+    assert_problem(
+        problems,
+        f,
+        line_of(f.read_text(), 'fri: "22:00-10:00"'),
+        "buyers.0.schedule.hours.fri",
+        "runs past midnight until 10:00 on sat",
+        "overlapping sat from 09:00",
+    )
     f.write_text(FULL.replace('sun: "20:00-02:00"', 'sun: "20:00-08:00"'))
     assert load_config(f).buyer("b1").schedule.hours["sun"] == "20:00-08:00"  # type: ignore[union-attr]
 
 
 def test_tracking_number_in_two_campaigns(tmp_path: Path):
-    text = FULL.replace("queues:\n  - id: sales", 'campaigns_2_placeholder\nqueues:\n  - id: sales', 1)
-    second = '  - id: c2\n    numbers: ["+18885550123"]\n    publisher: pub\n    routing: {tiers: [{strategy: price, buyers: [b1]}]}'
+    text = FULL.replace("queues:\n  - id: sales", "campaigns_2_placeholder\nqueues:\n  - id: sales", 1)
+    second = (
+        '  - id: c2\n    numbers: ["+18885550123"]\n    publisher: pub\n    routing: {tiers: [{strategy: price, buyers: [b1]}]}'
+    )
     text = text.replace("campaigns_2_placeholder", second)
     f = tmp_path / "routing.yaml"
     f.write_text(text)
     line = line_of(text, '    numbers: ["+18885550123"]\n    publisher: pub\n    routing: {')
-    assert_problem(problems_of(f), f, line, "campaigns.1.numbers.0",
-                   "+18885550123 already belongs to campaign 'c1'", f"{f}:{line_of(text, 'numbers:')}", "remove it from one")
+    assert_problem(
+        problems_of(f),
+        f,
+        line,
+        "campaigns.1.numbers.0",
+        "+18885550123 already belongs to campaign 'c1'",
+        f"{f}:{line_of(text, 'numbers:')}",
+        "remove it from one",
+    )
 
 
 def test_empty_file(tmp_path: Path):
@@ -300,16 +541,16 @@ def test_top_level_must_be_a_mapping(tmp_path: Path):
 
 
 def test_directory_error_points_at_the_second_file_and_its_line(tmp_path: Path):
-    first = "version: 1\npublishers:\n  - id: pub\nbuyers:\n  - id: b1\n    destination: \"+18005550100\"\n    bid: {type: static, price: 40.00}\n"
+    first = 'version: 1\npublishers:\n  - id: pub\nbuyers:\n  - id: b1\n    destination: "+18005550100"\n    bid: {type: static, price: 40.00}\n'
     second = (
         "# campaigns live in their own file\n"
         "buyers:\n"
         "  - id: b2\n"
-        "    destination: \"+18005550101\"\n"
+        '    destination: "+18005550101"\n'
         "    bid: {type: static, price: 30.00}\n"
         "campaigns:\n"
         "  - id: c1\n"
-        "    numbers: [\"+18885550123\"]\n"
+        '    numbers: ["+18885550123"]\n'
         "    publisher: pub\n"
         "    routing:\n"
         "      tiers:\n"
@@ -333,7 +574,11 @@ def test_directory_error_points_at_the_second_file_and_its_line(tmp_path: Path):
 
 
 def test_shape_and_reference_problems_are_reported_together(tmp_path: Path):
-    text = FULL.replace("weight: 50", "weight: 0").replace("buyers: [b1, b2]", "buyers: [b1, bx]", 1).replace("timeout_ms: 2000", "timout_ms: 2000")
+    text = (
+        FULL.replace("weight: 50", "weight: 0")
+        .replace("buyers: [b1, b2]", "buyers: [b1, bx]", 1)
+        .replace("timeout_ms: 2000", "timout_ms: 2000")
+    )
     f = tmp_path / "routing.yaml"
     f.write_text(text)
     problems = problems_of(f)
@@ -375,7 +620,14 @@ def test_model_validate_still_refuses_bad_references():
     data = {
         "publishers": [{"id": "pub"}],
         "buyers": [{"id": "b1", "destination": "+18005550100", "bid": {"type": "static", "price": "1.00"}}],
-        "campaigns": [{"id": "c", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "price", "buyers": ["nobody"]}]}}],
+        "campaigns": [
+            {
+                "id": "c",
+                "numbers": ["+18885550123"],
+                "publisher": "pub",
+                "routing": {"tiers": [{"strategy": "price", "buyers": ["nobody"]}]},
+            }
+        ],
     }
     with pytest.raises(ValidationError, match="unknown buyer 'nobody'"):
         RoutingConfig.model_validate(data)

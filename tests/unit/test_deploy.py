@@ -48,7 +48,9 @@ def test_every_manifest_matches_the_kubernetes_schema(k8s_version):
         try:
             kubernetes_validate.validate(doc, k8s_version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} is not valid Kubernetes {k8s_version}: {exc.message} at {list(exc.path)}")
+            pytest.fail(
+                f"{doc['kind']}/{doc['metadata']['name']} is not valid Kubernetes {k8s_version}: {exc.message} at {list(exc.path)}"
+            )
 
 
 COMPONENTS = sorted(p.name for p in (DEPLOY / "components").iterdir() if (p / "kustomization.yaml").is_file())
@@ -61,8 +63,14 @@ def test_base_with_each_component_renders_valid_manifests_and_settings(component
     every document strictly valid, and the settings ConfigMap loads as the services' KafkaSettings."""
     rel = os.path.relpath(DEPLOY, tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
-        yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                        "resources": [f"{rel}/base"], "components": [f"{rel}/components/{component}"]})
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [f"{rel}/base"],
+                "components": [f"{rel}/components/{component}"],
+            }
+        )
     )
     rendered = subprocess.run(["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert rendered.returncode == 0, rendered.stderr
@@ -74,7 +82,7 @@ def test_base_with_each_component_renders_valid_manifests_and_settings(component
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{component}: {doc['kind']}/{doc['metadata']['name']}: {exc.message} at {list(exc.path)}")
     [settings] = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("switchboard-settings")]
-    kafka = {k[len("SWITCHBOARD_KAFKA_"):].lower(): v for k, v in settings["data"].items() if k.startswith("SWITCHBOARD_KAFKA_")}
+    kafka = {k[len("SWITCHBOARD_KAFKA_") :].lower(): v for k, v in settings["data"].items() if k.startswith("SWITCHBOARD_KAFKA_")}
     # What the pods get from Secrets: mounted files (a throwaway CA stands in) and, for SASL, the login.
     ca = trustme.CA()
     for key, value in list(kafka.items()):

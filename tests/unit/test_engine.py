@@ -16,7 +16,9 @@ from switchboard.v1 import events_pb2 as pb
 NOW = datetime(2025, 1, 15, 18, 0, tzinfo=UTC)  # a Wednesday
 
 
-def make_config(buyers: list[dict[str, Any]], tiers: list[dict[str, Any]], min_price: str = "15.00", blocked: list[str] | None = None) -> RoutingConfig:
+def make_config(
+    buyers: list[dict[str, Any]], tiers: list[dict[str, Any]], min_price: str = "15.00", blocked: list[str] | None = None
+) -> RoutingConfig:
     return RoutingConfig.model_validate(
         {
             "publishers": [{"id": "pub", "min_price": min_price, "blocked_buyers": blocked or []}],
@@ -34,7 +36,14 @@ def static(buyer_id: str, price: str, **extra: Any) -> dict[str, Any]:
 
 
 def call(**kw: Any) -> CallFacts:
-    base: dict[str, Any] = {"call_id": "c1", "campaign_id": "camp", "publisher_id": "pub", "state": "CA", "zip": "90001", "area_code": "213"}
+    base: dict[str, Any] = {
+        "call_id": "c1",
+        "campaign_id": "camp",
+        "publisher_id": "pub",
+        "state": "CA",
+        "zip": "90001",
+        "area_code": "213",
+    }
     return CallFacts(**{**base, **kw})
 
 
@@ -51,7 +60,9 @@ def entry(step: engine.Step, buyer_id: str, tier: int = 0) -> pb.TraceEntry:
 
 
 def test_price_routes_to_highest_static_bid_and_traces_everyone() -> None:
-    cfg = make_config([static("a", "30.00"), static("b", "45.00"), static("c", "40.00")], [{"strategy": "price", "buyers": ["a", "b", "c"]}])
+    cfg = make_config(
+        [static("a", "30.00"), static("b", "45.00"), static("c", "40.00")], [{"strategy": "price", "buyers": ["a", "b", "c"]}]
+    )
     step = engine.start_routing(cfg, call(), NOW)
     assert isinstance(step.action, engine.RequestBids)
     assert step.action.buyer_ids == ("a", "b", "c")
@@ -66,7 +77,9 @@ def test_price_routes_to_highest_static_bid_and_traces_everyone() -> None:
 
 
 def test_price_ties_go_by_config_order() -> None:
-    cfg = make_config([static("a", "30.00"), static("b", "40.00"), static("c", "40.00")], [{"strategy": "price", "buyers": ["c", "b", "a"]}])
+    cfg = make_config(
+        [static("a", "30.00"), static("b", "40.00"), static("c", "40.00")], [{"strategy": "price", "buyers": ["c", "b", "a"]}]
+    )
     step = engine.start_routing(cfg, call(), NOW)
     done = engine.conclude_auction(cfg, step.progress, step.action.buyer_ids, bids_for(step.action, cfg), NOW)  # type: ignore[union-attr]
     assert done.action.buyer_id == "c"  # type: ignore[union-attr]
@@ -170,7 +183,9 @@ def test_blocked_by_publisher_comes_first() -> None:
 
 
 def test_static_price_below_floor_is_not_pinged() -> None:
-    cfg = make_config([static("a", "10.00"), static("b", "15.00")], [{"strategy": "price", "buyers": ["a", "b"]}], min_price="15.00")
+    cfg = make_config(
+        [static("a", "10.00"), static("b", "15.00")], [{"strategy": "price", "buyers": ["a", "b"]}], min_price="15.00"
+    )
     step = engine.start_routing(cfg, call(), NOW)
     assert entry(step, "a").excluded_by == "floor"
     assert step.action.buyer_ids == ("b",)  # type: ignore[union-attr]  (at the floor is fine)
@@ -327,7 +342,10 @@ def test_bid_answer_from_pb_treats_malformed_amount_as_no_bid() -> None:
 
 
 def test_a_caller_who_leaves_during_the_auction_is_rejected_abandoned_and_keeps_the_trace() -> None:
-    cfg = make_config([static("s", "20.00"), {"id": "r", "bid": {"type": "rtb", "url": "http://127.0.0.1:9/ping"}}], [{"strategy": "price", "buyers": ["s", "r"]}])
+    cfg = make_config(
+        [static("s", "20.00"), {"id": "r", "bid": {"type": "rtb", "url": "http://127.0.0.1:9/ping"}}],
+        [{"strategy": "price", "buyers": ["s", "r"]}],
+    )
     pinging = engine.start_routing(cfg, call(), NOW)
     assert isinstance(pinging.action, engine.RequestBids)
     left = engine.caller_left(pinging.progress, "while routing (auction)")

@@ -215,8 +215,13 @@ def test_disqualified_end(flow: IvrFlow):
 
 @pytest.mark.parametrize(
     ("bill", "qualified", "reason"),
-    [("49", False, "low_bill"), ("0050", True, "small_bill"), ("99", True, "small_bill"), ("100", True, "qualified"),
-     ("5000", True, "qualified")],
+    [
+        ("49", False, "low_bill"),
+        ("0050", True, "small_bill"),
+        ("99", True, "small_bill"),
+        ("100", True, "qualified"),
+        ("5000", True, "qualified"),
+    ],
 )
 def test_branches_on_numeric_answers(flow: IvrFlow, bill: str, qualified: bool, reason: str):
     end = walk(flow, ("1", D), ("1", D), ("1", D), ("90210", D), (bill, D))[-1]
@@ -263,10 +268,16 @@ def test_flow_without_nodes_qualifies_at_once():
 
 @pytest.mark.parametrize(
     ("said", "normal", "number"),
-    [("Sí, ¡Español!", "si espanol", None), ("nine oh two one zero", "nine oh two one zero", "90210"),
-     ("Twenty-five", "twenty five", "25"), ("a hundred and five", "a hundred and five", "105"),
-     ("$1,250.50", "1250.50", "1250.50"), ("two thousand three hundred", "two thousand three hundred", "2300"),
-     ("oh", "oh", None), ("the blue one", "the blue one", None)],
+    [
+        ("Sí, ¡Español!", "si espanol", None),
+        ("nine oh two one zero", "nine oh two one zero", "90210"),
+        ("Twenty-five", "twenty five", "25"),
+        ("a hundred and five", "a hundred and five", "105"),
+        ("$1,250.50", "1250.50", "1250.50"),
+        ("two thousand three hundred", "two thousand three hundred", "2300"),
+        ("oh", "oh", None),
+        ("the blue one", "the blue one", None),
+    ],
 )
 def test_speech_normalisation(said: str, normal: str, number: str | None):
     assert normalize_speech(said) == normal
@@ -340,43 +351,150 @@ def test_example_flow_is_valid(tmp_path: Path):
 
 # (case, replaced, replacement, path, message fragments, text that marks the reported line)
 REFUSALS = [
-    ("start-missing-node", "start: language", "start: langauge", "ivr_flows.0.start",
-     ("unknown node 'langauge'", "did you mean language?"), "start: langauge"),
-    ("next-missing-node", "        next: monthly_bill\n      monthly_bill:", "        next: montly_bill\n      monthly_bill:",
-     "ivr_flows.0.nodes.zip.next", ("unknown node 'montly_bill'", "did you mean monthly_bill?"), "next: montly_bill"),
-    ("option-missing-node", "          2: interest\n", "          2: intrest\n", "ivr_flows.0.nodes.interest.options.2",
-     ("unknown node 'intrest'",), "2: intrest"),
-    ("option-next-missing-node", "1: {next: homeowner,", "1: {next: owner,", "ivr_flows.0.nodes.interest.options.1.next",
-     ("unknown node 'owner'",), "1: {next: owner,"),
-    ("goto-missing-node", "goto: renter", "goto: renters", "ivr_flows.0.nodes.homeowner.branches.0.goto",
-     ("unknown node 'renters'", "did you mean renter?"), "goto: renters"),
-    ("on-invalid-missing-node", "on_invalid: monthly_bill", "on_invalid: nowhere", "ivr_flows.0.nodes.zip.on_invalid",
-     ("unknown node 'nowhere'",), "on_invalid: nowhere"),
-    ("unreachable-node", "goto: renter", "goto: low_bill", "ivr_flows.0.nodes.renter",
-     ("never reached from start 'language'", "point a next, option or branch at it, or remove it"), "      renter:"),
-    ("answer-key-not-identifier", "answer_key: monthly_bill", "answer_key: monthly-bill",
-     "ivr_flows.0.nodes.monthly_bill.answer_key", ("'monthly-bill' is not an answer key", "monthly_bill"), "answer_key: monthly-bill"),
-    ("unknown-operator", "when: {lt: 50}", "when: {less: 50}", "ivr_flows.0.nodes.monthly_bill.branches.0.when.less",
-     ("unknown operator 'less'", "use one of: eq, ne"), "when: {less: 50}"),
-    ("operator-alias", "when: {lt: 50}", "when: {'<': 50}", "ivr_flows.0.nodes.monthly_bill.branches.0.when.<",
-     ("unknown operator '<'", "did you mean lt?"), "when: {'<': 50}"),
-    ("operator-argument", "when: {lt: 50}", "when: {lt: lots}", "ivr_flows.0.nodes.monthly_bill.branches.0.when.lt",
-     ("lt needs a number",), "when: {lt: lots}"),
-    ("unknown-operator-on-earlier-answer", 'homeowner: {eq: "yes"}}', 'homeowner: {equals: "yes"}}',
-     "ivr_flows.0.nodes.monthly_bill.branches.1.when.homeowner.equals", ("unknown operator 'equals'", "did you mean eq?"),
-     'homeowner: {equals: "yes"}}'),
-    ("menu-key-two-digits", "          9: {next: not_interested", "          10: {next: not_interested",
-     "ivr_flows.0.nodes.interest.options.10", ("not a single phone key", "0-9, * or #"), "10: {next"),
-    ("menu-key-word", "          9: {next: not_interested", "          nine: {next: not_interested",
-     "ivr_flows.0.nodes.interest.options.nine", ("'nine' is not a single phone key",), "nine: {next"),
-    ("unknown-node-type", "type: menu", "type: manu", "ivr_flows.0.nodes.interest.type",
-     ("unknown node type 'manu'", "did you mean menu?"), "type: manu"),
-    ("bad-pattern", r"pattern: '\d{5}'", "pattern: '[0-9'", "ivr_flows.0.nodes.zip.validate.pattern",
-     ("not a valid regular expression",), "pattern: '[0-9'"),
-    ("min-above-max", "{min: 0, max: 5000}", "{min: 500, max: 50}", "ivr_flows.0.nodes.monthly_bill.validate.min",
-     ("min 500 is above max 50", "swap them"), "{min: 500, max: 50}"),
-    ("unknown-node-field", "        retries: 1\n", "        retry: 1\n", "ivr_flows.0.nodes.zip.retry",
-     ("unknown field; did you mean retries?",), "retry: 1"),
+    (
+        "start-missing-node",
+        "start: language",
+        "start: langauge",
+        "ivr_flows.0.start",
+        ("unknown node 'langauge'", "did you mean language?"),
+        "start: langauge",
+    ),
+    (
+        "next-missing-node",
+        "        next: monthly_bill\n      monthly_bill:",
+        "        next: montly_bill\n      monthly_bill:",
+        "ivr_flows.0.nodes.zip.next",
+        ("unknown node 'montly_bill'", "did you mean monthly_bill?"),
+        "next: montly_bill",
+    ),
+    (
+        "option-missing-node",
+        "          2: interest\n",
+        "          2: intrest\n",
+        "ivr_flows.0.nodes.interest.options.2",
+        ("unknown node 'intrest'",),
+        "2: intrest",
+    ),
+    (
+        "option-next-missing-node",
+        "1: {next: homeowner,",
+        "1: {next: owner,",
+        "ivr_flows.0.nodes.interest.options.1.next",
+        ("unknown node 'owner'",),
+        "1: {next: owner,",
+    ),
+    (
+        "goto-missing-node",
+        "goto: renter",
+        "goto: renters",
+        "ivr_flows.0.nodes.homeowner.branches.0.goto",
+        ("unknown node 'renters'", "did you mean renter?"),
+        "goto: renters",
+    ),
+    (
+        "on-invalid-missing-node",
+        "on_invalid: monthly_bill",
+        "on_invalid: nowhere",
+        "ivr_flows.0.nodes.zip.on_invalid",
+        ("unknown node 'nowhere'",),
+        "on_invalid: nowhere",
+    ),
+    (
+        "unreachable-node",
+        "goto: renter",
+        "goto: low_bill",
+        "ivr_flows.0.nodes.renter",
+        ("never reached from start 'language'", "point a next, option or branch at it, or remove it"),
+        "      renter:",
+    ),
+    (
+        "answer-key-not-identifier",
+        "answer_key: monthly_bill",
+        "answer_key: monthly-bill",
+        "ivr_flows.0.nodes.monthly_bill.answer_key",
+        ("'monthly-bill' is not an answer key", "monthly_bill"),
+        "answer_key: monthly-bill",
+    ),
+    (
+        "unknown-operator",
+        "when: {lt: 50}",
+        "when: {less: 50}",
+        "ivr_flows.0.nodes.monthly_bill.branches.0.when.less",
+        ("unknown operator 'less'", "use one of: eq, ne"),
+        "when: {less: 50}",
+    ),
+    (
+        "operator-alias",
+        "when: {lt: 50}",
+        "when: {'<': 50}",
+        "ivr_flows.0.nodes.monthly_bill.branches.0.when.<",
+        ("unknown operator '<'", "did you mean lt?"),
+        "when: {'<': 50}",
+    ),
+    (
+        "operator-argument",
+        "when: {lt: 50}",
+        "when: {lt: lots}",
+        "ivr_flows.0.nodes.monthly_bill.branches.0.when.lt",
+        ("lt needs a number",),
+        "when: {lt: lots}",
+    ),
+    (
+        "unknown-operator-on-earlier-answer",
+        'homeowner: {eq: "yes"}}',
+        'homeowner: {equals: "yes"}}',
+        "ivr_flows.0.nodes.monthly_bill.branches.1.when.homeowner.equals",
+        ("unknown operator 'equals'", "did you mean eq?"),
+        'homeowner: {equals: "yes"}}',
+    ),
+    (
+        "menu-key-two-digits",
+        "          9: {next: not_interested",
+        "          10: {next: not_interested",
+        "ivr_flows.0.nodes.interest.options.10",
+        ("not a single phone key", "0-9, * or #"),
+        "10: {next",
+    ),
+    (
+        "menu-key-word",
+        "          9: {next: not_interested",
+        "          nine: {next: not_interested",
+        "ivr_flows.0.nodes.interest.options.nine",
+        ("'nine' is not a single phone key",),
+        "nine: {next",
+    ),
+    (
+        "unknown-node-type",
+        "type: menu",
+        "type: manu",
+        "ivr_flows.0.nodes.interest.type",
+        ("unknown node type 'manu'", "did you mean menu?"),
+        "type: manu",
+    ),
+    (
+        "bad-pattern",
+        r"pattern: '\d{5}'",
+        "pattern: '[0-9'",
+        "ivr_flows.0.nodes.zip.validate.pattern",
+        ("not a valid regular expression",),
+        "pattern: '[0-9'",
+    ),
+    (
+        "min-above-max",
+        "{min: 0, max: 5000}",
+        "{min: 500, max: 50}",
+        "ivr_flows.0.nodes.monthly_bill.validate.min",
+        ("min 500 is above max 50", "swap them"),
+        "{min: 500, max: 50}",
+    ),
+    (
+        "unknown-node-field",
+        "        retries: 1\n",
+        "        retry: 1\n",
+        "ivr_flows.0.nodes.zip.retry",
+        ("unknown field; did you mean retries?",),
+        "retry: 1",
+    ),
 ]
 
 
@@ -517,13 +635,21 @@ def random_flows(draw):
     for i in range(n):
         if draw(st.booleans()):
             keys = draw(st.lists(st.sampled_from(list("0123456789*#")), min_size=1, max_size=3, unique=True))
-            nodes[f"n{i}"] = {"type": "menu", "prompt": "m", "retries": draw(st.integers(0, 2)),
-                              "options": {k: draw(target) for k in keys}}
+            nodes[f"n{i}"] = {
+                "type": "menu",
+                "prompt": "m",
+                "retries": draw(st.integers(0, 2)),
+                "options": {k: draw(target) for k in keys},
+            }
         else:
-            nodes[f"n{i}"] = {"type": "question", "prompt": "q", "answer_key": f"a{i}", "next": draw(target),
-                              "retries": draw(st.integers(0, 2)),
-                              "branches": [{"when": {"gte": draw(st.integers(0, 9))}, "goto": draw(target)}]
-                              if draw(st.booleans()) else []}
+            nodes[f"n{i}"] = {
+                "type": "question",
+                "prompt": "q",
+                "answer_key": f"a{i}",
+                "next": draw(target),
+                "retries": draw(st.integers(0, 2)),
+                "branches": [{"when": {"gte": draw(st.integers(0, 9))}, "goto": draw(target)}] if draw(st.booleans()) else [],
+            }
         if draw(st.booleans()):
             nodes[f"n{i}"]["on_invalid"] = draw(target)
     for j in range(ends):

@@ -102,16 +102,37 @@ def test_client_certificate_loads(pki: dict[str, Path]):
         ({"security_protocol": "TLS"}, ["SWITCHBOARD_KAFKA_SECURITY_PROTOCOL='TLS'", "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"]),
         (
             {"ssl_cafile": "CA"},
-            ["SWITCHBOARD_KAFKA_SSL_CAFILE set but SWITCHBOARD_KAFKA_SECURITY_PROTOCOL=PLAINTEXT", "SWITCHBOARD_KAFKA_SECURITY_PROTOCOL=SSL"],
+            [
+                "SWITCHBOARD_KAFKA_SSL_CAFILE set but SWITCHBOARD_KAFKA_SECURITY_PROTOCOL=PLAINTEXT",
+                "SWITCHBOARD_KAFKA_SECURITY_PROTOCOL=SSL",
+            ],
         ),
         (
-            {"security_protocol": "SASL_PLAINTEXT", "ssl_cafile": "CA", "sasl_mechanism": "PLAIN", "sasl_username": "u", "sasl_password": SECRET},
+            {
+                "security_protocol": "SASL_PLAINTEXT",
+                "ssl_cafile": "CA",
+                "sasl_mechanism": "PLAIN",
+                "sasl_username": "u",
+                "sasl_password": SECRET,
+            },
             ["does not use TLS", "SWITCHBOARD_KAFKA_SECURITY_PROTOCOL=SASL_SSL"],
         ),
-        ({"security_protocol": "SSL", "ssl_cafile": "/nowhere/ca.pem"}, ["SWITCHBOARD_KAFKA_SSL_CAFILE=/nowhere/ca.pem: no such file"]),
-        ({"security_protocol": "SSL", "ssl_certfile": "CERT"}, ["SWITCHBOARD_KAFKA_SSL_CERTFILE set without SWITCHBOARD_KAFKA_SSL_KEYFILE"]),
-        ({"security_protocol": "SSL", "ssl_keyfile": "KEY"}, ["SWITCHBOARD_KAFKA_SSL_KEYFILE set without SWITCHBOARD_KAFKA_SSL_CERTFILE"]),
-        ({"security_protocol": "SSL", "ssl_cafile": "KEY"}, ["cannot build the TLS context", "SWITCHBOARD_KAFKA_SSL_CAFILE=", "PEM"]),
+        (
+            {"security_protocol": "SSL", "ssl_cafile": "/nowhere/ca.pem"},
+            ["SWITCHBOARD_KAFKA_SSL_CAFILE=/nowhere/ca.pem: no such file"],
+        ),
+        (
+            {"security_protocol": "SSL", "ssl_certfile": "CERT"},
+            ["SWITCHBOARD_KAFKA_SSL_CERTFILE set without SWITCHBOARD_KAFKA_SSL_KEYFILE"],
+        ),
+        (
+            {"security_protocol": "SSL", "ssl_keyfile": "KEY"},
+            ["SWITCHBOARD_KAFKA_SSL_KEYFILE set without SWITCHBOARD_KAFKA_SSL_CERTFILE"],
+        ),
+        (
+            {"security_protocol": "SSL", "ssl_cafile": "KEY"},
+            ["cannot build the TLS context", "SWITCHBOARD_KAFKA_SSL_CAFILE=", "PEM"],
+        ),
         (
             {"security_protocol": "SSL", "ssl_certfile": "CERT", "ssl_keyfile": "OTHER_KEY"},
             ["cannot build the TLS context", "SWITCHBOARD_KAFKA_SSL_KEYFILE=", "KEY_VALUES_MISMATCH"],
@@ -134,7 +155,10 @@ def test_client_certificate_loads(pki: dict[str, Path]):
         ),
         (
             {"sasl_mechanism": "PLAIN", "sasl_username": "u", "sasl_password": SECRET},
-            ["SWITCHBOARD_KAFKA_SASL_MECHANISM, SWITCHBOARD_KAFKA_SASL_USERNAME, SWITCHBOARD_KAFKA_SASL_PASSWORD set", "does not log in"],
+            [
+                "SWITCHBOARD_KAFKA_SASL_MECHANISM, SWITCHBOARD_KAFKA_SASL_USERNAME, SWITCHBOARD_KAFKA_SASL_PASSWORD set",
+                "does not log in",
+            ],
         ),
         (
             {"security_protocol": "SSL", "sasl_username": "u", "sasl_password": SECRET},
@@ -163,8 +187,19 @@ def security_of(kwargs: dict) -> dict:
 
 SECURED = {
     "ssl": {"security_protocol": "SSL", "ssl_cafile": "CA", "ssl_certfile": "CERT", "ssl_keyfile": "KEY"},
-    "sasl_ssl": {"security_protocol": "SASL_SSL", "ssl_cafile": "CA", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "u", "sasl_password": SECRET},
-    "sasl_plaintext": {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_username": "u", "sasl_password": SECRET},
+    "sasl_ssl": {
+        "security_protocol": "SASL_SSL",
+        "ssl_cafile": "CA",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": "u",
+        "sasl_password": SECRET,
+    },
+    "sasl_plaintext": {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "sasl_username": "u",
+        "sasl_password": SECRET,
+    },
 }
 
 
@@ -226,7 +261,9 @@ def test_a_service_with_unusable_kafka_settings_stops_with_the_message_and_exit_
         "SWITCHBOARD_KAFKA_SASL_PASSWORD": SECRET,
         "SWITCHBOARD_READY_DIR": str(tmp_path),
     }
-    done = subprocess.run([sys.executable, "-m", "switchboard.services.bidder"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "switchboard.services.bidder"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and SECRET not in done.stderr
     assert "bidder: invalid settings" in done.stderr

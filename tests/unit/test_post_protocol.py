@@ -19,18 +19,37 @@ def post(number: str = "") -> pb.PostRequested:
     ts = Timestamp()
     ts.FromMilliseconds(1_700_000_000_250)
     return pb.PostRequested(
-        call_id="c1", auction_id="a1", buyer_id="b1", price="37.50", campaign_id="solar", publisher_id="pub",
+        call_id="c1",
+        auction_id="a1",
+        buyer_id="b1",
+        price="37.50",
+        campaign_id="solar",
+        publisher_id="pub",
         caller=pb.Caller(number=number, state="CA", zip="90001", area_code="213"),
-        answers={"homeowner": "yes"}, deadline=ts, attempt=2,
+        answers={"homeowner": "yes"},
+        deadline=ts,
+        attempt=2,
     )
 
 
 def test_post_json_has_the_documented_fields() -> None:
     body = json.loads(protocol.post_json(post("+12135550199"), 900))
     assert body == {
-        "type": "post", "buyer_id": "b1", "call_id": "c1", "auction_id": "a1", "attempt": 2, "campaign_id": "solar",
-        "publisher_id": "pub", "price": "37.50", "caller_number": "+12135550199", "state": "CA", "zip": "90001",
-        "area_code": "213", "answers": {"homeowner": "yes"}, "deadline": "2023-11-14T22:13:20.250Z", "timeout_ms": 900,
+        "type": "post",
+        "buyer_id": "b1",
+        "call_id": "c1",
+        "auction_id": "a1",
+        "attempt": 2,
+        "campaign_id": "solar",
+        "publisher_id": "pub",
+        "price": "37.50",
+        "caller_number": "+12135550199",
+        "state": "CA",
+        "zip": "90001",
+        "area_code": "213",
+        "answers": {"homeowner": "yes"},
+        "deadline": "2023-11-14T22:13:20.250Z",
+        "timeout_ms": 900,
     }
 
 
@@ -52,9 +71,9 @@ def test_post_proto_mirrors_the_json() -> None:
         (b'{"accept": false, "reason": "duplicate lead"}', (False, "duplicate lead")),
         (b'{"accept": false}', (False, "rejected")),
         (b'{"accept": false, "reason": "a\\nb"}', (False, "a b")),
-        (b'{}', (False, "malformed")),
+        (b"{}", (False, "malformed")),
         (b'{"accept": "yes"}', (False, "malformed")),
-        (b'[true]', (False, "malformed")),
+        (b"[true]", (False, "malformed")),
         (b'{"accept": tr', (False, "malformed")),
         (b'{"accept": NaN}', (False, "malformed")),
     ],
@@ -73,11 +92,21 @@ def test_proto_post_answers() -> None:
 
 def test_post_answered_event_carries_the_post_key() -> None:
     ev = post_answered_event(post(), protocol.PostResult(False, "timeout"), 0.25)
-    assert (ev.call_id, ev.auction_id, ev.buyer_id, ev.attempt, ev.accepted, ev.reason, ev.latency_ms) == ("c1", "a1", "b1", 2, False, "timeout", 250)
+    assert (ev.call_id, ev.auction_id, ev.buyer_id, ev.attempt, ev.accepted, ev.reason, ev.latency_ms) == (
+        "c1",
+        "a1",
+        "b1",
+        2,
+        False,
+        "timeout",
+        250,
+    )
 
 
 def test_buyersim_post_draws_do_not_shift_the_bids() -> None:
-    cfg = SimConfig.model_validate({"seed": 3, "buyers": [{"id": "x", "bid": {"type": "uniform", "min": 1, "max": 99}, "post_reject_rate": 0.5}]})
+    cfg = SimConfig.model_validate(
+        {"seed": 3, "buyers": [{"id": "x", "bid": {"type": "uniform", "min": 1, "max": 99}, "post_reject_rate": 0.5}]}
+    )
     a, b = Simulator(cfg), Simulator(cfg)
     buyer = a.buyers["x"]
     bids_a = []

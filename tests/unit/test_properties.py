@@ -26,7 +26,17 @@ from switchboard.core.eligibility import CallFacts, is_open
 from switchboard.core.ledger import BuyerLoad, InMemoryLedger, buyer_timezone
 
 START = datetime(2025, 3, 8, 6, 0, tzinfo=UTC)  # the weekend of a DST change in the US
-STRATEGY_NAMES = ["price", "priority", "weight", "parallel_highest", "parallel_first", "ping_post", "even", "availability", "direct"]
+STRATEGY_NAMES = [
+    "price",
+    "priority",
+    "weight",
+    "parallel_highest",
+    "parallel_first",
+    "ping_post",
+    "even",
+    "availability",
+    "direct",
+]
 WINDOWS = ("hourly", "daily", "monthly")
 
 maybe_cap = st.sampled_from([None, None, None, 0, 1, 2, 4])
@@ -57,7 +67,14 @@ def buyers(draw: st.DrawFn, i: int) -> dict[str, Any]:
         b["filters"] = {"states": draw(st.lists(st.sampled_from(["CA", "TX", "NY"]), min_size=1, max_size=2, unique=True))}
     if draw(st.booleans()):
         tz = draw(st.sampled_from(["America/Los_Angeles", "America/New_York", "UTC"]))
-        b["schedule"] = {"timezone": tz, "hours": {draw(st.sampled_from(["mon-fri", "mon-sun", "sat-sun"])): draw(st.sampled_from(["06:00-22:00", "00:00-24:00", "20:00-04:00"]))}}
+        b["schedule"] = {
+            "timezone": tz,
+            "hours": {
+                draw(st.sampled_from(["mon-fri", "mon-sun", "sat-sun"])): draw(
+                    st.sampled_from(["06:00-22:00", "00:00-24:00", "20:00-04:00"])
+                )
+            },
+        }
     return b
 
 
@@ -69,7 +86,10 @@ def configs(draw: st.DrawFn) -> RoutingConfig:
     tiers = []
     for _ in range(draw(st.integers(1, 3))):
         strategy = draw(st.sampled_from(STRATEGY_NAMES))
-        t: dict[str, Any] = {"strategy": strategy, "buyers": draw(st.lists(st.sampled_from(ids), min_size=1, max_size=n, unique=True))}
+        t: dict[str, Any] = {
+            "strategy": strategy,
+            "buyers": draw(st.lists(st.sampled_from(ids), min_size=1, max_size=n, unique=True)),
+        }
         if strategy == "parallel_first" and draw(st.booleans()):
             t["pick"] = "priority"
         tiers.append(t)
@@ -78,7 +98,11 @@ def configs(draw: st.DrawFn) -> RoutingConfig:
     return RoutingConfig.model_validate(
         {
             "publishers": [
-                {"id": "pub", "min_price": draw(st.sampled_from(["0.00", "15.00"])), "blocked_buyers": draw(st.lists(st.sampled_from(ids), max_size=1))}
+                {
+                    "id": "pub",
+                    "min_price": draw(st.sampled_from(["0.00", "15.00"])),
+                    "blocked_buyers": draw(st.lists(st.sampled_from(ids), max_size=1)),
+                }
             ],
             "buyers": bs,
             "campaigns": [
@@ -185,7 +209,9 @@ def play_call(world: World, call: CallFacts, now: datetime) -> str:
     outcomes: list[str] = []
     for _ in range(100):
         action = step.action
-        tier = campaign.routing.tiers[step.progress.tier_index] if step.progress.tier_index < len(campaign.routing.tiers) else None
+        tier = (
+            campaign.routing.tiers[step.progress.tier_index] if step.progress.tier_index < len(campaign.routing.tiers) else None
+        )
         if isinstance(action, engine.RequestBids):
             check_trace(step, terminal=False)
             assert tier is not None and set(action.buyer_ids) <= set(tier.buyers)
@@ -247,7 +273,14 @@ def test_random_configs_and_call_sequences_keep_every_invariant(cfg: RoutingConf
     for i in range(n_calls):
         now += timedelta(minutes=rng.choice([0, 1, 7, 45, 180]))
         world.end_calls_until(now)
-        call = CallFacts(call_id=f"c{i}", campaign_id="camp", publisher_id="pub", state=rng.choice(["CA", "TX", "NY"]), zip="90001", area_code="213")
+        call = CallFacts(
+            call_id=f"c{i}",
+            campaign_id="camp",
+            publisher_id="pub",
+            state=rng.choice(["CA", "TX", "NY"]),
+            zip="90001",
+            area_code="213",
+        )
         seen[call.call_id] = play_call(world, call, now)
         check_caps(cfg, world.led, now)
     world.end_calls_until(now + timedelta(days=1))
@@ -261,8 +294,18 @@ def test_weight_share_is_within_one_call_after_every_call(weights: list[int], n:
     cfg = RoutingConfig.model_validate(
         {
             "publishers": [{"id": "pub"}],
-            "buyers": [{"id": f"w{i}", "destination": f"+1800555{i:04d}", "bid": {"type": "static", "price": "20.00"}, "weight": w} for i, w in enumerate(weights)],
-            "campaigns": [{"id": "camp", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "weight", "buyers": [f"w{i}" for i in range(len(weights))]}]}}],
+            "buyers": [
+                {"id": f"w{i}", "destination": f"+1800555{i:04d}", "bid": {"type": "static", "price": "20.00"}, "weight": w}
+                for i, w in enumerate(weights)
+            ],
+            "campaigns": [
+                {
+                    "id": "camp",
+                    "numbers": ["+18885550123"],
+                    "publisher": "pub",
+                    "routing": {"tiers": [{"strategy": "weight", "buyers": [f"w{i}" for i in range(len(weights))]}]},
+                }
+            ],
         }
     )
     led, counts, total = InMemoryLedger(), [0] * len(weights), sum(weights)

@@ -14,8 +14,8 @@ from switchboard.core.config import RoutingConfig
 from switchboard.core.eligibility import CallFacts
 from switchboard.core.ledger import BuyerLoad, TierState, call_routed, swrr_routed
 from switchboard.services.router import protocol
-from switchboard.services.router.app import finished_at_ms, forgettable
 from switchboard.services.router import view as view_module
+from switchboard.services.router.app import finished_at_ms, forgettable
 from switchboard.services.router.view import LoadView
 from switchboard.v1 import events_pb2 as pb
 
@@ -31,7 +31,14 @@ def config(tiers: list[dict[str, Any]], max_attempts: int = 3) -> RoutingConfig:
         {
             "publishers": [{"id": "pub", "min_price": "10.00"}],
             "buyers": buyers,
-            "campaigns": [{"id": "camp", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"max_attempts": max_attempts, "tiers": tiers}}],
+            "campaigns": [
+                {
+                    "id": "camp",
+                    "numbers": ["+18885550123"],
+                    "publisher": "pub",
+                    "routing": {"max_attempts": max_attempts, "tiers": tiers},
+                }
+            ],
         }
     )
 

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from switchboard.cli import app
 from switchboard.core.config import RoutingConfig, check_config, load_config
-from switchboard.simulation import CallRecord, compare, run
 from switchboard.platform.settings import DEMO_CONFIG
+from switchboard.simulation import CallRecord, compare, run
 from switchboard.simulation.stats import paired_interval, t_quantile
 
 EXAMPLES = DEMO_CONFIG.parent
@@ -33,7 +33,12 @@ def config(**sections: Any) -> RoutingConfig:
         "publishers": [{"id": "pub", "min_price": "10.00"}],
         "buyers": [{"id": "b1", "destination": "+18005550100", "bid": {"type": "static", "price": "30.00"}}],
         "campaigns": [
-            {"id": "camp", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "price", "buyers": ["b1"]}]}}
+            {
+                "id": "camp",
+                "numbers": ["+18885550123"],
+                "publisher": "pub",
+                "routing": {"tiers": [{"strategy": "price", "buyers": ["b1"]}]},
+            }
         ],
     }
     data.update(sections)
@@ -54,7 +59,9 @@ def test_same_seed_same_output_byte_for_byte(tmp_path: Path) -> None:
     outputs = []
     for name in ("a", "b"):
         calls_file = tmp_path / f"{name}.jsonl"
-        res = runner.invoke(app, ["simulate", "--config", str(DEMO), "--calls", "400", "--seed", "7", "--json", "--out", str(calls_file)])
+        res = runner.invoke(
+            app, ["simulate", "--config", str(DEMO), "--calls", "400", "--seed", "7", "--json", "--out", str(calls_file)]
+        )
         assert res.exit_code == 0, res.output
         outputs.append((res.stdout.encode(), calls_file.read_bytes()))
     assert outputs[0] == outputs[1]
@@ -71,7 +78,21 @@ def test_same_seed_same_output_across_processes(tmp_path: Path) -> None:
     outputs = []
     for hash_seed in ("1", "2"):
         calls_file = tmp_path / f"calls-{hash_seed}.jsonl"
-        cmd = [sys.executable, "-m", "switchboard.cli", "simulate", "--config", str(DEMO), "--calls", "300", "--seed", "3", "--json", "--out", str(calls_file)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "switchboard.cli",
+            "simulate",
+            "--config",
+            str(DEMO),
+            "--calls",
+            "300",
+            "--seed",
+            "3",
+            "--json",
+            "--out",
+            str(calls_file),
+        ]
         done = subprocess.run(cmd, env={**os.environ, "PYTHONHASHSEED": hash_seed}, capture_output=True, check=True, timeout=120)
         outputs.append((done.stdout, calls_file.read_bytes()))
     assert outputs[0] == outputs[1]
@@ -125,7 +146,9 @@ def test_each_call_carries_attributes_outcome_and_trace() -> None:
             continue
         assert c["state"] and c["area_code"]  # routed callers have valid numbers: the demo refuses the others
         if c["campaign_id"] == "solar-ca":  # routed on its IVR flow's answers, the ZIP the caller keyed in
-            assert {"language", "homeowner", "monthly_bill"} <= set(c["answers"]) <= {"language", "homeowner", "zip", "monthly_bill"}
+            assert (
+                {"language", "homeowner", "monthly_bill"} <= set(c["answers"]) <= {"language", "homeowner", "zip", "monthly_bill"}
+            )
             assert c["zip"] == c["answers"].get("zip", "")
         if o["kind"] == "buyer":
             # the trace's one winner is the buyer the call went to, at the outcome's tier and attempt
@@ -171,7 +194,12 @@ def test_concurrency_cap_holds_across_overlapping_simulated_calls() -> None:
             {"id": "b2", "destination": "+18005550101", "bid": {"type": "static", "price": "20.00"}},
         ],
         campaigns=[
-            {"id": "camp", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "price", "buyers": ["b1", "b2"]}]}}
+            {
+                "id": "camp",
+                "numbers": ["+18885550123"],
+                "publisher": "pub",
+                "routing": {"tiers": [{"strategy": "price", "buyers": ["b1", "b2"]}]},
+            }
         ],
         simulation={
             "traffic": {"calls_per_hour": 120},
@@ -179,9 +207,7 @@ def test_concurrency_cap_holds_across_overlapping_simulated_calls() -> None:
         },
     )
     summary, calls = records(cfg, 400)
-    spans = sorted(
-        (c["decided_at"], c["outcome"]["connected_s"]) for c in calls if c["outcome"]["buyer_id"] == "b1"
-    )
+    spans = sorted((c["decided_at"], c["outcome"]["connected_s"]) for c in calls if c["outcome"]["buyer_id"] == "b1")
     ends: list[datetime] = []
     for at, seconds in spans:
         start = datetime.fromisoformat(at)
@@ -199,7 +225,12 @@ def test_weight_tier_shares_calls_by_weight() -> None:
             {"id": "w1", "destination": "+18005550101", "bid": {"type": "static", "price": "30.00"}, "weight": 1},
         ],
         campaigns=[
-            {"id": "camp", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "weight", "buyers": ["w3", "w1"]}]}}
+            {
+                "id": "camp",
+                "numbers": ["+18885550123"],
+                "publisher": "pub",
+                "routing": {"tiers": [{"strategy": "weight", "buyers": ["w3", "w1"]}]},
+            }
         ],
     )
     summary = run(cfg, 401, 5).to_dict()
@@ -210,13 +241,19 @@ def test_weight_tier_shares_calls_by_weight() -> None:
 def test_rtb_answers_past_the_timeout_are_no_bids_and_unanswered_offers_are_rerouted() -> None:
     cfg = config(
         buyers=[
-            {"id": "slow", "destination": "+18005550100", "bid": {"type": "rtb", "url": "http://127.0.0.1:9/ping", "timeout_ms": 200}},
+            {
+                "id": "slow",
+                "destination": "+18005550100",
+                "bid": {"type": "rtb", "url": "http://127.0.0.1:9/ping", "timeout_ms": 200},
+            },
             {"id": "shy", "destination": "+18005550101", "bid": {"type": "static", "price": "25.00"}},
             {"id": "last", "destination": "+18005550102", "bid": {"type": "static", "price": "15.00"}},
         ],
         campaigns=[
             {
-                "id": "camp", "numbers": ["+18885550123"], "publisher": "pub",
+                "id": "camp",
+                "numbers": ["+18885550123"],
+                "publisher": "pub",
                 "routing": {"max_attempts": 2, "tiers": [{"strategy": "price", "buyers": ["slow", "shy", "last"]}]},
             }
         ],
@@ -247,12 +284,24 @@ def test_ping_post_rejected_posts_go_to_the_next_bid() -> None:
             {"id": "lo", "destination": "+18005550101", "bid": rtb},
         ],
         campaigns=[
-            {"id": "camp", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "ping_post", "buyers": ["hi", "lo"]}]}}
+            {
+                "id": "camp",
+                "numbers": ["+18885550123"],
+                "publisher": "pub",
+                "routing": {"tiers": [{"strategy": "ping_post", "buyers": ["hi", "lo"]}]},
+            }
         ],
         simulation={"buyers": {"hi": {"bid": 50, "post_reject_rate": 1.0}, "lo": {"bid": 40}}},
     )
     summary = run(cfg, 100, 1).to_dict()
-    assert summary["buyers"]["hi"] == {"offers": 0, "posts": 100, "connected": 0, "billable": 0, "revenue": "0.00", "avg_price": None}
+    assert summary["buyers"]["hi"] == {
+        "offers": 0,
+        "posts": 100,
+        "connected": 0,
+        "billable": 0,
+        "revenue": "0.00",
+        "avg_price": None,
+    }
     assert summary["buyers"]["lo"]["connected"] == 100 and summary["avg_winning_bid"] == "40.00"
     assert summary["offer_failures"] == {"post_rejected": 100}
 
@@ -260,7 +309,12 @@ def test_ping_post_rejected_posts_go_to_the_next_bid() -> None:
 def test_queue_waits_and_abandonment() -> None:
     cfg = config(
         campaigns=[
-            {"id": "camp", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "queue", "queue": "q"}]}}
+            {
+                "id": "camp",
+                "numbers": ["+18885550123"],
+                "publisher": "pub",
+                "routing": {"tiers": [{"strategy": "queue", "queue": "q"}]},
+            }
         ],
         queues=[{"id": "q", "max_wait_s": 30}],
         agents=[{"id": "solo", "queues": ["q"]}],
@@ -310,14 +364,14 @@ def test_compare_demo_plans_with_a_paired_t_interval() -> None:
     result = compare(DEMO, DEMO_ALT, 400, 4, seed=1)
     doc = result.to_dict("demo", "demo-alt")
     assert doc["same_traffic"] is True
-    diffs = [float(Decimal(b) - Decimal(a)) for a, b in zip(doc["a"]["revenue_by_run"], doc["b"]["revenue_by_run"])]
+    diffs = [float(Decimal(b) - Decimal(a)) for a, b in zip(doc["a"]["revenue_by_run"], doc["b"]["revenue_by_run"], strict=True)]
     interval = paired_interval(diffs)
     assert doc["difference_b_minus_a"]["revenue"]["ci95"] == [f"{interval.low:.2f}", f"{interval.high:.2f}"]
     # by hand: mean ± t(0.975, 3) · sd / √4 with t = 3.182
     half = 3.182 * statistics.stdev(diffs) / 2
     assert interval.low == pytest.approx(statistics.fmean(diffs) - half, abs=0.01 + 1e-3 * half)
     # same calls in both plans: plan B's higher floor leaves auto insurance calls unsold in every run
-    fills = list(zip(doc["a"]["fill_rate_by_run"], doc["b"]["fill_rate_by_run"]))
+    fills = list(zip(doc["a"]["fill_rate_by_run"], doc["b"]["fill_rate_by_run"], strict=True))
     assert all(b < a for a, b in fills)
     assert doc["difference_b_minus_a"]["fill_rate"]["significant"] is True
 
@@ -392,7 +446,7 @@ def test_bad_simulation_sections_are_refused_with_line_field_and_fix(tmp_path: P
         "      cmap: {calls_per_hour: 5}\n"  # 13
         '    hourly_profile: {"08-20": 1, "19-22": 1, "9-": 1}\n'  # 14
         "    callers:\n"  # 15
-        "      areas: [{state: CAL, area_code: \"213\"}]\n"  # 16
+        '      areas: [{state: CAL, area_code: "213"}]\n'  # 16
         "      answers:\n"  # 17
         "        homeowner: {yes: 2, no: -1}\n"  # 18
         "        bill: {mean: 200, sd: 50}\n"  # 19

@@ -32,7 +32,12 @@ FLOW = {
     "id": "qualify",
     "start": "language",
     "nodes": {
-        "language": {"type": "set_language", "prompt": "1 English, 2 español", "options": {"1": "en", "2": "es"}, "next": "homeowner"},
+        "language": {
+            "type": "set_language",
+            "prompt": "1 English, 2 español",
+            "options": {"1": "en", "2": "es"},
+            "next": "homeowner",
+        },
         "homeowner": {
             "type": "question",
             "prompt": "Own your home? 1 yes, 2 no",
@@ -42,7 +47,13 @@ FLOW = {
             "branches": [{"when": {"eq": "no"}, "goto": "renter"}],
             "next": "zip",
         },
-        "zip": {"type": "question", "prompt": "Your ZIP?", "answer_key": "zip", "validate": {"pattern": r"\d{5}"}, "next": "done"},
+        "zip": {
+            "type": "question",
+            "prompt": "Your ZIP?",
+            "answer_key": "zip",
+            "validate": {"pattern": r"\d{5}"},
+            "next": "done",
+        },
         "done": {"type": "end", "result": "qualified"},
         "renter": {"type": "end", "result": "disqualified", "reason": "not_homeowner"},
     },
@@ -133,7 +144,9 @@ def test_screening_reasons_come_in_the_modelled_shares() -> None:
             assert number.startswith("+1718") and "area code 718" in detail
             matched["area code"] += 1
         assert c["trace"] == {} and c["answers"] == {}
-    assert len(matched) == 3 and "the blocklist of campaign camp" in " ".join(c["outcome"]["detail"] for c in by_reason["blocked"])
+    assert len(matched) == 3 and "the blocklist of campaign camp" in " ".join(
+        c["outcome"]["detail"] for c in by_reason["blocked"]
+    )
     # invalid numbers and withheld ones: core.caller finds nothing to place
     anonymous = [c for c in by_reason["invalid_number"] if c["caller_number"] == ""]
     assert abs(len(anonymous) - 0.03 * n) <= 55
@@ -195,7 +208,9 @@ def test_a_repeat_caller_outside_the_window_is_not_a_duplicate() -> None:
 
 
 def test_repeat_calls_keep_calls_per_hour_and_the_number_of_calls() -> None:
-    summary, calls = records(config(callers={"repeat_rate": 0.3, "repeat_after_s": {"type": "exponential", "mean": 600}}, calls_per_hour=120), 3000)
+    summary, calls = records(
+        config(callers={"repeat_rate": 0.3, "repeat_after_s": {"type": "exponential", "mean": 600}}, calls_per_hour=120), 3000
+    )
     assert summary["calls"] == 3000 and len(calls) == 3000 and [c["call"] for c in calls] == list(range(1, 3001))
     assert abs(summary["repeat_calls"] - 0.3 * 3000) < 120
     assert 110 < summary["clock"]["calls_per_hour"] < 130  # first calls at 120 × 0.7, repeats on top
@@ -219,21 +234,39 @@ def test_a_disqualifying_answer_ends_disqualified() -> None:
     assert all(c["outcome"]["kind"] == "buyer" and c["answers"]["homeowner"] == "yes" for c in owners)
     assert summary["rejects_by_reason"] == {"disqualified": len(renters)}
     assert summary["ivr"] == {
-        "qualify": {"calls": 800, "qualified": len(owners), "disqualified": len(renters), "disqualified_by": {"not_homeowner": len(renters)}, "reprompts": 0,
-                    "hung_up": 0, "avg_ivr_s": 0.0}
+        "qualify": {
+            "calls": 800,
+            "qualified": len(owners),
+            "disqualified": len(renters),
+            "disqualified_by": {"not_homeowner": len(renters)},
+            "reprompts": 0,
+            "hung_up": 0,
+            "avg_ivr_s": 0.0,
+        }
     }
 
 
 def test_the_flows_answers_decide_eligibility() -> None:
     buyers = [
-        {"id": "spanish-owners", "destination": "+18005550100", "bid": {"type": "static", "price": "50.00"},
-         "filters": {"answers": {"homeowner": {"eq": "yes"}, "language": {"eq": "es"}}}},
-        {"id": "la-zips", "destination": "+18005550101", "bid": {"type": "static", "price": "40.00"}, "filters": {"zip_prefixes": ["900"]}},
+        {
+            "id": "spanish-owners",
+            "destination": "+18005550100",
+            "bid": {"type": "static", "price": "50.00"},
+            "filters": {"answers": {"homeowner": {"eq": "yes"}, "language": {"eq": "es"}}},
+        },
+        {
+            "id": "la-zips",
+            "destination": "+18005550101",
+            "bid": {"type": "static", "price": "40.00"},
+            "filters": {"zip_prefixes": ["900"]},
+        },
         {"id": "anyone", "destination": "+18005550102", "bid": {"type": "static", "price": "10.00"}},
     ]
     flow = OWNERS_AND_RENTERS
     cfg = config(
-        buyers=buyers, flows=[flow], campaign={"ivr": "qualify"},
+        buyers=buyers,
+        flows=[flow],
+        campaign={"ivr": "qualify"},
         callers={"answers": {"homeowner": {"yes": 1, "no": 1}, "language": {"en": 1, "es": 1}}},
     )
     summary, calls = records(cfg, 1000)
@@ -252,7 +285,12 @@ def test_the_flows_answers_decide_eligibility() -> None:
     # answers the flow does not ask never reach routing: without the ZIP question, no call has a ZIP
     nodes = {k: v for k, v in flow["nodes"].items() if k != "zip"}
     no_zip = {**flow, "nodes": {**nodes, "homeowner": {**nodes["homeowner"], "next": "done"}}}
-    cfg = config(buyers=buyers, flows=[no_zip], campaign={"ivr": "qualify"}, callers={"answers": {"homeowner": ["yes"], "language": ["en"], "x": [1]}})
+    cfg = config(
+        buyers=buyers,
+        flows=[no_zip],
+        campaign={"ivr": "qualify"},
+        callers={"answers": {"homeowner": ["yes"], "language": ["en"], "x": [1]}},
+    )
     summary, calls = records(cfg, 300)
     assert all(c["zip"] == "" and c["answers"] == {"language": "en", "homeowner": "yes"} for c in calls)
     assert summary["buyers"]["anyone"]["connected"] == 300
@@ -264,16 +302,24 @@ def test_menus_follow_the_answer_then_the_menu_weights_then_uniform() -> None:
         "start": "product",
         "nodes": {
             "product": {
-                "type": "menu", "prompt": "1 solar, 2 roof", "answer_key": "product",
+                "type": "menu",
+                "prompt": "1 solar, 2 roof",
+                "answer_key": "product",
                 "options": {"1": {"next": "interest", "value": "solar"}, "2": {"next": "interest", "value": "roofing"}},
             },
-            "interest": {"type": "menu", "prompt": "1 go on, 2 hear again, 9 stop", "options": {"1": "done", "2": "interest", "9": "stop"}},
+            "interest": {
+                "type": "menu",
+                "prompt": "1 go on, 2 hear again, 9 stop",
+                "options": {"1": "done", "2": "interest", "9": "stop"},
+            },
             "done": {"type": "end", "result": "qualified"},
             "stop": {"type": "end", "result": "disqualified", "reason": "not_interested"},
         },
     }
     weights = {"menu": {"interest": {"1": 6, "2": 1, "9": 3}}}
-    cfg = config(flows=[flow], campaign={"ivr": "menu"}, callers={"answers": {"product": {"solar": 3, "roofing": 1}}, "menus": weights})
+    cfg = config(
+        flows=[flow], campaign={"ivr": "menu"}, callers={"answers": {"product": {"solar": 3, "roofing": 1}}, "menus": weights}
+    )
     summary, calls = records(cfg, 2000)
     qualified = [c for c in calls if c["outcome"]["kind"] == "buyer"]
     assert {c["answers"]["product"] for c in calls} == {"solar", "roofing"}
@@ -286,7 +332,11 @@ def test_menus_follow_the_answer_then_the_menu_weights_then_uniform() -> None:
 
 
 def test_invalid_input_is_reprompted_then_gives_up() -> None:
-    cfg = config(flows=[OWNERS_AND_RENTERS], campaign={"ivr": "qualify"}, callers={"invalid_input_rate": 0.3, "answers": {"homeowner": ["yes"]}})
+    cfg = config(
+        flows=[OWNERS_AND_RENTERS],
+        campaign={"ivr": "qualify"},
+        callers={"invalid_input_rate": 0.3, "answers": {"homeowner": ["yes"]}},
+    )
     summary, calls = records(cfg, 2000)
     f = summary["ivr"]["qualify"]
     assert f["calls"] == f["qualified"] + f["disqualified"] == 2000
@@ -305,7 +355,13 @@ def test_questions_without_an_answer_model() -> None:
         "start": "owner",
         "nodes": {
             "owner": {"type": "question", "prompt": "?", "answer_key": "owner", "validate": {"yes_no": True}, "next": "fuel"},
-            "fuel": {"type": "question", "prompt": "?", "answer_key": "fuel", "validate": {"choices": ["gas", "electric"]}, "next": "bill"},
+            "fuel": {
+                "type": "question",
+                "prompt": "?",
+                "answer_key": "fuel",
+                "validate": {"choices": ["gas", "electric"]},
+                "next": "bill",
+            },
             "bill": {"type": "question", "prompt": "?", "answer_key": "bill", "validate": {"min": 10, "max": 20}, "next": "name"},
             "name": {"type": "question", "prompt": "?", "answer_key": "name", "next": "done"},
             "done": {"type": "end", "result": "qualified"},
@@ -328,7 +384,10 @@ def test_flow_end_is_the_ivr_services_rule() -> None:
     end = ivr.flow_end(step)
     assert (end.qualified, end.zip, end.answers) == (True, "90210", {"language": "es", "homeowner": "yes", "zip": "90210"})
     long_zip = ivr.flow_end(ivr.Finished(True, "", {"zip": "90210-1234", "language": "fr"}, "en", "done", "", step.state))
-    assert (long_zip.zip, long_zip.answers) == ("90210", {"zip": "90210", "language": "fr"})  # the flow's own language answer stays
+    assert (long_zip.zip, long_zip.answers) == (
+        "90210",
+        {"zip": "90210", "language": "fr"},
+    )  # the flow's own language answer stays
     odd = ivr.flow_end(ivr.Finished(True, "", {"zip": "9021"}, "en", "done", "", step.state))  # a ZIP the flow let through
     assert (odd.zip, odd.answers) == (None, {"language": "en"})
     step = ivr.current(flow, ivr.start(flow))
@@ -344,10 +403,16 @@ def test_flow_end_is_the_ivr_services_rule() -> None:
 
 def test_same_seed_same_bytes_with_screening_repeats_and_ivr() -> None:
     cfg = config(
-        flows=[FLOW], campaign={"ivr": "qualify", "duplicate_window": "1h"}, blocklist={"prefixes": ["+1900"]},
+        flows=[FLOW],
+        campaign={"ivr": "qualify", "duplicate_window": "1h"},
+        blocklist={"prefixes": ["+1900"]},
         callers={
-            "blocked_rate": 0.02, "invalid_number_rate": 0.02, "anonymous_rate": 0.02, "repeat_rate": 0.2,
-            "repeat_after_s": {"type": "lognormal", "median": 1800, "sigma": 1}, "invalid_input_rate": 0.1,
+            "blocked_rate": 0.02,
+            "invalid_number_rate": 0.02,
+            "anonymous_rate": 0.02,
+            "repeat_rate": 0.2,
+            "repeat_after_s": {"type": "lognormal", "median": 1800, "sigma": 1},
+            "invalid_input_rate": 0.1,
             "answers": {"homeowner": {"yes": 3, "no": 1}, "language": ["en", "es"]},
         },
     )
@@ -361,10 +426,13 @@ def test_same_seed_same_bytes_with_screening_repeats_and_ivr() -> None:
 def test_callers_do_not_change_when_screening_is_modelled() -> None:
     """Areas, ZIPs and answers come from the callers' stream as before; numbers from a stream of their own."""
     plain = config(callers={"answers": {"homeowner": ["yes", "no"]}})
-    screened = config(callers={"answers": {"homeowner": ["yes", "no"]}, "invalid_number_rate": 0.1, "anonymous_rate": 0.1}, campaign={"allow_invalid_numbers": True})
+    screened = config(
+        callers={"answers": {"homeowner": ["yes", "no"]}, "invalid_number_rate": 0.1, "anonymous_rate": 0.1},
+        campaign={"allow_invalid_numbers": True},
+    )
     a, b = records(plain, 300, 3)[1], records(screened, 300, 3)[1]
     assert [(c["zip"], c["answers"]) for c in a] == [(c["zip"], c["answers"]) for c in b]
-    same = [(x, y) for x, y in zip(a, b) if caller_facts(y["caller_number"]).valid]
+    same = [(x, y) for x, y in zip(a, b, strict=True) if caller_facts(y["caller_number"]).valid]
     assert 200 < len(same) < 280 and all(x["caller_number"] == y["caller_number"] and x["state"] == y["state"] for x, y in same)
 
 
@@ -438,5 +506,5 @@ def test_bad_caller_models_are_refused_with_line_field_and_fix(tmp_path: Path) -
     ]
     assert_problems(found, expected)
     assert problems(tmp_path, "      menus: {f: {pick: {1: 0, 9: 0}}}\n") == [
-        "17: simulation.traffic.callers.menus.f.pick: no key has a weight above 0: callers could not choose (write it like {\"1\": 3, \"9\": 1})"
+        '17: simulation.traffic.callers.menus.f.pick: no key has a weight above 0: callers could not choose (write it like {"1": 3, "9": 1})'
     ]

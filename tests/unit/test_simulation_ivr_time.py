@@ -34,8 +34,18 @@ MENU_FLOW = {
     "id": "menu",
     "start": "interest",
     "nodes": {
-        "interest": {"type": "menu", "prompt": "1 go on, 2 hear again, 9 stop", "options": {"1": "zip", "2": "interest", "9": "stop"}},
-        "zip": {"type": "question", "prompt": "Your ZIP?", "answer_key": "zip", "validate": {"pattern": r"\d{5}"}, "next": "done"},
+        "interest": {
+            "type": "menu",
+            "prompt": "1 go on, 2 hear again, 9 stop",
+            "options": {"1": "zip", "2": "interest", "9": "stop"},
+        },
+        "zip": {
+            "type": "question",
+            "prompt": "Your ZIP?",
+            "answer_key": "zip",
+            "validate": {"pattern": r"\d{5}"},
+            "next": "done",
+        },
         "done": {"type": "end", "result": "qualified"},
         "stop": {"type": "end", "result": "disqualified", "reason": "not_interested"},
     },
@@ -59,12 +69,19 @@ def config(
             "buyers": [{"id": "b1", "destination": "+18005550100", "bid": {"type": "static", "price": "30.00"}, **(buyer or {})}],
             "campaigns": [
                 {
-                    "id": "camp", "numbers": ["+18885550123"], "publisher": "pub", "ivr": flow["id"],
+                    "id": "camp",
+                    "numbers": ["+18885550123"],
+                    "publisher": "pub",
+                    "ivr": flow["id"],
                     "routing": {"tiers": [{"strategy": "price", "buyers": ["b1"]}]},
                 }
             ],
             "ivr_flows": [flow],
-            "simulation": {"start": start, "traffic": {"calls_per_hour": calls_per_hour, "callers": callers}, "buyers": buyers_model},
+            "simulation": {
+                "start": start,
+                "traffic": {"calls_per_hour": calls_per_hour, "callers": callers},
+                "buyers": buyers_model,
+            },
         }
     )
 
@@ -87,7 +104,10 @@ def test_callers_hang_up_at_the_modelled_rate_and_are_rejected_abandoned_where_t
     cfg = config({"answers": {"homeowner": ["yes"]}, "ivr_prompt_s": 20, "ivr_hangup_rate": rate})
     summary, calls = records(cfg, n)
     hung_up = [c for c in calls if c["outcome"]["reason"] == ivr.ABANDONED]
-    by_node = {node: [c for c in hung_up if c["outcome"]["detail"] == ivr.hung_up_detail(ivr.IvrState("qualify", node, "en"))] for node in NODES}
+    by_node = {
+        node: [c for c in hung_up if c["outcome"]["detail"] == ivr.hung_up_detail(ivr.IvrState("qualify", node, "en"))]
+        for node in NODES
+    }
     assert sum(map(len, by_node.values())) == len(hung_up), "every hang-up names the node the caller was at"
     # The k-th prompt is reached with (1 − rate)^k and hung up at with rate: binomial, allow 4 standard deviations.
     for k, node in enumerate(NODES):
@@ -112,7 +132,9 @@ def test_callers_hang_up_at_the_modelled_rate_and_are_rejected_abandoned_where_t
 
 def test_time_in_the_ivr_is_the_sum_of_the_prompts_asked() -> None:
     # 10 re-prompts per node: practically nobody gives up, so every caller is asked 3 prompts + their re-prompts
-    patient = {node: {**spec, "retries": 10} if spec["type"] != "end" else spec for node, spec in OWNERS_AND_RENTERS["nodes"].items()}
+    patient = {
+        node: {**spec, "retries": 10} if spec["type"] != "end" else spec for node, spec in OWNERS_AND_RENTERS["nodes"].items()
+    }
     cfg = config(
         {"answers": ANSWERS, "invalid_input_rate": 0.2, "ivr_prompt_s": {"type": "exponential", "mean": 6}},
         flow={**OWNERS_AND_RENTERS, "nodes": patient},
@@ -136,12 +158,14 @@ def test_routing_starts_when_the_flow_ends_not_when_the_call_arrives() -> None:
     buyer = {"schedule": {"timezone": "America/New_York", "hours": {"mon-fri": "09:00-17:00"}}}
     opens = datetime.fromisoformat("2025-03-03T09:00:00-05:00")
     untimed = config({"answers": {"homeowner": ["yes"]}}, buyer=buyer, start="2025-03-03T08:50:00", calls_per_hour=600)
-    timed = config({"answers": {"homeowner": ["yes"]}, "ivr_prompt_s": 100}, buyer=buyer, start="2025-03-03T08:50:00", calls_per_hour=600)
+    timed = config(
+        {"answers": {"homeowner": ["yes"]}, "ivr_prompt_s": 100}, buyer=buyer, start="2025-03-03T08:50:00", calls_per_hour=600
+    )
     _, before = records(untimed, 300)
     _, after = records(timed, 300)
     assert [c["arrived_at"] for c in before] == [c["arrived_at"] for c in after], "the same calls"
     early = 0
-    for plain, c in zip(before, after):
+    for plain, c in zip(before, after, strict=True):
         arrived = datetime.fromisoformat(c["arrived_at"])
         assert c["ivr_s"] == 300 and plain["ivr_s"] == 0.0  # untimed: the IVR takes no time
         assert (plain["outcome"]["kind"] == "buyer") == (arrived >= opens)
@@ -156,7 +180,9 @@ def test_a_concurrency_cap_sees_calls_when_they_leave_the_ivr() -> None:
     """One slot, 90 s calls: the buyer's calls never overlap counted from the flow's end, though they would from arrival."""
     cfg = config(
         {"answers": {"homeowner": ["yes"]}, "ivr_prompt_s": {"type": "uniform", "min": 0, "max": 200}},
-        buyer={"caps": {"concurrency": 1}}, calls_per_hour=120, talk_time_s=90,
+        buyer={"caps": {"concurrency": 1}},
+        calls_per_hour=120,
+        talk_time_s=90,
     )
     summary, calls = records(cfg, 600)
     taken = sorted((datetime.fromisoformat(c["decided_at"]), c) for c in calls if c["outcome"]["kind"] == "buyer")
@@ -186,7 +212,7 @@ def test_timing_draws_nothing_from_the_callers_inputs() -> None:
     summary, timed = records(timed_cfg, 2000, 4)
     assert plain[0]["ivr_s"] == 0.0 and summary["ivr"]["menu"]["hung_up"] > 50
     same = 0
-    for a, b in zip(plain, timed):
+    for a, b in zip(plain, timed, strict=True):
         assert a["call_id"] == b["call_id"] and a["caller_number"] == b["caller_number"]
         if b["outcome"]["reason"] == ivr.ABANDONED:
             assert b["answers"].items() <= a["answers"].items()  # a prefix of the same inputs
@@ -220,7 +246,21 @@ def test_same_seed_same_bytes_with_ivr_time(tmp_path: Path) -> None:
     outputs = []
     for hash_seed in ("1", "2", "1"):
         calls_file = tmp_path / f"calls-{hash_seed}-{len(outputs)}.jsonl"
-        cmd = [sys.executable, "-m", "switchboard.cli", "simulate", "--config", str(path), "--calls", "800", "--seed", "5", "--json", "--out", str(calls_file)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "switchboard.cli",
+            "simulate",
+            "--config",
+            str(path),
+            "--calls",
+            "800",
+            "--seed",
+            "5",
+            "--json",
+            "--out",
+            str(calls_file),
+        ]
         done = subprocess.run(cmd, env={**os.environ, "PYTHONHASHSEED": hash_seed}, capture_output=True, check=True, timeout=120)
         outputs.append((done.stdout, calls_file.read_bytes()))
     assert outputs[0] == outputs[1] == outputs[2]
@@ -234,8 +274,13 @@ def test_same_seed_same_bytes_with_ivr_time(tmp_path: Path) -> None:
     row = next(line for line in res.stdout.splitlines() if line.strip("│ ").startswith("menu "))
     flow = summary["ivr"]["menu"]
     assert [cell.strip() for cell in row.strip("│").split("│")] == [
-        "menu", f"{flow['calls']:,}", f"{flow['qualified']:,}", f"{flow['disqualified']:,}", f"{flow['reprompts']:,}",
-        f"{flow['hung_up']:,}", f"{flow['avg_ivr_s']:,.1f} s",
+        "menu",
+        f"{flow['calls']:,}",
+        f"{flow['qualified']:,}",
+        f"{flow['disqualified']:,}",
+        f"{flow['reprompts']:,}",
+        f"{flow['hung_up']:,}",
+        f"{flow['avg_ivr_s']:,.1f} s",
     ]
     assert "hung up" in res.stdout and "avg time" in res.stdout
     plain = CliRunner().invoke(app, ["simulate", "--config", str(DEMO), "--calls", "300"], terminal_width=160)

@@ -61,7 +61,10 @@ def test_price_offers_the_highest_then_the_next_on_reject_and_no_answer() -> Non
     step = engine.offer_failed(cfg, step.progress, "no_answer", NOW)
     assert routed_to(step) == "a" and step.action.attempt == 3  # type: ignore[union-attr]
     failed = [e for e in step.progress.trace.entries if "failed" in e.detail]
-    assert [(e.target_id, e.detail) for e in failed] == [("b", "offer 1 (route) failed: reject"), ("c", "offer 2 (route) failed: no_answer")]
+    assert [(e.target_id, e.detail) for e in failed] == [
+        ("b", "offer 1 (route) failed: reject"),
+        ("c", "offer 2 (route) failed: no_answer"),
+    ]
 
 
 # ---------------------------------------------------------------- priority
@@ -246,14 +249,19 @@ def test_availability_lower_bid_with_free_reps_beats_higher_bid_without() -> Non
     assert rich.bid_amount == "60.00" and rich.bid_reason == "not available now"
     # Nobody available: the tier yields no taker.
     answers = {b: bid(b, "60.00", available=False) for b in ("busy_rich", "free_cheap")}
-    assert engine.conclude_auction(cfg, engine.start_routing(cfg, call(), NOW).progress, list(answers), answers, NOW).action.reason == "no_bid"  # type: ignore[union-attr]
+    assert (
+        engine.conclude_auction(cfg, engine.start_routing(cfg, call(), NOW).progress, list(answers), answers, NOW).action.reason
+        == "no_bid"
+    )  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------- direct
 
 
 def test_direct_offers_the_list_in_order_at_the_static_price_with_partial_data() -> None:
-    cfg = cfg_with([static("x", "10.00"), static("y", "50.00"), static("z", "30.00")], [tier("direct", ["z", "x", "y"])], min_price="5.00")
+    cfg = cfg_with(
+        [static("x", "10.00"), static("y", "50.00"), static("z", "30.00")], [tier("direct", ["z", "x", "y"])], min_price="5.00"
+    )
     step = engine.start_routing(cfg, call(), NOW)
     seen = [(routed_to(step), step.action.price, step.action.data_scope)]  # type: ignore[union-attr]
     for _ in range(2):
@@ -263,7 +271,9 @@ def test_direct_offers_the_list_in_order_at_the_static_price_with_partial_data()
 
 
 def test_direct_after_a_reject_offers_the_next_buyer_by_previously_placed_bid() -> None:
-    cfg = cfg_with([static("x", "10.00"), static("y", "50.00"), static("z", "30.00")], [tier("direct", ["z", "x", "y"])], min_price="5.00")
+    cfg = cfg_with(
+        [static("x", "10.00"), static("y", "50.00"), static("z", "30.00")], [tier("direct", ["z", "x", "y"])], min_price="5.00"
+    )
     led = InMemoryLedger()
     led.bid("y", Decimal("52.00"), NOW - timedelta(hours=1))
     led.bid("x", Decimal("11.00"), NOW - timedelta(hours=1))
@@ -329,7 +339,10 @@ def test_sales_caps_count_billable_sales_in_the_buyer_timezone(window: str) -> N
 def test_daily_cap_rolls_over_at_midnight_in_the_buyer_timezone_not_utc() -> None:
     tz = "America/Los_Angeles"
     cfg = cfg_with(
-        [static("a", "40.00", schedule={"timezone": tz, "hours": {"mon-sun": "00:00-24:00"}}, caps={"daily": 1}), static("b", "20.00")],
+        [
+            static("a", "40.00", schedule={"timezone": tz, "hours": {"mon-sun": "00:00-24:00"}}, caps={"daily": 1}),
+            static("b", "20.00"),
+        ],
         [tier("priority", ["a", "b"])],
     )
     led = InMemoryLedger()
@@ -342,7 +355,10 @@ def test_daily_cap_rolls_over_at_midnight_in_the_buyer_timezone_not_utc() -> Non
 def test_hourly_cap_across_dst_fall_back_treats_the_repeated_hour_as_two_windows() -> None:
     tz = "America/Los_Angeles"
     cfg = cfg_with(
-        [static("a", "40.00", schedule={"timezone": tz, "hours": {"mon-sun": "00:00-24:00"}}, caps={"hourly": 1}), static("b", "20.00")],
+        [
+            static("a", "40.00", schedule={"timezone": tz, "hours": {"mon-sun": "00:00-24:00"}}, caps={"hourly": 1}),
+            static("b", "20.00"),
+        ],
         [tier("priority", ["a", "b"])],
     )
     led = InMemoryLedger()

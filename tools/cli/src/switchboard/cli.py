@@ -76,11 +76,16 @@ def run(
     workdir: Path = typer.Option(Path("var/run"), help="logs, state and the embedded ClickHouse data"),
     dsn: str = typer.Option("", help="analytics DSN (default: embedded chDB under workdir)"),
     seed: int = typer.Option(1, help="traffic seed"),
-    answer_rate: float = typer.Option(0.9, min=0.0, max=1.0, help="share of offers the demo buyers answer; the rest are re-routed"),
-    buyers: Path | None = typer.Option(
-        None, help="buyer simulator YAML for the RTB buyers (default: the demo's examples/buyers.yaml when the config has RTB buyers)"
+    answer_rate: float = typer.Option(
+        0.9, min=0.0, max=1.0, help="share of offers the demo buyers answer; the rest are re-routed"
     ),
-    simulate_buyers: bool = typer.Option(True, help="start the buyer simulator for the RTB buyers (--no-simulate-buyers: they must be reachable)"),
+    buyers: Path | None = typer.Option(
+        None,
+        help="buyer simulator YAML for the RTB buyers (default: the demo's examples/buyers.yaml when the config has RTB buyers)",
+    ),
+    simulate_buyers: bool = typer.Option(
+        True, help="start the buyer simulator for the RTB buyers (--no-simulate-buyers: they must be reachable)"
+    ),
 ) -> None:
     """Bring the whole stack up locally, drive demo calls through the gRPC edge, show it live."""
     from switchboard.core.config import ConfigError, load_config
@@ -116,8 +121,15 @@ def run(
         stats = DriveStats()
         driver = asyncio.create_task(
             drive(
-                stack.ivr_target, TrafficModel(run_cfg, seed), rate, count=calls or None, duration_s=duration or None,
-                stop=stop, stats=stats, answer_rate=answer_rate, seed=seed,
+                stack.ivr_target,
+                TrafficModel(run_cfg, seed),
+                rate,
+                count=calls or None,
+                duration_s=duration or None,
+                stop=stop,
+                stats=stats,
+                answer_rate=answer_rate,
+                seed=seed,
             )
         )
         with Live(render(stats, rate, rtb=rtb), console=console, refresh_per_second=4) as live:
@@ -148,7 +160,9 @@ def run(
 
 @app.command()
 def simulate(
-    config: Path = typer.Option(DEMO_CONFIG, "--config", help="routing configuration with its `simulation:` model (docs/SIMULATION.md)"),
+    config: Path = typer.Option(
+        DEMO_CONFIG, "--config", help="routing configuration with its `simulation:` model (docs/SIMULATION.md)"
+    ),
     calls: int = typer.Option(10_000, "--calls", min=1, help="simulated calls (per run)"),
     seed: int = typer.Option(1, "--seed", help="same seed, same result (byte for byte)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
@@ -207,7 +221,9 @@ def simulate(
             return
         console.print(comparison_table(doc))
         if result.traffic_differs:
-            console.print("[yellow]note: the two plans have different simulation.traffic (or start): they did not get the same calls")
+            console.print(
+                "[yellow]note: the two plans have different simulation.traffic (or start): they did not get the same calls"
+            )
         return
 
     cfg = load(config)
@@ -271,7 +287,7 @@ def _rich_table(title: str, rows: list[dict]) -> Table:
 
 @analytics_app.command("query")
 def analytics_query(
-    sql: str = typer.Argument(..., help="SQL, e.g. \"SELECT buyer_id, sum(price) FROM calls_routed GROUP BY buyer_id\""),
+    sql: str = typer.Argument(..., help='SQL, e.g. "SELECT buyer_id, sum(price) FROM calls_routed GROUP BY buyer_id"'),
     dsn: str = typer.Option("", envvar="SWITCHBOARD_ANALYTICS_DSN", help="chdb:///path or http(s)://user:pass@host:8123/db"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per row"),
 ) -> None:
@@ -281,7 +297,7 @@ def analytics_query(
     client = reports.open_client(dsn or reports.default_dsn())
     try:
         columns, result = reports.run_sql(client, sql)
-        rows = [dict(zip(columns, r)) for r in result]
+        rows = [dict(zip(columns, r, strict=True)) for r in result]
     finally:
         client.close()
     if as_json:

@@ -77,7 +77,7 @@ class Stack:
     services: tuple[str, ...] = SERVICES
     extra_env: dict[str, str] = field(default_factory=dict)
     # Buyer simulator: None plays examples/buyers.yaml when the config has RTB buyers; False never starts it.
-    buyers: Path | None | bool = None
+    buyers: Path | bool | None = None
     broker: EmbeddedBroker | None = field(default=None, init=False)
     procs: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
 
@@ -197,7 +197,8 @@ class Stack:
                 # Before the services: their config interpolates the simulator's ports.
                 if progress:
                     progress(BUYERSIM)
-                self._spawn(BUYERSIM, ["switchboard.buyersim", "--config", str(Path(buyers).resolve())], self.env())
+                config = str(Path(buyers).resolve())  # noqa: ASYNC240 — one path, once, at start-up
+                self._spawn(BUYERSIM, ["switchboard.buyersim", "--config", config], self.env())
                 self.procs[BUYERSIM].info = await self._wait_ready(BUYERSIM, timeout_s)
             env = self.env()
             for name in self.services:

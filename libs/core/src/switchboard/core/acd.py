@@ -285,7 +285,7 @@ class Acd:
         """The finished call ids remembered for dedupe, oldest first (only the `last` newest when given)."""
         if last is None:
             return list(self._done)
-        newest = [cid for _, cid in zip(range(max(0, last)), reversed(self._done))]
+        newest = [cid for _, cid in zip(range(max(0, last)), reversed(self._done), strict=False)]
         return newest[::-1]
 
     # -- events --------------------------------------------------------------
@@ -390,7 +390,10 @@ class Acd:
             return Reoffer("ignored", reason="unknown_call", detail=f"call {call_id} is not on an agent")
         if attempt and attempt != call.attempt:
             return Reoffer(
-                "ignored", call, reason="stale_attempt", detail=f"report about offer {attempt}, the call is at offer {call.attempt}"
+                "ignored",
+                call,
+                reason="stale_attempt",
+                detail=f"report about offer {attempt}, the call is at offer {call.attempt}",
             )
         del self._on_agent[call_id]
         del self._active[call_id]
@@ -400,17 +403,29 @@ class Acd:
         call.attempt += 1
         queue = self.queues[call.queue_id]
         out = self._reoffer(call, queue, agent_id, now)
-        return Reoffer(out.status, out.call, agent_id, out.assignment, out.reason, out.detail, out.considered, tuple(self.dispatch(now)))
+        return Reoffer(
+            out.status, out.call, agent_id, out.assignment, out.reason, out.detail, out.considered, tuple(self.dispatch(now))
+        )
 
     def _reoffer(self, call: WaitingCall, queue: Queue, failed_agent: str, now: float) -> Reoffer:
         if call.max_attempts is not None and call.attempt > call.max_attempts:
             self._finish(call.call_id)
-            return Reoffer("rejected", call, reason="max_attempts", detail=f"{call.attempt - 1} offer(s) made, max_attempts is {call.max_attempts}")
+            return Reoffer(
+                "rejected",
+                call,
+                reason="max_attempts",
+                detail=f"{call.attempt - 1} offer(s) made, max_attempts is {call.max_attempts}",
+            )
         untried = [s for s in self.agents_of(queue.id) if s.agent.id not in call.tried and skill_gap(s.agent, call.needs) is None]
         if not untried:
             self._finish(call.call_id)
             tried = ", ".join(f"{a} ({w})" for a, w in call.tried.items())
-            return Reoffer("rejected", call, reason="all_declined", detail=f"every matching agent of queue {queue.id} was offered the call: {tried}")
+            return Reoffer(
+                "rejected",
+                call,
+                reason="all_declined",
+                detail=f"every matching agent of queue {queue.id} was offered the call: {tried}",
+            )
         agent, considered = self.pick(queue, call.needs, call.tried)
         if agent is not None:
             return Reoffer("assigned", call, assignment=self._assign(call, agent, queue, now, considered), considered=considered)
@@ -456,7 +471,9 @@ class Acd:
             elif gap is not None:
                 considered.append(Consideration(s.agent.id, False, f"skill:{gap}", f"caller needs {gap}={needs[gap]}"))
             elif not s.has_capacity:
-                considered.append(Consideration(s.agent.id, False, "agent:busy", f"{len(s.active)}/{s.agent.max_concurrent} calls"))
+                considered.append(
+                    Consideration(s.agent.id, False, "agent:busy", f"{len(s.active)}/{s.agent.max_concurrent} calls")
+                )
             else:
                 considered.append(Consideration(s.agent.id, True))
                 free.append(s)
@@ -479,7 +496,9 @@ class Acd:
         )
 
     # -- bookkeeping ---------------------------------------------------------
-    def _assign(self, call: WaitingCall, agent: Agent, queue: Queue, now: float, considered: tuple[Consideration, ...]) -> Assignment:
+    def _assign(
+        self, call: WaitingCall, agent: Agent, queue: Queue, now: float, considered: tuple[Consideration, ...]
+    ) -> Assignment:
         state = self.agents[agent.id]
         state.active.add(call.call_id)
         state.handled += 1
@@ -669,7 +688,9 @@ def assignment_trace(routed_so_far: pb.DecisionTrace, tier_index: int, assignmen
     trace.winning_attempt = attempt
     for tried, why in assignment.call.tried.items():
         trace.notes.append(f"queue {queue.id}: agent {tried} did not take the call ({why})")
-    trace.notes.append(f"queue {queue.id}: offer {attempt} to agent {agent.id} by {queue.strategy} after {assignment.waited_s:.1f}s")
+    trace.notes.append(
+        f"queue {queue.id}: offer {attempt} to agent {agent.id} by {queue.strategy} after {assignment.waited_s:.1f}s"
+    )
     return trace
 
 

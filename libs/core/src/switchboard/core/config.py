@@ -113,16 +113,14 @@ def _not_a_yaml_number(v: Any, example: str) -> Any:
 
 def _e164(v: str) -> str:
     if not _E164.match(v):
-        raise ValueError(f"{v!r} is not an E.164 number (write it like \"+18885550123\": +, country code, number, no spaces)")
+        raise ValueError(f'{v!r} is not an E.164 number (write it like "+18885550123": +, country code, number, no spaces)')
     return v
 
 
 def _destination(v: str) -> str:
     if _E164.match(v) or re.match(r"^sips?:[^\s]+$", v):
         return v
-    raise ValueError(
-        f"{v!r} is neither an E.164 number nor a sip: URI (write it like \"+18005550100\" or \"sip:sales@example.com\")"
-    )
+    raise ValueError(f'{v!r} is neither an E.164 number nor a sip: URI (write it like "+18005550100" or "sip:sales@example.com")')
 
 
 E164 = Annotated[str, BeforeValidator(lambda v: _not_a_yaml_number(v, '"+18885550123"')), AfterValidator(_e164)]
@@ -204,10 +202,29 @@ OPERATORS = ("eq", "ne", "in", "not_in", "gte", "lte", "gt", "lt", "between", "e
 _OPERATORS = set(OPERATORS)  # older name
 # What people write from other languages, for "did you mean".
 _OPERATOR_ALIASES = {
-    "equals": "eq", "is": "eq", "==": "eq", "=": "eq", "not": "ne", "not_eq": "ne", "!=": "ne",
-    ">=": "gte", "ge": "gte", "min": "gte", "<=": "lte", "le": "lte", "max": "lte", ">": "gt", "<": "lt",
-    "range": "between", "one_of": "in", "any": "in", "nin": "not_in", "not in": "not_in", "notin": "not_in",
-    "present": "exists", "has": "exists",
+    "equals": "eq",
+    "is": "eq",
+    "==": "eq",
+    "=": "eq",
+    "not": "ne",
+    "not_eq": "ne",
+    "!=": "ne",
+    ">=": "gte",
+    "ge": "gte",
+    "min": "gte",
+    "<=": "lte",
+    "le": "lte",
+    "max": "lte",
+    ">": "gt",
+    "<": "lt",
+    "range": "between",
+    "one_of": "in",
+    "any": "in",
+    "nin": "not_in",
+    "not in": "not_in",
+    "notin": "not_in",
+    "present": "exists",
+    "has": "exists",
 }
 
 
@@ -232,7 +249,7 @@ def _operator_argument_problem(op: str, arg: Any) -> str | None:
     """What is wrong with `{op: arg}`, with the fix; None when its shape is right."""
     if op in ("eq", "ne"):
         if not _is_scalar(arg):
-            return f"{op} compares with one value, got {arg!r} (write it like {{{op}: \"yes\"}}; for several values use in: [a, b])"
+            return f'{op} compares with one value, got {arg!r} (write it like {{{op}: "yes"}}; for several values use in: [a, b])'
     elif op in ("in", "not_in"):
         if not isinstance(arg, list) or not arg or not all(_is_scalar(x) for x in arg):
             return f"{op} needs a non-empty list of values, got {arg!r} (write it like {{{op}: [en, es]}})"
@@ -329,7 +346,9 @@ def _check_hours(v: Any) -> Any:
         return v
     problems: list[tuple[FieldPath, str]] = []
     if not v:
-        problems.append(((), 'no hours: the buyer would always be closed (add e.g. {mon-fri: "08:00-20:00"}, or remove the schedule)'))
+        problems.append(
+            ((), 'no hours: the buyer would always be closed (add e.g. {mon-fri: "08:00-20:00"}, or remove the schedule)')
+        )
     owner: dict[str, str] = {}  # day -> the entry that covers it
     spans: dict[str, tuple[int, int, str]] = {}  # day -> (start, end, entry); end < start runs overnight
     out: dict[str, str] = {}
@@ -348,7 +367,7 @@ def _check_hours(v: Any) -> Any:
                 fresh.append(day)
         if not isinstance(rng, str):
             problems.append(
-                ((key,), f"{rng!r} is not a time range (write it in quotes like \"08:00-20:00\"; to close a day, leave it out)")
+                ((key,), f'{rng!r} is not a time range (write it in quotes like "08:00-20:00"; to close a day, leave it out)')
             )
             continue
         rng = rng.strip()
@@ -358,7 +377,7 @@ def _check_hours(v: Any) -> Any:
                 (
                     (key,),
                     (
-                        f"{rng!r} is not a time range HH:MM-HH:MM (write it like \"08:00-20:00\"; "
+                        f'{rng!r} is not a time range HH:MM-HH:MM (write it like "08:00-20:00"; '
                         'times run 00:00 to 24:00, and "20:00-08:00" runs overnight)'
                     ),
                 )
@@ -368,7 +387,7 @@ def _check_hours(v: Any) -> Any:
         if end == 0:
             end = 24 * 60  # "20:00-00:00" is until midnight
         if start == end:
-            problems.append(((key,), f"{rng!r} starts and ends at the same time (for the whole day write \"00:00-24:00\")"))
+            problems.append(((key,), f'{rng!r} starts and ends at the same time (for the whole day write "00:00-24:00")'))
             continue
         out[str(key)] = rng
         for day in fresh:
@@ -458,7 +477,12 @@ class Tier(_Model):
             if not self.queue:
                 problems.append((("queue",), "a queue tier needs a queue (add `queue: <queue id>`)"))
             if self.buyers:
-                problems.append((("buyers",), "a queue tier hands the call to a queue, not to buyers (remove buyers, or use another strategy)"))
+                problems.append(
+                    (
+                        ("buyers",),
+                        "a queue tier hands the call to a queue, not to buyers (remove buyers, or use another strategy)",
+                    )
+                )
         else:
             if not self.buyers:
                 problems.append((("buyers",), f"a {self.strategy} tier needs buyers (add `buyers: [<buyer id>, ...]`)"))
@@ -471,7 +495,10 @@ class Tier(_Model):
             seen.add(b)
         if "pick" in self.model_fields_set and self.strategy != "parallel_first":
             problems.append(
-                (("pick",), f"pick only applies to parallel_first, not {self.strategy} (remove it, or set `strategy: parallel_first`)")
+                (
+                    ("pick",),
+                    f"pick only applies to parallel_first, not {self.strategy} (remove it, or set `strategy: parallel_first`)",
+                )
             )
         if problems:
             raise FieldProblems(problems)
@@ -510,7 +537,7 @@ _PREFIX = re.compile(r"^\+\d{1,15}$")
 
 def _number_prefix(v: str) -> str:
     if not _PREFIX.match(v):
-        raise ValueError(f"{v!r} is not a number prefix (write it like \"+1900\": +, then digits, no spaces)")
+        raise ValueError(f'{v!r} is not a number prefix (write it like "+1900": +, then digits, no spaces)')
     return v
 
 
@@ -627,7 +654,9 @@ def _check_prompt(v: Any) -> Any:
             if not isinstance(lang, str) or not _LANGUAGE.match(lang):
                 problems.append(((lang,), f"{lang!r} is not a language code (write it like en, es or en-US)"))
             elif not isinstance(text, str) or not text.strip():
-                problems.append(((lang,), f'expected the prompt text in {lang}, got {_show(text)} (write it in quotes, e.g. "Hello")'))
+                problems.append(
+                    ((lang,), f'expected the prompt text in {lang}, got {_show(text)} (write it in quotes, e.g. "Hello")')
+                )
         if problems:
             raise FieldProblems(problems)
         return dict(v)
@@ -646,9 +675,7 @@ def _check_keys(v: Any) -> Any:
     for key, option in v.items():
         text = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
         if not isinstance(text, str) or text not in DTMF_KEYS:
-            problems.append(
-                ((key,), f"{key!r} is not a single phone key (use one of 0-9, * or #; quote * and # like \"*\":)")
-            )
+            problems.append(((key,), f'{key!r} is not a single phone key (use one of 0-9, * or #; quote * and # like "*":)'))
             continue
         out[text] = option
     if not v:
@@ -782,7 +809,12 @@ def _check_node_type(v: Any) -> Any:
             raise FieldProblems([(("type",), f"a node needs a type (add `type:` with one of: {', '.join(IVR_NODE_TYPES)})")])
         if t not in IVR_NODE_TYPES:
             raise FieldProblems(
-                [(("type",), f"unknown node type {_show(t)}{_did_you_mean(t, IVR_NODE_TYPES)} (use one of: {', '.join(IVR_NODE_TYPES)})")]
+                [
+                    (
+                        ("type",),
+                        f"unknown node type {_show(t)}{_did_you_mean(t, IVR_NODE_TYPES)} (use one of: {', '.join(IVR_NODE_TYPES)})",
+                    )
+                ]
             )
     return v
 
@@ -797,7 +829,11 @@ IvrNode = Annotated[
 def _check_node_ids(v: Any) -> Any:
     if not isinstance(v, Mapping):
         return v
-    bad = [((k,), f"{k!r} is not a node id (letters, digits, _ and - only, e.g. ask_zip)") for k in v if not isinstance(k, str) or not _NODE_ID.match(k)]
+    bad = [
+        ((k,), f"{k!r} is not a node id (letters, digits, _ and - only, e.g. ask_zip)")
+        for k in v
+        if not isinstance(k, str) or not _NODE_ID.match(k)
+    ]
     if bad:
         raise FieldProblems(bad)
     return v
@@ -852,7 +888,9 @@ def ivr_flow_problems(flow: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
     ids = [k for k in nodes if isinstance(k, str)]
     problems: list[tuple[FieldPath, str]] = []
     if start is None:
-        problems.append((("start",), f"required field is missing (add `start: <node id>`, e.g. start: {ids[0] if ids else 'welcome'})"))
+        problems.append(
+            (("start",), f"required field is missing (add `start: <node id>`, e.g. start: {ids[0] if ids else 'welcome'})")
+        )
     elif isinstance(start, str) and start not in nodes:
         problems.append((("start",), f"unknown node {start!r}{_did_you_mean(start, ids)} (start at one of: {', '.join(ids)})"))
     edges: dict[str, list[str]] = {}
@@ -874,7 +912,10 @@ def ivr_flow_problems(flow: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
             else:
                 ends.add(nid)  # reported as an unknown node below, not again as a trap
                 problems.append(
-                    (("nodes", nid) + sub, f"unknown node {target!r}{_did_you_mean(target, ids)} (point it at one of: {', '.join(ids)})")
+                    (
+                        ("nodes", nid, *sub),
+                        f"unknown node {target!r}{_did_you_mean(target, ids)} (point it at one of: {', '.join(ids)})",
+                    )
                 )
     if not any(isinstance(nodes[n], Mapping) and nodes[n].get("type") == "end" for n in ids):
         problems.append(
@@ -887,7 +928,10 @@ def ivr_flow_problems(flow: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
     for nid in ids:
         if nid not in reachable:
             problems.append(
-                (("nodes", nid), f"node {nid!r} is never reached from start {start!r} (point a next, option or branch at it, or remove it)")
+                (
+                    ("nodes", nid),
+                    f"node {nid!r} is never reached from start {start!r} (point a next, option or branch at it, or remove it)",
+                )
             )
     incoming: dict[str, list[str]] = {n: [] for n in ids}
     for src, targets in edges.items():
@@ -1002,10 +1046,17 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
     for ci, c in _items(data, "campaigns"):
         pub = c.get("publisher")
         if isinstance(pub, str) and pub not in publishers:
-            problems.append((("campaigns", ci, "publisher"), unknown("publisher", "publishers", pub, publishers, "use an existing publisher id")))
+            problems.append(
+                (
+                    ("campaigns", ci, "publisher"),
+                    unknown("publisher", "publishers", pub, publishers, "use an existing publisher id"),
+                )
+            )
         ivr = c.get("ivr")
         if isinstance(ivr, str) and ivr not in flows:
-            problems.append((("campaigns", ci, "ivr"), unknown("IVR flow", "ivr_flows", ivr, flows, "remove `ivr` from the campaign")))
+            problems.append(
+                (("campaigns", ci, "ivr"), unknown("IVR flow", "ivr_flows", ivr, flows, "remove `ivr` from the campaign"))
+            )
         for ni, n in _seq(c.get("numbers")):
             path: FieldPath = ("campaigns", ci, "numbers", ni)
             if n in number_owner:
@@ -1029,22 +1080,31 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
             tier_path: FieldPath = ("campaigns", ci, "routing", "tiers", ti)
             for bi, b in _seq(t.get("buyers")):
                 if b not in buyers:
-                    problems.append((tier_path + ("buyers", bi), unknown("buyer", "buyers", b, buyers, "remove it from the tier")))
+                    problems.append(
+                        ((*tier_path, "buyers", bi), unknown("buyer", "buyers", b, buyers, "remove it from the tier"))
+                    )
             q = t.get("queue")
             if isinstance(q, str) and q not in queues:
-                problems.append((tier_path + ("queue",), unknown("queue", "queues", q, queues, "point the tier at an existing queue")))
+                problems.append(
+                    ((*tier_path, "queue"), unknown("queue", "queues", q, queues, "point the tier at an existing queue"))
+                )
     for pi, p in _items(data, "publishers"):
         for bi, b in _seq(p.get("blocked_buyers")):
             if b not in buyers:
                 problems.append(
-                    (("publishers", pi, "blocked_buyers", bi), unknown("buyer", "buyers", b, buyers, "remove it from blocked_buyers"))
+                    (
+                        ("publishers", pi, "blocked_buyers", bi),
+                        unknown("buyer", "buyers", b, buyers, "remove it from blocked_buyers"),
+                    )
                 )
     for ai, a in _items(data, "agents"):
         for qi, q in _seq(a.get("queues")):
             if q not in queues:
-                problems.append((("agents", ai, "queues", qi), unknown("queue", "queues", q, queues, "remove it from the agent's queues")))
+                problems.append(
+                    (("agents", ai, "queues", qi), unknown("queue", "queues", q, queues, "remove it from the agent's queues"))
+                )
     for fi, flow in _items(data, "ivr_flows"):
-        problems.extend((("ivr_flows", fi) + sub, msg) for sub, msg in ivr_flow_problems(flow))
+        problems.extend((("ivr_flows", fi, *sub), msg) for sub, msg in ivr_flow_problems(flow))
     ids = {"campaigns": _ids(data, "campaigns"), "buyers": buyers, "agents": _ids(data, "agents"), "queues": queues}
     problems.extend(simulation_reference_problems(data, ids))
     return problems
@@ -1099,7 +1159,9 @@ def _check_distribution(v: Any) -> Any:
     """A bare number is a fixed value (`ring_s: 20`); a mapping needs its `type`."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         if v < 0:
-            raise ValueError(f"{_show(v)} is negative (write a value of 0 or more, e.g. 300, or a distribution like {_DIST_EXAMPLE})")
+            raise ValueError(
+                f"{_show(v)} is negative (write a value of 0 or more, e.g. 300, or a distribution like {_DIST_EXAMPLE})"
+            )
         return {"type": "fixed", "value": v}
     if isinstance(v, Mapping) and "type" not in v:
         raise ValueError(
@@ -1137,7 +1199,9 @@ def _check_answer_spec(v: Any) -> Any:
     shorthand for a choice: a mapping value → weight (`{yes: 2, no: 1}`) or a list of values (equal weights)."""
     if isinstance(v, list):
         if not all(isinstance(x, (str, int, float, bool)) for x in v):
-            raise ValueError(f"expected a list of values, got {_show(v)} (write it like [en, es], or {{yes: 2, no: 1}} for weights)")
+            raise ValueError(
+                f"expected a list of values, got {_show(v)} (write it like [en, es], or {{yes: 2, no: 1}} for weights)"
+            )
         weights: dict[Any, float] = {}
         for x in v:  # a value listed twice is twice as likely
             weights[x] = weights.get(x, 0) + 1
@@ -1149,12 +1213,14 @@ def _check_answer_spec(v: Any) -> Any:
     if isinstance(v, Mapping) and v.get("type") == "choice":
         choices = v.get("weights")
         if not isinstance(choices, Mapping) or not choices:
-            raise ValueError('no values to choose from (write it like {yes: 2, no: 1} or [en, es])')
+            raise ValueError("no values to choose from (write it like {yes: 2, no: 1} or [en, es])")
         problems: list[tuple[FieldPath, str]] = []
         out: dict[str, float] = {}
         for value, weight in choices.items():
             if not _is_number(weight) or float(weight) < 0:
-                problems.append(((_yaml_text(value),), f"weight {_show(weight)} is not a number ≥ 0 (write it like {_yaml_text(value)}: 2)"))
+                problems.append(
+                    ((_yaml_text(value),), f"weight {_show(weight)} is not a number ≥ 0 (write it like {_yaml_text(value)}: 2)")
+                )
                 continue
             out[str(_yaml_text(value))] = float(weight)
         if not problems and sum(out.values()) <= 0:
@@ -1187,21 +1253,28 @@ def _check_hourly_profile(v: Any) -> Any:
         start = int(m.group(1)) if m else -1
         end = (int(m.group(2)) if m.group(2) is not None else start + 1) if m else -1
         if not m or not (0 <= start <= 23) or not (1 <= end <= 24) or start == end:
-            problems.append(((key,), f"{key!r} is not an hour range (write it like \"08-20\" for 08:00 to 20:00, \"20-06\" overnight, or 13 for one hour)"))
+            problems.append(
+                (
+                    (key,),
+                    f'{key!r} is not an hour range (write it like "08-20" for 08:00 to 20:00, "20-06" overnight, or 13 for one hour)',
+                )
+            )
             continue
         if not _is_number(rate) or float(rate) < 0:
-            problems.append(((key,), f"rate {_show(rate)} is not a number ≥ 0 (write it like \"{text}\": 1.0)"))
+            problems.append(((key,), f'rate {_show(rate)} is not a number ≥ 0 (write it like "{text}": 1.0)'))
             continue
         hours = list(range(start, end)) if start < end else [*range(start, 24), *range(end)]
         clash = next((h for h in hours if h in owner), None)
         if clash is not None:
-            problems.append(((key,), f"hour {clash:02d} is already covered by {owner[clash]!r} (list each hour in one range only)"))
+            problems.append(
+                ((key,), f"hour {clash:02d} is already covered by {owner[clash]!r} (list each hour in one range only)")
+            )
             continue
         for h in hours:
             owner[h] = str(text)
         out[str(text)] = float(rate)
     if not problems and not any(r > 0 for r in out.values()):
-        problems.append(((), "no hour has a rate above 0: no call would ever arrive (give some hours a rate, e.g. \"08-20\": 1.0)"))
+        problems.append(((), 'no hour has a rate above 0: no call would ever arrive (give some hours a rate, e.g. "08-20": 1.0)'))
     if problems:
         raise FieldProblems(problems)
     return out
@@ -1253,7 +1326,9 @@ class CallerArea(_Model):
             if facts.state:
                 why = f"area code {self.area_code} is in {facts.state}, not {self.state} (set state: {facts.state}, or leave state out)"
             else:
-                why = f"area code {self.area_code} is in no US state, so its callers have none, not {self.state} (leave state out)"
+                why = (
+                    f"area code {self.area_code} is in no US state, so its callers have none, not {self.state} (leave state out)"
+                )
             raise FieldProblems([(("state",), why)])
         return self
 
@@ -1267,9 +1342,9 @@ def _check_menu_weights(v: Any) -> Any:
     for key, weight in v.items():
         text = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
         if not isinstance(text, str) or text not in DTMF_KEYS:
-            problems.append(((key,), f"{key!r} is not a single phone key (use one of 0-9, * or #; quote * and # like \"*\":)"))
+            problems.append(((key,), f'{key!r} is not a single phone key (use one of 0-9, * or #; quote * and # like "*":)'))
         elif not _is_number(weight) or float(weight) < 0:
-            problems.append(((key,), f"weight {_show(weight)} is not a number ≥ 0 (write it like \"{text}\": 2)"))
+            problems.append(((key,), f'weight {_show(weight)} is not a number ≥ 0 (write it like "{text}": 2)'))
         else:
             out[text] = float(weight)
     if not problems and sum(out.values()) <= 0:
@@ -1360,7 +1435,7 @@ def _check_start(v: Any) -> Any:
             return datetime.fromisoformat(v.strip())
         except ValueError:
             pass
-    raise ValueError(f"{_show(v)} is not a date and time (write it like \"2025-03-03T09:00:00\", local to `timezone`)")
+    raise ValueError(f'{_show(v)} is not a date and time (write it like "2025-03-03T09:00:00", local to `timezone`)')
 
 
 class Simulation(_Model):
@@ -1451,7 +1526,12 @@ def _menu_reference_problems(data: Mapping[str, Any], menus: Mapping[Any, Any]) 
         flow = flows.get(flow_id)
         if flow is None:
             known = {str(f) for f in flows}
-            problems.append(((*at, flow_id), f"unknown IVR flow {flow_id!r}{_did_you_mean(flow_id, known)} (define it under ivr_flows, or remove it)"))
+            problems.append(
+                (
+                    (*at, flow_id),
+                    f"unknown IVR flow {flow_id!r}{_did_you_mean(flow_id, known)} (define it under ivr_flows, or remove it)",
+                )
+            )
             continue
         nodes = flow.get("nodes") if isinstance(flow.get("nodes"), Mapping) else {}
         if not isinstance(nodes_weights, Mapping):
@@ -1462,12 +1542,19 @@ def _menu_reference_problems(data: Mapping[str, Any], menus: Mapping[Any, Any]) 
             menus_named = f"name one of its menus: {', '.join(map(str, menu_ids))}" if menu_ids else "it has no menu: remove it"
             if not isinstance(node, Mapping):
                 problems.append(
-                    ((*at, flow_id, node_id), f"flow {flow_id} has no node {node_id!r}{_did_you_mean(node_id, [str(m) for m in menu_ids])} ({menus_named})")
+                    (
+                        (*at, flow_id, node_id),
+                        f"flow {flow_id} has no node {node_id!r}{_did_you_mean(node_id, [str(m) for m in menu_ids])} ({menus_named})",
+                    )
                 )
                 continue
             kind = node.get("type")
             if kind != "menu":
-                fix = "callers choose their language by the language answer: model answers.language instead" if kind == "set_language" else menus_named
+                fix = (
+                    "callers choose their language by the language answer: model answers.language instead"
+                    if kind == "set_language"
+                    else menus_named
+                )
                 problems.append(((*at, flow_id, node_id), f"node {node_id!r} is a {kind} node, not a menu ({fix})"))
                 continue
             options = node.get("options")
@@ -1476,7 +1563,10 @@ def _menu_reference_problems(data: Mapping[str, Any], menus: Mapping[Any, Any]) 
                 for key in weights:
                     if str(key) not in keys and str(key) in DTMF_KEYS:
                         problems.append(
-                            ((*at, flow_id, node_id, key), f"menu {node_id} has no option {str(key)!r} (use its keys: {', '.join(sorted(keys))})")
+                            (
+                                (*at, flow_id, node_id, key),
+                                f"menu {node_id} has no option {str(key)!r} (use its keys: {', '.join(sorted(keys))})",
+                            )
                         )
     return problems
 
@@ -1609,7 +1699,7 @@ def _record(node: yaml.Node, prefix: _Key, file: str, lines: dict[_Key, tuple[st
             name = str(k.value)
             if name == "<<":  # a merge key: its fields keep their own positions
                 continue
-            path = prefix + (name,)
+            path = (*prefix, name)
             if name in seen:
                 problems.append(
                     Problem(
@@ -1624,7 +1714,7 @@ def _record(node: yaml.Node, prefix: _Key, file: str, lines: dict[_Key, tuple[st
             _record(v, path, file, lines, problems)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            path = prefix + (str(i),)
+            path = (*prefix, str(i))
             lines[path] = (file, _line(item))
             _record(item, path, file, lines, problems)
 
@@ -1650,10 +1740,10 @@ def _interpolate(
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            _interpolate(v, prefix + (str(k.value),), file, env, problems, seen)
+            _interpolate(v, (*prefix, str(k.value)), file, env, problems, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _interpolate(item, prefix + (str(i),), file, env, problems, seen)
+            _interpolate(item, (*prefix, str(i)), file, env, problems, seen)
     elif isinstance(node, yaml.ScalarNode) and node.tag == _YAML_STR and "$" in node.value:
 
         def sub(m: re.Match[str]) -> str:
@@ -1662,7 +1752,12 @@ def _interpolate(
             name, default = m.group(2), m.group(3)
             if name is None:
                 problems.append(
-                    Problem(file, _line(node), format_path(prefix), "malformed variable reference `${` (write ${NAME} or ${NAME:-default}; $${ for a literal ${)")
+                    Problem(
+                        file,
+                        _line(node),
+                        format_path(prefix),
+                        "malformed variable reference `${` (write ${NAME} or ${NAME:-default}; $${ for a literal ${)",
+                    )
                 )
                 return m.group(0)
             if name in env:
@@ -1696,7 +1791,9 @@ def _read(
     try:
         node = loader.get_single_node()
         if node is None:
-            problems.append(Problem(name, 1, "(file)", "empty file (add `version: 1` and at least one section, or remove the file)"))
+            problems.append(
+                Problem(name, 1, "(file)", "empty file (add `version: 1` and at least one section, or remove the file)")
+            )
             return None
         local: dict[_Key, tuple[str, int]] = {}
         dup: list[Problem] = []
@@ -1708,7 +1805,9 @@ def _read(
         line = mark.line + 1 if mark else None
         what = "; ".join(x for x in (exc.context, exc.problem) if x)
         near = f" near line {line}" if line else ""
-        problems.append(Problem(name, line, "(yaml)", f"not valid YAML: {what} (check the indentation, colons and quoting{near})"))
+        problems.append(
+            Problem(name, line, "(yaml)", f"not valid YAML: {what} (check the indentation, colons and quoting{near})")
+        )
         return None
     except yaml.YAMLError as exc:
         problems.append(Problem(name, None, "(yaml)", f"not valid YAML: {exc} (check the indentation, colons and quoting)"))
@@ -1717,11 +1816,18 @@ def _read(
         loader.dispose()
     problems.extend(dup)
     if data is None:
-        problems.append(Problem(name, _line(node), "(file)", "empty file (add `version: 1` and at least one section, or remove the file)"))
+        problems.append(
+            Problem(name, _line(node), "(file)", "empty file (add `version: 1` and at least one section, or remove the file)")
+        )
         return None
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
         problems.append(
-            Problem(name, _line(node), "(top level)", "the top level must be a mapping (start with `version: 1`, then sections such as buyers: and campaigns:)")
+            Problem(
+                name,
+                _line(node),
+                "(top level)",
+                "the top level must be a mapping (start with `version: 1`, then sections such as buyers: and campaigns:)",
+            )
         )
         return None
     lines.update(local)
@@ -1747,7 +1853,12 @@ def _merge(files: list[Path], problems: list[Problem], env: Mapping[str, str] | 
                     continue  # `buyers:` with every entry commented out
                 if not isinstance(value, list):
                     problems.append(
-                        Problem(name, line, key, f"expected a list, got {_show(value)} (write one `- id: ...` entry per item under {key}:)")
+                        Problem(
+                            name,
+                            line,
+                            key,
+                            f"expected a list, got {_show(value)} (write one `- id: ...` entry per item under {key}:)",
+                        )
                     )
                     continue
                 offset = len(merged.setdefault(key, []))
@@ -1755,7 +1866,7 @@ def _merge(files: list[Path], problems: list[Problem], env: Mapping[str, str] | 
                 # re-key this file's positions from its own list indexes to the merged ones
                 for path, pos in local.items():
                     if path[0] == key and len(path) > 1:
-                        source.lines[(key, str(int(path[1]) + offset)) + path[2:]] = pos
+                        source.lines[(key, str(int(path[1]) + offset), *path[2:])] = pos
                 source.lines.setdefault((key,), (name, line or 0))
             elif key not in RoutingConfig.model_fields:
                 problems.append(Problem(name, line, key, _unknown_field(key, list(RoutingConfig.model_fields))))
@@ -1763,9 +1874,7 @@ def _merge(files: list[Path], problems: list[Problem], env: Mapping[str, str] | 
                 if isinstance(value, bool) or value != 1:
                     problems.append(Problem(name, line, "version", f"version {value!r} is not supported (set `version: 1`)"))
             elif key in set_in and merged.get(key) != value:
-                problems.append(
-                    Problem(name, line, key, f"already set in {set_in[key]} (set {key} in one file only)")
-                )
+                problems.append(Problem(name, line, key, f"already set in {set_in[key]} (set {key} in one file only)"))
             else:
                 merged[key] = value
                 set_in[key] = f"{name}:{line}"
@@ -1822,7 +1931,9 @@ def _user_path(loc: tuple[Any, ...], data: Any) -> FieldPath:
     out: list[str | int] = []
     cur = data
     for i, part in enumerate(loc):
-        if (isinstance(cur, Mapping) and part in cur) or (isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)):
+        if (isinstance(cur, Mapping) and part in cur) or (
+            isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        ):
             out.append(part)
             cur = cur[part]
         elif part == "[key]":
@@ -1888,7 +1999,9 @@ def _friendly(err: Mapping[str, Any], path: FieldPath) -> str:
         return f"unknown {what} {_show(given)}{_did_you_mean(given, allowed)} (use one of: {', '.join(allowed)})"
     if kind == "union_tag_invalid":
         tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
-        return f"unknown {name} type {ctx.get('tag')!r}{_did_you_mean(ctx.get('tag'), tags)} (use type: {' or type: '.join(tags)})"
+        return (
+            f"unknown {name} type {ctx.get('tag')!r}{_did_you_mean(ctx.get('tag'), tags)} (use type: {' or type: '.join(tags)})"
+        )
     if kind == "union_tag_not_found":
         return f"{name} needs a type (add `type: static` with a price, or `type: rtb` with a url)"
     if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
@@ -1908,7 +2021,7 @@ def _friendly(err: Mapping[str, Any], path: FieldPath) -> str:
     if kind in ("bool_type", "bool_parsing"):
         return f"expected true or false, got {_show(given)} (write true or false)"
     if kind == "string_type":
-        return f"expected text, got {_show(given)} (put it in quotes, e.g. \"{_show(given)}\")"
+        return f'expected text, got {_show(given)} (put it in quotes, e.g. "{_show(given)}")'
     if kind == "list_type":
         return f"expected a list, got {_show(given)} (write it as [a, b] or one `- item` per line)"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -1930,7 +2043,7 @@ def pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[FieldPath, 
         if err["type"] == "value_error" and isinstance(error, FieldProblems):
             out.extend((path + sub, msg) for sub, msg in error.items)
         elif err["type"] == "union_tag_invalid":  # point at the `type:` line, where the wrong tag is written
-            out.append((path + ("type",), _friendly(err, path)))
+            out.append(((*path, "type"), _friendly(err, path)))
         else:
             out.append((path, _friendly(err, path)))
     return out
@@ -1941,9 +2054,7 @@ def pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[FieldPath, 
 
 def _files(path: Path) -> list[Path] | Problem:
     if path.is_dir():
-        files = sorted(
-            f for f in path.iterdir() if f.suffix in (".yaml", ".yml") and not f.name.startswith(".") and f.is_file()
-        )
+        files = sorted(f for f in path.iterdir() if f.suffix in (".yaml", ".yml") and not f.name.startswith(".") and f.is_file())
         if not files:
             return Problem(str(path), None, "(directory)", "no *.yaml or *.yml files here (add one, or pass a file)")
         return files

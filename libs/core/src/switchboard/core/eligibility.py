@@ -146,17 +146,16 @@ def condition_failure(key: str, op: str, arg: Any, answers: Mapping[str, str]) -
 
 # ---------------------------------------------------------------- filters
 
+
 def filters_exclusion(filters: Filters, call: CallFacts) -> Exclusion | None:
     if filters.states is not None:
         allowed = {s.upper() for s in filters.states}
         if call.state.upper() not in allowed:
             return Exclusion("filter:states", f"state {call.state or '(unknown)'} not in {sorted(allowed)}")
-    if filters.zip_prefixes is not None:
-        if not call.zip or not any(call.zip.startswith(p) for p in filters.zip_prefixes):
-            return Exclusion("filter:zip_prefixes", f"zip {call.zip or '(unknown)'} matches none of {filters.zip_prefixes}")
-    if filters.area_codes is not None:
-        if call.area_code not in filters.area_codes:
-            return Exclusion("filter:area_codes", f"area code {call.area_code or '(unknown)'} not in {filters.area_codes}")
+    if filters.zip_prefixes is not None and (not call.zip or not any(call.zip.startswith(p) for p in filters.zip_prefixes)):
+        return Exclusion("filter:zip_prefixes", f"zip {call.zip or '(unknown)'} matches none of {filters.zip_prefixes}")
+    if filters.area_codes is not None and call.area_code not in filters.area_codes:
+        return Exclusion("filter:area_codes", f"area code {call.area_code or '(unknown)'} not in {filters.area_codes}")
     for key, cond in (filters.answers or {}).items():
         ((op, arg),) = cond.items()
         why = condition_failure(key, op, arg, call.answers)
@@ -166,6 +165,7 @@ def filters_exclusion(filters: Filters, call: CallFacts) -> Exclusion | None:
 
 
 # ---------------------------------------------------------------- schedule
+
 
 def _parse_range(rng: str) -> tuple[time | None, time | None, bool]:
     """'08:00-20:00' → (08:00, 20:00, overnight=False); an end of 24:00 is None (end of day)."""

@@ -444,7 +444,9 @@ def conclude_auction(
         else:
             entry.bid_outcome = pb.BID_OUTCOME_NO_BID
     ranked = strategy.rank(tier, offers, RankContext(ledger, tier_key(campaign.id, progress.tier_index)))
-    progress.trace.notes.append(f"{_label(progress, tier)}: {len(offers)} usable bid(s), ranked {', '.join(o.buyer.id for o in ranked) or '-'}")
+    progress.trace.notes.append(
+        f"{_label(progress, tier)}: {len(offers)} usable bid(s), ranked {', '.join(o.buyer.id for o in ranked) or '-'}"
+    )
     progress.candidates = [_cand(o) for o in ranked]
     progress.candidates_seen += len(ranked)
     return _offer_next(config, progress, now, ledger)
@@ -498,7 +500,7 @@ def offer_failed(
     if offer is None:
         raise ValueError("offer_failed without an offer in flight")
     if outcome != CALLER_HANGUP and outcome not in OFFER_FAILURES:
-        raise ValueError(f"unknown offer outcome {outcome!r}; one of {OFFER_FAILURES + (CALLER_HANGUP,)}")
+        raise ValueError(f"unknown offer outcome {outcome!r}; one of {(*OFFER_FAILURES, CALLER_HANGUP)}")
     progress.done = False
     progress.offer = None
     progress.offers_failed += 1
@@ -526,7 +528,9 @@ def offer_failed(
     tier = campaign.routing.tiers[progress.tier_index]
     strategy = STRATEGIES[tier.strategy]
     remaining = [_offerable(config, c) for c in progress.candidates]
-    reranked = strategy.rerank(tier, [o for o in remaining if o is not None], RankContext(ledger, tier_key(campaign.id, progress.tier_index)))
+    reranked = strategy.rerank(
+        tier, [o for o in remaining if o is not None], RankContext(ledger, tier_key(campaign.id, progress.tier_index))
+    )
     progress.candidates = [_cand(o) for o in reranked]
     return _offer_next(config, progress, now, ledger)
 
@@ -560,7 +564,9 @@ def reservation_denied(
     progress.trace.winning_tier = -1
     progress.trace.winning_attempt = 0
     _exclude(progress, _entry(progress, offer["buyer_id"]), Exclusion(rule, f"reservation denied: {detail}"))
-    progress.trace.notes.append(f"{_label(progress, tier)}: {offer['buyer_id']} reservation denied ({rule}); offer withdrawn, not an attempt")
+    progress.trace.notes.append(
+        f"{_label(progress, tier)}: {offer['buyer_id']} reservation denied ({rule}); offer withdrawn, not an attempt"
+    )
     return _offer_next(config, progress, now, ledger)
 
 
@@ -576,7 +582,9 @@ def _advance(config: RoutingConfig, progress: Progress, now: datetime, ledger: L
     max_attempts = campaign.routing.max_attempts
     while progress.tier_index < len(tiers):
         if progress.offers_made >= max_attempts:
-            return _reject(progress, "max_attempts", f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}")
+            return _reject(
+                progress, "max_attempts", f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}"
+            )
         tier = tiers[progress.tier_index]
         label = _label(progress, tier)
         if tier.strategy == "queue":
@@ -599,10 +607,20 @@ def _advance(config: RoutingConfig, progress: Progress, now: datetime, ledger: L
     return _exhausted(progress)
 
 
-def _eligible(config: RoutingConfig, publisher: Publisher, buyer: Buyer, progress: Progress, now: datetime, ledger: Ledger, price: Decimal | None) -> pb.TraceEntry | None:
+def _eligible(
+    config: RoutingConfig,
+    publisher: Publisher,
+    buyer: Buyer,
+    progress: Progress,
+    now: datetime,
+    ledger: Ledger,
+    price: Decimal | None,
+) -> pb.TraceEntry | None:
     """Trace the buyer for this tier; the entry when eligible, None when excluded."""
     entry = _entry(progress, buyer.id)
-    why = _already_offered(progress, buyer.id) or buyer_exclusion(buyer, publisher, progress.call, now, ledger.buyer_load(buyer.id), price)
+    why = _already_offered(progress, buyer.id) or buyer_exclusion(
+        buyer, publisher, progress.call, now, ledger.buyer_load(buyer.id), price
+    )
     if why:
         _exclude(progress, entry, why)
         return None
@@ -704,7 +722,9 @@ def _offer_next(config: RoutingConfig, progress: Progress, now: datetime, ledger
     while progress.candidates:
         if progress.offers_made >= max_attempts:
             progress.candidates = []
-            return _reject(progress, "max_attempts", f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}")
+            return _reject(
+                progress, "max_attempts", f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}"
+            )
         cand = progress.candidates.pop(0)
         buyer = config.buyer(cand["buyer_id"])
         price = Decimal(cand["price"])
@@ -720,7 +740,9 @@ def _offer_next(config: RoutingConfig, progress: Progress, now: datetime, ledger
         if strategy.post:
             progress.offer = {"buyer_id": buyer.id, "price": f"{price:.2f}", "kind": "post"}
             progress.trace.notes.append(f"{_label(progress, tier)}: post to {buyer.id} at {price:.2f} (offer {progress.attempt})")
-            action = PostToBuyer(buyer.id, buyer.destination, price, buyer.share_caller_number, progress.tier_index, progress.attempt)
+            action = PostToBuyer(
+                buyer.id, buyer.destination, price, buyer.share_caller_number, progress.tier_index, progress.attempt
+            )
             return Step(action, progress)
         pool: tuple[tuple[str, int], ...] = ()
         if tier.strategy == "weight":
@@ -733,7 +755,9 @@ def _offer_next(config: RoutingConfig, progress: Progress, now: datetime, ledger
     return _advance(config, progress, now, ledger)
 
 
-def _route(config: RoutingConfig, progress: Progress, tier: Tier, buyer: Buyer, price: Decimal, pool: tuple[tuple[str, int], ...]) -> Step:
+def _route(
+    config: RoutingConfig, progress: Progress, tier: Tier, buyer: Buyer, price: Decimal, pool: tuple[tuple[str, int], ...]
+) -> Step:
     entry = _last_entry(progress, buyer.id, progress.tier_index, eligible_only=True)
     if entry is None:
         entry = _entry(progress, buyer.id)

@@ -321,12 +321,30 @@ def prompt_text(prompt: str | Mapping[str, str], language: str, default: str) ->
 # ---------------------------------------------------------------- input normalisation
 
 _DIGIT_WORDS = {
-    "zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4,
-    "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "zero": 0,
+    "oh": 0,
+    "o": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
 }
 _TEENS = {
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
 }
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 _SCALES = {"thousand": 1000, "million": 1_000_000}
@@ -413,7 +431,9 @@ def _choose_key(options: Mapping[str, Any], raw: str, kind: InputKind, words_of:
     text = normalize_speech(raw)
     if not text:
         return None
-    words = {key: {normalize_speech(w) for w in (key, *_KEY_WORDS.get(key, []), *words_of(opt))} - {""} for key, opt in options.items()}
+    words = {
+        key: {normalize_speech(w) for w in (key, *_KEY_WORDS.get(key, []), *words_of(opt))} - {""} for key, opt in options.items()
+    }
     exact = [k for k, ws in words.items() if text in ws]
     if len(exact) == 1:
         return exact[0]

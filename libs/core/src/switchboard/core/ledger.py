@@ -262,7 +262,9 @@ def stale_calls(load: BuyerLoad, now: datetime, max_call_duration: timedelta) ->
     their slot would be held forever. Calls whose opening time is unknown are never stale.
     """
     oldest = now - max_call_duration
-    return sorted((c for c, at in load.opened_at.items() if at <= oldest and c in load.open_calls), key=lambda c: load.opened_at[c])
+    return sorted(
+        (c for c, at in load.opened_at.items() if at <= oldest and c in load.open_calls), key=lambda c: load.opened_at[c]
+    )
 
 
 def needs_reaping(stored: Mapping[str, Any], now: datetime, max_call_duration: timedelta) -> bool:

@@ -52,14 +52,18 @@ def blocklist_match(blocklist: Blocklist, facts: CallerFacts) -> str | None:
 
 def screen(config: RoutingConfig, campaign: Campaign, facts: CallerFacts) -> Rejection | None:
     """None when the caller may go on to the IVR and routing, else why not (module doc)."""
-    for where, blocklist in (("the global blocklist", config.blocklist), (f"the blocklist of campaign {campaign.id}", campaign.blocklist)):
+    for where, blocklist in (
+        ("the global blocklist", config.blocklist),
+        (f"the blocklist of campaign {campaign.id}", campaign.blocklist),
+    ):
         entry = blocklist_match(blocklist, facts)
         if entry is not None:
             return Rejection(BLOCKED, f"caller {facts.number} matches {entry} on {where}")
     if not facts.valid and not campaign.allow_invalid_numbers:
         shown = facts.number or "(none)"
         return Rejection(
-            INVALID_NUMBER, f"caller {shown}: {facts.invalid_reason or 'invalid number'} (campaign {campaign.id} does not allow invalid numbers)"
+            INVALID_NUMBER,
+            f"caller {shown}: {facts.invalid_reason or 'invalid number'} (campaign {campaign.id} does not allow invalid numbers)",
         )
     return None
 

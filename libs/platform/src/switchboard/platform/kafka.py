@@ -80,7 +80,7 @@ def leave_group_on_close(consumer: AIOKafkaConsumer) -> None:
         if self.member_id != JoinGroupRequest.UNKNOWN_MEMBER_ID and self._group_instance_id is None:
             try:
                 await self._send_req(LeaveGroupRequest(self.group_id, self.member_id))
-            except Exception as exc:  # best effort, as in aiokafka
+            except Exception as exc:  # noqa: BLE001 — best effort, as in aiokafka
                 log.warning("leave_group_failed", error=str(exc))
         self.reset_generation()
 
@@ -127,26 +127,30 @@ async def true_end_offsets(
     return {key: max(end, found[key]) if key in found and end is not None else end for key, end in ends.items()}
 
 
-async def confirmed_end_offsets(consumer: AIOKafkaConsumer, kafka: KafkaSettings, tps: list[TopicPartition], client_id: str) -> dict:
+async def confirmed_end_offsets(
+    consumer: AIOKafkaConsumer, kafka: KafkaSettings, tps: list[TopicPartition], client_id: str
+) -> dict:
     """`consumer.end_offsets(tps)`, confirmed by a fetch of a probe consumer (see true_end_offsets)."""
     return await true_end_offsets(lambda: make_consumer(kafka, None, f"{client_id}-probe"), await consumer.end_offsets(tps))
 
 
-def make_consumer(kafka: KafkaSettings, group_id: str | None, client_id: str, *topics: str, **overrides: object) -> AIOKafkaConsumer:
+def make_consumer(
+    kafka: KafkaSettings, group_id: str | None, client_id: str, *topics: str, **overrides: object
+) -> AIOKafkaConsumer:
     """An aiokafka consumer with the project's settings (short fetch wait, Tansu-friendly group timers).
 
     Call `leave_group_on_close(consumer)` after `start()` for group consumers.
     """
-    kw: dict = dict(
-        group_id=group_id,
-        client_id=client_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        session_timeout_ms=kafka.session_timeout_ms,
-        rebalance_timeout_ms=kafka.rebalance_timeout_ms,
-        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-    )
+    kw: dict = {
+        "group_id": group_id,
+        "client_id": client_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "rebalance_timeout_ms": kafka.rebalance_timeout_ms,
+        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+    }
     kw.update(overrides)
     return AIOKafkaConsumer(*topics, **kafka.client_kwargs(), **kw)
 
@@ -190,7 +194,9 @@ async def consume(
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
-                        log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=getattr(event, "call_id", ""))
+                        log.exception(
+                            "handler_failed", topic=record.topic, offset=record.offset, call_id=getattr(event, "call_id", "")
+                        )
                         await bus.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}")
             if batches and group_id is not None:
                 await consumer.commit()
@@ -297,7 +303,7 @@ async def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 30.0) -> None
             await admin.start()
             await admin.list_topics()
             return
-        except Exception as exc:  # not up yet: retry until the deadline
+        except Exception as exc:  # noqa: BLE001 — not up yet: retry until the deadline
             last = exc
             await asyncio.sleep(0.05)
         finally:
@@ -324,7 +330,9 @@ async def consumer_lag(kafka: KafkaSettings, group_id: str, topics: Iterable[Top
         await consumer.stop()
 
 
-async def wait_until_drained(kafka: KafkaSettings, group_id: str, timeout_s: float = 30.0, topics: Iterable[Topic] = ALL_TOPICS) -> int:
+async def wait_until_drained(
+    kafka: KafkaSettings, group_id: str, timeout_s: float = 30.0, topics: Iterable[Topic] = ALL_TOPICS
+) -> int:
     """Wait until `group_id` has committed everything in `topics`; return the lag left (0 when drained)."""
     topics = list(topics)
     loop = asyncio.get_running_loop()
@@ -351,7 +359,7 @@ async def read_all(kafka: KafkaSettings, topics: Iterable[Topic]) -> list[tuple[
         remaining = {tp for tp, end in ends.items() if end > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=200)
-            for tp, records in batches.items():
+            for records in batches.values():
                 for r in records:
                     try:
                         out.append((by_name[r.topic], codec.decode(by_name[r.topic], r.value)))

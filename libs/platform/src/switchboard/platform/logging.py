@@ -29,6 +29,8 @@ def configure_logging(settings: LogSettings | None = None, service: str = "switc
         cache_logger_on_first_use=True,
     )
     # Libraries (aiokafka, faust, grpc) log through stdlib logging: keep them at WARNING on stderr.
-    logging.basicConfig(stream=sys.stderr, level=max(level, logging.WARNING), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=max(level, logging.WARNING), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     structlog.contextvars.bind_contextvars(service=service)
     return structlog.get_logger(service)

@@ -19,8 +19,9 @@ def proto_files() -> list[Path]:
 
 
 def generate(out_dir: Path = OUT_DIR) -> None:
-    from grpc_tools import protoc  # dev dependency: only needed to regenerate
     import importlib.resources
+
+    from grpc_tools import protoc  # dev dependency: only needed to regenerate
 
     include = str(importlib.resources.files("grpc_tools") / "_proto")
     args = [

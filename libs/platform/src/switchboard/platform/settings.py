@@ -59,8 +59,12 @@ class KafkaSettings(BaseSettings):
     rebalance_timeout_ms: int = Field(6_000, ge=1000)
     heartbeat_interval_ms: int = Field(1_000, ge=100)
     security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL")
-    ssl_cafile: Path | None = Field(None, description="PEM CA bundle the brokers' certificates are checked against; unset: the system CAs")
-    ssl_certfile: Path | None = Field(None, description="PEM client certificate (chain) for brokers that require one; needs ssl_keyfile")
+    ssl_cafile: Path | None = Field(
+        None, description="PEM CA bundle the brokers' certificates are checked against; unset: the system CAs"
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (chain) for brokers that require one; needs ssl_keyfile"
+    )
     ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile (not encrypted)")
     ssl_check_hostname: bool = Field(True, description="check that a broker's certificate names the host it was reached by")
     sasl_mechanism: str | None = Field(None, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512")
@@ -75,7 +79,9 @@ class KafkaSettings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_mechanism", "sasl_username", "sasl_password", mode="before")
+    @field_validator(
+        "ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_mechanism", "sasl_username", "sasl_password", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty env variable (e.g. a ConfigMap entry left blank) means "not set", not the path "".
@@ -112,17 +118,23 @@ class KafkaSettings(BaseSettings):
         if ssl_files and not self.uses_ssl:
             given = ", ".join(_env(f) for f in ssl_files)
             to = "SASL_SSL" if self.uses_sasl else "SSL"
-            problems.append(f"{given} set but {protocol}={self.security_protocol} does not use TLS: set {protocol}={to}, or unset them")
+            problems.append(
+                f"{given} set but {protocol}={self.security_protocol} does not use TLS: set {protocol}={to}, or unset them"
+            )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             has, lacks = ("ssl_certfile", "ssl_keyfile") if self.ssl_keyfile is None else ("ssl_keyfile", "ssl_certfile")
-            problems.append(f"{_env(has)} set without {_env(lacks)}: a client certificate needs both its certificate and its private key (PEM files)")
+            problems.append(
+                f"{_env(has)} set without {_env(lacks)}: a client certificate needs both its certificate and its private key (PEM files)"
+            )
         for f, path in ssl_files.items():
             if not path.is_file():
                 problems.append(f"{_env(f)}={path}: no such file (mount it, or fix the path)")
         sasl_given = [f for f in ("sasl_mechanism", "sasl_username", "sasl_password") if getattr(self, f) is not None]
         if self.uses_sasl:
             if self.sasl_mechanism is None:
-                problems.append(f"{protocol}={self.security_protocol} needs {_env('sasl_mechanism')}: one of {', '.join(SASL_MECHANISMS)}")
+                problems.append(
+                    f"{protocol}={self.security_protocol} needs {_env('sasl_mechanism')}: one of {', '.join(SASL_MECHANISMS)}"
+                )
             elif self.sasl_mechanism not in SASL_MECHANISMS:
                 problems.append(
                     f"{_env('sasl_mechanism')}={self.sasl_mechanism!r} is not supported: use one of {', '.join(SASL_MECHANISMS)}"
@@ -133,7 +145,9 @@ class KafkaSettings(BaseSettings):
         elif sasl_given:
             given = ", ".join(_env(f) for f in sasl_given)
             to = "SASL_SSL" if self.uses_ssl else "SASL_SSL (or SASL_PLAINTEXT)"
-            problems.append(f"{given} set but {protocol}={self.security_protocol} does not log in: set {protocol}={to}, or unset them")
+            problems.append(
+                f"{given} set but {protocol}={self.security_protocol} does not log in: set {protocol}={to}, or unset them"
+            )
         return problems
 
     def _build_ssl_context(self) -> ssl.SSLContext:
@@ -143,7 +157,9 @@ class KafkaSettings(BaseSettings):
             context = create_ssl_context(cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile)
         except (ssl.SSLError, OSError) as exc:
             # The file exists (checked above) but is not what it should be: say which variables to look at.
-            given = ", ".join(f"{_env(f)}={getattr(self, f)}" for f in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, f))
+            given = ", ".join(
+                f"{_env(f)}={getattr(self, f)}" for f in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, f)
+            )
             raise ValueError(
                 f"Kafka security settings: cannot build the TLS context from {given or 'the system CAs'}: {exc} "
                 "(CA and certificate must be PEM certificates, the key the PEM private key of the certificate, not encrypted)"

@@ -27,10 +27,16 @@ CALL_STARTED = Topic("call.started", pb.CallStarted, "a call reached a tracking 
 IVR_COMPLETED = Topic("ivr.completed", pb.IvrCompleted, "qualification finished, answers attached; the router routes it (ivr)")
 PING_REQUESTED = Topic("ping.requested", pb.PingRequested, "the router asks for bids from the buyers of one tier (router)")
 BID_RECEIVED = Topic("bid.received", pb.BidReceived, "one bid, decline or no-bid per pinged buyer (bidder)")
-POST_REQUESTED = Topic("post.requested", pb.PostRequested, "ping_post: the call's full data posted to the auction winner (router)")
+POST_REQUESTED = Topic(
+    "post.requested", pb.PostRequested, "ping_post: the call's full data posted to the auction winner (router)"
+)
 POST_ANSWERED = Topic("post.answered", pb.PostAnswered, "the winner accepted or rejected the post (bidder)")
-CALL_ROUTED = Topic("call.routed", pb.CallRouted, "terminal: sold to a buyer or given to an agent, with the decision trace (router, queue)")
-CALL_REJECTED = Topic("call.rejected", pb.CallRejected, "terminal: nobody takes the call, with reason and trace (ivr, router, queue)")
+CALL_ROUTED = Topic(
+    "call.routed", pb.CallRouted, "terminal: sold to a buyer or given to an agent, with the decision trace (router, queue)"
+)
+CALL_REJECTED = Topic(
+    "call.rejected", pb.CallRejected, "terminal: nobody takes the call, with reason and trace (ivr, router, queue)"
+)
 CALL_QUEUED = Topic("call.queued", pb.CallQueued, "the router hands a call to an in-house ACD queue (router)")
 CALL_ENDED = Topic("call.ended", pb.CallEnded, "how a bridged call ended: answered, no answer, busy, seconds (edge via ivr)")
 CTI_EVENTS = Topic("cti.events", pb.CtiEvent, "call context for CRMs: screen pop on routing, wrap-up on end (cti)")

@@ -20,18 +20,18 @@ from switchboard.analytics.client import database_of, default_dsn, open_client, 
 from switchboard.analytics.tables import DEFAULT_DATABASE, quote_ident
 
 __all__ = [
-    "open_client",
-    "default_dsn",
     "database_of",
-    "split_dsn",
+    "decision_latency",
+    "default_dsn",
+    "events_per_topic",
+    "open_client",
     "redact",
-    "totals",
     "rejected_by_reason",
     "revenue_by_buyer",
-    "decision_latency",
-    "events_per_topic",
-    "summary",
     "run_sql",
+    "split_dsn",
+    "summary",
+    "totals",
 ]
 
 
@@ -50,7 +50,7 @@ def _where(since: datetime | None) -> tuple[str, dict]:
 
 def _rows(client: Any, sql: str, params: dict) -> list[dict]:
     result = client.query(sql, parameters=params or None)
-    return [dict(zip(result.column_names, row)) for row in result.result_rows]
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
 def totals(client: Any, since: datetime | None = None, database: str | None = None) -> dict[str, int]:

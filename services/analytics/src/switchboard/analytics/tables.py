@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -38,9 +38,9 @@ NTS = f"Nullable({TS})"
 MONEY = "Nullable(Decimal(12, 2))"
 LC = "LowCardinality(String)"
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_TS_MIN = datetime(1900, 1, 1, tzinfo=timezone.utc)
-_TS_MAX = datetime(2299, 12, 31, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TS_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+_TS_MAX = datetime(2299, 12, 31, tzinfo=UTC)
 _CENT = Decimal("0.01")
 _MONEY_MAX = Decimal("9999999999.99")  # Decimal(12, 2)
 
@@ -171,18 +171,23 @@ _DECISION = (("call_started_at", NTS), ("routing_started_at", NTS), ("campaign_i
 
 CALLS_STARTED = Table(
     "calls_started",
-    _IDS
-    + (("dialed_number", "String"), ("campaign_id", LC), ("publisher_id", LC), ("caller_number", "String"))
-    + _CALLER
-    + (("caller_timezone", LC),),
+    (
+        *_IDS,
+        ("dialed_number", "String"),
+        ("campaign_id", LC),
+        ("publisher_id", LC),
+        ("caller_number", "String"),
+        *_CALLER,
+        ("caller_timezone", LC),
+    ),
     _KEY,
     T.CALL_STARTED,
 )
 
 PINGS = Table(
     "pings",
-    _IDS
-    + (
+    (
+        *_IDS,
         ("auction_id", "String"),
         ("campaign_id", LC),
         ("publisher_id", LC),
@@ -202,8 +207,8 @@ PINGS = Table(
 
 BIDS = Table(
     "bids",
-    _IDS
-    + (
+    (
+        *_IDS,
         ("auction_id", "String"),
         ("buyer_id", LC),
         ("outcome", LC),
@@ -258,22 +263,15 @@ CALLS_REJECTED = Table(
 
 CALLS_ENDED = Table(
     "calls_ended",
-    _IDS
-    + (
-        ("outcome", LC),
-        ("connected_seconds", "Int32"),
-        ("buyer_id", LC),
-        ("agent_id", LC),
-        ("attempt", "Int32"),
-    ),
+    (*_IDS, ("outcome", LC), ("connected_seconds", "Int32"), ("buyer_id", LC), ("agent_id", LC), ("attempt", "Int32")),
     _KEY,
     T.CALL_ENDED,
 )
 
 CTI_EVENTS = Table(
     "cti_events",
-    _IDS
-    + (
+    (
+        *_IDS,
         ("type", LC),
         ("campaign_id", LC),
         ("publisher_id", LC),
@@ -327,16 +325,12 @@ def _caller(c: pb.Caller) -> tuple:
 
 
 def _calls_started(e: pb.CallStarted) -> tuple:
-    return (
-        _ids(e)
-        + (e.dialed_number, e.campaign_id, e.publisher_id, e.caller.number)
-        + _caller(e.caller)
-        + (e.caller.timezone,)
-    )
+    return (*_ids(e), e.dialed_number, e.campaign_id, e.publisher_id, e.caller.number, *_caller(e.caller), e.caller.timezone)
 
 
 def _pings(e: pb.PingRequested) -> tuple:
-    return _ids(e) + (
+    return (
+        *_ids(e),
         e.auction_id,
         e.campaign_id,
         e.publisher_id,
@@ -353,7 +347,8 @@ def _pings(e: pb.PingRequested) -> tuple:
 
 
 def _bids(e: pb.BidReceived) -> tuple:
-    return _ids(e) + (
+    return (
+        *_ids(e),
         e.auction_id,
         e.buyer_id,
         enum_label(pb.BidOutcome, e.outcome),
@@ -365,44 +360,47 @@ def _bids(e: pb.BidReceived) -> tuple:
 
 
 def _calls_routed(e: pb.CallRouted) -> tuple:
-    return _ids(e) + _decision(e) + (
-        enum_label(pb.TargetKind, e.kind),
-        e.buyer_id,
-        e.agent_id,
-        e.queue_id,
-        e.destination,
-        money(e.price),
-        e.tier_index,
-        e.attempt,
-        e.strategy,
-        latency_ms(e),
-        e.caller.state,
-        trace_json(e),
-        e.billable_after_s,
+    return (
+        _ids(e)
+        + _decision(e)
+        + (
+            enum_label(pb.TargetKind, e.kind),
+            e.buyer_id,
+            e.agent_id,
+            e.queue_id,
+            e.destination,
+            money(e.price),
+            e.tier_index,
+            e.attempt,
+            e.strategy,
+            latency_ms(e),
+            e.caller.state,
+            trace_json(e),
+            e.billable_after_s,
+        )
     )
 
 
 def _calls_rejected(e: pb.CallRejected) -> tuple:
-    return _ids(e) + _decision(e) + (
-        e.reason,
-        e.detail,
-        latency_ms(e),
-        trace_json(e),
+    return (
+        _ids(e)
+        + _decision(e)
+        + (
+            e.reason,
+            e.detail,
+            latency_ms(e),
+            trace_json(e),
+        )
     )
 
 
 def _calls_ended(e: pb.CallEnded) -> tuple:
-    return _ids(e) + (
-        enum_label(pb.CallOutcome, e.outcome),
-        e.connected_seconds,
-        e.buyer_id,
-        e.agent_id,
-        e.attempt,
-    )
+    return (*_ids(e), enum_label(pb.CallOutcome, e.outcome), e.connected_seconds, e.buyer_id, e.agent_id, e.attempt)
 
 
 def _cti_events(e: pb.CtiEvent) -> tuple:
-    return _ids(e) + (
+    return (
+        *_ids(e),
         enum_label(pb.CtiEventType, e.type),
         e.campaign_id,
         e.publisher_id,

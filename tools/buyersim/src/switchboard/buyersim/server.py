@@ -115,10 +115,7 @@ class Simulator:
 
 def sleep_past_deadline_s(deadline_epoch: float | None, timeout_ms: int) -> float:
     """How long a `timeout` fault sleeps: until just past the ping's deadline (or its timeout)."""
-    if deadline_epoch is not None:
-        wait = deadline_epoch - time.time() + PAST_DEADLINE_S
-    else:
-        wait = timeout_ms / 1000 + PAST_DEADLINE_S
+    wait = deadline_epoch - time.time() + PAST_DEADLINE_S if deadline_epoch is not None else timeout_ms / 1000 + PAST_DEADLINE_S
     return min(MAX_SLEEP_S, max(PAST_DEADLINE_S, wait))
 
 
@@ -316,7 +313,9 @@ def _sign_grpc(buyer: SimBuyer, fault: str | None, resp: bpb.PingResponse | bpb.
 class BuyerSim:
     """Both servers on `host` (ephemeral ports unless given); start() binds, stop() closes."""
 
-    def __init__(self, config: SimConfig, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0, record: Path | None = None) -> None:
+    def __init__(
+        self, config: SimConfig, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0, record: Path | None = None
+    ) -> None:
         self.sim = Simulator(config, record)
         self.host = host
         self._want_http, self._want_grpc = http_port, grpc_port

@@ -28,7 +28,9 @@ class CallResult:
     price: Decimal = Decimal("0")
     reason: str = ""
     decision_ms: float = 0.0  # answers submitted → first routing result, as the edge sees it
-    attempts: list[str] = field(default_factory=list)  # every offer in order: buyer id or "agent:<id>"; the last one answered when routed
+    attempts: list[str] = field(
+        default_factory=list
+    )  # every offer in order: buyer id or "agent:<id>"; the last one answered when routed
     billable: bool = False  # routed to a buyer and connected for its billable_after_s: a sale
 
 
@@ -172,7 +174,9 @@ async def one_call(
             return routed
         if len(attempts) >= max_offers:
             await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
-            return CallResult(cid, "abandoned", reason=f"no answer after {len(attempts)} offers", decision_ms=decision_ms, attempts=attempts)
+            return CallResult(
+                cid, "abandoned", reason=f"no answer after {len(attempts)} offers", decision_ms=decision_ms, attempts=attempts
+            )
         await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_NO_ANSWER))
 
 

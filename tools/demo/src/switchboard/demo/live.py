@@ -46,8 +46,16 @@ class RtbView:
 
     def table(self, stats: DriveStats) -> Table:
         t = Table(title="RTB buyers live (pings and faults as the buyer simulator saw them)", expand=True)
-        for col, right in (("buyer", False), ("via", False), ("pings", True), ("answered", True), ("faults", False),
-                           ("offers won", True), ("billable", True), ("revenue", True)):
+        for col, right in (
+            ("buyer", False),
+            ("via", False),
+            ("pings", True),
+            ("answered", True),
+            ("faults", False),
+            ("offers won", True),
+            ("billable", True),
+            ("revenue", True),
+        ):
             t.add_column(col, justify="right" if right else "left")
         won = stats.revenue_by_target()
         for buyer, via in sorted(self.transport.items()):
@@ -55,9 +63,14 @@ class RtbView:
             faults = Counter({k.removeprefix("fault:"): v for k, v in s.items() if k.startswith("fault:")})
             n, sales, money = won.get(buyer, (0, 0, 0))
             t.add_row(
-                buyer, via, str(s.get("requests", 0)), str(s.get("answered", 0)),
+                buyer,
+                via,
+                str(s.get("requests", 0)),
+                str(s.get("answered", 0)),
                 " ".join(f"{k}:{v}" for k, v in faults.most_common()) or "-",
-                str(n), str(sales), f"${money:,.2f}",
+                str(n),
+                str(sales),
+                f"${money:,.2f}",
             )
         return t
 

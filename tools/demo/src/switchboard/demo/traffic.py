@@ -62,7 +62,7 @@ class TrafficModel:
 
     def next_call(self) -> DemoCall:
         rng = self.rng
-        state, area, zip3 = rng.choice(AREAS)
+        _state, area, zip3 = rng.choice(AREAS)
         # Exchange 2xx-9xx, line 0000-9999; 555-01xx numbers are fictional but valid-looking.
         caller = f"+1{area}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
         if rng.random() < self.invalid_rate:

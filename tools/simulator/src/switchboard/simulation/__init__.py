@@ -20,7 +20,19 @@ from switchboard.simulation.erlang import ErlangC, erlang_c
 from switchboard.simulation.results import Outcome, Tally
 from switchboard.simulation.simulator import CallRecord, CallSink, SimCall, Simulator
 
-__all__ = ["CallRecord", "CallSink", "Comparison", "ErlangC", "Outcome", "SimCall", "Simulator", "Tally", "compare", "erlang_c", "run"]
+__all__ = [
+    "CallRecord",
+    "CallSink",
+    "Comparison",
+    "ErlangC",
+    "Outcome",
+    "SimCall",
+    "Simulator",
+    "Tally",
+    "compare",
+    "erlang_c",
+    "run",
+]
 
 
 def _config(config: RoutingConfig | str | Path) -> RoutingConfig:

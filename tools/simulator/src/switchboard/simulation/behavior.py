@@ -108,7 +108,9 @@ class Campaign:
     rates: tuple[float, ...]  # 24 relative rates
     peak: float  # max(rates)
     answers: Mapping[str, Callable[[random.Random], str]]  # answer key → its drawer, in the order written
-    blocked: tuple[tuple[str, str], ...]  # ("number" | "prefix" | "area_code", entry) of the global blocklist, then the campaign's
+    blocked: tuple[
+        tuple[str, str], ...
+    ]  # ("number" | "prefix" | "area_code", entry) of the global blocklist, then the campaign's
 
 
 class Model:
@@ -131,7 +133,9 @@ class Model:
             rates = tuple(hourly_rates(profile)) if profile is not None else tuple(default_rates)
             specs = {**callers.answers, **answers}
             blocked = _blocklist_entries(config.blocklist) + _blocklist_entries(by_id[cid].blocklist)
-            self.campaigns.append(Campaign(cid, per_hour, rates, max(rates), {k: answer_drawer(v) for k, v in specs.items()}, blocked))
+            self.campaigns.append(
+                Campaign(cid, per_hour, rates, max(rates), {k: answer_drawer(v) for k, v in specs.items()}, blocked)
+            )
         if not self.campaigns:
             raise ValueError("the configuration has no campaigns to send simulated calls to (add one under campaigns)")
         # Candidate arrivals at the peak rate of every campaign; thinning keeps each with rate/peak.
@@ -189,7 +193,10 @@ def _blocklist_entries(blocklist: Blocklist) -> tuple[tuple[str, str], ...]:
 
 _SPOKEN_KEYS = {"*": "star", "#": "pound"}  # how a caller says a key to a speech-only prompt
 YES_NO_KEYS = {"yes": "1", "no": "2"}  # a yes/no question's keypad (core.ivr.yes_no)
-NO_INPUT: tuple[str, ivr.InputKind] = ("", "digits")  # nothing pressed: every prompt refuses it, so the flow re-prompts (or gives up)
+NO_INPUT: tuple[str, ivr.InputKind] = (
+    "",
+    "digits",
+)  # nothing pressed: every prompt refuses it, so the flow re-prompts (or gives up)
 
 
 def _key_input(node: IvrMenuNode | IvrSetLanguageNode, key: str) -> tuple[str, ivr.InputKind]:

@@ -74,9 +74,12 @@ def compare(
         b.append(Simulator(config_b, s).run(calls))
         if progress is not None:
             progress(2 * r + 2)
-    revenue = paired_interval([float(y.revenue - x.revenue) for x, y in zip(a, b)])
-    fill = paired_interval([y.fill_rate - x.fill_rate for x, y in zip(a, b)])
+    revenue = paired_interval([float(y.revenue - x.revenue) for x, y in zip(a, b, strict=True)])
+    fill = paired_interval([y.fill_rate - x.fill_rate for x, y in zip(a, b, strict=True)])
     traffic_a = (config_a.simulation or Simulation()).traffic
     traffic_b = (config_b.simulation or Simulation()).traffic
-    differs = traffic_a != traffic_b or (config_a.simulation or Simulation()).start_at() != (config_b.simulation or Simulation()).start_at()
+    differs = (
+        traffic_a != traffic_b
+        or (config_a.simulation or Simulation()).start_at() != (config_b.simulation or Simulation()).start_at()
+    )
     return Comparison(calls, seeds, tuple(a), tuple(b), revenue, fill, differs)

@@ -21,7 +21,9 @@ def erlang_c(arrivals_per_s: float, handle_time_s: float, agents: int) -> Erlang
     a = arrivals_per_s * handle_time_s
     rho = a / agents
     if not 0 < rho < 1:
-        raise ValueError(f"utilisation {rho:.3f} must be between 0 and 1 for a steady state (add agents or lower the arrival rate)")
+        raise ValueError(
+            f"utilisation {rho:.3f} must be between 0 and 1 for a steady state (add agents or lower the arrival rate)"
+        )
     # Terms a^k/k! built up iteratively (no overflow for realistic c).
     term, total = 1.0, 0.0
     for k in range(agents):
@@ -30,4 +32,3 @@ def erlang_c(arrivals_per_s: float, handle_time_s: float, agents: int) -> Erlang
     tail = term / (1 - rho)  # (a^c / c!) / (1 − ρ)
     p_wait = tail / (total + tail)
     return ErlangC(p_wait, p_wait * handle_time_s / (agents - a))
-

@@ -28,7 +28,12 @@ def mmc_config(arrivals_per_hour: float, handle_time_s: float, agents: int) -> R
         {
             "publishers": [{"id": "pub"}],
             "campaigns": [
-                {"id": "calls", "numbers": ["+18885550123"], "publisher": "pub", "routing": {"tiers": [{"strategy": "queue", "queue": "q"}]}}
+                {
+                    "id": "calls",
+                    "numbers": ["+18885550123"],
+                    "publisher": "pub",
+                    "routing": {"tiers": [{"strategy": "queue", "queue": "q"}]},
+                }
             ],
             "queues": [{"id": "q", "max_wait_s": 10**9}],
             "agents": [{"id": f"agent-{i}", "queues": ["q"]} for i in range(1, agents + 1)],
@@ -63,7 +68,9 @@ def fidelity(arrivals_per_hour: float, handle_time_s: float, agents: int, calls:
     def keep(record: CallRecord) -> None:
         waits[record.call.index] = record.outcome.wait_s or 0.0
 
-    result = Simulator(mmc_config(arrivals_per_hour, handle_time_s, agents), seed, on_call=keep).run(calls).to_dict()["queues"]["q"]
+    result = (
+        Simulator(mmc_config(arrivals_per_hour, handle_time_s, agents), seed, on_call=keep).run(calls).to_dict()["queues"]["q"]
+    )
     ordered = [waits[i] for i in sorted(waits)]
     size = len(ordered) // 20
     batches = [ordered[i * size : (i + 1) * size] for i in range(20)]
@@ -81,7 +88,15 @@ def fidelity(arrivals_per_hour: float, handle_time_s: float, agents: int, calls:
     )
 
 
-CASES = ((12.0, 60.0, 1), (30.0, 60.0, 1), (60.0, 60.0, 2), (90.0, 60.0, 3), (210.0, 60.0, 5), (480.0, 60.0, 10), (1020.0, 60.0, 20))
+CASES = (
+    (12.0, 60.0, 1),
+    (30.0, 60.0, 1),
+    (60.0, 60.0, 2),
+    (90.0, 60.0, 3),
+    (210.0, 60.0, 5),
+    (480.0, 60.0, 10),
+    (1020.0, 60.0, 20),
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         lam, handle, agents = args.case.split(",")
         cases = ((float(lam), float(handle), int(agents)),)
     if args.seeds > 1:
-        print(f"{args.calls:,} calls per run, seeds {args.seed}..{args.seed + args.seeds - 1}; relative error: mean ± its standard error (sd over the seeds)\n")
+        print(
+            f"{args.calls:,} calls per run, seeds {args.seed}..{args.seed + args.seeds - 1}; relative error: mean ± its standard error (sd over the seeds)\n"
+        )
         print("| λ (calls/h) | handle (s) | agents | ρ | P(wait) error | ASA error |")
         print("|---:|---:|---:|---:|---:|---:|")
         for lam, handle, agents in cases:
@@ -114,7 +131,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {lam:g} | {handle:g} | {agents} | {runs[0].utilisation:.2f} | {cells[0]} | {cells[1]} |", flush=True)
         return
     print(f"{args.calls:,} calls per case, seed {args.seed}; ± is one standard error (batch means)\n")
-    print("| λ (calls/h) | handle (s) | agents | ρ | P(wait) Erlang C | P(wait) simulated | error | ASA Erlang C (s) | ASA simulated (s) | error |")
+    print(
+        "| λ (calls/h) | handle (s) | agents | ρ | P(wait) Erlang C | P(wait) simulated | error | ASA Erlang C (s) | ASA simulated (s) | error |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for lam, handle, agents in cases:
         f = fidelity(lam, handle, agents, args.calls, args.seed)

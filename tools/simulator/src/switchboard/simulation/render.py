@@ -42,14 +42,30 @@ def result_tables(r: dict[str, Any], title: str = "") -> Group:
     for col in ("buyer", "offers", "posts", "connected", "billable", "revenue", "avg price"):
         buyers.add_column(col, justify="left" if col == "buyer" else "right")
     for bid, b in r["buyers"].items():
-        buyers.add_row(bid, f"{b['offers']:,}", f"{b['posts']:,}", f"{b['connected']:,}", f"{b['billable']:,}", _usd(b["revenue"]), _usd(b["avg_price"]))
+        buyers.add_row(
+            bid,
+            f"{b['offers']:,}",
+            f"{b['posts']:,}",
+            f"{b['connected']:,}",
+            f"{b['billable']:,}",
+            _usd(b["revenue"]),
+            _usd(b["avg_price"]),
+        )
     parts.append(buyers)
 
     campaigns = Table(title="Campaigns")
     for col in ("campaign", "calls", "connected", "agent", "rejected", "fill rate", "revenue"):
         campaigns.add_column(col, justify="left" if col == "campaign" else "right")
     for cid, c in r["campaigns"].items():
-        campaigns.add_row(cid, f"{c['calls']:,}", f"{c['connected']:,}", f"{c['agent']:,}", f"{c['rejected']:,}", _pct(c["fill_rate"]), _usd(c["revenue"]))
+        campaigns.add_row(
+            cid,
+            f"{c['calls']:,}",
+            f"{c['connected']:,}",
+            f"{c['agent']:,}",
+            f"{c['rejected']:,}",
+            _pct(c["fill_rate"]),
+            _usd(c["revenue"]),
+        )
     parts.append(campaigns)
 
     if r["ivr"]:
@@ -58,8 +74,13 @@ def result_tables(r: dict[str, Any], title: str = "") -> Group:
             flows.add_column(col, justify="left" if col == "flow" else "right")
         for fid, f in r["ivr"].items():
             flows.add_row(
-                fid, f"{f['calls']:,}", f"{f['qualified']:,}", f"{f['disqualified']:,}", f"{f['reprompts']:,}",
-                f"{f['hung_up']:,}", _num(f["avg_ivr_s"], " s"),
+                fid,
+                f"{f['calls']:,}",
+                f"{f['qualified']:,}",
+                f"{f['disqualified']:,}",
+                f"{f['reprompts']:,}",
+                f"{f['hung_up']:,}",
+                _num(f["avg_ivr_s"], " s"),
             )
             for reason, n in f["disqualified_by"].items():
                 flows.add_row(f"  ended {reason}", "", "", f"{n:,}", "", "", "")
@@ -82,8 +103,14 @@ def result_tables(r: dict[str, Any], title: str = "") -> Group:
             queues.add_column(col, justify="left" if col == "queue" else "right")
         for qid, q in r["queues"].items():
             queues.add_row(
-                qid, f"{q['calls']:,}", f"{q['answered']:,}", _pct(q["wait_probability"]), _num(q["avg_wait_s"], " s"),
-                _num(q["max_wait_s"], " s"), f"{q['abandoned']:,} ({_pct(q['abandon_rate'])})", _num(q["avg_handle_s"], " s"),
+                qid,
+                f"{q['calls']:,}",
+                f"{q['answered']:,}",
+                _pct(q["wait_probability"]),
+                _num(q["avg_wait_s"], " s"),
+                _num(q["max_wait_s"], " s"),
+                f"{q['abandoned']:,} ({_pct(q['abandon_rate'])})",
+                _num(q["avg_handle_s"], " s"),
             )
         parts.append(queues)
     return Group(*parts)
@@ -93,17 +120,27 @@ def comparison_table(c: dict[str, Any]) -> Table:
     """B − A with the 95% confidence interval (the dict of Comparison.to_dict())."""
     a, b, d = c["a"], c["b"], c["difference_b_minus_a"]
     seeds = f"seeds {c['seeds'][0]}..{c['seeds'][-1]}"
-    table = Table(title=f"B − A, {c['runs']} paired runs of {c['calls']:,} calls ({seeds})", caption=f"A = {a['config']}\nB = {b['config']}")
+    table = Table(
+        title=f"B − A, {c['runs']} paired runs of {c['calls']:,} calls ({seeds})", caption=f"A = {a['config']}\nB = {b['config']}"
+    )
     for col in ("", "A", "B", "B − A", "95% CI", "sig."):
         table.add_column(col, justify="left" if not col else "right")
     rev, fill = d["revenue"], d["fill_rate"]
     table.add_row(
-        "revenue/run", _usd(a["revenue_mean"]), _usd(b["revenue_mean"]), _signed_usd(rev["mean"]),
-        f"{_signed_usd(rev['ci95'][0])} … {_signed_usd(rev['ci95'][1])}", "yes" if rev["significant"] else "no",
+        "revenue/run",
+        _usd(a["revenue_mean"]),
+        _usd(b["revenue_mean"]),
+        _signed_usd(rev["mean"]),
+        f"{_signed_usd(rev['ci95'][0])} … {_signed_usd(rev['ci95'][1])}",
+        "yes" if rev["significant"] else "no",
     )
     table.add_row(
-        "fill rate", _pct(a["fill_rate_mean"]), _pct(b["fill_rate_mean"]), _pp(fill["mean"]),
-        f"{_pp(fill['ci95'][0])[:-3]} … {_pp(fill['ci95'][1])}", "yes" if fill["significant"] else "no",
+        "fill rate",
+        _pct(a["fill_rate_mean"]),
+        _pct(b["fill_rate_mean"]),
+        _pp(fill["mean"]),
+        f"{_pp(fill['ci95'][0])[:-3]} … {_pp(fill['ci95'][1])}",
+        "yes" if fill["significant"] else "no",
     )
     return table
 

@@ -65,8 +65,14 @@ class Outcome:
     @classmethod
     def buyer(cls, action: engine.RouteToBuyer, seconds: int, billable: bool) -> Outcome:
         return cls(
-            "buyer", action.attempt, action.tier_index, action.strategy, buyer_id=action.buyer_id, price=action.price,
-            billable=billable, connected_s=seconds,
+            "buyer",
+            action.attempt,
+            action.tier_index,
+            action.strategy,
+            buyer_id=action.buyer_id,
+            price=action.price,
+            billable=billable,
+            connected_s=seconds,
         )
 
     @classmethod
@@ -74,13 +80,27 @@ class Outcome:
         call = assignment.call
         tier = call.payload.handoff.tier_index if call.payload.handoff is not None else None
         return cls(
-            "agent", call.attempt, tier, "queue", agent_id=assignment.agent.id, queue_id=assignment.queue.id, price=ZERO,
-            wait_s=assignment.waited_s, handle_s=handle_s,
+            "agent",
+            call.attempt,
+            tier,
+            "queue",
+            agent_id=assignment.agent.id,
+            queue_id=assignment.queue.id,
+            price=ZERO,
+            wait_s=assignment.waited_s,
+            handle_s=handle_s,
         )
 
     @classmethod
     def rejected(
-        cls, reason: str, detail: str, attempt: int, *, queue_id: str | None = None, wait_s: float | None = None, why: str | None = None
+        cls,
+        reason: str,
+        detail: str,
+        attempt: int,
+        *,
+        queue_id: str | None = None,
+        wait_s: float | None = None,
+        why: str | None = None,
     ) -> Outcome:
         return cls("rejected", attempt, queue_id=queue_id, reason=reason, detail=detail, wait_s=wait_s, why=why)
 

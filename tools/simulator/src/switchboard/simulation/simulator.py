@@ -365,7 +365,9 @@ class Simulator:
         # the edge (SubmitAnswers: the drawn answers, the caller's ZIP); with one, by the flow (below).
         call_id = f"sim-{index:07d}"
         if rejection is None and campaign.ivr is None:
-            facts = CallFacts(call_id, campaign.id, campaign.publisher, known.state, caller.zip, known.area_code, dict(caller.answers))
+            facts = CallFacts(
+                call_id, campaign.id, campaign.publisher, known.state, caller.zip, known.area_code, dict(caller.answers)
+            )
         else:
             facts = CallFacts(call_id, campaign.id, campaign.publisher, known.state, "", known.area_code)
         call = SimCall(index, facts, self.now, caller, repeat_of)
@@ -389,12 +391,20 @@ class Simulator:
         facts = call.facts
         if isinstance(end, flows.Prompt):  # hung up: the ivr service rejects the call where the caller was
             answers = dict(end.state.answers)  # those given before hanging up
-            call.facts = CallFacts(facts.call_id, facts.campaign_id, facts.publisher_id, facts.state, "", facts.area_code, answers)
+            call.facts = CallFacts(
+                facts.call_id, facts.campaign_id, facts.publisher_id, facts.state, "", facts.area_code, answers
+            )
             self._finish(call, Outcome.rejected(flows.ABANDONED, flows.hung_up_detail(end.state), 0))
             return
         flow_end = flows.flow_end(end)
         call.facts = CallFacts(
-            facts.call_id, facts.campaign_id, facts.publisher_id, facts.state, flow_end.zip or "", facts.area_code, flow_end.answers
+            facts.call_id,
+            facts.campaign_id,
+            facts.publisher_id,
+            facts.state,
+            flow_end.zip or "",
+            facts.area_code,
+            flow_end.answers,
         )
         if not flow_end.qualified:
             self._finish(call, Outcome.rejected(flows.DISQUALIFIED, flow_end.detail, 0))
@@ -598,7 +608,9 @@ class Simulator:
         queue = self.acd.queues.get(action.queue_id)
         needs = caller_needs(queue, call.facts.answers) if queue is not None else {}
         max_attempts = self._campaigns[call.facts.campaign_id].routing.max_attempts
-        waiting = WaitingCall(call.call_id, action.queue_id, self.now, needs, payload=call, attempt=action.attempt or 1, max_attempts=max_attempts)
+        waiting = WaitingCall(
+            call.call_id, action.queue_id, self.now, needs, payload=call, attempt=action.attempt or 1, max_attempts=max_attempts
+        )
         call.handoff = action
         call.queued_at = self.now
         self.tally.queued(action.queue_id)
@@ -634,7 +646,17 @@ class Simulator:
             gone: SimCall = abandoned.call.payload
             gone.waiting = False
             detail = f"waited {abandoned.waited_s:.1f}s in queue {abandoned.queue.id} (max_wait_s {abandoned.queue.max_wait_s})"
-            self._finish(gone, Outcome.rejected(engine.ABANDONED, detail, abandoned.call.attempt, queue_id=abandoned.queue.id, wait_s=abandoned.waited_s, why="max_wait"))
+            self._finish(
+                gone,
+                Outcome.rejected(
+                    engine.ABANDONED,
+                    detail,
+                    abandoned.call.attempt,
+                    queue_id=abandoned.queue.id,
+                    wait_s=abandoned.waited_s,
+                    why="max_wait",
+                ),
+            )
         return None
 
     def _caller_gave_up(self, call: SimCall) -> object:
@@ -645,7 +667,12 @@ class Simulator:
         gone = release.abandoned
         if gone is not None:
             detail = f"the caller hung up after {gone.waited_s:.1f}s in queue {gone.queue.id}"
-            self._finish(call, Outcome.rejected(engine.ABANDONED, detail, gone.call.attempt, queue_id=gone.queue.id, wait_s=gone.waited_s, why="caller_hangup"))
+            self._finish(
+                call,
+                Outcome.rejected(
+                    engine.ABANDONED, detail, gone.call.attempt, queue_id=gone.queue.id, wait_s=gone.waited_s, why="caller_hangup"
+                ),
+            )
         return None
 
     def _agent_offer(self, assignment: Assignment) -> None:
@@ -708,7 +735,15 @@ class Simulator:
             return assignment_trace(trace, call.handoff.tier_index, assignment)
         return rejection_trace(trace, call.handoff.queue_id, outcome.reason, outcome.detail)
 
-def simulate(config: RoutingConfig, calls: int, seed: int = 1, *, on_call: CallSink | None = None, progress: Callable[[int], None] | None = None) -> Tally:
+
+def simulate(
+    config: RoutingConfig,
+    calls: int,
+    seed: int = 1,
+    *,
+    on_call: CallSink | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Tally:
     return Simulator(config, seed, on_call=on_call).run(calls, progress)
 
 

@@ -248,7 +248,7 @@ class _FlushOnRevoke(ConsumerRebalanceListener):
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

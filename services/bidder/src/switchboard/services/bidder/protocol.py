@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from decimal import Decimal, InvalidOperation
 
 from switchboard.v1 import bidding_pb2 as bpb
@@ -46,7 +46,7 @@ def rfc3339(ping: pb.PingRequested | pb.PostRequested) -> str:
     """The ping's deadline as RFC 3339 UTC with milliseconds ("" when the ping has none)."""
     if not ping.HasField("deadline"):
         return ""
-    dt = ping.deadline.ToDatetime(tzinfo=timezone.utc)
+    dt = ping.deadline.ToDatetime(tzinfo=UTC)
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

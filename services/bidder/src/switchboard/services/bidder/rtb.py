@@ -161,12 +161,16 @@ class Pinger:
             return Answer.no_bid("connection_error", type(exc).__name__)
 
     async def _ping_http(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
-        failure, raw = await self._http_exchange(buyer_id, url, protocol.ping_json(ping, buyer_id, timeout_ms), timeout_s, timeout_ms)
+        failure, raw = await self._http_exchange(
+            buyer_id, url, protocol.ping_json(ping, buyer_id, timeout_ms), timeout_s, timeout_ms
+        )
         if failure is not None:
             return Answer.no_bid(*failure)
         return protocol.parse_json_answer(raw, self.max_bid)
 
-    async def _http_exchange(self, buyer_id: str, url: str, body: bytes, timeout_s: float, timeout_ms: int) -> tuple[tuple[str, str] | None, bytes]:
+    async def _http_exchange(
+        self, buyer_id: str, url: str, body: bytes, timeout_s: float, timeout_ms: int
+    ) -> tuple[tuple[str, str] | None, bytes]:
         """POST a signed body: (None, 2xx body) or ((reason, detail), b"") — the reasons of BUYER_API.md section 3."""
         assert self._http is not None, "Pinger.start() first"
         headers = {}
@@ -208,7 +212,9 @@ class Pinger:
             async with asyncio.timeout(timeout_s):
                 if url.startswith("grpc://"):
                     return await self._post_grpc(post, url, timeout_s, timeout_ms)
-                failure, raw = await self._http_exchange(post.buyer_id, url, protocol.post_json(post, timeout_ms), timeout_s, timeout_ms)
+                failure, raw = await self._http_exchange(
+                    post.buyer_id, url, protocol.post_json(post, timeout_ms), timeout_s, timeout_ms
+                )
                 if failure is not None:
                     return protocol.PostResult.failed(*failure)
                 return protocol.parse_json_post_answer(raw)
@@ -231,7 +237,9 @@ class Pinger:
             resp = await call
             answer_md = await _call_metadata(call)
         except grpc.aio.AioRpcError as exc:
-            return protocol.PostResult.failed(_grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200])
+            return protocol.PostResult.failed(
+                _grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200]
+            )
         unsigned = self._grpc_unsigned(post.buyer_id, answer_md, resp)
         if unsigned is not None:
             return protocol.PostResult.failed(*unsigned)

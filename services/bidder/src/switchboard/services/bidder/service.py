@@ -139,7 +139,14 @@ class Bidder:
             timeout = rtb_timeout_s(buyer.bid, ping, self.settings.deadline_margin_ms)
             result = await self.pinger.ping(ping, buyer_id, buyer.bid.url, timeout)
             if result.outcome == pb.BID_OUTCOME_NO_BID:
-                log.info("no_bid", call_id=ping.call_id, auction_id=ping.auction_id, buyer_id=buyer_id, reason=result.reason, detail=result.detail)
+                log.info(
+                    "no_bid",
+                    call_id=ping.call_id,
+                    auction_id=ping.auction_id,
+                    buyer_id=buyer_id,
+                    reason=result.reason,
+                    detail=result.detail,
+                )
         event = bid_event(ping, buyer_id, result, time.monotonic() - started)
         try:
             await self.bus.publish(BID_RECEIVED, event)
@@ -156,8 +163,16 @@ class Bidder:
         else:
             timeout = rtb_timeout_s(buyer.bid, post, self.settings.deadline_margin_ms)
             result = await self.pinger.post(post, buyer.bid.url, timeout)
-        log.info("post_answered", call_id=post.call_id, auction_id=post.auction_id, buyer_id=post.buyer_id,
-                 attempt=post.attempt, accepted=result.accepted, reason=result.reason, detail=result.detail)
+        log.info(
+            "post_answered",
+            call_id=post.call_id,
+            auction_id=post.auction_id,
+            buyer_id=post.buyer_id,
+            attempt=post.attempt,
+            accepted=result.accepted,
+            reason=result.reason,
+            detail=result.detail,
+        )
         event = post_answered_event(post, result, time.monotonic() - started)
         try:
             await self.bus.publish(POST_ANSWERED, event)

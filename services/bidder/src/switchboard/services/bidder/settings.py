@@ -38,7 +38,9 @@ class BidderSettings(ServiceSettings):
 
     # Deadlines: answers must reach the router before the ping's deadline, and
     # publishing plus one broker hop takes a little while.
-    deadline_margin_ms: int = Field(DEADLINE_MARGIN_MS, ge=0, description="stop waiting for buyers this long before the ping's deadline")
+    deadline_margin_ms: int = Field(
+        DEADLINE_MARGIN_MS, ge=0, description="stop waiting for buyers this long before the ping's deadline"
+    )
 
     # HTTP client (one pooled httpx.AsyncClient for all buyers)
     http_max_connections: int = Field(500, ge=1)

@@ -147,7 +147,9 @@ async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
     await bus.start()
     service = CtiService(settings, bus)
     try:
-        await consume(bus, [CALL_ROUTED, CALL_ENDED], service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE))
+        await consume(
+            bus, [CALL_ROUTED, CALL_ENDED], service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE)
+        )
     finally:
         await bus.stop()
         log.info("cti_stopped")

@@ -21,7 +21,7 @@ import structlog
 from aiokafka import TopicPartition
 
 from switchboard.platform import codec
-from switchboard.platform.kafka import EventBus, make_consumer, confirmed_end_offsets
+from switchboard.platform.kafka import EventBus, confirmed_end_offsets, make_consumer
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALLERS_SEEN
 from switchboard.v1 import events_pb2 as pb
@@ -57,7 +57,9 @@ class CallerMemory:
             await consumer.topics()
             partitions = sorted(consumer.partitions_for_topic(CALLERS_SEEN.name) or ())
             if not partitions:
-                raise RuntimeError(f"topic {CALLERS_SEEN.name} does not exist; create it first (switchboard broker / ensure_topics)")
+                raise RuntimeError(
+                    f"topic {CALLERS_SEEN.name} does not exist; create it first (switchboard broker / ensure_topics)"
+                )
             tps = [TopicPartition(CALLERS_SEEN.name, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
@@ -69,7 +71,7 @@ class CallerMemory:
             loaded_count = 0
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=1000)
-                for tp, records in batches.items():
+                for records in batches.values():
                     for record in records:
                         try:
                             seen = codec.decode(CALLERS_SEEN, record.value)

@@ -210,7 +210,9 @@ class CallDesk:
             raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "call_id is required")
         call = self.calls.get(call_id)
         if call is None:
-            raise CallError(grpc.StatusCode.NOT_FOUND, f"unknown call id {call_id!r}: not started on this ivr instance, or already ended")
+            raise CallError(
+                grpc.StatusCode.NOT_FOUND, f"unknown call id {call_id!r}: not started on this ivr instance, or already ended"
+            )
         return call
 
     # -- what an edge adapter (twiml.py) may ask about a call -----------------
@@ -269,7 +271,9 @@ class CallDesk:
         if "zip" in answers:
             zip_code = normalize_zip(answers["zip"])
             if zip_code is None:
-                raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"answer 'zip' {answers['zip']!r}: a 5-digit US ZIP code such as 90210")
+                raise CallError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"answer 'zip' {answers['zip']!r}: a 5-digit US ZIP code such as 90210"
+                )
             answers["zip"] = zip_code
             call.caller = call.caller.with_zip(zip_code)
 
@@ -319,7 +323,10 @@ class CallDesk:
         if not dialed:
             raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "dialed_number is required (the tracking number the caller dialed)")
         if request.call_id and not _CALL_ID.match(request.call_id):
-            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "call_id: 1-128 characters of letters, digits and . _ : @ - (or empty to get one)")
+            raise CallError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "call_id: 1-128 characters of letters, digits and . _ : @ - (or empty to get one)",
+            )
         call_id = request.call_id or codec.new_id()
         existing = self.calls.get(call_id)
         if existing is not None:  # the edge retried StartCall: answer the same, publish nothing again
@@ -342,7 +349,10 @@ class CallDesk:
         if campaign is None:
             call.start_reject = "unknown_number"
             await self._reject(
-                call, "unknown_number", f"{dialed} is not a tracking number of any campaign", self.settings.unknown_number_announcement
+                call,
+                "unknown_number",
+                f"{dialed} is not a tracking number of any campaign",
+                self.settings.unknown_number_announcement,
             )
             self.calls[call_id] = call  # AwaitRouting answers REJECTED; ReportOutcome still closes it
             return self._start_response(call)
@@ -367,13 +377,19 @@ class CallDesk:
                 DUPLICATE: self.settings.duplicate_announcement,
             }
             call.start_reject = rejection.reason
-            await self._reject(call, rejection.reason, rejection.detail, announcements.get(rejection.reason, self.settings.blocked_announcement))
+            await self._reject(
+                call, rejection.reason, rejection.detail, announcements.get(rejection.reason, self.settings.blocked_announcement)
+            )
             self.calls[call_id] = call  # AwaitRouting answers REJECTED; ReportOutcome still closes it
             return self._start_response(call)
         if dup_key is not None:
             # Only accepted calls open a window: a caller refused as a duplicate does not extend it.
             seen = pb.CallerSeen(
-                event_id=codec.new_id(), call_id=call_id, occurred_at=started_at, campaign_id=campaign.id, caller_number=facts.number
+                event_id=codec.new_id(),
+                call_id=call_id,
+                occurred_at=started_at,
+                campaign_id=campaign.id,
+                caller_number=facts.number,
             )
             try:
                 await self.callers.record(self.bus, dup_key, seen)
@@ -383,7 +399,14 @@ class CallDesk:
             call.flow = self.flows[campaign.ivr]  # config validation guarantees the flow exists
             call.flow_state = flows.start(call.flow)
         self.calls[call_id] = call
-        log.info("call_started", call_id=call_id, campaign=campaign.id, area_code=facts.area_code, state=facts.state, valid_caller=facts.valid)
+        log.info(
+            "call_started",
+            call_id=call_id,
+            campaign=campaign.id,
+            area_code=facts.area_code,
+            state=facts.state,
+            valid_caller=facts.valid,
+        )
         if call.flow_state is not None and call.flow_state.done:  # a flow without questions: qualified at once
             await self._flow_finished(call, flows.current(call.flow, call.flow_state))  # type: ignore[arg-type]
         return self._start_response(call)
@@ -402,7 +425,10 @@ class CallDesk:
     def _flow_call(self, call_id: str) -> tuple[CallState, IvrFlow, flows.IvrState]:
         call = self.call(call_id)
         if call.start_reject:
-            raise CallError(grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id} was rejected at start ({call.start_reject}); nothing to ask")
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"call {call.call_id} was rejected at start ({call.start_reject}); nothing to ask",
+            )
         if call.flow is None or call.flow_state is None:
             raise CallError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -419,7 +445,10 @@ class CallDesk:
         call, flow, state = self._flow_call(request.call_id)
         kind = _INPUT_KINDS.get(request.kind)
         if kind is None:
-            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "kind is required: INPUT_KIND_DIGITS (DTMF keys) or INPUT_KIND_SPEECH (recognised text)")
+            raise CallError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "kind is required: INPUT_KIND_DIGITS (DTMF keys) or INPUT_KIND_SPEECH (recognised text)",
+            )
         if len(request.input) > MAX_INPUT:
             raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"input: at most {MAX_INPUT} characters")
         if state.done or call.flow_busy:
@@ -462,7 +491,10 @@ class CallDesk:
     async def submit_answers(self, request: cc.SubmitAnswersRequest) -> cc.SubmitAnswersResponse:
         call = self.call(request.call_id)
         if call.start_reject:
-            raise CallError(grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id} was rejected at start ({call.start_reject}); nothing to qualify")
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"call {call.call_id} was rejected at start ({call.start_reject}); nothing to qualify",
+            )
         if call.completed:
             raise CallError(grpc.StatusCode.FAILED_PRECONDITION, f"call {call.call_id}: answers already completed")
         if request.complete and call.flow is not None:
@@ -505,7 +537,8 @@ class CallDesk:
         """How the current offer went: publishes call.ended; re-routable outcomes keep the call open."""
         if request.outcome == pb.CALL_OUTCOME_UNSPECIFIED or request.outcome not in pb.CallOutcome.values():
             raise CallError(
-                grpc.StatusCode.INVALID_ARGUMENT, "outcome is required (ANSWERED, NO_ANSWER, BUSY, FAILED, CALLER_HANGUP, BUYER_HANGUP, DECLINED)"
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "outcome is required (ANSWERED, NO_ANSWER, BUSY, FAILED, CALLER_HANGUP, BUYER_HANGUP, DECLINED)",
             )
         if request.connected_seconds < 0:
             raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "connected_seconds must be >= 0")

@@ -106,7 +106,9 @@ class CallControlService(cc_grpc.CallControlServicer):
     async def StartCall(self, request: cc.StartCallRequest, context: grpc.aio.ServicerContext) -> cc.StartCallResponse:
         return await self._run(context, self.desk.start_call(request))  # type: ignore[return-value]
 
-    async def SubmitAnswers(self, request: cc.SubmitAnswersRequest, context: grpc.aio.ServicerContext) -> cc.SubmitAnswersResponse:
+    async def SubmitAnswers(
+        self, request: cc.SubmitAnswersRequest, context: grpc.aio.ServicerContext
+    ) -> cc.SubmitAnswersResponse:
         return await self._run(context, self.desk.submit_answers(request))  # type: ignore[return-value]
 
     async def NextPrompt(self, request: cc.NextPromptRequest, context: grpc.aio.ServicerContext) -> cc.IvrPrompt:
@@ -118,7 +120,9 @@ class CallControlService(cc_grpc.CallControlServicer):
     async def AwaitRouting(self, request: cc.AwaitRoutingRequest, context: grpc.aio.ServicerContext) -> cc.RoutingResult:
         return await self._run(context, self.desk.await_routing(request))  # type: ignore[return-value]
 
-    async def ReportOutcome(self, request: cc.ReportOutcomeRequest, context: grpc.aio.ServicerContext) -> cc.ReportOutcomeResponse:
+    async def ReportOutcome(
+        self, request: cc.ReportOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> cc.ReportOutcomeResponse:
         return await self._run(context, self.desk.report_outcome(request))  # type: ignore[return-value]
 
 

@@ -61,14 +61,22 @@ class IvrSettings(ServiceSettings):
         "and callback URLs built from it. Empty: the scheme and Host of each request",
     )
     twiml_route_wait_s: float = Field(
-        5.0, gt=0, le=10, description="how long one webhook request waits for a routing decision before answering <Redirect> to ask again"
+        5.0,
+        gt=0,
+        le=10,
+        description="how long one webhook request waits for a routing decision before answering <Redirect> to ask again",
     )
     twiml_hold_message: str = Field("Please hold while we connect your call.", description="said while routing is pending")
     twiml_hold_repeat_s: float = Field(30.0, gt=0, description="the hold message is said again after about this long on hold")
     twiml_dial_timeout_s: int = Field(30, ge=5, le=600, description="<Dial timeout>: how long an offer rings before no-answer")
-    twiml_gather_timeout_s: int = Field(5, ge=1, le=60, description="<Gather timeout>: silence before the prompt counts as unanswered")
+    twiml_gather_timeout_s: int = Field(
+        5, ge=1, le=60, description="<Gather timeout>: silence before the prompt counts as unanswered"
+    )
     twiml_dial_grace_s: float = Field(
-        3.0, ge=0, le=10, description="a hang-up status callback during a <Dial> waits this long for the dial action to report the offer"
+        3.0,
+        ge=0,
+        le=10,
+        description="a hang-up status callback during a <Dial> waits this long for the dial action to report the offer",
     )
     twiml_languages: dict[str, str] = Field(
         default_factory=lambda: {"en": "en-US", "es": "es-MX"},
@@ -76,7 +84,8 @@ class IvrSettings(ServiceSettings):
     )
     twiml_voice: str = Field("", description="<Say voice> (e.g. Polly.Joanna); empty: the CPaaS default")
     twiml_error_message: str = Field(
-        "We are sorry, we cannot take your call right now. Goodbye.", description="said (then hang up) when a webhook request fails"
+        "We are sorry, we cannot take your call right now. Goodbye.",
+        description="said (then hang up) when a webhook request fails",
     )
 
     @field_validator("twiml_public_base_url")

@@ -66,7 +66,12 @@ VOICE, GATHER, ROUTE, DIAL, STATUS = "/twiml/voice", "/twiml/gather", "/twiml/ro
 # CallStatus values of a call that is over (the caller is gone).
 CALL_OVER = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _INPUT = {cc.INPUT_KIND_DIGITS: "dtmf", cc.INPUT_KIND_SPEECH: "speech", cc.INPUT_KIND_DIGITS_OR_SPEECH: "dtmf speech"}
-_DIAL_FAILURES = {"busy": pb.CALL_OUTCOME_BUSY, "no-answer": pb.CALL_OUTCOME_NO_ANSWER, "failed": pb.CALL_OUTCOME_FAILED, "canceled": pb.CALL_OUTCOME_FAILED}
+_DIAL_FAILURES = {
+    "busy": pb.CALL_OUTCOME_BUSY,
+    "no-answer": pb.CALL_OUTCOME_NO_ANSWER,
+    "failed": pb.CALL_OUTCOME_FAILED,
+    "canceled": pb.CALL_OUTCOME_FAILED,
+}
 
 Form = MultiDictProxy[str]
 
@@ -125,7 +130,11 @@ class TwimlWebhook:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._signed])
         handlers: dict[str, Callable[[web.Request, Form], Awaitable[VoiceResponse | None]]] = {
-            VOICE: self.voice, GATHER: self.gather, ROUTE: self.route, DIAL: self.dial, STATUS: self.status,
+            VOICE: self.voice,
+            GATHER: self.gather,
+            ROUTE: self.route,
+            DIAL: self.dial,
+            STATUS: self.status,
         }
         for path, handler in handlers.items():
             app.router.add_post(path, self._handler(handler))
@@ -136,7 +145,9 @@ class TwimlWebhook:
             log.warning("twiml_signature_validation_off", hint="any client that reaches the port can drive calls")
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.twiml_host, self.settings.twiml_port, shutdown_timeout=self.settings.shutdown_grace_s)
+        site = web.TCPSite(
+            self._runner, self.settings.twiml_host, self.settings.twiml_port, shutdown_timeout=self.settings.shutdown_grace_s
+        )
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self.port
@@ -156,18 +167,27 @@ class TwimlWebhook:
         return f"{self._public(request)}{path}" + (f"?{urlencode(query)}" if query else "")
 
     @web.middleware
-    async def _signed(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def _signed(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         """403 for a request without a valid X-Twilio-Signature, before anything reads or changes a call."""
         if self.validator is not None:
             form = await request.post()
             signature = request.headers.get(SIGNATURE_HEADER, "")
             signed_url = self._public(request) + request.raw_path  # raw_path keeps the query as requested
             if not signature or not self.validator.validate(signed_url, form, signature):
-                log.warning("twiml_signature_refused", path=request.path, reason="missing" if not signature else "mismatch", url=signed_url)
+                log.warning(
+                    "twiml_signature_refused",
+                    path=request.path,
+                    reason="missing" if not signature else "mismatch",
+                    url=signed_url,
+                )
                 return web.Response(status=403, text=f"invalid or missing {SIGNATURE_HEADER}\n")
         return await handler(request)
 
-    def _handler(self, handle: Callable[[web.Request, Form], Awaitable[VoiceResponse | None]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _handler(
+        self, handle: Callable[[web.Request, Form], Awaitable[VoiceResponse | None]]
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def respond(request: web.Request) -> web.Response:
             form = await request.post()
             call_id = form.get("CallSid", "")
@@ -234,7 +254,13 @@ class TwimlWebhook:
         try:
             await self.desk.report_outcome(cc.ReportOutcomeRequest(call_id=call_id, outcome=outcome, connected_seconds=seconds))  # type: ignore[arg-type]
         except CallError as exc:  # the call is over for the CPaaS anyway; the desk's TTL forgets it
-            log.warning("twiml_report_failed", call_id=call_id, outcome=pb.CallOutcome.Name(outcome), code=exc.code.name, error=exc.message)
+            log.warning(
+                "twiml_report_failed",
+                call_id=call_id,
+                outcome=pb.CallOutcome.Name(outcome),
+                code=exc.code.name,
+                error=exc.message,
+            )
 
     def _steps(self, call_id: str) -> int:
         """Answers the call's flow has taken so far: the `step` a <Gather> action carries."""
@@ -249,7 +275,9 @@ class TwimlWebhook:
         response = VoiceResponse()
         if result.status == cc.ROUTING_STATUS_ROUTED:
             self.dialing.setdefault(call_id, asyncio.Event())
-            dial = response.dial(action=self.url(request, DIAL, attempt=result.attempt), method="POST", timeout=self.settings.twiml_dial_timeout_s)
+            dial = response.dial(
+                action=self.url(request, DIAL, attempt=result.attempt), method="POST", timeout=self.settings.twiml_dial_timeout_s
+            )
             if result.destination.startswith(("sip:", "sips:")):
                 dial.sip(result.destination)
             else:
@@ -314,7 +342,9 @@ class TwimlWebhook:
     async def dial(self, request: web.Request, form: Form) -> VoiceResponse:
         call_id = form["CallSid"]
         attempt = _int(request.query.get("attempt"))
-        outcome, seconds = dial_outcome(form.get("DialCallStatus", ""), form.get("CallStatus", ""), _int(form.get("DialCallDuration")))
+        outcome, seconds = dial_outcome(
+            form.get("DialCallStatus", ""), form.get("CallStatus", ""), _int(form.get("DialCallDuration"))
+        )
         report = cc.ReportOutcomeRequest(call_id=call_id, outcome=outcome, connected_seconds=seconds)  # type: ignore[arg-type]
         if not self.desk.is_live(call_id):
             # Ended already: the desk answers a retry of the final report from its memory of ended calls; anything
@@ -324,7 +354,11 @@ class TwimlWebhook:
             current = await self.desk.await_routing(cc.AwaitRoutingRequest(call_id=call_id, timeout_ms=1))
             if current.status == cc.ROUTING_STATUS_ROUTED and current.attempt == attempt:
                 log.info(
-                    "twiml_dial_ended", call_id=call_id, attempt=attempt, outcome=pb.CallOutcome.Name(outcome), seconds=seconds,
+                    "twiml_dial_ended",
+                    call_id=call_id,
+                    attempt=attempt,
+                    outcome=pb.CallOutcome.Name(outcome),
+                    seconds=seconds,
                     dial_status=form.get("DialCallStatus", ""),
                 )
                 await self.desk.report_outcome(report)

@@ -85,7 +85,7 @@ from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, assign
 from switchboard.core.config import RoutingConfig, load_config
 from switchboard.core.engine import ABANDONED
 from switchboard.platform import codec
-from switchboard.platform.kafka import make_consumer, confirmed_end_offsets
+from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import (
     CALL_ENDED,
@@ -117,15 +117,15 @@ def agent_destination(agent_id: str, destination: str) -> str:
 
 def _decision_fields(queued: pb.CallQueued) -> dict:
     """What the queue's decision event (call.routed / call.rejected) carries over from the queued call."""
-    return dict(
-        event_id=codec.new_id(),
-        call_id=queued.call_id,
-        occurred_at=codec.now_ts(),
-        call_started_at=queued.call_started_at,
-        campaign_id=queued.campaign_id,
-        publisher_id=queued.publisher_id,
-        routing_started_at=queued.routing_started_at,
-    )
+    return {
+        "event_id": codec.new_id(),
+        "call_id": queued.call_id,
+        "occurred_at": codec.now_ts(),
+        "call_started_at": queued.call_started_at,
+        "campaign_id": queued.campaign_id,
+        "publisher_id": queued.publisher_id,
+        "routing_started_at": queued.routing_started_at,
+    }
 
 
 def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted:
@@ -150,9 +150,7 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
 
 def rejected_event(queued: pb.CallQueued, reason: str, detail: str, announcement: str) -> pb.CallRejected:
     trace = rejection_trace(queued.trace, queued.queue_id, reason, detail)
-    return pb.CallRejected(
-        **_decision_fields(queued), reason=reason, detail=detail, announcement=announcement, trace=trace
-    )
+    return pb.CallRejected(**_decision_fields(queued), reason=reason, detail=detail, announcement=announcement, trace=trace)
 
 
 # Outcomes of an agent offer after which the call is offered to the next agent (the agent did not take it).
@@ -323,15 +321,28 @@ class QueueService:
             # in a queue (nothing was offered) or a buyer call (the router's business).
             log.info("outcome_ignored", call_id=ev.call_id, outcome=why, attempt=ev.attempt, reason=r.reason)
             return
-        log.info("agent_did_not_take_call", call_id=ev.call_id, agent=r.agent_id, outcome=why, next_attempt=r.call.attempt if r.call else 0)
+        log.info(
+            "agent_did_not_take_call",
+            call_id=ev.call_id,
+            agent=r.agent_id,
+            outcome=why,
+            next_attempt=r.call.attempt if r.call else 0,
+        )
         if r.status == "assigned":
             assert r.assignment is not None
             self._route(r.assignment)
         elif r.status == "waiting":
-            log.info("call_requeued", call_id=ev.call_id, queue=r.call.queue_id if r.call else "", attempt=r.call.attempt if r.call else 0)
+            log.info(
+                "call_requeued",
+                call_id=ev.call_id,
+                queue=r.call.queue_id if r.call else "",
+                attempt=r.call.attempt if r.call else 0,
+            )
         elif r.status == "rejected":
             assert r.call is not None
-            self.emit(CALL_REJECTED, rejected_event(r.call.payload.event, r.reason, r.detail, self.settings.rejected_announcement))
+            self.emit(
+                CALL_REJECTED, rejected_event(r.call.payload.event, r.reason, r.detail, self.settings.rejected_announcement)
+            )
             log.info("call_rejected", call_id=ev.call_id, reason=r.reason)
         for assignment in r.others:
             self._route(assignment)
@@ -375,7 +386,9 @@ class QueueService:
             detail = f"waited {abandoned.waited_s:.1f}s in queue {queue.id} (max_wait_s {queue.max_wait_s})"
         else:
             detail = f"the caller hung up after {abandoned.waited_s:.1f}s in queue {queue.id}"
-        self.emit(CALL_REJECTED, rejected_event(abandoned.call.payload.event, ABANDONED, detail, self.settings.abandoned_announcement))
+        self.emit(
+            CALL_REJECTED, rejected_event(abandoned.call.payload.event, ABANDONED, detail, self.settings.abandoned_announcement)
+        )
         log.info("call_abandoned", call_id=abandoned.call.call_id, queue=queue.id, why=abandoned.why)
 
     # -- restart ---------------------------------------------------------------------------------
@@ -398,7 +411,10 @@ class QueueService:
         for orphan in acd.orphans:
             if orphan.reason == "queue_removed":
                 detail = f"queue {orphan.call.queue_id!r} was removed from the configuration while the call waited"
-                self.emit(CALL_REJECTED, rejected_event(orphan.call.payload.event, "unknown_queue", detail, self.settings.rejected_announcement))
+                self.emit(
+                    CALL_REJECTED,
+                    rejected_event(orphan.call.payload.event, "unknown_queue", detail, self.settings.rejected_announcement),
+                )
                 log.warning("waiting_call_of_removed_queue_rejected", call_id=orphan.call.call_id, queue=orphan.call.queue_id)
             else:
                 log.warning("call_of_removed_agent_forgotten", call_id=orphan.call.call_id, agent=orphan.agent_id)
@@ -588,7 +604,9 @@ class QueueRunner:
             instance=self.settings.group_id,
             seq=self.seq,
             clock=now,
-            offsets=[pb.QueueInputOffset(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in sorted(self.positions.items())],
+            offsets=[
+                pb.QueueInputOffset(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in sorted(self.positions.items())
+            ],
             acd=encode_acd(service.acd),
             finished_call_ids=self.done.tail,
             done_segments=self.done.sealed,

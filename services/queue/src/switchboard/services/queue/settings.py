@@ -20,7 +20,9 @@ class QueueSettings(ServiceSettings):
         "input offsets are committed under (for lag monitoring; a restart resumes from the state's offsets)",
     )
     sweep_interval_s: float = Field(
-        1.0, gt=0, description="how often waiting calls are checked against max_wait_s and calls on agents against max_call_duration_s"
+        1.0,
+        gt=0,
+        description="how often waiting calls are checked against max_wait_s and calls on agents against max_call_duration_s",
     )
     max_call_duration_s: float = Field(
         14400.0,

@@ -118,7 +118,9 @@ class StateStore:
     async def start(self) -> None:
         await ensure_topics(self.kafka, [QUEUE_STATE])
         # acks=all, no idempotence (Tansu has no InitProducerId): the snapshot chain makes repeats harmless.
-        self._producer = AIOKafkaProducer(**self.kafka.client_kwargs(), acks="all", linger_ms=self.kafka.linger_ms, client_id=self.client_id)
+        self._producer = AIOKafkaProducer(
+            **self.kafka.client_kwargs(), acks="all", linger_ms=self.kafka.linger_ms, client_id=self.client_id
+        )
         await self._producer.start()
         partitions = sorted(await self._producer.partitions_for(QUEUE_STATE.name))
         # The partition the snapshot key hashes to, as Kafka's default partitioner would pick; segments go there too.
@@ -143,7 +145,11 @@ class StateStore:
 
     async def write_segment(self, number: int, call_ids: list[str]) -> pb.QueueDoneSegment:
         record = pb.QueueState(
-            event_id=codec.new_id(), occurred_at=codec.now_ts(), instance=self.instance, segment=number, finished_call_ids=call_ids
+            event_id=codec.new_id(),
+            occurred_at=codec.now_ts(),
+            instance=self.instance,
+            segment=number,
+            finished_call_ids=call_ids,
         )
         md = await self.producer.send_and_wait(
             QUEUE_STATE.name, codec.encode(record), key=segment_key(self.instance, number).encode(), partition=self.partition
@@ -152,7 +158,9 @@ class StateStore:
 
     async def drop_segment(self, segment: pb.QueueDoneSegment) -> None:
         """Tombstone a segment no snapshot relies on any more (compaction removes it)."""
-        await self.producer.send_and_wait(QUEUE_STATE.name, None, key=segment_key(self.instance, segment.number).encode(), partition=self.partition)
+        await self.producer.send_and_wait(
+            QUEUE_STATE.name, None, key=segment_key(self.instance, segment.number).encode(), partition=self.partition
+        )
 
     async def publish(self, outbox: Iterable[pb.QueueOutboxRecord]) -> None:
         """Publish decisions in order (one at a time: a re-offer must not overtake the offer before it)."""
@@ -238,7 +246,9 @@ def _decode_snapshot(record: ConsumerRecord, instance: str) -> pb.QueueState:
         ) from exc
 
 
-async def _read_range(consumer: Any, tp: TopicPartition, lo: int, hi: int | None, timeout_s: float = 30.0) -> list[ConsumerRecord]:
+async def _read_range(
+    consumer: Any, tp: TopicPartition, lo: int, hi: int | None, timeout_s: float = 30.0
+) -> list[ConsumerRecord]:
     """The records of `tp` from offset `lo` up to `hi` (exclusive; None: the end of the log as a fetch sees it)."""
     consumer.seek(tp, lo)
     out: list[ConsumerRecord] = []

@@ -157,7 +157,9 @@ def finished_at_ms(entry: Any) -> int | None:
     return entry.get("at_ms") if isinstance(entry, dict) else None
 
 
-def forgettable(entries: Iterable[tuple[str, Any]], now_ms: int, retention_ms: int, first_seen_ms: MutableMapping[str, int]) -> list[str]:
+def forgettable(
+    entries: Iterable[tuple[str, Any]], now_ms: int, retention_ms: int, first_seen_ms: MutableMapping[str, int]
+) -> list[str]:
     """The finished call ids whose entry is at least `retention_ms` old at `now_ms`.
 
     An entry without a time counts from the first time this worker saw it: such ids are added to
@@ -205,7 +207,10 @@ class Router:
             for kind in ("ledger", "replies", "view")
         }
         self.ledger_source = self.internal["ledger"]
-        self.out = {t.name: app.topic(t.name, **_RAW) for t in (PING_REQUESTED, POST_REQUESTED, CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)}
+        self.out = {
+            t.name: app.topic(t.name, **_RAW)
+            for t in (PING_REQUESTED, POST_REQUESTED, CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)
+        }
         self.view = LoadView()
         self.bookkeeper = Bookkeeper(
             app, config, partitions, self.internal, self.dead_letter, timedelta(seconds=settings.max_call_duration_s)
@@ -307,7 +312,12 @@ class Router:
             msg = {"type": "bid", "buyer_id": bid.buyer_id, "amount": str(answer.amount), "at": at.isoformat()}
             await self.internal["ledger"].send(key=bid.buyer_id.encode(), value=protocol.encode(msg))
         rec = self.auctions.get(bid.call_id)
-        if rec is None or rec.get("phase") != "auction" or rec["auction_id"] != bid.auction_id or bid.buyer_id not in rec["pinged"]:
+        if (
+            rec is None
+            or rec.get("phase") != "auction"
+            or rec["auction_id"] != bid.auction_id
+            or bid.buyer_id not in rec["pinged"]
+        ):
             log.info("stale_bid", call_id=bid.call_id, auction_id=bid.auction_id, buyer_id=bid.buyer_id)
             return
         if bid.buyer_id in rec["answers"]:
@@ -342,7 +352,9 @@ class Router:
         if auction_id.startswith(POST_DEADLINE_PREFIX):
             post = rec.get("post") if rec is not None and rec.get("phase") == "posting" else None
             if post is not None and f"{POST_DEADLINE_PREFIX}{post['auction_id']}:{post['attempt']}" == auction_id:
-                await self.post_outcome(call_id, rec, False, "timeout", f"no answer before the post deadline ({post['timeout_ms']} ms)")
+                await self.post_outcome(
+                    call_id, rec, False, "timeout", f"no answer before the post deadline ({post['timeout_ms']} ms)"
+                )
             return
         if rec is None or rec.get("phase") != "auction" or rec["auction_id"] != auction_id:
             return  # concluded already
@@ -390,9 +402,19 @@ class Router:
         call_id = answered.call_id
         rec = self.auctions.get(call_id)
         post = rec.get("post") if rec is not None and rec.get("phase") == "posting" else None
-        if post is None or (post["auction_id"], post["buyer_id"], post["attempt"]) != (answered.auction_id, answered.buyer_id, answered.attempt):
+        if post is None or (post["auction_id"], post["buyer_id"], post["attempt"]) != (
+            answered.auction_id,
+            answered.buyer_id,
+            answered.attempt,
+        ):
             # A redelivery, or an answer after the post deadline moved the call on.
-            log.info("stale_post_answer", call_id=call_id, auction_id=answered.auction_id, buyer_id=answered.buyer_id, attempt=answered.attempt)
+            log.info(
+                "stale_post_answer",
+                call_id=call_id,
+                auction_id=answered.auction_id,
+                buyer_id=answered.buyer_id,
+                attempt=answered.attempt,
+            )
             return
         reason = answered.reason or ("" if answered.accepted else "rejected")
         await self.post_outcome(call_id, rec, answered.accepted, reason, f"in {answered.latency_ms} ms")
@@ -403,7 +425,9 @@ class Router:
         progress = engine.Progress.from_dict(rec["progress"])
         verdict = "accepted" if accepted else f"rejected: {reason}"
         progress.trace.notes.append(f"post to {post['buyer_id']} (offer {post['attempt']}, {post['price']}) {verdict} ({how})")
-        log.info("post_answered", call_id=call_id, buyer_id=post["buyer_id"], attempt=post["attempt"], accepted=accepted, reason=reason)
+        log.info(
+            "post_answered", call_id=call_id, buyer_id=post["buyer_id"], attempt=post["attempt"], accepted=accepted, reason=reason
+        )
         rec["post"] = None
         step = engine.post_answered(self.config, progress, accepted, _now(), self.view, reason=reason)
         await self.apply(call_id, rec, step)
@@ -419,10 +443,20 @@ class Router:
             log.info("call_ended_ignored", call_id=call_id, reason="no offer in flight")  # queue calls, redeliveries
             return
         if (ended.attempt and ended.attempt != offer["attempt"]) or (ended.buyer_id and ended.buyer_id != offer["buyer_id"]):
-            log.info("call_ended_ignored", call_id=call_id, attempt=ended.attempt, buyer_id=ended.buyer_id, reason="not the offer in flight")
+            log.info(
+                "call_ended_ignored",
+                call_id=call_id,
+                attempt=ended.attempt,
+                buyer_id=ended.buyer_id,
+                reason="not the offer in flight",
+            )
             return
         outcome, seconds = ended.outcome, max(ended.connected_seconds, 0)
-        answered = seconds > 0 and outcome in (pb.CALL_OUTCOME_ANSWERED, pb.CALL_OUTCOME_BUYER_HANGUP, pb.CALL_OUTCOME_CALLER_HANGUP)
+        answered = seconds > 0 and outcome in (
+            pb.CALL_OUTCOME_ANSWERED,
+            pb.CALL_OUTCOME_BUYER_HANGUP,
+            pb.CALL_OUTCOME_CALLER_HANGUP,
+        )
         ended_at = codec.ts_to_datetime(ended.occurred_at) if ended.HasField("occurred_at") else _now()
         await self.release(call_id, offer["buyer_id"], ended_at, seconds, answered, offer["billable_after_s"])
         # A call the buyer answered is over whoever hung up (billable or not); so is one the caller
@@ -545,7 +579,13 @@ class Router:
             reservation=None,
         )
         self.auctions[call_id] = rec
-        log.info("post_requested", call_id=call_id, buyer_id=action.buyer_id, attempt=action.attempt, shares_number=action.include_caller_number)
+        log.info(
+            "post_requested",
+            call_id=call_id,
+            buyer_id=action.buyer_id,
+            attempt=action.attempt,
+            shares_number=action.include_caller_number,
+        )
         await self.send(POST_REQUESTED.name, call_id, out)
 
     async def reserve(self, call_id: str, rec: dict, action: engine.RouteToBuyer) -> None:
@@ -597,7 +637,14 @@ class Router:
             )
             await self.send(CALL_ROUTED.name, call_id, out)
             rec["routed"] = [*rec["routed"], res["attempt"]]
-            log.info("call_routed", call_id=call_id, buyer_id=res["buyer_id"], price=res["price"], tier=res["tier_index"], attempt=res["attempt"])
+            log.info(
+                "call_routed",
+                call_id=call_id,
+                buyer_id=res["buyer_id"],
+                price=res["price"],
+                tier=res["tier_index"],
+                attempt=res["attempt"],
+            )
         offer = {
             "buyer_id": res["buyer_id"],
             "attempt": res["attempt"],
@@ -608,7 +655,9 @@ class Router:
         rec.update(phase="offered", offer=offer, reservation=None)
         self.auctions[call_id] = rec
 
-    async def release(self, call_id: str, buyer_id: str, ended_at: datetime, seconds: int, answered: bool, billable_after_s: int | None = None) -> None:
+    async def release(
+        self, call_id: str, buyer_id: str, ended_at: datetime, seconds: int, answered: bool, billable_after_s: int | None = None
+    ) -> None:
         try:
             buyer = self.config.buyer(buyer_id)
             tz, billable = buyer_timezone(buyer), buyer.billable_after_s
@@ -742,11 +791,15 @@ class Router:
             # A partition's positions taken after a deadline cover every answer given before it: one look at
             # the cluster serves all the late deadlines it came after (an overloaded worker asks at most
             # about once per late_deadline_ms, not on every tick).
-            stale = {p for p, deadline_ms in new.values() if p not in self._bid_snapshots or self._bid_snapshots[p].seen_ms <= deadline_ms}
+            stale = {
+                p
+                for p, deadline_ms in new.values()
+                if p not in self._bid_snapshots or self._bid_snapshots[p].seen_ms <= deadline_ms
+            }
             if stale:
                 try:
                     ends, committed = await self._bid_positions(stale)
-                except Exception as exc:  # never hold a call for lack of an answer from the cluster
+                except Exception as exc:  # noqa: BLE001 — never hold a call for lack of an answer from the cluster
                     log.warning("late_deadline_check_failed", error=f"{type(exc).__name__}: {exc}", calls=len(new))
                     ends, committed = {}, {}
                 for p in stale:
@@ -762,7 +815,10 @@ class Router:
             elif now_ms - waiting.seen_ms >= self.late_deadline_hold_ms:
                 log.warning(
                     "late_deadline_concluded_unread",
-                    call_id=key[0], partition=waiting.partition, end=waiting.end, read=self._bids_read.get(waiting.partition),
+                    call_id=key[0],
+                    partition=waiting.partition,
+                    end=waiting.end,
+                    read=self._bids_read.get(waiting.partition),
                     late_ms=now_ms - deadline_ms,
                 )
                 ready.append(key)
@@ -832,7 +888,9 @@ class Router:
             if i:
                 await asyncio.sleep(0)
             chunk = ((c, self.finished.get(c)) for c in call_ids[i : i + SWEEP_CHUNK])
-            old += forgettable(((c, e) for c, e in chunk if e is not None), now_ms, self.finished_retention_ms, self._finished_first_seen_ms)
+            old += forgettable(
+                ((c, e) for c, e in chunk if e is not None), now_ms, self.finished_retention_ms, self._finished_first_seen_ms
+            )
         sent = 0
         for call_id in old:
             if call_id not in self._forget_sent:

@@ -140,7 +140,14 @@ class Bookkeeper:
         return {"kind": "load", "key": buyer_id, "version": rec["version"], "state": rec["load"]}
 
     async def _reply(self, msg: dict[str, Any], kind: str, view: dict[str, Any], **extra: Any) -> None:
-        reply = {"type": kind, "reservation_id": msg["reservation_id"], "call_id": msg["call_id"], "buyer_id": msg["buyer_id"], "view": view, **extra}
+        reply = {
+            "type": kind,
+            "reservation_id": msg["reservation_id"],
+            "call_id": msg["call_id"],
+            "buyer_id": msg["buyer_id"],
+            "view": view,
+            **extra,
+        }
         await self.topics["replies"].send(key=msg["call_id"].encode(), value=protocol.encode(reply))
 
     # ------------------------------------------------------------ transitions
@@ -154,12 +161,20 @@ class Bookkeeper:
             await self._reply(msg, "granted", self._load_view(buyer_id, rec))
             return
         if call_id in rec["closed"]:
-            await self._reply(msg, "denied", self._load_view(buyer_id, rec), rule="already_ended", detail=f"{call_id} already ended with {buyer_id}")
+            await self._reply(
+                msg,
+                "denied",
+                self._load_view(buyer_id, rec),
+                rule="already_ended",
+                detail=f"{call_id} already ended with {buyer_id}",
+            )
             return
         try:
             buyer = self.config.buyer(buyer_id)
         except StopIteration:
-            await self._reply(msg, "denied", self._load_view(buyer_id, rec), rule="unknown_buyer", detail=f"{buyer_id} is not configured")
+            await self._reply(
+                msg, "denied", self._load_view(buyer_id, rec), rule="unknown_buyer", detail=f"{buyer_id} is not configured"
+            )
             return
         price = Decimal(msg["price"])
         why = caps_exclusion(buyer.caps, load, now, buyer_timezone(buyer), price)
@@ -184,7 +199,9 @@ class Bookkeeper:
         except StopIteration:
             tz = "UTC"
         ended_at = datetime.fromisoformat(msg["ended_at"])
-        ended = call_ended(load, call_id, ended_at, int(msg["connected_seconds"]), int(msg["billable_after_s"]), tz, bool(msg["answered"]))
+        ended = call_ended(
+            load, call_id, ended_at, int(msg["connected_seconds"]), int(msg["billable_after_s"]), tz, bool(msg["answered"])
+        )
         rec = {**rec, "closed": [*rec["closed"], call_id][-CLOSED:]}
         await self._store(buyer_id, rec, ended)
 

@@ -36,7 +36,10 @@ def internal_topics(settings: RouterSettings) -> list[Topic]:
     """The router's own topics: JSON values (protocol.py), not protobuf events, hence Message."""
     return [
         Topic(settings.deadlines_topic, Message, "expired auctions (router-internal)"),
-        *(Topic(settings.internal_topic(k), Message, f"buyer ledger {k} (router-internal)") for k in ("ledger", "replies", "view")),
+        *(
+            Topic(settings.internal_topic(k), Message, f"buyer ledger {k} (router-internal)")
+            for k in ("ledger", "replies", "view")
+        ),
     ]
 
 

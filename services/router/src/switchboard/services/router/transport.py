@@ -59,7 +59,7 @@ class FastFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if self._consumer is not None:
             leave_group_on_close(self._consumer)
 
-    async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+    async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109 — Faust's signature
         # Runs in the app loop: copy the live set here, before the consumer thread waits on it.
         if active_partitions is None:  # client-only apps read everything
             return await super().getmany(None, timeout)
@@ -86,7 +86,9 @@ class FastFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await true_end_offsets(lambda: self._create_client_consumer(self.transport), ends)
 
 
-async def rewind_uncommitted(consumer: aiokafka.AIOKafkaConsumer, committed: Mapping[Any, int | None], auto_offset_reset: str) -> list[Any]:
+async def rewind_uncommitted(
+    consumer: aiokafka.AIOKafkaConsumer, committed: Mapping[Any, int | None], auto_offset_reset: str
+) -> list[Any]:
     """Seek the partitions that aiokafka's `seek_to_committed()` skipped; return them.
 
     Committed offset 0 → offset 0. None (never committed) → the beginning with "earliest", the

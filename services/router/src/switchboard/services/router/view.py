@@ -37,7 +37,7 @@ from switchboard.core.ledger import (
     call_routed,
     swrr_routed,
 )
-from switchboard.platform.kafka import make_consumer, confirmed_end_offsets
+from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
 from switchboard.platform.settings import KafkaSettings
 from switchboard.services.router import protocol
 
@@ -109,7 +109,9 @@ class LoadView:
 
     # ------------------------------------------------------------ this worker's pending changes
 
-    def reserve(self, call_id: str, buyer_id: str, price: Decimal, at: datetime, tier_key: str, pool: tuple[tuple[str, int], ...]) -> None:
+    def reserve(
+        self, call_id: str, buyer_id: str, price: Decimal, at: datetime, tier_key: str, pool: tuple[tuple[str, int], ...]
+    ) -> None:
         self.reserving[call_id] = _Reserving(buyer_id, price, at, time.monotonic())
         if pool:
             self.swrr[call_id] = _Swrr(tier_key, tuple((b, int(w)) for b, w in pool), buyer_id, time.monotonic())
@@ -125,8 +127,19 @@ class LoadView:
         reservation no longer counts here. A grant that still comes is released by the call side."""
         self.reserving.pop(call_id, None)
 
-    def release(self, call_id: str, buyer_id: str, ended_at: datetime, connected_seconds: int, billable_after_s: int, tz: str, answered: bool) -> None:
-        self.releasing[call_id] = _Releasing(buyer_id, ended_at, connected_seconds, billable_after_s, tz, answered, time.monotonic())
+    def release(
+        self,
+        call_id: str,
+        buyer_id: str,
+        ended_at: datetime,
+        connected_seconds: int,
+        billable_after_s: int,
+        tz: str,
+        answered: bool,
+    ) -> None:
+        self.releasing[call_id] = _Releasing(
+            buyer_id, ended_at, connected_seconds, billable_after_s, tz, answered, time.monotonic()
+        )
 
     # ------------------------------------------------------------ core.ledger.Ledger
 
