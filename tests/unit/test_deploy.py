@@ -31,8 +31,14 @@ def test_every_service_has_a_hardened_deployment():
         assert pod["securityContext"]["runAsNonRoot"] is True
         (c,) = pod["containers"]
         assert c["command"][-1] == f"switchboard.services.{name}"
+        assert c["image"] == f"switchboard-{name}", "one image per service (deploy/Dockerfile, SERVICE build arg)"
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert c["readinessProbe"]["exec"]["command"][-1] == f"/tmp/ready/{name}.ready"
+
+
+def test_every_service_image_is_set_in_one_place():
+    kust = yaml.safe_load((DEPLOY / "base" / "kustomization.yaml").read_text())
+    assert {i["name"]: i["newName"] for i in kust["images"]} == {f"switchboard-{s}": f"ghcr.io/switchboard/{s}" for s in SERVICES}
 
 
 def test_base_routing_config_is_valid():
