@@ -39,10 +39,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench.measure import percentile, rate_of, verdict
 from bench.settings import BenchSettings
-from switchboard.core.config import RoutingConfig, load_config
+from switchboard.core.config import RoutingConfig
 from switchboard.demo.driver import one_call
 from switchboard.demo.traffic import DemoCall, TrafficModel
 from switchboard.platform import codec
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import make_consumer
 from switchboard.platform.lifecycle import READY_DIR_ENV, ready_path
 from switchboard.platform.settings import DEMO_CONFIG, KafkaSettings

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.core.config import RoutingConfig, load_config
+from switchboard.core.config import RoutingConfig
 from switchboard.demo.driver import drive
 from switchboard.demo.traffic import TrafficModel
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import read_all, wait_until_drained
 from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, TERMINAL_TOPICS
 from switchboard.stack import Stack

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
-from switchboard.core.config import load_config
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.kafka import read_all as read_topics
 from switchboard.platform.settings import KafkaSettings

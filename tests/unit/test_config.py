@@ -7,7 +7,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from switchboard.cli import app
-from switchboard.core.config import ConfigError, RoutingConfig, load_config
+from switchboard.core.config import ConfigError, RoutingConfig
+from switchboard.platform.configfile import load_config
 
 MINIMAL = """
 version: 1

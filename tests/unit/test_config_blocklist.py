@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.core.config import check_config
+from switchboard.platform.configfile import check_config
 
 HEAD = """version: 1
 publishers: [{id: p}]

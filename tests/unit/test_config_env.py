@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.core.config import ConfigError, check_config, load_config
+from switchboard.core.config import ConfigError
+from switchboard.platform.configfile import check_config, load_config
 
 CONFIG = """\
 version: 1

@@ -6,9 +6,9 @@ import asyncio
 
 import grpc
 
-from switchboard.core.config import load_config
 from switchboard.demo.driver import drive
 from switchboard.demo.traffic import TrafficModel
+from switchboard.platform.configfile import load_config
 from switchboard.platform.settings import DEMO_CONFIG
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
 

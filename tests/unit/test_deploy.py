@@ -10,7 +10,7 @@ import pytest
 import trustme
 import yaml
 
-from switchboard.core.config import load_config
+from switchboard.platform.configfile import load_config
 from switchboard.platform.settings import KafkaSettings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

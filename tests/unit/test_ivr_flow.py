@@ -8,13 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchboard.core.config import (
-    ConfigError,
-    IvrFlow,
-    RoutingConfig,
-    ivr_node_targets,
-    load_config,
-)
+from switchboard.core.config import ConfigError, IvrFlow, RoutingConfig, ivr_node_targets
 from switchboard.core.ivr import (
     INVALID_INPUT,
     MAX_STEPS,
@@ -28,6 +22,7 @@ from switchboard.core.ivr import (
     spoken_number,
     start,
 )
+from switchboard.platform.configfile import load_config
 
 HEAD = """\
 version: 1

@@ -12,7 +12,7 @@ import trustme
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
-from switchboard.core.config import load_config
+from switchboard.platform.configfile import load_config
 from switchboard.platform.settings import KafkaSettings
 from switchboard.services.router.app import create_app
 from switchboard.services.router.settings import RouterSettings

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from switchboard.cli import app
-from switchboard.core.config import RoutingConfig, check_config, load_config
+from switchboard.core.config import RoutingConfig
+from switchboard.platform.configfile import check_config, load_config
 from switchboard.platform.settings import DEMO_CONFIG
 from switchboard.simulation import CallRecord, compare, run
 from switchboard.simulation.stats import paired_interval, t_quantile

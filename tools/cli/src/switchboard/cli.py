@@ -26,7 +26,7 @@ console = Console()
 @config_app.command("validate")
 def config_validate(path: Path = typer.Argument(..., help="YAML file or directory of *.yaml/*.yml files")) -> None:
     """Check a configuration; print every problem as `file:line: path.to.field: message (fix)` (docs/CONFIG.md)."""
-    from switchboard.core.config import check_config
+    from switchboard.platform.configfile import check_config
 
     cfg, problems = check_config(path)
     if problems or cfg is None:
@@ -88,10 +88,11 @@ def run(
     ),
 ) -> None:
     """Bring the whole stack up locally, drive demo calls through the gRPC edge, show it live."""
-    from switchboard.core.config import ConfigError, load_config
+    from switchboard.core.config import ConfigError
     from switchboard.demo.driver import DriveStats, drive
     from switchboard.demo.live import RtbView, render
     from switchboard.demo.traffic import TrafficModel
+    from switchboard.platform.configfile import load_config
     from switchboard.platform.kafka import wait_until_drained
     from switchboard.platform.logging import configure_logging
     from switchboard.stack import Stack, StackError
@@ -183,7 +184,8 @@ def simulate(
         TimeRemainingColumn,
     )
 
-    from switchboard.core.config import ConfigError, RoutingConfig, load_config
+    from switchboard.core.config import ConfigError, RoutingConfig
+    from switchboard.platform.configfile import load_config
     from switchboard.simulation import CallRecord, Simulator
     from switchboard.simulation.compare import compare as compare_plans
     from switchboard.simulation.render import comparison_table, result_tables

@@ -41,7 +41,8 @@ BIDDER_SECRETS_ENV = "SWITCHBOARD_BIDDER_SECRETS"
 
 def has_rtb_buyers(config: Path) -> bool:
     """Whether the routing config names any RTB buyer (read with the defaults of its `${...}` variables)."""
-    from switchboard.core.config import ConfigError, load_config
+    from switchboard.core.config import ConfigError
+    from switchboard.platform.configfile import load_config
 
     try:
         cfg = load_config(config)

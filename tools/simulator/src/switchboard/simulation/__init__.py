@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from switchboard.core.config import RoutingConfig, load_config
+from switchboard.core.config import RoutingConfig
+from switchboard.platform.configfile import load_config
 from switchboard.simulation.compare import Comparison
 from switchboard.simulation.compare import compare as _compare
 from switchboard.simulation.erlang import ErlangC, erlang_c

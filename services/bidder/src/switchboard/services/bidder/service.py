@@ -31,8 +31,9 @@ import structlog
 from aiokafka import ConsumerRecord
 from google.protobuf.message import Message
 
-from switchboard.core.config import Buyer, RoutingConfig, RtbBid, StaticBid, load_config
+from switchboard.core.config import Buyer, RoutingConfig, RtbBid, StaticBid
 from switchboard.platform import codec
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import EventBus, consume
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import (

@@ -71,8 +71,8 @@ import structlog
 from aiokafka import TopicPartition
 from google.protobuf.message import Message
 
-from switchboard.core.config import load_config
 from switchboard.platform import codec
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.settings import KafkaSettings

@@ -82,9 +82,10 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
-from switchboard.core.config import RoutingConfig, load_config
+from switchboard.core.config import RoutingConfig
 from switchboard.core.engine import ABANDONED
 from switchboard.platform import codec
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import (

@@ -19,7 +19,7 @@ import contextlib
 import structlog
 from google.protobuf.message import Message
 
-from switchboard.core.config import load_config
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import check_partition_counts, ensure_topics
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import BID_RECEIVED, CALL_ENDED, IVR_COMPLETED, POST_ANSWERED, Topic

@@ -1,0 +1,180 @@
+"""`RoutingConfig`, the whole configuration, and the checks that span its sections.
+
+`reference_problems` runs on the raw (or dumped) data: unique ids, and every id a section names
+(a campaign's publisher and IVR flow, a tier's buyers and queue, an agent's queues, the
+simulation's entries) defined where it should be; each flow's graph is checked too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from pydantic import ValidationInfo, field_validator, model_validator
+
+from switchboard.core.config.ivr import IvrFlow, ivr_flow_problems
+from switchboard.core.config.queues import Agent, Queue
+from switchboard.core.config.routing import Blocklist, Buyer, Campaign, Publisher
+from switchboard.core.config.simulation import Simulation, simulation_reference_problems
+from switchboard.core.config.types import _SECTION_NOUN, LIST_SECTIONS, FieldPath, FieldProblems, _did_you_mean, _items, _Model
+
+
+class RoutingConfig(_Model):
+    version: Literal[1] = 1
+    publishers: list[Publisher] = []
+    buyers: list[Buyer] = []
+    campaigns: list[Campaign] = []
+    queues: list[Queue] = []
+    agents: list[Agent] = []
+    ivr_flows: list[IvrFlow] = []
+    blocklist: Blocklist = Blocklist()  # global: applies to every campaign
+    simulation: Simulation | None = None  # the offline model of `switchboard simulate` (docs/SIMULATION.md)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        if isinstance(v, bool) or v != 1:
+            raise ValueError(f"version {v!r} is not supported (set `version: 1`)")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self, info: ValidationInfo) -> RoutingConfig:
+        # config_problems (the file loader's way in) checks references on the raw data, to report them with
+        # shape errors; skip the second pass.
+        if info.context and info.context.get("references_checked"):
+            return self
+        problems = reference_problems(self.model_dump())
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    # Lookups used by every service.
+    def campaign_for_number(self, dialed: str) -> Campaign | None:
+        for c in self.campaigns:
+            if dialed in c.numbers:
+                return c
+        return None
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        return next(c for c in self.campaigns if c.id == campaign_id)
+
+    def buyer(self, buyer_id: str) -> Buyer:
+        return next(b for b in self.buyers if b.id == buyer_id)
+
+    def publisher(self, publisher_id: str) -> Publisher:
+        return next(p for p in self.publishers if p.id == publisher_id)
+
+    def queue(self, queue_id: str) -> Queue:
+        return next(q for q in self.queues if q.id == queue_id)
+
+
+def _ids(data: Mapping[str, Any], section: str) -> set[Any]:
+    return {x["id"] for _, x in _items(data, section) if isinstance(x.get("id"), str)}
+
+
+def _seq(value: Any) -> list[tuple[int, Any]]:
+    return [(i, x) for i, x in enumerate(value) if isinstance(x, str)] if isinstance(value, list) else []
+
+
+def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str] = lambda p: "") -> list[tuple[FieldPath, str]]:
+    """Cross-references and uniqueness over the raw (or dumped) configuration, tolerant of bad shapes.
+
+    Runs on raw data so its problems are reported together with shape problems.
+    `where(path)` renders a location ("a.yaml:12") for messages that mention another place.
+    """
+    problems: list[tuple[FieldPath, str]] = []
+
+    def also(path: FieldPath) -> str:
+        w = where(path)
+        return f" at {w}" if w else ""
+
+    for section in LIST_SECTIONS:
+        first: dict[str, int] = {}
+        for i, item in _items(data, section):
+            ident = item.get("id")
+            if not isinstance(ident, str):
+                continue
+            if ident in first:
+                problems.append(
+                    (
+                        (section, i, "id"),
+                        (
+                            f"duplicate {_SECTION_NOUN[section]} id {ident!r}, first defined{also((section, first[ident], 'id'))} "
+                            "(ids must be unique: rename or remove one)"
+                        ),
+                    )
+                )
+            else:
+                first[ident] = i
+
+    buyers, publishers, queues, flows = (_ids(data, s) for s in ("buyers", "publishers", "queues", "ivr_flows"))
+
+    def unknown(kind: str, section: str, ident: str, known: set[Any], action: str) -> str:
+        return f"unknown {kind} {ident!r}{_did_you_mean(ident, known)} (define it under {section}, or {action})"
+
+    number_owner: dict[str, tuple[str, FieldPath]] = {}
+    for ci, c in _items(data, "campaigns"):
+        pub = c.get("publisher")
+        if isinstance(pub, str) and pub not in publishers:
+            problems.append(
+                (
+                    ("campaigns", ci, "publisher"),
+                    unknown("publisher", "publishers", pub, publishers, "use an existing publisher id"),
+                )
+            )
+        ivr = c.get("ivr")
+        if isinstance(ivr, str) and ivr not in flows:
+            problems.append(
+                (("campaigns", ci, "ivr"), unknown("IVR flow", "ivr_flows", ivr, flows, "remove `ivr` from the campaign"))
+            )
+        for ni, n in _seq(c.get("numbers")):
+            path: FieldPath = ("campaigns", ci, "numbers", ni)
+            if n in number_owner:
+                owner, other = number_owner[n]
+                same = owner == c.get("id")
+                problems.append(
+                    (
+                        path,
+                        f"tracking number {n} is listed twice in this campaign (remove one)"
+                        if same
+                        else f"tracking number {n} already belongs to campaign {owner!r}{also(other)} "
+                        "(a number routes to one campaign: remove it from one of them)",
+                    )
+                )
+            else:
+                number_owner[n] = (str(c.get("id")), path)
+        routing = c.get("routing")
+        if not isinstance(routing, Mapping):
+            continue
+        for ti, t in _items(routing, "tiers"):
+            tier_path: FieldPath = ("campaigns", ci, "routing", "tiers", ti)
+            for bi, b in _seq(t.get("buyers")):
+                if b not in buyers:
+                    problems.append(
+                        ((*tier_path, "buyers", bi), unknown("buyer", "buyers", b, buyers, "remove it from the tier"))
+                    )
+            q = t.get("queue")
+            if isinstance(q, str) and q not in queues:
+                problems.append(
+                    ((*tier_path, "queue"), unknown("queue", "queues", q, queues, "point the tier at an existing queue"))
+                )
+    for pi, p in _items(data, "publishers"):
+        for bi, b in _seq(p.get("blocked_buyers")):
+            if b not in buyers:
+                problems.append(
+                    (
+                        ("publishers", pi, "blocked_buyers", bi),
+                        unknown("buyer", "buyers", b, buyers, "remove it from blocked_buyers"),
+                    )
+                )
+    for ai, a in _items(data, "agents"):
+        for qi, q in _seq(a.get("queues")):
+            if q not in queues:
+                problems.append(
+                    (("agents", ai, "queues", qi), unknown("queue", "queues", q, queues, "remove it from the agent's queues"))
+                )
+    for fi, flow in _items(data, "ivr_flows"):
+        problems.extend((("ivr_flows", fi, *sub), msg) for sub, msg in ivr_flow_problems(flow))
+    ids = {"campaigns": _ids(data, "campaigns"), "buyers": buyers, "agents": _ids(data, "agents"), "queues": queues}
+    problems.extend(simulation_reference_problems(data, ids))
+    return problems
