@@ -150,7 +150,7 @@ def result_from_event(event: TerminalEvent) -> cc.RoutingResult:
 REROUTABLE = frozenset({pb.CALL_OUTCOME_NO_ANSWER, pb.CALL_OUTCOME_BUSY, pb.CALL_OUTCOME_FAILED, pb.CALL_OUTCOME_DECLINED})
 
 
-def reroutable(result: cc.RoutingResult, outcome: int, connected_seconds: int, config: RoutingConfig) -> bool:
+def reroutable(result: cc.RoutingResult, outcome: pb.CallOutcome, connected_seconds: int, config: RoutingConfig) -> bool:
     """Whether `outcome` of the offer `result` leaves the call open for a next offer (service.py's table)."""
     if outcome in REROUTABLE:
         return True
