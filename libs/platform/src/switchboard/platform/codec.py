@@ -57,8 +57,8 @@ def decode(topic: Topic[Message] | str, value: bytes | None) -> Message:
         msg.ParseFromString(value)
     except DecodeError as exc:
         raise UndecodableEvent(f"{t.name}: not a {t.message.DESCRIPTOR.full_name}: {exc}") from exc
-    # Every event carries its ids; a message without them is garbage that parsed by accident.
-    # (Read by name: `msg` is only known as a Message here; every topic's message has an event_id.)
+    # Every event carries its ids; a message without them is garbage that parsed by accident
+    # (getattr: `msg` is typed as the Message base here).
     if not getattr(msg, "call_id", "x") or not getattr(msg, "event_id", ""):
         raise UndecodableEvent(f"{t.name}: {t.message.DESCRIPTOR.full_name} without event_id/call_id")
     return msg
