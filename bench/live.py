@@ -353,7 +353,7 @@ async def running_stack(
         began = time.monotonic()
         await stack.start(progress=lambda name: progress(f"{label} · starting {name}"))
         say(f"{label} · stack up in {time.monotonic() - began:.1f} s (logs in {stack.log_dir})")
-        watcher = Watcher(stack.broker.kafka_settings())  # type: ignore[union-attr]
+        watcher = Watcher(stack.kafka_settings())
         await watcher.start()
         run_config = load_config(config, env=stack.config_env())
         async with grpc.aio.insecure_channel(stack.ivr_target) as channel:

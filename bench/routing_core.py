@@ -96,7 +96,7 @@ def _answers(config: RoutingConfig, action: engine.RequestBids, rng: random.Rand
     for seq, buyer_id in enumerate(action.buyer_ids):
         bid = config.buyer(buyer_id).bid
         if bid.type == "static":
-            out[buyer_id] = engine.BidAnswer(buyer_id, "bid", bid.price, seq=seq)  # type: ignore[union-attr]
+            out[buyer_id] = engine.BidAnswer(buyer_id, "bid", bid.price, seq=seq)
         elif rng.random() < 0.2:
             out[buyer_id] = engine.BidAnswer(buyer_id, "decline", reason="no agents free", latency_ms=40, seq=seq)
         else:

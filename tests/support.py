@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from google.protobuf.message import Message
@@ -27,8 +28,10 @@ from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.kafka import read_all as read_topics
 from switchboard.platform.lifecycle import READY_DIR_ENV, ready_path
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, DEAD_LETTER, Topic
+from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, DEAD_LETTER, Event, Topic
 from switchboard.v1 import events_pb2 as pb
+
+M = TypeVar("M", bound=Message)
 
 # ------------------------------------------------------------------ service processes
 
@@ -128,7 +131,7 @@ class BuyerSimProcess(ServiceProcess):
         self.http_port = 0
         self.grpc_port = 0
 
-    def wait_ready(self, timeout_s: float = 30.0) -> BuyerSimProcess:  # type: ignore[override]
+    def wait_ready(self, timeout_s: float = 30.0) -> BuyerSimProcess:  # type: ignore[override]  # itself, ports read, not the info
         info = super().wait_ready(timeout_s)
         self.http_port, self.grpc_port = info["http_port"], info["grpc_port"]
         return self
@@ -211,18 +214,18 @@ async def publish_raw(kafka: KafkaSettings, items: Iterable[tuple[str, bytes, by
 
 async def wait_records(
     kafka: KafkaSettings,
-    topic: Topic,
-    pred: Callable[[ConsumerRecord, Message], bool],
+    topic: Topic[M],
+    pred: Callable[[ConsumerRecord, M], bool],
     timeout_s: float = 20.0,
     count: int = 1,
-) -> list[tuple[ConsumerRecord, Message]]:
+) -> list[tuple[ConsumerRecord, M]]:
     """Read `topic` from the beginning (all partitions, no group) until `count` (record, event) pairs match `pred`.
 
     Undecodable records are skipped (other tests of the session publish garbage too).
     """
     consumer = make_consumer(kafka, None, "test")
     await consumer.start()
-    found: list[tuple[ConsumerRecord, Message]] = []
+    found: list[tuple[ConsumerRecord, M]] = []
     try:
         await consumer.topics()
         consumer.assign([TopicPartition(topic.name, p) for p in consumer.partitions_for_topic(topic.name)])
@@ -243,13 +246,13 @@ async def wait_records(
 
 
 async def wait_event(
-    kafka: KafkaSettings, topic: Topic, pred: Callable[[object], bool], timeout_s: float = 20.0, count: int = 1
-) -> list:
+    kafka: KafkaSettings, topic: Topic[M], pred: Callable[[M], bool], timeout_s: float = 20.0, count: int = 1
+) -> list[M]:
     """Read `topic` from the beginning until `count` events match `pred`; return the matching events."""
     return [ev for _, ev in await wait_records(kafka, topic, lambda _r, ev: pred(ev), timeout_s, count)]
 
 
-async def read_all(kafka: KafkaSettings, topic: Topic, pred: Callable[[object], bool]) -> list:
+async def read_all(kafka: KafkaSettings, topic: Topic[M], pred: Callable[[M], bool]) -> list[M]:
     """Every event of `topic` matching `pred` up to the end offsets of now (what is already published)."""
     return [ev for _, ev in await read_topics(kafka, [topic]) if pred(ev)]
 
@@ -260,10 +263,10 @@ RESULT_TOPICS = (CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)
 class Results:
     """Reads the result topics (all partitions, from the beginning) in the background."""
 
-    def __init__(self, kafka: KafkaSettings, topics: Iterable[Topic] = RESULT_TOPICS) -> None:
+    def __init__(self, kafka: KafkaSettings, topics: Iterable[Topic[Event]] = RESULT_TOPICS) -> None:
         self.kafka = kafka
         self.topics = tuple(topics)
-        self.records: list[tuple[str, str, object]] = []  # (topic, key, decoded event)
+        self.records: list[tuple[str, str, Event]] = []  # (topic, key, decoded event)
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> Results:
@@ -281,7 +284,7 @@ class Results:
             for recs in batches.values():
                 for r in recs:
                     try:  # other tests of the session publish their own (even broken) records here
-                        event: object = codec.decode(r.topic, r.value)
+                        event = codec.decode(r.topic, r.value)
                     except codec.UndecodableEvent:
                         continue
                     self.records.append((r.topic, (r.key or b"").decode(errors="replace"), event))
@@ -292,10 +295,10 @@ class Results:
         await asyncio.gather(self._task, return_exceptions=True)
         await self._consumer.stop()
 
-    def terminal(self, call_id: str) -> list[tuple[str, object]]:
+    def terminal(self, call_id: str) -> list[tuple[str, Event]]:
         return [(t, e) for t, k, e in self.records if k == call_id and t != DEAD_LETTER.name]
 
-    async def wait_terminal(self, call_id: str, timeout_s: float = 20.0) -> tuple[str, object]:
+    async def wait_terminal(self, call_id: str, timeout_s: float = 20.0) -> tuple[str, Event]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             found = self.terminal(call_id)
@@ -308,8 +311,8 @@ class Results:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for t, k, e in self.records:
-                if t == DEAD_LETTER.name and k == key:
-                    return e  # type: ignore[return-value]
+                if t == DEAD_LETTER.name and k == key and isinstance(e, pb.DeadLetter):
+                    return e
             await asyncio.sleep(0.01)
         raise TimeoutError(f"no dead letter for key {key}")
 

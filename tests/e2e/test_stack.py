@@ -159,7 +159,7 @@ def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: 
     tiers_used = Counter((ev.campaign_id, ev.tier_index) for ev in routed.values())
     assert len(tiers_used) >= 4, f"the demo exercises several tiers: {tiers_used}"
     # RTB buyers bid live next to static buyers: some won calls, and their answers came over the wire.
-    assert any(urls.startswith("grpc://127.0.0.1:") for urls in (cfg.buyer(b).bid.url for b in rtb_buyers))  # type: ignore[union-attr]
+    assert any(urls.startswith("grpc://127.0.0.1:") for urls in (cfg.buyer(b).bid.url for b in rtb_buyers))
     assert {ev.buyer_id for ev in routed.values()} & rtb_buyers, "no call was routed to an RTB buyer"
     rtb_answers = [ev for ev in by_topic["bid.received"] if ev.buyer_id in rtb_buyers]
     assert rtb_answers, "no bid.received from an RTB buyer"

@@ -108,7 +108,7 @@ async def find_dead_letter(
     """The dead letter the sink wrote for the record with `key` (read without a group)."""
     found = await wait_records(kafka, DEAD_LETTER, lambda r, e: r.key == key and e.service == "analytics", timeout_s)
     r, letter = found[0]
-    return TopicPartition(r.topic, r.partition), r.offset, letter  # type: ignore[return-value]
+    return TopicPartition(r.topic, r.partition), r.offset, letter
 
 
 async def wait_committed(kafka: KafkaSettings, group: str, last: dict[TopicPartition, int], timeout_s: float = 60.0) -> None:

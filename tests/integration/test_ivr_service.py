@@ -316,7 +316,7 @@ async def test_demo_driver_reports_no_answer_and_follows_the_reroute(stub, kafka
 
     probe = new_call_id()
     call = DemoCall("+13105551234", SOLAR, {"homeowner": "yes", "probe": probe}, talk_seconds=120)
-    driving = asyncio.ensure_future(one_call(stub, call, talk_scale=0, answer_rate=0.5, rng=Rolls()))  # type: ignore[arg-type]
+    driving = asyncio.ensure_future(one_call(stub, call, talk_scale=0, answer_rate=0.5, rng=Rolls()))  # type: ignore[arg-type]  # scripted rolls
     [done] = await wait_event(kafka, IVR_COMPLETED, lambda e: e.answers.get("probe") == probe)
     cid = done.call_id
     async with event_bus(kafka) as bus:  # stand in for the router

@@ -295,7 +295,7 @@ class Edge:
                 topic, key, event = records[self._cursor]
                 self._cursor += 1
                 if topic == CALL_ROUTED.name and key in self.calls:
-                    self.offered(event)  # type: ignore[arg-type]
+                    self.offered(event)
             await asyncio.sleep(0.005)
 
     def offered(self, ev: pb.CallRouted) -> None:
@@ -449,7 +449,7 @@ async def test_crash_after_the_snapshot_before_publishing_publishes_the_same_dec
             raise Crash
         await publish(outbox)
 
-    first.store.publish = crash_with_decisions  # type: ignore[method-assign]
+    first.store.publish = crash_with_decisions  # type: ignore[method-assign]  # the crash injected
     c = new_call_id()
     await bus.publish(CALL_QUEUED, queued(c, "sr"))
     await run_until_crash(first)
@@ -493,7 +493,7 @@ async def test_crash_before_the_snapshot_decides_again_from_the_last_snapshot(in
             raise Crash
         return await write_snapshot(state)
 
-    first.store.write_snapshot = crash_with_decisions  # type: ignore[method-assign]
+    first.store.write_snapshot = crash_with_decisions  # type: ignore[method-assign]  # the crash injected
     c = new_call_id()
     await bus.publish(CALL_QUEUED, queued(c, "sr"))
     await run_until_crash(first)

@@ -112,8 +112,8 @@ async def test_routes_to_highest_eligible_static_bid_with_trace(services: Servic
 
 async def test_state_filter_moves_the_call_to_the_next_best(services: Services) -> None:
     topic, routed = await route(services, ivr("price", state="NV"))
-    assert topic == CALL_ROUTED.name and routed.buyer_id == "mid"  # type: ignore[attr-defined]
-    trace = by_target(routed)  # type: ignore[arg-type]
+    assert topic == CALL_ROUTED.name and routed.buyer_id == "mid"
+    trace = by_target(routed)
     assert trace["top"].excluded_by == "filter:states" and not trace["top"].eligible
     assert trace["blocked"].excluded_by == "blocked_by_publisher"  # 99.00 but never chosen
 
@@ -128,8 +128,8 @@ async def test_call_nobody_takes_is_rejected_with_reason(services: Services) -> 
 
 async def test_rtb_buyer_answers_no_bid_and_the_call_is_rejected_no_bid(services: Services) -> None:
     topic, rejected = await route(services, ivr("rtb-only"))
-    assert topic == CALL_REJECTED.name and rejected.reason == "no_bid"  # type: ignore[attr-defined]
-    e = by_target(rejected)["rtb"]  # type: ignore[arg-type]
+    assert topic == CALL_REJECTED.name and rejected.reason == "no_bid"
+    e = by_target(rejected)["rtb"]
     assert (
         e.eligible and e.bid_outcome == pb.BID_OUTCOME_NO_BID and e.bid_reason == "connection_refused"
     )  # nothing listens on port 9
@@ -173,7 +173,7 @@ async def test_redelivered_ivr_completed_yields_exactly_one_terminal_event(servi
 async def test_garbage_goes_to_dead_letter_and_routing_goes_on(services: Services) -> None:
     key = f"garbage-{uuid.uuid4().hex}"
     async with Results(services.kafka) as results, event_bus(services.kafka) as bus:
-        await bus._producer.send_and_wait(IVR_COMPLETED.name, b"\xff\xfe not protobuf", key=key.encode())  # type: ignore[union-attr]
+        await bus._producer.send_and_wait(IVR_COMPLETED.name, b"\xff\xfe not protobuf", key=key.encode())  # type: ignore[union-attr]  # event_bus() started it
         letter = await results.wait_dead_letter(key)
         assert letter.service == "router" and letter.source_topic == IVR_COMPLETED.name
         assert "undecodable" in letter.reason and letter.value == b"\xff\xfe not protobuf"
@@ -191,7 +191,7 @@ async def test_decision_latency(services: Services) -> None:
             event = ivr("price")
             await bus.publish(IVR_COMPLETED, event)
             _, routed = await results.wait_terminal(event.call_id)
-            ms = codec.ts_ms(routed.occurred_at) - codec.ts_ms(routed.routing_started_at)  # type: ignore[attr-defined]
+            ms = codec.ts_ms(routed.occurred_at) - codec.ts_ms(routed.routing_started_at)
             latencies.append(ms)
     latencies.sort()
     print(

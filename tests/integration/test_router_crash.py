@@ -86,7 +86,7 @@ async def read_call_events(kafka: KafkaSettings, calls: Iterable[str]) -> CallEv
     ids = set(calls)
 
     def in_ids(ev: object) -> bool:
-        return ev.call_id in ids  # type: ignore[attr-defined]
+        return ev.call_id in ids
 
     ivrs = await read_all(kafka, IVR_COMPLETED, in_ids)
     routed = await read_all(kafka, CALL_ROUTED, in_ids)
@@ -190,7 +190,7 @@ async def test_sigkill_mid_run_keeps_every_call_and_the_cap(broker: EmbeddedBrok
             waiting = [await new_call() for _ in range(3)]
 
             async def pinged() -> bool:
-                pings = await read_all(kafka, PING_REQUESTED, lambda ev: ev.call_id in waiting)  # type: ignore[attr-defined]
+                pings = await read_all(kafka, PING_REQUESTED, lambda ev: ev.call_id in waiting)
                 return {p.call_id for p in pings} == set(waiting)
 
             await until("ping.requested for every waiting call", pinged, interval_s=0.1)

@@ -136,12 +136,12 @@ class Edge:
         await self.bus.publish(IVR_COMPLETED, event)
         return event
 
-    async def end(self, routed: pb.CallRouted, outcome: int, seconds: int = 0) -> None:
+    async def end(self, routed: pb.CallRouted, outcome: pb.CallOutcome, seconds: int = 0) -> None:
         ended = pb.CallEnded(
             event_id=codec.new_id(),
             call_id=routed.call_id,
             occurred_at=codec.now_ts(),
-            outcome=outcome,  # type: ignore[arg-type]
+            outcome=outcome,
             connected_seconds=seconds,
             buyer_id=routed.buyer_id,
             attempt=routed.attempt,
@@ -154,7 +154,7 @@ class Edge:
         seen: dict[str, object] = {}
         for t, k, ev in self.results.records:
             if k == call_id and t != DEAD_LETTER.name and (topic is None or t == topic):
-                seen.setdefault(ev.event_id, ev)  # type: ignore[attr-defined]
+                seen.setdefault(ev.event_id, ev)
         return list(seen.values())
 
     async def until(self, what: str, cond: Callable[[], object], timeout_s: float = 60.0) -> object:
@@ -164,7 +164,7 @@ class Edge:
         def find() -> pb.CallRouted | None:
             return next((e for e in self.events(call_id, CALL_ROUTED.name) if e.attempt == attempt), None)
 
-        return await self.until(f"call.routed {call_id} attempt {attempt}", find)  # type: ignore[return-value]
+        return await self.until(f"call.routed {call_id} attempt {attempt}", find)
 
     async def outcome(self, call_id: str, topic: str) -> object:
         return await self.until(f"{topic} for {call_id}", lambda: next(iter(self.events(call_id, topic)), None))
@@ -176,7 +176,7 @@ class Edge:
             entry = self.view.loads.get(buyer_id)
             return entry[1] if entry is not None and call_id not in entry[1].open_calls else None
 
-        return await self.until(f"{buyer_id} released {call_id}", done)  # type: ignore[return-value]
+        return await self.until(f"{buyer_id} released {call_id}", done)
 
 
 @asynccontextmanager
@@ -256,7 +256,7 @@ async def test_no_answer_reroutes_with_the_next_attempt_until_max_attempts(share
         await e.end(one, pb.CALL_OUTCOME_NO_ANSWER)  # a redelivered outcome of offer 1: ignored
         await e.end(two, pb.CALL_OUTCOME_BUSY)
         rejected = await e.outcome(call.call_id, CALL_REJECTED.name)
-        assert rejected.reason == "max_attempts"  # type: ignore[attr-defined]
+        assert rejected.reason == "max_attempts"
         await e.released("c-first", call.call_id)
         await e.released("c-second", call.call_id)
         await e.end(two, pb.CALL_OUTCOME_BUSY)  # after the rejection: nothing more

@@ -166,7 +166,7 @@ async def watching(routers: Routers, topic_suffix: str = "-finished-changelog") 
 
 async def publish_handled(routers: Routers, topic: str, event: object, timeout_s: float = 90.0) -> None:
     """Publish `event` and wait until the router group committed past it (the router handled it)."""
-    [(tp, offset)] = (await publish_raw(routers.kafka, [(topic, event.call_id.encode(), codec.encode(event))])).items()  # type: ignore[attr-defined]
+    [(tp, offset)] = (await publish_raw(routers.kafka, [(topic, event.call_id.encode(), codec.encode(event))])).items()
     consumer = AIOKafkaConsumer(**routers.kafka.client_kwargs(), group_id=routers.app_id, enable_auto_commit=False)
     await consumer.start()  # carries the group id but never joins: only asks for committed offsets
     try:
@@ -234,7 +234,7 @@ async def test_finished_calls_are_forgotten_after_the_retention(setup: Setup) ->
         await e.bus.publish(IVR_COMPLETED, first)
         await e.outcome(first.call_id, CALL_REJECTED.name)
         entry = await until("the finished entry", lambda: changelog.of(first.call_id))
-        assert entry[0]["kind"] == "rejected"  # type: ignore[index]
+        assert entry[0]["kind"] == "rejected"
 
         # Fresh: a redelivery is recognised and dropped.
         await publish_handled(routers, IVR_COMPLETED.name, first)
@@ -266,11 +266,11 @@ async def test_state_from_an_older_router_loads_and_is_swept(setup: Setup) -> No
 
         # The ledger stamped the open call (its first write of the record after loading it)...
         stamped = await until("the old open call stamped", lambda: [s for s in old_loads() if "ghost" in s["open_calls"]])
-        opened = datetime.fromisoformat(stamped[0]["opened_at"]["ghost"])  # type: ignore[index]
+        opened = datetime.fromisoformat(stamped[0]["opened_at"]["ghost"])
         assert opened >= setup.started_at  # "now" at load, not some time before the router ran
         # ...and released it one max_call_duration_s later, without a sale.
         reaped = await until("the old open call reaped", lambda: [s for s in old_loads() if not s["open_calls"]])
-        assert reaped[0]["day_sales"] == 0 and reaped[0]["day_spend"] == "0.00"  # type: ignore[index]
+        assert reaped[0]["day_sales"] == 0 and reaped[0]["day_spend"] == "0.00"
         sold = await e.routed((await e.call(setup.legacy)).call_id)
         assert sold.buyer_id == "old"
         # The old `finished` entry was loaded (a bare kind) and forgotten one retention after it was first seen.
@@ -297,8 +297,8 @@ async def test_a_caller_who_hangs_up_during_the_auction_is_abandoned_not_sold(se
         await wait_event(routers.kafka, PING_REQUESTED, lambda p: p.call_id == call.call_id)  # the auction is open
         await e.bus.publish(CALL_ENDED, hung_up(call.call_id))
         rejected = await e.outcome(call.call_id, CALL_REJECTED.name)
-        assert (rejected.reason, rejected.detail) == ("abandoned", "the caller hung up while routing (auction)")  # type: ignore[attr-defined]
-        assert rejected.campaign_id == setup.left and rejected.trace.winning_tier == -1  # type: ignore[attr-defined]
+        assert (rejected.reason, rejected.detail) == ("abandoned", "the caller hung up while routing (auction)")
+        assert rejected.campaign_id == setup.left and rejected.trace.winning_tier == -1
         await until(
             "the call finished as rejected",
             lambda: any(isinstance(v, dict) and v["kind"] == "rejected" for v in changelog.of(call.call_id)),
@@ -320,8 +320,8 @@ async def test_a_hang_up_that_overtakes_its_ivr_completed_ends_the_call_without_
         )
         await e.bus.publish(IVR_COMPLETED, call)
         rejected = await e.outcome(call.call_id, CALL_REJECTED.name)
-        assert (rejected.reason, rejected.detail) == ("abandoned", "the caller hung up before routing started")  # type: ignore[attr-defined]
-        assert rejected.campaign_id == setup.left  # type: ignore[attr-defined]
+        assert (rejected.reason, rejected.detail) == ("abandoned", "the caller hung up before routing started")
+        assert rejected.campaign_id == setup.left
         assert await read_all(routers.kafka, PING_REQUESTED, lambda p: p.call_id == call.call_id) == []  # nobody was pinged
         # A redelivered ivr.completed is a duplicate now.
         await publish_handled(routers, IVR_COMPLETED.name, call)

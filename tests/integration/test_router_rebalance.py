@@ -131,11 +131,11 @@ class Traffic:
                 if topic == CALL_REJECTED.name:
                     self.rejected.add(call_id)
                 elif topic == CALL_ROUTED.name:
-                    self.routed[call_id][ev.attempt] = ev  # type: ignore[attr-defined]
-                    key = (call_id, ev.attempt)  # type: ignore[attr-defined]
+                    self.routed[call_id][ev.attempt] = ev
+                    key = (call_id, ev.attempt)
                     if key not in self._handled:  # a repeated call.routed rings once
                         self._handled.add(key)
-                        talk = asyncio.create_task(self._talk(ev))  # type: ignore[arg-type]
+                        talk = asyncio.create_task(self._talk(ev))
                         self._talks.add(talk)
                         talk.add_done_callback(self._talks.discard)
             await asyncio.sleep(0.01)

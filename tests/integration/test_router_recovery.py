@@ -112,10 +112,10 @@ async def test_deadline_without_answers_falls_through_to_queue(router: RouterPro
         await bus.publish(IVR_COMPLETED, event)
         topic, queued = await results.wait_terminal(event.call_id)
     assert topic == CALL_QUEUED.name
-    e = by_target(queued)["silent"]  # type: ignore[arg-type]
+    e = by_target(queued)["silent"]
     assert e.eligible and e.bid_reason == "timeout"
     # The deadline was honoured: the hand-off came no earlier than timeout_ms after routing started.
-    assert codec.ts_ms(queued.occurred_at) - codec.ts_ms(queued.routing_started_at) >= 300  # type: ignore[attr-defined]
+    assert codec.ts_ms(queued.occurred_at) - codec.ts_ms(queued.routing_started_at) >= 300
 
 
 async def test_auction_in_flight_survives_a_restart(router: RouterProcess, kafka: KafkaSettings) -> None:
@@ -129,7 +129,7 @@ async def test_auction_in_flight_survives_a_restart(router: RouterProcess, kafka
             assert results.terminal(event.call_id) == []
             await asyncio.to_thread(router.start)
             topic, rejected = await results.wait_terminal(event.call_id, timeout_s=30)
-            assert topic == CALL_REJECTED.name and rejected.reason == "no_bid"  # type: ignore[attr-defined]
+            assert topic == CALL_REJECTED.name and rejected.reason == "no_bid"
             # The finished table was recovered too: a redelivery after the restart is ignored.
             await bus.publish(IVR_COMPLETED, event)
             follow = ivr("slow")
@@ -179,7 +179,7 @@ async def test_a_bid_given_in_time_counts_when_the_deadline_is_handled_late(rout
             await asyncio.to_thread(router.start)
             topic, decided = await results.wait_terminal(event.call_id, timeout_s=60)
         assert topic == CALL_ROUTED.name, decided
-        assert (decided.buyer_id, decided.price) == ("late-rtb", "55.00")  # type: ignore[attr-defined]
+        assert (decided.buyer_id, decided.price) == ("late-rtb", "55.00")
         assert len(results.terminal(event.call_id)) == 1
 
 

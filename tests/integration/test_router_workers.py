@@ -131,8 +131,8 @@ async def max_open(kafka: KafkaSettings, call_ids: set[str], buyer_id: str) -> i
     An end counts before a route at the same instant: the ledger frees a slot only after the edge
     reported the end, and grants it again before the router publishes call.routed.
     """
-    routed = await read_all(kafka, CALL_ROUTED, lambda ev: ev.call_id in call_ids and ev.buyer_id == buyer_id)  # type: ignore[attr-defined]
-    ended = await read_all(kafka, CALL_ENDED, lambda ev: ev.call_id in call_ids and ev.buyer_id == buyer_id)  # type: ignore[attr-defined]
+    routed = await read_all(kafka, CALL_ROUTED, lambda ev: ev.call_id in call_ids and ev.buyer_id == buyer_id)
+    ended = await read_all(kafka, CALL_ENDED, lambda ev: ev.call_id in call_ids and ev.buyer_id == buyer_id)
     timeline = sorted(
         [(codec.ts_ms(ev.occurred_at), 1, ev.call_id) for ev in routed]
         + [(codec.ts_ms(ev.occurred_at), 0, ev.call_id) for ev in ended]

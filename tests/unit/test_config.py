@@ -152,9 +152,9 @@ def test_full_example_is_valid_and_money_is_exact(tmp_path: Path):
     f.write_text(FULL)
     cfg = load_config(f)
     assert cfg.publisher("pub").min_price == Decimal("10.00")
-    price = cfg.buyer("b1").bid.price  # type: ignore[union-attr]
+    price = cfg.buyer("b1").bid.price
     assert isinstance(price, Decimal) and str(price) == "40.00"
-    assert cfg.buyer("b1").schedule.hours["sun"] == "20:00-02:00"  # type: ignore[union-attr]
+    assert cfg.buyer("b1").schedule.hours["sun"] == "20:00-02:00"
 
 
 # (case id, text replaced, replacement, field path, fragments of the message/fix, marker of the reported line or None)
@@ -498,7 +498,7 @@ def test_overnight_range_is_allowed_but_not_into_the_next_days_hours(tmp_path: P
         "overlapping sat from 09:00",
     )
     f.write_text(FULL.replace('sun: "20:00-02:00"', 'sun: "20:00-08:00"'))
-    assert load_config(f).buyer("b1").schedule.hours["sun"] == "20:00-08:00"  # type: ignore[union-attr]
+    assert load_config(f).buyer("b1").schedule.hours["sun"] == "20:00-08:00"
 
 
 def test_tracking_number_in_two_campaigns(tmp_path: Path):

@@ -40,20 +40,20 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_apply_when_unset(tmp_path: Path):
     cfg = load_config(write(tmp_path, CONFIG), env={})
-    assert cfg.buyer("rtb-one").bid.url == "http://127.0.0.1:9100/ping/rtb-one"  # type: ignore[union-attr]
+    assert cfg.buyer("rtb-one").bid.url == "http://127.0.0.1:9100/ping/rtb-one"
     assert cfg.buyer("rtb-one").name == "RTB nobody"
 
 
 def test_values_come_from_env(tmp_path: Path):
     cfg = load_config(write(tmp_path, CONFIG), env={"SIM_HTTP": "127.0.0.1:4242", "WHO": "Acme"})
-    assert cfg.buyer("rtb-one").bid.url == "http://127.0.0.1:4242/ping/rtb-one"  # type: ignore[union-attr]
+    assert cfg.buyer("rtb-one").bid.url == "http://127.0.0.1:4242/ping/rtb-one"
     assert cfg.buyer("rtb-one").name == "RTB Acme"
 
 
 def test_os_environ_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SIM_HTTP", "127.0.0.1:5555")
     cfg = load_config(write(tmp_path, CONFIG))
-    assert cfg.buyer("rtb-one").bid.url == "http://127.0.0.1:5555/ping/rtb-one"  # type: ignore[union-attr]
+    assert cfg.buyer("rtb-one").bid.url == "http://127.0.0.1:5555/ping/rtb-one"
 
 
 def test_empty_default_and_empty_value(tmp_path: Path):
@@ -104,7 +104,7 @@ def test_malformed_reference_is_a_problem(tmp_path: Path):
 
 def test_demo_config_resolves_buyersim_addresses(demo_config_path: Path):
     env = {"SWITCHBOARD_BUYERSIM_HTTP": "127.0.0.1:1111", "SWITCHBOARD_BUYERSIM_GRPC": "127.0.0.1:2222"}
-    rtb = [b.bid.url for b in load_config(demo_config_path, env=env).buyers if b.bid.type == "rtb"]  # type: ignore[union-attr]
+    rtb = [b.bid.url for b in load_config(demo_config_path, env=env).buyers if b.bid.type == "rtb"]
     assert rtb and all("127.0.0.1:1111" in u or "127.0.0.1:2222" in u for u in rtb)
     assert any(u.startswith("grpc://") for u in rtb)
     assert load_config(demo_config_path, env={})  # the defaults alone make a valid config

@@ -49,7 +49,7 @@ def call(**kw: Any) -> CallFacts:
 
 def bids_for(action: engine.RequestBids, config: RoutingConfig) -> dict[str, engine.BidAnswer]:
     """What the bidder answers for static buyers."""
-    return {b: engine.BidAnswer(b, "bid", config.buyer(b).bid.price) for b in action.buyer_ids}  # type: ignore[union-attr]
+    return {b: engine.BidAnswer(b, "bid", config.buyer(b).bid.price) for b in action.buyer_ids}
 
 
 def entry(step: engine.Step, buyer_id: str, tier: int = 0) -> pb.TraceEntry:
@@ -81,8 +81,8 @@ def test_price_ties_go_by_config_order() -> None:
         [static("a", "30.00"), static("b", "40.00"), static("c", "40.00")], [{"strategy": "price", "buyers": ["c", "b", "a"]}]
     )
     step = engine.start_routing(cfg, call(), NOW)
-    done = engine.conclude_auction(cfg, step.progress, step.action.buyer_ids, bids_for(step.action, cfg), NOW)  # type: ignore[union-attr]
-    assert done.action.buyer_id == "c"  # type: ignore[union-attr]
+    done = engine.conclude_auction(cfg, step.progress, step.action.buyer_ids, bids_for(step.action, cfg), NOW)
+    assert done.action.buyer_id == "c"
 
 
 def test_rtb_bid_below_floor_is_excluded_and_next_best_wins() -> None:
@@ -91,10 +91,10 @@ def test_rtb_bid_below_floor_is_excluded_and_next_best_wins() -> None:
         [{"strategy": "price", "buyers": ["s", "r"]}],
     )
     step = engine.start_routing(cfg, call(), NOW)
-    assert step.action.buyer_ids == ("s", "r")  # type: ignore[union-attr]  (RTB floor is checked on its bid)
+    assert step.action.buyer_ids == ("s", "r")  # RTB floor is checked on its bid
     answers = {"s": engine.BidAnswer("s", "bid", Decimal("20.00")), "r": engine.BidAnswer("r", "bid", Decimal("14.99"))}
     done = engine.conclude_auction(cfg, step.progress, ["s", "r"], answers, NOW)
-    assert done.action.buyer_id == "s"  # type: ignore[union-attr]
+    assert done.action.buyer_id == "s"
     assert entry(done, "r").excluded_by == "floor" and not entry(done, "r").eligible
 
 
@@ -103,7 +103,7 @@ def test_missing_answer_counts_as_timeout_no_bid() -> None:
     step = engine.start_routing(cfg, call(), NOW)
     assert not engine.auction_complete(["a", "b"], {"a": 1})
     done = engine.conclude_auction(cfg, step.progress, ["a", "b"], {"a": engine.BidAnswer("a", "bid", Decimal("30.00"))}, NOW)
-    assert done.action.buyer_id == "a"  # type: ignore[union-attr]
+    assert done.action.buyer_id == "a"
     assert entry(done, "b").bid_outcome == pb.BID_OUTCOME_NO_BID and entry(done, "b").bid_reason == "timeout"
 
 
@@ -179,7 +179,7 @@ def test_blocked_by_publisher_comes_first() -> None:
     )
     step = engine.start_routing(cfg, call(), NOW)
     assert entry(step, "a").excluded_by == "blocked_by_publisher"
-    assert step.action.buyer_ids == ("b",)  # type: ignore[union-attr]
+    assert step.action.buyer_ids == ("b",)
 
 
 def test_static_price_below_floor_is_not_pinged() -> None:
@@ -188,7 +188,7 @@ def test_static_price_below_floor_is_not_pinged() -> None:
     )
     step = engine.start_routing(cfg, call(), NOW)
     assert entry(step, "a").excluded_by == "floor"
-    assert step.action.buyer_ids == ("b",)  # type: ignore[union-attr]  (at the floor is fine)
+    assert step.action.buyer_ids == ("b",)  # at the floor is fine
 
 
 # ---------------------------------------------------------------- schedules
@@ -264,7 +264,7 @@ def test_tier_with_nobody_eligible_falls_through_to_next_price_tier() -> None:
     step = engine.start_routing(cfg, call(), NOW)
     assert isinstance(step.action, engine.RequestBids) and step.action.tier_index == 1 and step.action.buyer_ids == ("b",)
     done = engine.conclude_auction(cfg, step.progress, ["b"], bids_for(step.action, cfg), NOW)
-    assert done.action.buyer_id == "b" and done.action.tier_index == 1  # type: ignore[union-attr]
+    assert done.action.buyer_id == "b" and done.action.tier_index == 1
     assert done.progress.trace.winning_tier == 1
     assert entry(done, "a", tier=0).excluded_by == "filter:states"
     assert any("tier 0 price: no eligible buyer" in n for n in done.progress.trace.notes)
@@ -300,7 +300,7 @@ def test_no_bids_anywhere_rejects_no_bid_and_all_declines_rejects_all_declined()
     step = engine.start_routing(cfg, call(), NOW)
     declines = {b: engine.BidAnswer(b, "decline", reason="full") for b in ("a", "b")}
     done = engine.conclude_auction(cfg, step.progress, ["a", "b"], declines, NOW)
-    assert done.action.reason == "all_declined"  # type: ignore[union-attr]
+    assert done.action.reason == "all_declined"
     assert entry(done, "a").bid_outcome == pb.BID_OUTCOME_DECLINE and entry(done, "a").bid_reason == "full"
 
 
@@ -315,8 +315,8 @@ def test_unsupported_strategy_rejects_clearly(monkeypatch: pytest.MonkeyPatch) -
 
 def test_unknown_campaign_and_publisher_reject() -> None:
     cfg = make_config([static("a", "30.00")], [{"strategy": "price", "buyers": ["a"]}])
-    assert engine.start_routing(cfg, call(campaign_id="nope"), NOW).action.reason == "unknown_campaign"  # type: ignore[union-attr]
-    assert engine.start_routing(cfg, call(publisher_id="nope"), NOW).action.reason == "unknown_publisher"  # type: ignore[union-attr]
+    assert engine.start_routing(cfg, call(campaign_id="nope"), NOW).action.reason == "unknown_campaign"
+    assert engine.start_routing(cfg, call(publisher_id="nope"), NOW).action.reason == "unknown_publisher"
     # An event without a publisher uses the campaign's.
     assert isinstance(engine.start_routing(cfg, call(publisher_id=""), NOW).action, engine.RequestBids)
 
@@ -329,8 +329,8 @@ def test_progress_round_trips_through_json() -> None:
     restored = engine.Progress.from_dict(json.loads(json.dumps(step.progress.to_dict())))
     assert restored.call == step.progress.call
     assert restored.trace == step.progress.trace
-    done = engine.conclude_auction(cfg, restored, ["a"], bids_for(step.action, cfg), NOW)  # type: ignore[arg-type]
-    assert done.action.buyer_id == "a"  # type: ignore[union-attr]
+    done = engine.conclude_auction(cfg, restored, ["a"], bids_for(step.action, cfg), NOW)
+    assert done.action.buyer_id == "a"
 
 
 def test_bid_answer_from_pb_treats_malformed_amount_as_no_bid() -> None:

@@ -133,7 +133,7 @@ def walk(flow: IvrFlow, *inputs: tuple[str, str], language: str | None = None):
     steps = [current(flow, start(flow, language))]
     for text, kind in inputs:
         assert isinstance(steps[-1], Prompt), f"flow ended early at {steps[-1]}"
-        steps.append(answer(flow, steps[-1].state, text, kind))  # type: ignore[arg-type]
+        steps.append(answer(flow, steps[-1].state, text, kind))
     return steps
 
 

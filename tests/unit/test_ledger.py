@@ -179,7 +179,7 @@ def test_stale_calls_are_released_without_a_sale() -> None:
     assert released.reserved_spend == Decimal("20.00")
     # Not billable: the sales and spend are those of the one real sale.
     for window in ("hourly", "daily", "monthly"):
-        assert released.sales(window, t, LA) == load.sales(window, t, LA) == 1  # type: ignore[arg-type]
+        assert released.sales(window, t, LA) == load.sales(window, t, LA) == 1
     assert released.spend_today(t, LA) == Decimal("5.00")
     # Idempotent: a second run (a duplicate reap message) and a late call.ended change nothing.
     assert release_stale_calls(released, now, max_age) == (released, [])

@@ -1,10 +1,11 @@
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from switchboard.platform import codec
 from switchboard.platform.protogen import OUT_DIR, generate, proto_files
-from switchboard.platform.topics import ALL_TOPICS, BY_NAME, CALL_STARTED
+from switchboard.platform.topics import ALL_TOPICS, BY_NAME, CALL_STARTED, PRIVATE_TOPICS, CallEvent, Event
 from switchboard.v1 import events_pb2 as pb
 
 REQUIRED = {"call.started", "ivr.completed", "ping.requested", "bid.received", "call.routed", "call.rejected"}
@@ -32,6 +33,13 @@ def test_every_topic_message_has_event_id_and_timestamp():
         fields = t.message.DESCRIPTOR.fields_by_name
         assert "event_id" in fields and "occurred_at" in fields, t.name
     assert BY_NAME["deadletter"].message is pb.DeadLetter
+
+
+def test_event_types_name_the_messages_of_the_topics():
+    """topics.CallEvent is every message keyed by call id, topics.Event every message of a topic."""
+    messages = {t.message for t in (*ALL_TOPICS, *PRIVATE_TOPICS)}
+    assert set(get_args(Event)) == messages
+    assert set(get_args(CallEvent)) == {m for m in messages if "call_id" in m.DESCRIPTOR.fields_by_name}
 
 
 def test_generated_code_is_not_stale(tmp_path: Path):

@@ -134,7 +134,7 @@ def oracle_ok(cfg: RoutingConfig, buyer: Buyer, call: CallFacts, now: datetime, 
         return False
     for w in WINDOWS:
         cap = getattr(caps, w)
-        if cap is not None and load.sales(w, now, tz) + load.bridged >= cap:  # type: ignore[arg-type]
+        if cap is not None and load.sales(w, now, tz) + load.bridged >= cap:
             return False
     if caps.daily_budget is not None:
         committed = load.spend_today(now, tz) + load.reserved_spend
@@ -151,7 +151,7 @@ def check_caps(cfg: RoutingConfig, led: InMemoryLedger, now: datetime) -> None:
         for w in WINDOWS:
             cap = getattr(caps, w)
             if cap is not None:
-                assert load.sales(w, now, tz) <= cap, (buyer.id, w, load)  # type: ignore[arg-type]
+                assert load.sales(w, now, tz) <= cap, (buyer.id, w, load)
         if caps.daily_budget is not None:
             assert load.spend_today(now, tz) <= caps.daily_budget, (buyer.id, "daily_budget", load)
 
@@ -195,7 +195,7 @@ class World:
             if roll < 0.25:
                 out.append(engine.BidAnswer(buyer_id, "decline", reason="full", seq=seq))
                 continue
-            amount = buyer.bid.price if buyer.bid.type == "static" else Decimal(self.rng.randint(5, 70))  # type: ignore[union-attr]
+            amount = buyer.bid.price if buyer.bid.type == "static" else Decimal(self.rng.randint(5, 70))
             self.led.bid(buyer_id, amount, now)
             out.append(engine.BidAnswer(buyer_id, "bid", amount, latency_ms=seq, available=self.rng.random() < 0.7, seq=seq))
         return out
@@ -217,7 +217,7 @@ def play_call(world: World, call: CallFacts, now: datetime) -> str:
             assert tier is not None and set(action.buyer_ids) <= set(tier.buyers)
             for b in action.buyer_ids:
                 buyer = cfg.buyer(b)
-                static = buyer.bid.price if buyer.bid.type == "static" else None  # type: ignore[union-attr]
+                static = buyer.bid.price if buyer.bid.type == "static" else None
                 assert oracle_ok(cfg, buyer, call, now, led.buyer_load(b), static), f"pinged ineligible {b}"
             shares = {b for b in action.buyer_ids if cfg.buyer(b).share_caller_number}
             assert set(action.caller_number_to) <= shares

@@ -393,7 +393,7 @@ def test_flow_end_is_the_ivr_services_rule() -> None:
     step = ivr.current(flow, ivr.start(flow))
     for key in ("1", "2"):
         step = ivr.answer(flow, step.state, key, "digits")
-    end = ivr.flow_end(step)  # type: ignore[arg-type]
+    end = ivr.flow_end(step)
     assert (end.qualified, end.zip, end.answers) == (False, None, {"language": "en", "homeowner": "no"})
     assert end.detail == "IVR flow qualify ended at 'renter': not_homeowner"
 

@@ -53,13 +53,13 @@ def routed_to(step: engine.Step) -> str:
 def test_price_offers_the_highest_then_the_next_on_reject_and_no_answer() -> None:
     cfg = cfg_with([static("a", "30.00"), static("b", "45.00"), static("c", "40.00")], [tier("price", ["a", "b", "c"])])
     step = engine.start_routing(cfg, call(), NOW)
-    answers = {b: bid(b, str(cfg.buyer(b).bid.price)) for b in ("a", "b", "c")}  # type: ignore[union-attr]
+    answers = {b: bid(b, str(cfg.buyer(b).bid.price)) for b in ("a", "b", "c")}
     step = engine.conclude_auction(cfg, step.progress, ["a", "b", "c"], answers, NOW)
-    assert routed_to(step) == "b" and step.action.attempt == 1  # type: ignore[union-attr]
+    assert routed_to(step) == "b" and step.action.attempt == 1
     step = engine.offer_failed(cfg, step.progress, "reject", NOW)
-    assert routed_to(step) == "c" and step.action.attempt == 2 and step.action.price == Decimal("40.00")  # type: ignore[union-attr]
+    assert routed_to(step) == "c" and step.action.attempt == 2 and step.action.price == Decimal("40.00")
     step = engine.offer_failed(cfg, step.progress, "no_answer", NOW)
-    assert routed_to(step) == "a" and step.action.attempt == 3  # type: ignore[union-attr]
+    assert routed_to(step) == "a" and step.action.attempt == 3
     failed = [e for e in step.progress.trace.entries if "failed" in e.detail]
     assert [(e.target_id, e.detail) for e in failed] == [
         ("b", "offer 1 (route) failed: reject"),
@@ -100,7 +100,7 @@ def test_rtb_buyer_stands_on_its_last_placed_bid_or_is_not_offerable() -> None:
     led = InMemoryLedger()
     led.bid("r", Decimal("25.00"), NOW)
     step = engine.start_routing(cfg, call(), NOW, led)
-    assert routed_to(step) == "r" and step.action.price == Decimal("25.00")  # type: ignore[union-attr]
+    assert routed_to(step) == "r" and step.action.price == Decimal("25.00")
 
 
 # ---------------------------------------------------------------- weight
@@ -133,11 +133,11 @@ def test_weight_is_round_robin_not_random_and_re_picks_among_the_remaining_on_re
     cfg = cfg_with([static("a", "20.00", weight=2), static("b", "20.00", weight=1)], [tier("weight", ["a", "b"])])
     led = InMemoryLedger()
     step = engine.start_routing(cfg, call(call_id="x"), NOW, led)
-    assert routed_to(step) == "a" and step.action.weight_pool == (("a", 2), ("b", 1))  # type: ignore[union-attr]
+    assert routed_to(step) == "a" and step.action.weight_pool == (("a", 2), ("b", 1))
     led.route("x", step.action, NOW)
     led.end("x", cfg.buyer("a"), NOW, 0)  # a rejects
     step = engine.offer_failed(cfg, step.progress, "reject", NOW, led)
-    assert routed_to(step) == "b" and step.action.weight_pool == (("b", 1),)  # type: ignore[union-attr]
+    assert routed_to(step) == "b" and step.action.weight_pool == (("b", 1),)
 
 
 # ---------------------------------------------------------------- even
@@ -179,7 +179,7 @@ def test_parallel_highest_highest_bid_wins_ties_by_earlier_response() -> None:
 def test_parallel_first_concludes_on_the_first_qualified_response_without_waiting() -> None:
     cfg = cfg_with([rtb("slow_rich"), rtb("fast"), rtb("cheap")], [tier("parallel_first", ["slow_rich", "fast", "cheap"])])
     step = engine.start_routing(cfg, call(), NOW)
-    pinged = list(step.action.buyer_ids)  # type: ignore[union-attr]
+    pinged = list(step.action.buyer_ids)
     # A bid below the floor (15.00) does not qualify; a decline does not either.
     assert not engine.can_conclude_early(step.progress, pinged, {"cheap": bid("cheap", "5.00")})
     assert not engine.can_conclude_early(step.progress, pinged, {"cheap": bid("cheap", None, outcome="decline")})
@@ -189,7 +189,7 @@ def test_parallel_first_concludes_on_the_first_qualified_response_without_waitin
     assert engine.can_conclude_early(step.progress, pinged, {"fast": {"outcome": "bid", "amount": "20.00"}})
     early = NOW + timedelta(milliseconds=40)
     done = engine.conclude_auction(cfg, step.progress, pinged, arrived, early)
-    assert routed_to(done) == "fast" and done.action.price == Decimal("20.00")  # type: ignore[union-attr]
+    assert routed_to(done) == "fast" and done.action.price == Decimal("20.00")
     slow = next(e for e in done.progress.trace.entries if e.target_id == "slow_rich")
     assert slow.bid_outcome == pb.BID_OUTCOME_NO_BID and "not waited" in slow.bid_reason
 
@@ -200,7 +200,7 @@ def test_parallel_first_pick_priority_waits_and_ranks_by_priority_then_price() -
         [tier("parallel_first", ["p2", "p1a", "p1b"], pick="priority")],
     )
     step = engine.start_routing(cfg, call(), NOW)
-    pinged = list(step.action.buyer_ids)  # type: ignore[union-attr]
+    pinged = list(step.action.buyer_ids)
     first = {"p2": bid("p2", "90.00", seq=0)}
     assert not engine.can_conclude_early(step.progress, pinged, first)
     answers = {**first, "p1a": bid("p1a", "20.00", seq=1), "p1b": bid("p1b", "25.00", seq=2)}
@@ -227,13 +227,13 @@ def test_ping_post_never_pings_with_the_number_and_posts_it_only_to_sharing_buye
     assert isinstance(step.action, engine.PostToBuyer)
     assert (step.action.buyer_id, step.action.include_caller_number, step.action.attempt) == ("shares", True, 2)
     step = engine.post_answered(cfg, step.progress, True, NOW)
-    assert routed_to(step) == "shares" and step.action.attempt == 2 and step.action.price == Decimal("40.00")  # type: ignore[union-attr]
+    assert routed_to(step) == "shares" and step.action.attempt == 2 and step.action.price == Decimal("40.00")
 
 
 def test_other_ping_strategies_may_send_the_number_only_to_sharing_buyers() -> None:
     cfg = cfg_with([rtb("shares", share_caller_number=True), rtb("private")], [tier("parallel_highest", ["shares", "private"])])
     step = engine.start_routing(cfg, call(), NOW)
-    assert step.action.caller_number_to == ("shares",)  # type: ignore[union-attr]
+    assert step.action.caller_number_to == ("shares",)
 
 
 # ---------------------------------------------------------------- availability
@@ -244,7 +244,7 @@ def test_availability_lower_bid_with_free_reps_beats_higher_bid_without() -> Non
     step = engine.start_routing(cfg, call(), NOW)
     answers = {"busy_rich": bid("busy_rich", "60.00", available=False), "free_cheap": bid("free_cheap", "25.00", available=True)}
     done = engine.conclude_auction(cfg, step.progress, ["busy_rich", "free_cheap"], answers, NOW)
-    assert routed_to(done) == "free_cheap" and done.action.price == Decimal("25.00")  # type: ignore[union-attr]
+    assert routed_to(done) == "free_cheap" and done.action.price == Decimal("25.00")
     rich = next(e for e in done.progress.trace.entries if e.target_id == "busy_rich")
     assert rich.bid_amount == "60.00" and rich.bid_reason == "not available now"
     # Nobody available: the tier yields no taker.
@@ -252,7 +252,7 @@ def test_availability_lower_bid_with_free_reps_beats_higher_bid_without() -> Non
     assert (
         engine.conclude_auction(cfg, engine.start_routing(cfg, call(), NOW).progress, list(answers), answers, NOW).action.reason
         == "no_bid"
-    )  # type: ignore[union-attr]
+    )
 
 
 # ---------------------------------------------------------------- direct
@@ -263,10 +263,10 @@ def test_direct_offers_the_list_in_order_at_the_static_price_with_partial_data()
         [static("x", "10.00"), static("y", "50.00"), static("z", "30.00")], [tier("direct", ["z", "x", "y"])], min_price="5.00"
     )
     step = engine.start_routing(cfg, call(), NOW)
-    seen = [(routed_to(step), step.action.price, step.action.data_scope)]  # type: ignore[union-attr]
+    seen = [(routed_to(step), step.action.price, step.action.data_scope)]
     for _ in range(2):
         step = engine.offer_failed(cfg, step.progress, "reject", NOW)
-        seen.append((routed_to(step), step.action.price, step.action.data_scope))  # type: ignore[union-attr]
+        seen.append((routed_to(step), step.action.price, step.action.data_scope))
     assert seen == [("z", Decimal("30.00"), "partial"), ("x", Decimal("10.00"), "partial"), ("y", Decimal("50.00"), "partial")]
 
 
@@ -280,7 +280,7 @@ def test_direct_after_a_reject_offers_the_next_buyer_by_previously_placed_bid() 
     step = engine.start_routing(cfg, call(), NOW, led)
     assert routed_to(step) == "z"  # the list's first
     step = engine.offer_failed(cfg, step.progress, "reject", NOW, led)
-    assert routed_to(step) == "y" and step.action.price == Decimal("50.00")  # type: ignore[union-attr]  (at its static price)
+    assert routed_to(step) == "y" and step.action.price == Decimal("50.00")  # at its static price
 
 
 # ---------------------------------------------------------------- caps
@@ -386,7 +386,7 @@ def test_rtb_bid_is_checked_against_the_budget_at_offer_time() -> None:
     led = InMemoryLedger()
     led.loads["r"] = sold(BuyerLoad("r"), 1, NOW, "UTC", price="20.00")
     step = engine.start_routing(cfg, call(), NOW, led)
-    assert step.action.buyer_ids == ("r", "s")  # type: ignore[union-attr]  (30.00 of budget left: may still bid low)
+    assert step.action.buyer_ids == ("r", "s")  # 30.00 of budget left: may still bid low
     answers = {"r": bid("r", "35.00"), "s": bid("s", "25.00")}
     done = engine.conclude_auction(cfg, step.progress, ["r", "s"], answers, NOW, led)
     assert routed_to(done) == "s"
@@ -427,7 +427,7 @@ def test_rerouting_walks_the_tier_then_the_next_tier_up_to_max_attempts() -> Non
     step = engine.offer_failed(cfg, step.progress, "busy", NOW)
     assert routed_to(step) == "b"
     step = engine.offer_failed(cfg, step.progress, "buyer_hangup", NOW)
-    assert routed_to(step) == "c" and step.action.tier_index == 1 and step.action.attempt == 3  # type: ignore[union-attr]
+    assert routed_to(step) == "c" and step.action.tier_index == 1 and step.action.attempt == 3
     step = engine.offer_failed(cfg, step.progress, "failed", NOW)
     assert isinstance(step.action, engine.RejectCall) and step.action.reason == "max_attempts"
     assert winners(step) == [] and step.progress.trace.winning_tier == -1
@@ -436,7 +436,7 @@ def test_rerouting_walks_the_tier_then_the_next_tier_up_to_max_attempts() -> Non
 def test_all_offers_failing_before_max_attempts_rejects_all_declined_or_falls_to_queue() -> None:
     cfg = cfg_with([static("a", "40.00")], [tier("priority", ["a"])], max_attempts=5)
     step = engine.offer_failed(cfg, engine.start_routing(cfg, call(), NOW).progress, "no_answer", NOW)
-    assert step.action.reason == "all_declined"  # type: ignore[union-attr]
+    assert step.action.reason == "all_declined"
     cfg = cfg_with([static("a", "40.00")], [tier("priority", ["a"]), {"strategy": "queue", "queue": "sales"}])
     step = engine.offer_failed(cfg, engine.start_routing(cfg, call(), NOW).progress, "reject", NOW)
     assert step.action == engine.HandToQueue("sales", 1, 2) and winners(step) == []
@@ -481,4 +481,4 @@ def test_progress_mid_offer_round_trips_through_json() -> None:
     restored = engine.Progress.from_dict(json.loads(json.dumps(step.progress.to_dict())))
     assert restored.candidates == step.progress.candidates and restored.offer == step.progress.offer
     step = engine.post_answered(cfg, restored, False, NOW)
-    assert step.action.buyer_id == "b"  # type: ignore[union-attr]
+    assert step.action.buyer_id == "b"

@@ -143,7 +143,7 @@ def run(
                     stop.set()
         await driver
         with console.status("waiting for analytics to catch up…"):
-            await wait_until_drained(stack.broker.kafka_settings(), "analytics", timeout_s=30)  # type: ignore[union-attr]
+            await wait_until_drained(stack.kafka_settings(), "analytics", timeout_s=30)
         return stats
 
     try:

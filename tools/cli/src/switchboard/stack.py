@@ -27,7 +27,7 @@ from pathlib import Path
 
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.lifecycle import READY_DIR_ENV, ready_path
-from switchboard.platform.settings import DEMO_CONFIG
+from switchboard.platform.settings import DEMO_CONFIG, KafkaSettings
 
 # Start order: consumers of a topic before its producers, the edge (ivr) last.
 SERVICES: tuple[str, ...] = ("analytics", "cti", "queue", "bidder", "router", "ivr")
@@ -98,6 +98,11 @@ class Stack:
     def bootstrap_servers(self) -> str:
         assert self.broker is not None
         return self.broker.bootstrap_servers
+
+    def kafka_settings(self) -> KafkaSettings:
+        """How clients reach the stack's broker (started)."""
+        assert self.broker is not None
+        return self.broker.kafka_settings()
 
     @property
     def ivr_target(self) -> str:

@@ -47,7 +47,7 @@ from switchboard.core.config import (
     StaticBid,
     expand_days,
 )
-from switchboard.core.ledger import BuyerLoad, buyer_timezone
+from switchboard.core.ledger import BuyerLoad, Window, buyer_timezone
 
 
 @dataclass(frozen=True)
@@ -132,15 +132,16 @@ def condition_failure(key: str, op: str, arg: Any, answers: Mapping[str, str]) -
         ok = not any(_equal(value, x) for x in arg)
     else:  # numeric comparisons: both sides must be numbers
         n = _number(value)
-        bounds = [_number(x) for x in (arg if op == "between" else [arg])]
-        if n is None or any(b is None for b in bounds):
+        args = arg if op == "between" else [arg]
+        bounds = [b for b in (_number(x) for x in args) if b is not None]
+        if n is None or len(bounds) < len(args):
             return f"{key}={value!r} is not comparable as a number with {op} {arg!r}"
         if op == "between":
-            lo, hi = sorted(bounds)  # type: ignore[type-var]
+            lo, hi = sorted(bounds)
             ok = lo <= n <= hi
         else:
             b = bounds[0]
-            ok = {"gte": n >= b, "lte": n <= b, "gt": n > b, "lt": n < b}[op]  # type: ignore[operator]
+            ok = {"gte": n >= b, "lte": n <= b, "gt": n > b, "lt": n < b}[op]
     return None if ok else f"{key}={value!r} fails {op} {arg!r}"
 
 
@@ -167,7 +168,7 @@ def filters_exclusion(filters: Filters, call: CallFacts) -> Exclusion | None:
 # ---------------------------------------------------------------- schedule
 
 
-def _parse_range(rng: str) -> tuple[time | None, time | None, bool]:
+def _parse_range(rng: str) -> tuple[time, time | None, bool]:
     """'08:00-20:00' → (08:00, 20:00, overnight=False); an end of 24:00 is None (end of day)."""
     a, b = rng.split("-")
     start = time(int(a[:2]), int(a[3:]))
@@ -231,10 +232,15 @@ def caps_exclusion(caps: Caps, load: BuyerLoad, now: datetime, tz: str, price: D
     bridged = load.bridged
     if caps.concurrency is not None and bridged >= caps.concurrency:
         return Exclusion("cap:concurrency", f"{bridged} call(s) bridged now, concurrency cap {caps.concurrency}")
-    for window, cap, unit in (("hourly", caps.hourly, "hour"), ("daily", caps.daily, "day"), ("monthly", caps.monthly, "month")):
+    windows: tuple[tuple[Window, int | None, str], ...] = (
+        ("hourly", caps.hourly, "hour"),
+        ("daily", caps.daily, "day"),
+        ("monthly", caps.monthly, "month"),
+    )
+    for window, cap, unit in windows:
         if cap is None:
             continue
-        sold = load.sales(window, now, tz)  # type: ignore[arg-type]
+        sold = load.sales(window, now, tz)
         if sold + bridged >= cap:
             return Exclusion(
                 f"cap:{window}",

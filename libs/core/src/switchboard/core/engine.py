@@ -160,7 +160,7 @@ OFFER_FAILURES = ("reject", "no_answer", "busy", "failed", "buyer_hangup", "post
 CALLER_HANGUP = "caller_hangup"
 
 
-def offer_outcome(outcome: int, connected_seconds: int, billable_after_s: int) -> str | None:
+def offer_outcome(outcome: pb.CallOutcome, connected_seconds: int, billable_after_s: int) -> str | None:
     """Map a call.ended of a routed call to an offer outcome; None when the call is over (no re-route).
 
     ANSWERED means the caller talked and the call ended: over, whether or not it reached

@@ -172,6 +172,7 @@ def answer(flow: IvrFlow, state: IvrState, input: str, kind: InputKind) -> IvrSt
     if kind not in ("digits", "speech"):
         raise ValueError(f"input kind must be 'digits' or 'speech', got {kind!r}")
     node = flow.nodes[state.node]
+    assert not isinstance(node, IvrEndNode)  # entering an end node finishes the state
     state = replace(state, steps=state.steps + 1)
     accepted = None if (kind == "speech" and node.input == "digits") or (kind == "digits" and node.input == "speech") else input
     if isinstance(node, IvrMenuNode):

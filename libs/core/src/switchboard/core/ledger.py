@@ -242,7 +242,7 @@ def call_ended(
     rest = _without(load, (call_id,))
     if not is_billable(connected_seconds, billable_after_s, answered):
         return rest
-    hour, day, month = (window_key(w, now, tz) for w in ("hourly", "daily", "monthly"))  # type: ignore[arg-type]
+    hour, day, month = (window_key(w, now, tz) for w in ("hourly", "daily", "monthly"))
     return replace(
         rest,
         hour_key=hour,

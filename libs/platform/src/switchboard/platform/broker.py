@@ -94,11 +94,13 @@ async def serve_forever(broker: EmbeddedBroker, on_ready: Callable[[], None] | N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    process = broker.process
+    assert process is not None, "EmbeddedBroker.start() runs it"
     if on_ready is not None:
         on_ready()
     try:
         waiter = asyncio.create_task(stop.wait())
-        exited = asyncio.create_task(asyncio.to_thread(broker.process.wait))  # type: ignore[union-attr]
+        exited = asyncio.create_task(asyncio.to_thread(process.wait))
         await asyncio.wait({waiter, exited}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         broker.stop()

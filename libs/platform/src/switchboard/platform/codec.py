@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from switchboard.platform.topics import BY_NAME, Topic
+from switchboard.platform.topics import BY_NAME, Event, Topic
 from switchboard.v1 import events_pb2 as pb
 
 
@@ -40,9 +40,16 @@ def encode(event: Message) -> bytes:
     return event.SerializeToString()
 
 
-def decode(topic: Topic | str, value: bytes | None) -> Message:
+M = TypeVar("M", bound=Message)
+
+
+@overload
+def decode(topic: Topic[M], value: bytes | None) -> M: ...
+@overload
+def decode(topic: str, value: bytes | None) -> Event: ...
+def decode(topic: Topic[Message] | str, value: bytes | None) -> Message:
     """Decode a value of `topic`; raise UndecodableEvent with the reason when it is not one."""
-    t = BY_NAME[topic] if isinstance(topic, str) else topic
+    t: Topic[Message] = BY_NAME[topic] if isinstance(topic, str) else topic
     if value is None:
         raise UndecodableEvent(f"{t.name}: empty value (tombstone)")
     msg = t.message()
@@ -50,8 +57,9 @@ def decode(topic: Topic | str, value: bytes | None) -> Message:
         msg.ParseFromString(value)
     except DecodeError as exc:
         raise UndecodableEvent(f"{t.name}: not a {t.message.DESCRIPTOR.full_name}: {exc}") from exc
-    # Every event carries its ids; a message without them is garbage that parsed by accident.
-    if not getattr(msg, "call_id", "x") or not msg.event_id:
+    # Every event carries its ids; a message without them is garbage that parsed by accident
+    # (getattr: `msg` is typed as the Message base here).
+    if not getattr(msg, "call_id", "x") or not getattr(msg, "event_id", ""):
         raise UndecodableEvent(f"{t.name}: {t.message.DESCRIPTOR.full_name} without event_id/call_id")
     return msg
 
@@ -81,7 +89,7 @@ def dead_letter(service: str, record: SourceRecord, reason: str) -> pb.DeadLette
     )
 
 
-def to_dict(event: Message) -> dict:
+def to_dict(event: Message) -> dict[str, Any]:
     return json_format.MessageToDict(event, preserving_proto_field_name=True)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -24,11 +24,13 @@ from google.protobuf.message import Message
 
 from switchboard.platform import codec
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import ALL_TOPICS, DEAD_LETTER, Topic
+from switchboard.platform.topics import ALL_TOPICS, DEAD_LETTER, CallEvent, Topic
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[Topic, Message, ConsumerRecord], Awaitable[None]]
+M = TypeVar("M", bound=Message)
+E = TypeVar("E", bound=CallEvent)
+TP = TypeVar("TP", bound=tuple[str, int])  # a (topic, partition) key: aiokafka's TopicPartition or Faust's TP
 
 
 class EventBus:
@@ -51,7 +53,7 @@ class EventBus:
             await self._producer.stop()
             self._producer = None
 
-    async def publish(self, topic: Topic, event: Message, key: str | None = None) -> None:
+    async def publish(self, topic: Topic[E], event: E, key: str | None = None) -> None:
         assert self._producer is not None, "EventBus.start() first"
         if not isinstance(event, topic.message):
             raise TypeError(f"{topic.name} carries {topic.message.__name__}, not {type(event).__name__}")
@@ -59,8 +61,9 @@ class EventBus:
         await self._producer.send_and_wait(topic.name, codec.encode(event), key=k.encode())
 
     async def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        assert self._producer is not None, "EventBus.start() first"
         letter = codec.dead_letter(self.service, record, reason)
-        await self._producer.send_and_wait(DEAD_LETTER.name, codec.encode(letter), key=record.key)  # type: ignore[union-attr]
+        await self._producer.send_and_wait(DEAD_LETTER.name, codec.encode(letter), key=record.key)
         log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
 
 
@@ -84,12 +87,12 @@ def leave_group_on_close(consumer: AIOKafkaConsumer) -> None:
                 log.warning("leave_group_failed", error=str(exc))
         self.reset_generation()
 
-    coordinator._maybe_leave_group = types.MethodType(_leave, coordinator)  # type: ignore[method-assign]
+    coordinator._maybe_leave_group = types.MethodType(_leave, coordinator)
 
 
 async def true_end_offsets(
-    new_probe: Callable[[], AIOKafkaConsumer], ends: Mapping[Any, int | None], timeout_s: float = 10.0
-) -> dict[Any, int | None]:
+    new_probe: Callable[[], AIOKafkaConsumer], ends: Mapping[TP, int], timeout_s: float = 10.0
+) -> dict[TP, int]:
     """End offsets as a fetch sees them, from the `ends` that ListOffsets(latest) answered.
 
     Why: Tansu answers ListOffsets(latest) with the first offset of a partition's last record
@@ -100,16 +103,17 @@ async def true_end_offsets(
     a group, started and stopped here (only when a partition is not empty). Keys may be any
     (topic, partition) tuples; partitions not read within `timeout_s` keep their ListOffsets value.
     """
-    asked = {TopicPartition(tp[0], tp[1]): tp for tp, end in ends.items() if end}
+    # The non-empty partitions: the client's TopicPartition → (its key in `ends`, its end offset).
+    asked = {TopicPartition(tp[0], tp[1]): (tp, end) for tp, end in ends.items() if end}
     if not asked:
         return dict(ends)
-    found: dict[Any, int] = {}
+    found: dict[TP, int] = {}
     probe = new_probe()
     try:
         await probe.start()
         probe.assign(list(asked))
-        for tp, key in asked.items():
-            probe.seek(tp, ends[key] - 1)  # type: ignore[operator]
+        for tp, (_, end) in asked.items():
+            probe.seek(tp, end - 1)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         pending = set(asked)
@@ -118,18 +122,18 @@ async def true_end_offsets(
             for tp in list(pending):
                 highwater = probe.highwater(tp)
                 if highwater is not None:
-                    found[asked[tp]] = highwater
+                    found[asked[tp][0]] = highwater
                     pending.discard(tp)
         if pending:
             log.warning("end_offsets_unconfirmed", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in pending))
     finally:
         await probe.stop()
-    return {key: max(end, found[key]) if key in found and end is not None else end for key, end in ends.items()}
+    return {key: max(end, found[key]) if key in found else end for key, end in ends.items()}
 
 
 async def confirmed_end_offsets(
     consumer: AIOKafkaConsumer, kafka: KafkaSettings, tps: list[TopicPartition], client_id: str
-) -> dict:
+) -> dict[TopicPartition, int]:
     """`consumer.end_offsets(tps)`, confirmed by a fetch of a probe consumer (see true_end_offsets)."""
     return await true_end_offsets(lambda: make_consumer(kafka, None, f"{client_id}-probe"), await consumer.end_offsets(tps))
 
@@ -141,7 +145,7 @@ def make_consumer(
 
     Call `leave_group_on_close(consumer)` after `start()` for group consumers.
     """
-    kw: dict = {
+    kw: dict[str, object] = {
         "group_id": group_id,
         "client_id": client_id,
         "enable_auto_commit": False,
@@ -157,8 +161,8 @@ def make_consumer(
 
 async def consume(
     bus: EventBus,
-    topics: Iterable[Topic],
-    handler: Handler,
+    topics: Iterable[Topic[M]],
+    handler: Callable[[Topic[M], M, ConsumerRecord], Awaitable[None]],
     group_id: str | None,
     stop: asyncio.Event,
     *,
@@ -204,7 +208,9 @@ async def consume(
         await consumer.stop()
 
 
-async def ensure_topics(kafka: KafkaSettings, topics: Iterable[Topic] = ALL_TOPICS, timeout_s: float = 30.0) -> list[str]:
+async def ensure_topics(
+    kafka: KafkaSettings, topics: Iterable[Topic[Message]] = ALL_TOPICS, timeout_s: float = 30.0
+) -> list[str]:
     """Create the topics that do not exist yet, with the configured partitions; return the names created."""
     admin = AIOKafkaAdminClient(**kafka.client_kwargs(), request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
@@ -311,7 +317,7 @@ async def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 30.0) -> None
     raise TimeoutError(f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout_s}s: {last}")
 
 
-async def consumer_lag(kafka: KafkaSettings, group_id: str, topics: Iterable[Topic] = ALL_TOPICS) -> int:
+async def consumer_lag(kafka: KafkaSettings, group_id: str, topics: Iterable[Topic[Message]] = ALL_TOPICS) -> int:
     """Messages in `topics` that consumer group `group_id` has not committed yet."""
     names = [t.name for t in topics]
     # The admin client's OffsetFetch is not understood by Tansu; a consumer that carries the
@@ -331,7 +337,7 @@ async def consumer_lag(kafka: KafkaSettings, group_id: str, topics: Iterable[Top
 
 
 async def wait_until_drained(
-    kafka: KafkaSettings, group_id: str, timeout_s: float = 30.0, topics: Iterable[Topic] = ALL_TOPICS
+    kafka: KafkaSettings, group_id: str, timeout_s: float = 30.0, topics: Iterable[Topic[Message]] = ALL_TOPICS
 ) -> int:
     """Wait until `group_id` has committed everything in `topics`; return the lag left (0 when drained)."""
     topics = list(topics)
@@ -344,13 +350,13 @@ async def wait_until_drained(
     return lag
 
 
-async def read_all(kafka: KafkaSettings, topics: Iterable[Topic]) -> list[tuple[Topic, Message]]:
+async def read_all(kafka: KafkaSettings, topics: Iterable[Topic[M]]) -> list[tuple[Topic[M], M]]:
     """Everything currently in `topics`, decoded (undecodable messages skipped); no consumer group."""
     topics = list(topics)
     by_name = {t.name: t for t in topics}
     consumer = AIOKafkaConsumer(**kafka.client_kwargs(), enable_auto_commit=False, fetch_max_wait_ms=kafka.fetch_max_wait_ms)
     await consumer.start()
-    out: list[tuple[Topic, Message]] = []
+    out: list[tuple[Topic[M], M]] = []
     try:
         partitions = [TopicPartition(t.name, p) for t in topics for p in (consumer.partitions_for_topic(t.name) or ())]
         consumer.assign(partitions)

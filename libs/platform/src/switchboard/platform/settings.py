@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -208,8 +208,11 @@ class LogSettings(BaseSettings):
     json_format: bool = Field(False, validation_alias=AliasChoices("SWITCHBOARD_LOG_JSON", "json_format"))
 
 
-def config_path_field(service_prefix: str) -> Field:  # type: ignore[valid-type]
-    """The routing configuration path: SWITCHBOARD_<SERVICE>_CONFIG or the shared SWITCHBOARD_CONFIG."""
+def config_path_field(service_prefix: str) -> Any:
+    """The routing configuration path: SWITCHBOARD_<SERVICE>_CONFIG or the shared SWITCHBOARD_CONFIG.
+
+    Any, as pydantic types Field() itself: the FieldInfo is the default of a `config: Path` field.
+    """
     return Field(
         DEMO_CONFIG,
         validation_alias=AliasChoices(f"{service_prefix}CONFIG", "SWITCHBOARD_CONFIG", "config"),

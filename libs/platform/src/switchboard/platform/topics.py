@@ -9,16 +9,41 @@ state topics (`compacted=True`), keyed by what their state is about.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeAlias, TypeVar
 
 from google.protobuf.message import Message
 
 from switchboard.v1 import events_pb2 as pb
 
+# The events about one call, keyed by its call id: the messages of every topic but the dead
+# letter and the queue state (tests/unit/test_platform.py checks this against the topics).
+CallEvent: TypeAlias = (
+    pb.CallStarted
+    | pb.IvrCompleted
+    | pb.PingRequested
+    | pb.BidReceived
+    | pb.PostRequested
+    | pb.PostAnswered
+    | pb.CallRouted
+    | pb.CallRejected
+    | pb.CallQueued
+    | pb.CallEnded
+    | pb.CtiEvent
+    | pb.CallerSeen
+)
+# The message of any topic of the table: each carries an event_id.
+Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState
+# The decisions that end routing (TERMINAL_TOPICS).
+TerminalEvent: TypeAlias = pb.CallRouted | pb.CallRejected
+
+# Covariant: a Topic[pb.CallRouted] is a Topic[TerminalEvent] and a Topic[Event] (a topic is only read from).
+M_co = TypeVar("M_co", bound=Message, covariant=True)
+
 
 @dataclass(frozen=True)
-class Topic:
+class Topic(Generic[M_co]):
     name: str
-    message: type[Message]
+    message: type[M_co]
     description: str
     compacted: bool = False  # state, not history: the broker keeps the latest record per key
 
@@ -54,7 +79,7 @@ QUEUE_STATE = Topic(
 )
 DEAD_LETTER = Topic("deadletter", pb.DeadLetter, "messages a consumer could not decode or handle, with the reason (any service)")
 
-ALL_TOPICS: tuple[Topic, ...] = (
+ALL_TOPICS: tuple[Topic[Event], ...] = (
     CALL_STARTED,
     IVR_COMPLETED,
     PING_REQUESTED,
@@ -72,7 +97,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
 
 # The private state of one service, not events: not in ALL_TOPICS, which the analytics sink reads
 # entirely; the owning service creates its topic when it starts (platform.kafka.ensure_topics).
-PRIVATE_TOPICS: tuple[Topic, ...] = (QUEUE_STATE,)
+PRIVATE_TOPICS: tuple[Topic[Event], ...] = (QUEUE_STATE,)
 
-BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
-TERMINAL_TOPICS: tuple[Topic, ...] = (CALL_ROUTED, CALL_REJECTED)
+BY_NAME: dict[str, Topic[Event]] = {t.name: t for t in ALL_TOPICS}
+TERMINAL_TOPICS: tuple[Topic[TerminalEvent], ...] = (CALL_ROUTED, CALL_REJECTED)

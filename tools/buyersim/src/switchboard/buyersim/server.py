@@ -330,7 +330,7 @@ class BuyerSim:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._want_http)
         await site.start()
-        self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.http_port = self._runner.addresses[0][1]  # the runner's one site: (host, port) of its socket
         self._grpc = grpc.aio.server()
         bidding_pb2_grpc.add_BiddingServicer_to_server(BiddingServicer(self.sim), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._want_grpc}")

@@ -83,7 +83,7 @@ def _target(res: cc.RoutingResult) -> str:
 _YES_NO_KEYS = {"yes": "1", "no": "2"}
 
 
-def caller_input(prompt: cc.IvrPrompt, call: DemoCall, rng: random.Random) -> tuple[int, str]:
+def caller_input(prompt: cc.IvrPrompt, call: DemoCall, rng: random.Random) -> tuple[cc.InputKind, str]:
     """What the demo caller answers to an IVR prompt: (input kind, input), from the call's answers.
 
     Language menus: the key of the caller's language; questions: the answer the

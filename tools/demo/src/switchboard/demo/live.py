@@ -8,7 +8,7 @@ import time
 import urllib.request
 from collections import Counter
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
@@ -22,9 +22,7 @@ class RtbView:
 
     def __init__(self, cfg: RoutingConfig, buyersim_http: str | None, every_s: float = 1.0) -> None:
         self.transport = {
-            b.id: ("gRPC" if b.bid.url.startswith("grpc://") else "HTTP")  # type: ignore[union-attr]
-            for b in cfg.buyers
-            if b.bid.type == "rtb"
+            b.id: ("gRPC" if b.bid.url.startswith("grpc://") else "HTTP") for b in cfg.buyers if b.bid.type == "rtb"
         }
         self.url = f"http://{buyersim_http}/stats" if buyersim_http else None
         self.every_s = every_s
@@ -36,12 +34,12 @@ class RtbView:
             return
         self._last = time.monotonic()
         try:
-            self.sim = await asyncio.to_thread(self._fetch)
+            self.sim = await asyncio.to_thread(self._fetch, self.url)
         except (OSError, ValueError):
             pass  # the simulator is going away (shutdown); keep the last numbers
 
-    def _fetch(self) -> dict[str, dict[str, int]]:
-        with urllib.request.urlopen(self.url, timeout=0.5) as resp:
+    def _fetch(self, url: str) -> dict[str, dict[str, int]]:
+        with urllib.request.urlopen(url, timeout=0.5) as resp:
             return json.loads(resp.read())
 
     def table(self, stats: DriveStats) -> Table:
@@ -113,7 +111,7 @@ def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None,
 
     grid = Table.grid(expand=True)
     grid.add_row(outcomes, revenue)
-    parts = [Panel(head, title="Switchboard live — Ctrl-C to stop"), grid]
+    parts: list[RenderableType] = [Panel(head, title="Switchboard live — Ctrl-C to stop"), grid]
     if rtb is not None and rtb.transport:
         parts.append(rtb.table(stats))
     if dead:

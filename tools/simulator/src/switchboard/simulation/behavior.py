@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import accumulate
+from typing import Any, TypeVar
 
 from switchboard.core import ivr
 from switchboard.core.config import (
@@ -41,6 +42,7 @@ from switchboard.demo.traffic import AREAS
 
 CENT = Decimal("0.01")
 Dist = FixedDist | UniformDist | NormalDist | LogNormalDist | ExponentialDist
+AnswerDist = Dist | ChoiceDist
 
 # Built-in defaults (docs/SIMULATION.md): an RTB buyer without a model bids 10-50 within ~50 ms;
 # every buyer answers and converts; agents talk 5 minutes on average; callers wait up to max_wait_s.
@@ -86,17 +88,55 @@ def draw_money(dist: Dist, rng: random.Random) -> Decimal:
     return Decimal(repr(draw(dist, rng))).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _merge(model: type, *layers: object | None) -> object:
-    """The first layer that sets a field wins (own entry, then `defaults`, then the built-in defaults)."""
-    values = {}
-    for name in model.model_fields:  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class BuyerModel:
+    """A buyer's behavior resolved (core.config.BuyerBehavior with every field filled in)."""
+
+    bid: Dist
+    latency_ms: Dist
+    decline_rate: float
+    available_rate: float
+    post_reject_rate: float
+    answer_rate: float
+    ring_s: Dist
+    conversion_rate: float
+    hangup_rate: float
+    talk_time_s: Dist
+
+
+@dataclass(frozen=True)
+class AgentModel:
+    """An agent's behavior resolved (core.config.AgentBehavior with every field filled in)."""
+
+    handle_time_s: Dist
+    answer_rate: float
+    ring_s: Dist
+
+
+@dataclass(frozen=True)
+class QueueModel:
+    """How callers behave in a queue (core.config.QueueBehavior)."""
+
+    patience_s: Dist | None  # none: the caller waits up to max_wait_s
+
+
+R = TypeVar("R", BuyerModel, AgentModel, QueueModel)
+
+
+def _merge(model: type[R], *layers: object | None) -> R:
+    """The first layer that sets a field wins (own entry, then `defaults`, then the built-in defaults).
+
+    The built-in defaults set every field the model requires (only QueueModel.patience_s may stay None).
+    """
+    values: dict[str, Any] = {}
+    for f in fields(model):
         for layer in layers:
-            if layer is not None and getattr(layer, name) is not None:
-                values[name] = getattr(layer, name)
+            if layer is not None and getattr(layer, f.name) is not None:
+                values[f.name] = getattr(layer, f.name)
                 break
         else:
-            values[name] = None
-    return model.model_construct(**values)  # type: ignore[attr-defined]
+            values[f.name] = None
+    return model(**values)
 
 
 @dataclass(frozen=True)
@@ -122,6 +162,8 @@ class Model:
         self.start = sim.start_at()
         traffic = sim.traffic
         default_rates = hourly_rates(traffic.hourly_profile)
+        # (campaign id, calls per hour, its hourly profile (None: the traffic's), its own answer specs)
+        plan: list[tuple[str, float, Mapping[str, float] | None, Mapping[str, AnswerDist]]]
         if traffic.campaigns is None:
             plan = [(c.id, traffic.calls_per_hour, None, {}) for c in config.campaigns]
         else:
@@ -156,23 +198,20 @@ class Model:
         self.areas = list(areas)
         self.area_weights = list(accumulate(a.weight for a in areas))  # cumulative
         buyers = sim.buyers
-        self.buyers: dict[str, BuyerBehavior] = {
-            b.id: _merge(BuyerBehavior, buyers.get(b.id), buyers.get("defaults"), BUYER_DEFAULTS)  # type: ignore[misc]
-            for b in config.buyers
+        self.buyers: dict[str, BuyerModel] = {
+            b.id: _merge(BuyerModel, buyers.get(b.id), buyers.get("defaults"), BUYER_DEFAULTS) for b in config.buyers
         }
         agents = sim.agents
-        self.agents: dict[str, AgentBehavior] = {
-            a.id: _merge(AgentBehavior, agents.get(a.id), agents.get("defaults"), AGENT_DEFAULTS)  # type: ignore[misc]
-            for a in config.agents
+        self.agents: dict[str, AgentModel] = {
+            a.id: _merge(AgentModel, agents.get(a.id), agents.get("defaults"), AGENT_DEFAULTS) for a in config.agents
         }
         queues = sim.queues
-        self.queues: dict[str, QueueBehavior] = {
-            q.id: _merge(QueueBehavior, queues.get(q.id), queues.get("defaults"), QUEUE_DEFAULTS)  # type: ignore[misc]
-            for q in config.queues
+        self.queues: dict[str, QueueModel] = {
+            q.id: _merge(QueueModel, queues.get(q.id), queues.get("defaults"), QUEUE_DEFAULTS) for q in config.queues
         }
 
 
-def answer_drawer(spec: Dist | ChoiceDist) -> Callable[[random.Random], str]:
+def answer_drawer(spec: AnswerDist) -> Callable[[random.Random], str]:
     """Draws an IVR answer as the IVR records it: text. Numbers are drawn and rounded to whole numbers."""
     if isinstance(spec, ChoiceDist):
         values = list(spec.weights)

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="more than 1: the mean error over that many seeds (a bias check)")
     parser.add_argument("--case", help="only this case: calls per hour, handle seconds, agents (e.g. 480,60,10)")
     args = parser.parse_args(argv)
-    cases = CASES
+    cases: tuple[tuple[float, float, int], ...] = CASES
     if args.case:
         lam, handle, agents = args.case.split(",")
         cases = ((float(lam), float(handle), int(agents)),)

@@ -266,7 +266,7 @@ class Tally:
             campaign.rejected += 1
             self.rejected[outcome.reason] += 1
             if outcome.queue_id in self.queues:
-                q = self.queues[outcome.queue_id]  # type: ignore[index]
+                q = self.queues[outcome.queue_id]
                 if outcome.why == "max_wait":
                     q.abandoned_max_wait += 1
                 elif outcome.why == "caller_hangup":

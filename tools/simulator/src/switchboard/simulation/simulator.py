@@ -179,7 +179,7 @@ class Simulator:
         self.on_call = on_call  # gets every call as it ends
         self.now = 0.0
         self._now_at, self._now_dt = 0.0, self.start
-        self._events: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._events: list[tuple[float, int, Callable[..., object], tuple[Any, ...]]] = []
         self._seq = 0
         self._arrivals = random.Random(f"{seed}:arrivals")
         # Callers do not depend on routing: one stream, the n-th new caller gets the n-th draws in every plan.
@@ -211,7 +211,8 @@ class Simulator:
 
     # ------------------------------------------------------------ the event loop
 
-    def at(self, t: float, handler: Callable[..., None], *args: Any) -> None:
+    def at(self, t: float, handler: Callable[..., object], *args: Any) -> None:
+        """Run `handler(*args)` at time `t`; a handler returns STALE when it found nothing to do."""
         self._seq += 1
         heapq.heappush(self._events, (t, self._seq, handler, args))
 
@@ -499,10 +500,10 @@ class Simulator:
             m = self.model.buyers[buyer_id]
             rng = self.stream(call, f"ping:{buyer_id}")
             # Always the same draws in the same order, whatever the outcome (common random numbers).
-            latency = draw(m.latency_ms, rng)  # type: ignore[arg-type]
-            declined = rng.random() < m.decline_rate  # type: ignore[operator]
-            amount = draw_money(m.bid, rng)  # type: ignore[arg-type]
-            available = rng.random() < m.available_rate  # type: ignore[operator]
+            latency = draw(m.latency_ms, rng)
+            declined = rng.random() < m.decline_rate
+            amount = draw_money(m.bid, rng)
+            available = rng.random() < m.available_rate
             limit = max(0, self._limit_ms(call, buyer.bid.timeout_ms))
             if latency > limit:
                 answer = engine.BidAnswer(buyer_id, "no_bid", reason="timeout", latency_ms=limit)
@@ -541,8 +542,8 @@ class Simulator:
             return
         m = self.model.buyers[buyer.id]
         rng = self.stream(call, f"post:{buyer.id}")
-        latency = draw(m.latency_ms, rng)  # type: ignore[arg-type]
-        rejected = rng.random() < m.post_reject_rate  # type: ignore[operator]
+        latency = draw(m.latency_ms, rng)
+        rejected = rng.random() < m.post_reject_rate
         limit = max(0, self._limit_ms(call, buyer.bid.timeout_ms))
         if latency > limit:
             self.at(self.now + limit / 1000, self._post_answered, call, False, "timeout")
@@ -569,11 +570,11 @@ class Simulator:
         self.tally.offered(buyer.id)
         m = self.model.buyers[buyer.id]
         rng = self.stream(call, f"offer:{buyer.id}")
-        answered = rng.random() < m.answer_rate  # type: ignore[operator]
-        ring = draw(m.ring_s, rng)  # type: ignore[arg-type]
-        hangup = rng.random() < m.hangup_rate  # type: ignore[operator]
-        converted = rng.random() < m.conversion_rate  # type: ignore[operator]
-        talk = draw(m.talk_time_s, rng)  # type: ignore[arg-type]
+        answered = rng.random() < m.answer_rate
+        ring = draw(m.ring_s, rng)
+        hangup = rng.random() < m.hangup_rate
+        converted = rng.random() < m.conversion_rate
+        talk = draw(m.talk_time_s, rng)
         short = int(rng.random() * buyer.billable_after_s)  # a call that ends before billable_after_s
         if not answered:
             self.at(self.now + ring, self._buyer_call_ended, call, action, pb.CALL_OUTCOME_NO_ANSWER, 0)
@@ -587,7 +588,7 @@ class Simulator:
         self._finish(call, Outcome.buyer(action, seconds, billable))
         self.at(self.now + seconds, self._buyer_call_ended, call, action, pb.CALL_OUTCOME_ANSWERED, seconds)
 
-    def _buyer_call_ended(self, call: SimCall, action: engine.RouteToBuyer, outcome: int, seconds: int) -> None:
+    def _buyer_call_ended(self, call: SimCall, action: engine.RouteToBuyer, outcome: pb.CallOutcome, seconds: int) -> None:
         """The edge's call.ended for an offer: release the slot, then re-route a failed offer (as the router does)."""
         buyer = self._buyers[action.buyer_id]
         answered = seconds > 0
@@ -683,9 +684,9 @@ class Simulator:
             self.tally.first_agent_offer(assignment.queue.id, call.waited, assignment.waited_s)
         m = self.model.agents[assignment.agent.id]
         rng = self.stream(call, f"agent:{assignment.agent.id}")
-        answered = rng.random() < m.answer_rate  # type: ignore[operator]
-        ring = draw(m.ring_s, rng)  # type: ignore[arg-type]
-        handle = draw(m.handle_time_s, rng)  # type: ignore[arg-type]
+        answered = rng.random() < m.answer_rate
+        ring = draw(m.ring_s, rng)
+        handle = draw(m.handle_time_s, rng)
         if not answered:
             self.at(self.now + ring, self._agent_no_answer, call, assignment.call.attempt)
             return

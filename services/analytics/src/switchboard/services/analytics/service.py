@@ -137,7 +137,7 @@ class AnalyticsSink:
         # Garbage on the deadletter topic itself: record it here instead of publishing it again.
         letter = codec.dead_letter(SERVICE, record, reason)
         self.batch.add(tables.EVENTS, tables.event_row(letter, delivery))
-        self.batch.add(*tables.typed_row(DEAD_LETTER.name, letter))  # type: ignore[misc]
+        self.batch.add(tables.DEAD_LETTERS, tables.dead_letter_row(letter))
         log.warning("dead_letter_undecodable", partition=record.partition, offset=record.offset, reason=reason)
 
     # ------------------------------------------------------------ flush

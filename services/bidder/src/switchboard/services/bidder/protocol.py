@@ -27,7 +27,7 @@ MAX_REASON_CHARS = 200
 class Answer:
     """One buyer's answer, ready to become a bid.received."""
 
-    outcome: int  # pb.BidOutcome
+    outcome: pb.BidOutcome
     amount: str = ""
     reason: str = ""
     available: bool = False

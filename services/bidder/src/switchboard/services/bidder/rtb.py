@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import grpc
 import httpx
 import structlog
+from google.protobuf.message import Message
 from pydantic import SecretStr
 
 from switchboard.platform import signing
@@ -115,7 +116,7 @@ class Pinger:
             await self._http.aclose()
             self._http = None
         channels, self._channels, self._stubs = list(self._channels.values()), {}, {}
-        await asyncio.gather(*(c.close() for c in channels), return_exceptions=True)
+        await asyncio.gather(*(c.close(None) for c in channels), return_exceptions=True)  # no grace (grpc's default)
 
     def _secret(self, buyer_id: str) -> str | None:
         s = self.secrets.get(buyer_id)
@@ -129,12 +130,12 @@ class Pinger:
         problem = signing.answer_signature_problem(secret, header, body, self.settings.answer_signature_tolerance_s)
         return None if problem is None else ("unsigned", problem)
 
-    def _grpc_unsigned(self, buyer_id: str, metadata: list[tuple[str, str | bytes]], msg: object) -> tuple[str, str] | None:
+    def _grpc_unsigned(self, buyer_id: str, metadata: list[tuple[str, str | bytes]], msg: Message) -> tuple[str, str] | None:
         """The gRPC form of `_unsigned`: the signature is in initial or trailing metadata, over the deterministic bytes."""
         if self._secret(buyer_id) is None or not self.settings.require_signed_answers:
             return None
         headers = [v for k, v in metadata if k == signing.GRPC_METADATA_KEY and isinstance(v, str)]
-        body = msg.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
+        body = msg.SerializeToString(deterministic=True)
         failure = self._unsigned(buyer_id, None, body)  # no entry at all: "answer not signed"
         for h in headers:  # several entries: one valid signature is enough
             failure = self._unsigned(buyer_id, h, body)

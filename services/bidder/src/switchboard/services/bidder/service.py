@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TypeAlias
 
 import structlog
 from aiokafka import ConsumerRecord
-from google.protobuf.message import Message
 
 from switchboard.core.config import Buyer, RoutingConfig, RtbBid, StaticBid
 from switchboard.platform import codec
@@ -50,6 +50,10 @@ from switchboard.services.bidder.settings import BidderSettings
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger("bidder")
+
+# What the bidder answers: the router's pings (bids from a tier) and posts (the auction winner's accept).
+Input: TypeAlias = pb.PingRequested | pb.PostRequested
+INPUTS: tuple[Topic[Input], ...] = (PING_REQUESTED, POST_REQUESTED)
 
 
 def static_answer(buyer: Buyer | None) -> Answer | None:
@@ -111,12 +115,12 @@ class Bidder:
         self.tasks: set[asyncio.Task] = set()
         self.slots = asyncio.Semaphore(settings.max_inflight_pings)
 
-    async def handle(self, topic: Topic, event: Message, record: ConsumerRecord) -> None:
+    async def handle(self, topic: Topic[Input], event: Input, record: ConsumerRecord) -> None:
         await self.slots.acquire()  # back-pressure on the consumer only when far too many pings are in flight
-        if topic.name == POST_REQUESTED.name:
-            task = asyncio.create_task(self.answer_post(event))  # type: ignore[arg-type]
+        if isinstance(event, pb.PostRequested):  # post.requested's message
+            task = asyncio.create_task(self.answer_post(event))
         else:
-            task = asyncio.create_task(self.answer_ping(event))  # type: ignore[arg-type]
+            task = asyncio.create_task(self.answer_ping(event))
         self.tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -198,7 +202,7 @@ async def run(settings: BidderSettings, stop: asyncio.Event) -> None:
     try:
         await consume(
             bus,
-            [PING_REQUESTED, POST_REQUESTED],
+            INPUTS,
             bidder.handle,
             settings.group_id,
             stop,

@@ -30,10 +30,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
+from typing import TypeAlias, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
-from google.protobuf.message import Message
 
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus, consume
@@ -47,12 +47,16 @@ log = structlog.get_logger(__name__)
 SERVICE = "cti"
 _ID_NAMESPACE = uuid.UUID("6f1c2b1e-8f4a-4c55-9d1e-2a7c3b5e9f10")  # fixed: cti event ids must be stable
 
+# What cti reads: the offers made (screen pops) and how they ended (wrap-ups).
+Input: TypeAlias = pb.CallRouted | pb.CallEnded
+INPUTS: tuple[Topic[Input], ...] = (CALL_ROUTED, CALL_ENDED)
+
 
 def cti_event_id(source_topic: str, source_event_id: str) -> str:
     return uuid.uuid5(_ID_NAMESPACE, f"{source_topic}/{source_event_id}").hex
 
 
-def _attempt(ev: pb.CallRouted | pb.CallEnded) -> int:
+def _attempt(ev: Input) -> int:
     return ev.attempt or 1
 
 
@@ -101,14 +105,17 @@ def wrap_up(ev: pb.CallEnded, context: pb.CtiEvent | None) -> pb.CtiEvent:
     return out
 
 
-class _Bounded(OrderedDict):
+V = TypeVar("V")
+
+
+class _Bounded(OrderedDict[str, V]):
     """An insertion-ordered map that evicts its oldest entries past `capacity`."""
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
 
-    def put(self, key: str, value: object) -> None:
+    def put(self, key: str, value: V) -> None:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.capacity:
@@ -118,28 +125,27 @@ class _Bounded(OrderedDict):
 class CtiService:
     def __init__(self, settings: CtiSettings, bus: EventBus) -> None:
         self.bus = bus
-        self.context: _Bounded = _Bounded(settings.context_capacity)
-        self.seen: _Bounded = _Bounded(settings.dedupe_capacity)
+        self.context: _Bounded[pb.CtiEvent] = _Bounded(settings.context_capacity)
+        self.seen: _Bounded[None] = _Bounded(settings.dedupe_capacity)
 
-    async def handle(self, topic: Topic, event: Message, record: ConsumerRecord) -> None:
+    async def handle(self, topic: Topic[Input], event: Input, record: ConsumerRecord) -> None:
         source = f"{topic.name}/{event.event_id}"
         if source in self.seen:
             log.info("duplicate_ignored", call_id=event.call_id, topic=topic.name, event_id=event.event_id)
             return
-        key = _context_key(event.call_id, _attempt(event))  # type: ignore[arg-type]
-        if topic is CALL_ROUTED:
-            out = screen_pop(event)  # type: ignore[arg-type]
+        key = _context_key(event.call_id, _attempt(event))
+        # The topic's message type: call.routed carries CallRouted, call.ended CallEnded.
+        if isinstance(event, pb.CallRouted):
+            out = screen_pop(event)
             self.context.put(key, out)
-        elif topic is CALL_ENDED:
-            out = wrap_up(event, self.context.get(key))  # type: ignore[arg-type]
         else:
-            return
+            out = wrap_up(event, self.context.get(key))
         await self.bus.publish(CTI_EVENTS, out)
         # Only once published: a failed publish is dead-lettered by consume() with the context still here.
         self.seen.put(source, None)
-        if topic is CALL_ENDED:
+        if isinstance(event, pb.CallEnded):
             self.context.pop(key, None)
-        log.info("cti_event", call_id=event.call_id, type=pb.CtiEventType.Name(out.type), attempt=_attempt(event))  # type: ignore[arg-type]
+        log.info("cti_event", call_id=event.call_id, type=pb.CtiEventType.Name(out.type), attempt=_attempt(event))
 
 
 async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
@@ -147,9 +153,7 @@ async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
     await bus.start()
     service = CtiService(settings, bus)
     try:
-        await consume(
-            bus, [CALL_ROUTED, CALL_ENDED], service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE)
-        )
+        await consume(bus, INPUTS, service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE))
     finally:
         await bus.stop()
         log.info("cti_stopped")

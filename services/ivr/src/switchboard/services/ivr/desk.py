@@ -31,26 +31,28 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC
+from typing import TypeVar
 
 import grpc
 import structlog
 from aiokafka.errors import KafkaError
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.core import ivr as flows
 from switchboard.core.caller import CallerFacts, caller_facts, normalize_number, normalize_zip
-from switchboard.core.config import IvrFlow, RoutingConfig
+from switchboard.core.config import IvrFlow, IvrMenuNode, IvrSetLanguageNode, RoutingConfig
 from switchboard.core.screening import BLOCKED, DUPLICATE, INVALID_NUMBER, duplicate, duplicate_key, screen
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
-from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, IVR_COMPLETED, Topic
+from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, IVR_COMPLETED, CallEvent, TerminalEvent, Topic
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
+
+E = TypeVar("E", bound=CallEvent)
 
 _CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 MAX_ANSWER_KEY = 64
@@ -122,7 +124,7 @@ def caller_proto(facts: CallerFacts) -> pb.Caller:
     return pb.Caller(number=facts.number, state=facts.state, zip=facts.zip, area_code=facts.area_code, timezone=facts.timezone)
 
 
-def result_from_event(event: Message) -> cc.RoutingResult:
+def result_from_event(event: TerminalEvent) -> cc.RoutingResult:
     if isinstance(event, pb.CallRouted):
         return cc.RoutingResult(
             call_id=event.call_id,
@@ -148,7 +150,7 @@ def result_from_event(event: Message) -> cc.RoutingResult:
 REROUTABLE = frozenset({pb.CALL_OUTCOME_NO_ANSWER, pb.CALL_OUTCOME_BUSY, pb.CALL_OUTCOME_FAILED, pb.CALL_OUTCOME_DECLINED})
 
 
-def reroutable(result: cc.RoutingResult, outcome: int, connected_seconds: int, config: RoutingConfig) -> bool:
+def reroutable(result: cc.RoutingResult, outcome: pb.CallOutcome, connected_seconds: int, config: RoutingConfig) -> bool:
     """Whether `outcome` of the offer `result` leaves the call open for a next offer (service.py's table)."""
     if outcome in REROUTABLE:
         return True
@@ -174,10 +176,10 @@ def prompt_proto(call_id: str, flow: IvrFlow, step: flows.IvrStep) -> cc.IvrProm
         )
     node = flow.nodes[step.node]
     choices: dict[str, str] = {}
-    options = getattr(node, "options", None)
-    if options:
-        for key, option in options.items():
-            choices[key] = option if isinstance(option, str) else getattr(option, "next", None) or getattr(option, "language", "")
+    if isinstance(node, IvrMenuNode):
+        choices = {key: option if isinstance(option, str) else option.next for key, option in node.options.items()}
+    elif isinstance(node, IvrSetLanguageNode):
+        choices = {key: option if isinstance(option, str) else option.language for key, option in node.options.items()}
     return cc.IvrPrompt(
         call_id=call_id,
         node=step.node,
@@ -233,14 +235,14 @@ class CallDesk:
         """ivr.completed was published for the call: routing has started."""
         return self.call(call_id).completed
 
-    async def _publish(self, topic: Topic, event: Message, key: str | None = None) -> None:
+    async def _publish(self, topic: Topic[E], event: E, key: str | None = None) -> None:
         try:
             await self.bus.publish(topic, event, key=key)
         except KafkaError as exc:
             log.error("publish_failed", topic=topic.name, call_id=event.call_id, error=str(exc))
             raise CallError(grpc.StatusCode.UNAVAILABLE, f"could not publish {topic.name}: {exc}; retry") from exc
 
-    def on_terminal(self, topic: Topic, event: Message) -> None:
+    def on_terminal(self, topic: Topic[TerminalEvent], event: TerminalEvent) -> None:
         """call.routed / call.rejected from the listener: the call's new decision if it is ours and not stale."""
         call = self.calls.get(event.call_id)
         if call is not None:
@@ -407,8 +409,10 @@ class CallDesk:
             state=facts.state,
             valid_caller=facts.valid,
         )
-        if call.flow_state is not None and call.flow_state.done:  # a flow without questions: qualified at once
-            await self._flow_finished(call, flows.current(call.flow, call.flow_state))  # type: ignore[arg-type]
+        if call.flow is not None and call.flow_state is not None and call.flow_state.done:  # a flow without questions
+            finished = flows.current(call.flow, call.flow_state)
+            assert isinstance(finished, flows.Finished)  # a done state is at its end: qualified at once
+            await self._flow_finished(call, finished)
         return self._start_response(call)
 
     def _start_response(self, call: CallState) -> cc.StartCallResponse:

@@ -65,18 +65,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 import structlog
 from aiokafka import TopicPartition
-from google.protobuf.message import Message
 
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, Topic
+from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, TerminalEvent, Topic
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
 from switchboard.services.ivr.settings import IvrSettings
@@ -88,6 +88,8 @@ log = structlog.get_logger(__name__)
 
 SERVICE = "ivr"
 
+R = TypeVar("R")
+
 
 class CallControlService(cc_grpc.CallControlServicer):
     """The CallControl RPCs: each one is the desk's method, its CallError turned into a gRPC status."""
@@ -96,7 +98,7 @@ class CallControlService(cc_grpc.CallControlServicer):
         self.desk = desk
 
     @staticmethod
-    async def _run(context: grpc.aio.ServicerContext, coro: Awaitable[Message]) -> Message:
+    async def _run(context: grpc.aio.ServicerContext, coro: Awaitable[R]) -> R:
         try:
             return await coro
         except CallError as exc:
@@ -104,31 +106,31 @@ class CallControlService(cc_grpc.CallControlServicer):
             raise  # not reached: abort raises
 
     async def StartCall(self, request: cc.StartCallRequest, context: grpc.aio.ServicerContext) -> cc.StartCallResponse:
-        return await self._run(context, self.desk.start_call(request))  # type: ignore[return-value]
+        return await self._run(context, self.desk.start_call(request))
 
     async def SubmitAnswers(
         self, request: cc.SubmitAnswersRequest, context: grpc.aio.ServicerContext
     ) -> cc.SubmitAnswersResponse:
-        return await self._run(context, self.desk.submit_answers(request))  # type: ignore[return-value]
+        return await self._run(context, self.desk.submit_answers(request))
 
     async def NextPrompt(self, request: cc.NextPromptRequest, context: grpc.aio.ServicerContext) -> cc.IvrPrompt:
-        return await self._run(context, self.desk.next_prompt(request.call_id))  # type: ignore[return-value]
+        return await self._run(context, self.desk.next_prompt(request.call_id))
 
     async def SubmitInput(self, request: cc.SubmitInputRequest, context: grpc.aio.ServicerContext) -> cc.IvrPrompt:
-        return await self._run(context, self.desk.submit_input(request))  # type: ignore[return-value]
+        return await self._run(context, self.desk.submit_input(request))
 
     async def AwaitRouting(self, request: cc.AwaitRoutingRequest, context: grpc.aio.ServicerContext) -> cc.RoutingResult:
-        return await self._run(context, self.desk.await_routing(request))  # type: ignore[return-value]
+        return await self._run(context, self.desk.await_routing(request))
 
     async def ReportOutcome(
         self, request: cc.ReportOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> cc.ReportOutcomeResponse:
-        return await self._run(context, self.desk.report_outcome(request))  # type: ignore[return-value]
+        return await self._run(context, self.desk.report_outcome(request))
 
 
 async def listen_terminal(
     kafka: KafkaSettings,
-    on_event: Callable[[Topic, Message], None],
+    on_event: Callable[[Topic[TerminalEvent], TerminalEvent], None],
     stop: asyncio.Event,
     ready: asyncio.Event,
 ) -> None:
@@ -137,7 +139,7 @@ async def listen_terminal(
     `ready` is set once every partition has a resolved position: an event
     published after that is seen, so no AwaitRouting can miss its result.
     """
-    topics = {t.name: t for t in (CALL_ROUTED, CALL_REJECTED)}
+    topics: dict[str, Topic[TerminalEvent]] = {t.name: t for t in (CALL_ROUTED, CALL_REJECTED)}
     consumer = make_consumer(kafka, None, f"{SERVICE}-routing-listener", auto_offset_reset="latest")
     await consumer.start()
     try:
@@ -204,8 +206,8 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     try:
         # The listener must be positioned before any call can be started, or a fast result could be missed;
         # the callers seen so far must be loaded, or a restart would let duplicates in.
-        for ready in (listener_ready, callers_loaded):
-            await _first([ready.wait(), asyncio.shield(listener), asyncio.shield(follower)])
+        for gate in (listener_ready, callers_loaded):
+            await _first([gate.wait(), asyncio.shield(listener), asyncio.shield(follower)])
         server = grpc.aio.server()
         cc_grpc.add_CallControlServicer_to_server(CallControlService(desk), server)
         port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")

@@ -49,7 +49,7 @@ from urllib.parse import urlencode
 import grpc
 import structlog
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -76,6 +76,11 @@ _DIAL_FAILURES = {
 Form = MultiDictProxy[str]
 
 
+async def _text_form(request: web.Request) -> Form:
+    """The text fields of the POSTed form: a CPaaS posts application/x-www-form-urlencoded, which has no files."""
+    return MultiDictProxy(MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str)))
+
+
 def check_settings(settings: IvrSettings) -> None:
     """Refuse to start a webhook that would take unsigned requests by accident."""
     if not settings.twiml_enabled or not settings.twiml_validate_signature:
@@ -90,7 +95,7 @@ def check_settings(settings: IvrSettings) -> None:
         raise ConfigError([problem])
 
 
-def dial_outcome(dial_status: str, call_status: str, dial_seconds: int) -> tuple[int, int]:
+def dial_outcome(dial_status: str, call_status: str, dial_seconds: int) -> tuple[pb.CallOutcome, int]:
     """(CallOutcome, connected seconds) of one offer from the <Dial> action's DialCallStatus and the caller's CallStatus.
 
     With the caller still on the line (CallStatus in-progress) the offer ended on the buyer's side:
@@ -149,7 +154,7 @@ class TwimlWebhook:
             self._runner, self.settings.twiml_host, self.settings.twiml_port, shutdown_timeout=self.settings.shutdown_grace_s
         )
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]  # the runner's one site: (host, port) of its socket
         return self.port
 
     async def stop(self) -> None:
@@ -189,7 +194,7 @@ class TwimlWebhook:
         self, handle: Callable[[web.Request, Form], Awaitable[VoiceResponse | None]]
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def respond(request: web.Request) -> web.Response:
-            form = await request.post()
+            form = await _text_form(request)
             call_id = form.get("CallSid", "")
             try:
                 if not call_id:
@@ -250,9 +255,9 @@ class TwimlWebhook:
         await self._report(call_id, pb.CALL_OUTCOME_CALLER_HANGUP, 0)
         return response
 
-    async def _report(self, call_id: str, outcome: int, seconds: int) -> None:
+    async def _report(self, call_id: str, outcome: pb.CallOutcome, seconds: int) -> None:
         try:
-            await self.desk.report_outcome(cc.ReportOutcomeRequest(call_id=call_id, outcome=outcome, connected_seconds=seconds))  # type: ignore[arg-type]
+            await self.desk.report_outcome(cc.ReportOutcomeRequest(call_id=call_id, outcome=outcome, connected_seconds=seconds))
         except CallError as exc:  # the call is over for the CPaaS anyway; the desk's TTL forgets it
             log.warning(
                 "twiml_report_failed",
@@ -331,7 +336,7 @@ class TwimlWebhook:
                 kind, text = cc.INPUT_KIND_SPEECH, form["SpeechResult"]
             else:  # Digits, or nothing at all (the <Gather> timed out): an empty answer is invalid
                 kind, text = cc.INPUT_KIND_DIGITS, form.get("Digits", "")
-            prompt = await self.desk.submit_input(cc.SubmitInputRequest(call_id=call_id, kind=kind, input=text))  # type: ignore[arg-type]
+            prompt = await self.desk.submit_input(cc.SubmitInputRequest(call_id=call_id, kind=kind, input=text))
         if prompt.finished:
             return await self._flow_end(request, prompt)
         return self._gather(request, prompt, self._steps(call_id))
@@ -345,7 +350,7 @@ class TwimlWebhook:
         outcome, seconds = dial_outcome(
             form.get("DialCallStatus", ""), form.get("CallStatus", ""), _int(form.get("DialCallDuration"))
         )
-        report = cc.ReportOutcomeRequest(call_id=call_id, outcome=outcome, connected_seconds=seconds)  # type: ignore[arg-type]
+        report = cc.ReportOutcomeRequest(call_id=call_id, outcome=outcome, connected_seconds=seconds)
         if not self.desk.is_live(call_id):
             # Ended already: the desk answers a retry of the final report from its memory of ended calls; anything
             # else is NOT_FOUND (silent <Hangup/> for a call that ended here, the spoken error for one never seen).

@@ -74,6 +74,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeAlias, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -95,6 +96,7 @@ from switchboard.platform.topics import (
     CALL_ROUTED,
     DEAD_LETTER,
     QUEUE_STATE,
+    CallEvent,
     Topic,
 )
 from switchboard.services.queue.settings import QueueSettings
@@ -110,6 +112,9 @@ from switchboard.v1 import events_pb2 as pb
 log = structlog.get_logger(__name__)
 
 SERVICE = "queue"
+
+M = TypeVar("M", bound=Message)
+E = TypeVar("E", bound=CallEvent)
 
 
 def agent_destination(agent_id: str, destination: str) -> str:
@@ -162,7 +167,9 @@ REOFFER_OUTCOMES = {
     pb.CALL_OUTCOME_FAILED: "failed",
 }
 
-INPUTS: tuple[Topic, ...] = (CALL_QUEUED, CALL_ENDED)
+# What the queue reads: the calls the router queues, and how their offers to agents ended.
+Input: TypeAlias = pb.CallQueued | pb.CallEnded
+INPUTS: tuple[Topic[Input], ...] = (CALL_QUEUED, CALL_ENDED)
 # Decisions held back for one snapshot at most: a snapshot must stay well below Kafka's 1 MB record limit.
 OUTBOX_LIMIT_BYTES = 256 * 1024
 # Hang-ups remembered for calls not seen yet, at most: they are in every snapshot (~20 bytes each
@@ -212,28 +219,30 @@ class QueueService:
         self.outbox_bytes = 0
 
     # -- output ----------------------------------------------------------------------------------
-    def emit(self, topic: Topic, event: Message, key: bytes | None = None) -> None:
+    def emit(self, topic: Topic[E], event: E, key: bytes | None = None) -> None:
+        self._append(topic, event, key if key is not None else event.call_id.encode())
+
+    def _append(self, topic: Topic[M], event: M, key: bytes) -> None:
         if not isinstance(event, topic.message):
             raise TypeError(f"{topic.name} carries {topic.message.__name__}, not {type(event).__name__}")
         value = codec.encode(event)
-        k = key if key is not None else event.call_id.encode()  # type: ignore[attr-defined]
-        self.outbox.append(pb.QueueOutboxRecord(topic=topic.name, key=k, value=value))
-        self.outbox_bytes += len(value) + len(k)
+        self.outbox.append(pb.QueueOutboxRecord(topic=topic.name, key=key, value=value))
+        self.outbox_bytes += len(value) + len(key)
 
     def take_outbox(self) -> list[pb.QueueOutboxRecord]:
         out, self.outbox, self.outbox_bytes = self.outbox, [], 0
         return out
 
     def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        self.emit(DEAD_LETTER, codec.dead_letter(SERVICE, record, reason), key=record.key or b"")
+        self._append(DEAD_LETTER, codec.dead_letter(SERVICE, record, reason), record.key or b"")
         log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
 
     # -- input -----------------------------------------------------------------------------------
-    def handle(self, topic: Topic, event: Message, partition: int = -1, offset: int = -1, *, catching_up: bool = False) -> None:
-        if topic is CALL_QUEUED:
-            self.on_queued(event, Queued(event, partition, offset), catching_up=catching_up)  # type: ignore[arg-type]
-        elif topic is CALL_ENDED:
-            self.on_ended(event)  # type: ignore[arg-type]
+    def handle(self, event: Input, partition: int = -1, offset: int = -1, *, catching_up: bool = False) -> None:
+        if isinstance(event, pb.CallQueued):
+            self.on_queued(event, Queued(event, partition, offset), catching_up=catching_up)
+        else:
+            self.on_ended(event)
 
     def on_queued(self, ev: pb.CallQueued, source: Queued | None = None, *, catching_up: bool = False) -> None:
         now = self.clock()
@@ -494,7 +503,7 @@ class QueueRunner:
             if record is None or record.value is None:
                 log.warning("done_segment_missing", segment=seg.number, partition=seg.partition, offset=seg.offset)
                 continue
-            done.extend(codec.decode(QUEUE_STATE, record.value).finished_call_ids)  # type: ignore[attr-defined]
+            done.extend(codec.decode(QUEUE_STATE, record.value).finished_call_ids)
         done.extend(snapshot.finished_call_ids)
         # Times in the snapshot are on the old process's monotonic clock: move them by the wall-clock time since.
         time_shift = (self.clock() - snapshot.clock) - (self.service.wall() - _seconds(snapshot.occurred_at))
@@ -522,8 +531,8 @@ class QueueRunner:
                 event = codec.decode(CALL_QUEUED, record.value) if record is not None else None
             except codec.UndecodableEvent:
                 event = None
-            if event is not None and event.call_id == call_id:  # type: ignore[attr-defined]
-                events[call_id] = event  # type: ignore[assignment]
+            if event is not None and event.call_id == call_id:
+                events[call_id] = event
         orphans = self.service.adopt(acd, events)
         self.done = DoneLog(
             keep=self.done.keep,
@@ -569,16 +578,16 @@ class QueueRunner:
             await self.flush()
 
     def _handle(self, record: ConsumerRecord, *, catching_up: bool) -> None:
-        topic = CALL_QUEUED if record.topic == CALL_QUEUED.name else CALL_ENDED
+        topic: Topic[Input] = CALL_QUEUED if record.topic == CALL_QUEUED.name else CALL_ENDED
         try:
             event = codec.decode(topic, record.value)
         except codec.UndecodableEvent as exc:
             self.service.dead_letter(record, f"undecodable: {exc}")
             return
         try:
-            self.service.handle(topic, event, record.partition, record.offset, catching_up=catching_up)
+            self.service.handle(event, record.partition, record.offset, catching_up=catching_up)
         except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
-            log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=getattr(event, "call_id", ""))
+            log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=event.call_id)
             self.service.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}")
 
     async def flush(self, *, force: bool = False) -> None:

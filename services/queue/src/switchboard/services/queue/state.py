@@ -237,7 +237,7 @@ class StateStore:
 
 def _decode_snapshot(record: ConsumerRecord, instance: str) -> pb.QueueState:
     try:
-        return codec.decode(QUEUE_STATE, record.value)  # type: ignore[return-value]
+        return codec.decode(QUEUE_STATE, record.value)
     except codec.UndecodableEvent as exc:
         raise StateError(
             f"{QUEUE_STATE.name} partition {record.partition} offset {record.offset}: the snapshot of queue instance "
