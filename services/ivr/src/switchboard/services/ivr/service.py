@@ -32,6 +32,7 @@ Flow of one call through this service:
                   | below the buyer's billable_after_s,      | agent hung up)
                   | otherwise ends the call                  |
 
+                   (The rule, shared with the router and the queue: core.call_end.)
                    Re-routable: the call stays open here; the current result is
                    cleared, and AwaitRouting waits for the next decision: a
                    call.routed with a HIGHER attempt than the one reported on

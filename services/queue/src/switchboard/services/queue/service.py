@@ -15,7 +15,8 @@ call.ended   → routing_pending (the caller hung up before any decision reached
                got the call"), never offered to an agent. Remembered hang-ups are
                forgotten after hung_up_memory_s (most are of calls sold to buyers,
                whose call.queued never comes), at most HUNG_UP_LIMIT.
-               Otherwise by outcome (CallEnded.attempt says which offer it is about; a
+               Otherwise by outcome (core.call_end.meaning_of for an agent's offer;
+               CallEnded.attempt says which offer it is about; a
                report about an older offer than the call's current one is
                ignored, so redeliveries change nothing):
                * NO_ANSWER, DECLINED, BUSY, FAILED: the agent did not take the
@@ -74,6 +75,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -81,9 +83,11 @@ from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from switchboard.core import reasons
 from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
+from switchboard.core.call_end import meaning_of
 from switchboard.core.config import RoutingConfig, load_config
-from switchboard.core.engine import ABANDONED
+from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.platform import codec
 from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
 from switchboard.platform.lifecycle import mark_ready
@@ -115,25 +119,18 @@ def agent_destination(agent_id: str, destination: str) -> str:
     return destination or f"agent:{agent_id}"
 
 
-def _decision_fields(queued: pb.CallQueued) -> dict:
-    """What the queue's decision event (call.routed / call.rejected) carries over from the queued call."""
-    return {
-        "event_id": codec.new_id(),
-        "call_id": queued.call_id,
-        "occurred_at": codec.now_ts(),
-        "call_started_at": queued.call_started_at,
-        "campaign_id": queued.campaign_id,
-        "publisher_id": queued.publisher_id,
-        "routing_started_at": queued.routing_started_at,
-    }
+def _decision(message: type[Decision], queued: pb.CallQueued, **decision: Any) -> Decision:
+    """The queue's decision event about `queued` (call.routed / call.rejected), stamped now."""
+    return DecisionHeader.of_queued(queued).event(message, event_id=codec.new_id(), occurred_at=codec.now_ts(), **decision)
 
 
 def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted:
     """call.routed for an agent, explained by core.acd.assignment_trace."""
     agent, queue, attempt = assignment.agent, assignment.queue, assignment.call.attempt
     trace = assignment_trace(queued.trace, queued.tier_index, assignment)
-    return pb.CallRouted(
-        **_decision_fields(queued),
+    return _decision(
+        pb.CallRouted,
+        queued,
         kind=pb.TARGET_KIND_AGENT,
         agent_id=agent.id,
         queue_id=queue.id,
@@ -150,16 +147,8 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
 
 def rejected_event(queued: pb.CallQueued, reason: str, detail: str, announcement: str) -> pb.CallRejected:
     trace = rejection_trace(queued.trace, queued.queue_id, reason, detail)
-    return pb.CallRejected(**_decision_fields(queued), reason=reason, detail=detail, announcement=announcement, trace=trace)
+    return _decision(pb.CallRejected, queued, reason=reason, detail=detail, announcement=announcement, trace=trace)
 
-
-# Outcomes of an agent offer after which the call is offered to the next agent (the agent did not take it).
-REOFFER_OUTCOMES = {
-    pb.CALL_OUTCOME_NO_ANSWER: "no_answer",
-    pb.CALL_OUTCOME_DECLINED: "declined",
-    pb.CALL_OUTCOME_BUSY: "busy",
-    pb.CALL_OUTCOME_FAILED: "failed",
-}
 
 INPUTS: tuple[Topic, ...] = (CALL_QUEUED, CALL_ENDED)
 # Decisions held back for one snapshot at most: a snapshot must stay well below Kafka's 1 MB record limit.
@@ -260,7 +249,7 @@ class QueueService:
             log.info("call_waiting", call_id=ev.call_id, queue=ev.queue_id, position=offer.position)
         elif offer.status == "duplicate":
             log.info("duplicate_ignored", call_id=ev.call_id, queue=ev.queue_id)
-        elif offer.reason == ABANDONED:  # the caller's hang-up (routing_pending) was read first
+        elif offer.reason == reasons.ABANDONED:  # the caller's hang-up (routing_pending) was read first
             self.emit(CALL_REJECTED, rejected_event(ev, offer.reason, offer.detail, self.settings.abandoned_announcement))
             log.info("call_abandoned", call_id=ev.call_id, queue=ev.queue_id, why="hung_up_before_queued")
         else:
@@ -271,19 +260,18 @@ class QueueService:
         if ev.routing_pending:
             self._caller_left(ev)
             return
-        why = REOFFER_OUTCOMES.get(ev.outcome)
-        if why is not None:
-            self._offer_failed(ev, why)
+        end = meaning_of(ev.outcome, ev.connected_seconds, None, to_agent=True)
+        if end.failure is not None:  # the agent did not take the call: offered on
+            self._offer_failed(ev, end.failure)
             return
         current = self.acd.call_of(ev.call_id)
         if current is not None and ev.attempt and ev.attempt < current.attempt:
             log.info("stale_outcome_ignored", call_id=ev.call_id, attempt=ev.attempt, current=current.attempt)
             return
-        never_connected = ev.outcome == pb.CALL_OUTCOME_CALLER_HANGUP and ev.connected_seconds <= 0
         release = self.acd.release(ev.call_id, self.clock())
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
-            if never_connected and current is not None:
+            if end.abandoned and current is not None:
                 self._hung_up_on_offer(current, release.agent_id)
         if release.abandoned:
             self._abandon(release.abandoned)
@@ -294,8 +282,8 @@ class QueueService:
         """The caller left while the agent's phone rang (or before the offer reached the edge): the offer
         never connected, so the call's outcome is call.rejected abandoned, as for a buyer's offer (router)."""
         detail = f"the caller hung up during offer {call.attempt} to agent {agent_id}"
-        self.emit(CALL_REJECTED, rejected_event(call.payload.event, ABANDONED, detail, ""))
-        log.info("call_rejected", call_id=call.call_id, queue=call.queue_id, reason=ABANDONED, detail=detail)
+        self.emit(CALL_REJECTED, rejected_event(call.payload.event, reasons.ABANDONED, detail, ""))
+        log.info("call_rejected", call_id=call.call_id, queue=call.queue_id, reason=reasons.ABANDONED, detail=detail)
 
     def _caller_left(self, ev: pb.CallEnded) -> None:
         current = self.acd.call_of(ev.call_id)
@@ -387,7 +375,8 @@ class QueueService:
         else:
             detail = f"the caller hung up after {abandoned.waited_s:.1f}s in queue {queue.id}"
         self.emit(
-            CALL_REJECTED, rejected_event(abandoned.call.payload.event, ABANDONED, detail, self.settings.abandoned_announcement)
+            CALL_REJECTED,
+            rejected_event(abandoned.call.payload.event, reasons.ABANDONED, detail, self.settings.abandoned_announcement),
         )
         log.info("call_abandoned", call_id=abandoned.call.call_id, queue=queue.id, why=abandoned.why)
 
@@ -413,7 +402,7 @@ class QueueService:
                 detail = f"queue {orphan.call.queue_id!r} was removed from the configuration while the call waited"
                 self.emit(
                     CALL_REJECTED,
-                    rejected_event(orphan.call.payload.event, "unknown_queue", detail, self.settings.rejected_announcement),
+                    rejected_event(orphan.call.payload.event, reasons.UNKNOWN_QUEUE, detail, self.settings.rejected_announcement),
                 )
                 log.warning("waiting_call_of_removed_queue_rejected", call_id=orphan.call.call_id, queue=orphan.call.queue_id)
             else:
