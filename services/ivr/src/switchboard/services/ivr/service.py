@@ -69,11 +69,11 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 import structlog
-from aiokafka import TopicPartition
 from google.protobuf.message import Message
 
 from switchboard.core.config import load_config
 from switchboard.platform import codec
+from switchboard.platform.follow import assign_all
 from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.settings import KafkaSettings
@@ -142,12 +142,7 @@ async def listen_terminal(
     consumer = make_consumer(kafka, None, f"{SERVICE}-routing-listener", auto_offset_reset="latest")
     await consumer.start()
     try:
-        await consumer.topics()  # full metadata, so partitions_for_topic knows every topic
-        tps = [TopicPartition(name, p) for name in topics for p in sorted(consumer.partitions_for_topic(name) or ())]
-        missing = [name for name in topics if not any(tp.topic == name for tp in tps)]
-        if missing:
-            raise RuntimeError(f"topics {missing} do not exist; create them first (switchboard broker / ensure_topics)")
-        consumer.assign(tps)
+        tps = await assign_all(consumer, topics.values())
         await consumer.seek_to_end(*tps)
         for tp in tps:
             await consumer.position(tp)  # resolves the end offset now, not at the first fetch

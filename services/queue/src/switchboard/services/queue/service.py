@@ -89,7 +89,8 @@ from switchboard.core.call_end import meaning_of
 from switchboard.core.config import RoutingConfig, load_config
 from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.platform import codec
-from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
+from switchboard.platform.follow import Follower, MissingTopics
+from switchboard.platform.kafka import make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import (
     CALL_ENDED,
@@ -419,8 +420,8 @@ class QueueRunner:
         self.clock = self.service.clock
         self.store = StateStore(settings.kafka, settings.group_id, SERVICE)
         self.consumer: AIOKafkaConsumer | None = None
+        self.follower: Follower | None = None  # reads every input partition (caught up after a restart, then on)
         self.positions: dict[TopicPartition, int] = {}  # next offset to handle, per input partition
-        self.behind: dict[TopicPartition, int] = {}  # catching up: end offsets at start, not reached yet
         self.done = DoneLog(keep=settings.remember_finished)
         self.seq = 0  # snapshot number
         self.restored = False
@@ -433,30 +434,27 @@ class QueueRunner:
         snapshot = await self.store.latest()
         if snapshot is not None:
             await self._restore(snapshot)
-        self.consumer = make_consumer(self.settings.kafka, self.settings.group_id, SERVICE)
-        await self.consumer.start()
-        await self.consumer.topics()
-        tps = []
-        for topic in INPUTS:
-            partitions = sorted(self.consumer.partitions_for_topic(topic.name) or ())
-            if not partitions:
-                raise StateError(f"topic {topic.name} does not exist; create it first (switchboard broker / ensure_topics)")
-            tps += [TopicPartition(topic.name, p) for p in partitions]
-        # Assigned, not subscribed: this one instance reads every partition (see the module docstring).
-        self.consumer.assign(tps)
+        self.consumer = consumer = make_consumer(self.settings.kafka, self.settings.group_id, SERVICE)
+        await consumer.start()
         stored = {TopicPartition(o.topic, o.partition): o.offset for o in snapshot.offsets} if snapshot else {}
-        for tp in tps:
+
+        async def seek(tp: TopicPartition) -> None:
             if tp in stored:
-                self.consumer.seek(tp, stored[tp])
-                continue
-            committed = None if snapshot else await self.consumer.committed(tp)  # first start of this version
+                consumer.seek(tp, stored[tp])
+                return
+            committed = None if snapshot else await consumer.committed(tp)  # first start of this version
             if committed is not None:
-                self.consumer.seek(tp, committed)
+                consumer.seek(tp, committed)
             else:
-                await self.consumer.seek_to_beginning(tp)
-        ends = await confirmed_end_offsets(self.consumer, self.settings.kafka, tps, SERVICE)
-        self.positions = {tp: await self.consumer.position(tp) for tp in tps}
-        self.behind = {tp: ends[tp] for tp in tps if self.positions[tp] < ends[tp]}
+                await consumer.seek_to_beginning(tp)
+
+        # Assigned, not subscribed: this one instance reads every partition (see the module docstring).
+        # The group id is for the offsets committed for lag monitoring only.
+        self.follower = follower = Follower(consumer, self.settings.kafka, SERVICE)
+        try:
+            self.positions = await follower.start(INPUTS, seek)
+        except MissingTopics as exc:
+            raise StateError(str(exc)) from exc
         if snapshot is not None:
             # Decisions of the last snapshot may not have been published before the stop: publish them
             # (again) before the next snapshot replaces the outbox.
@@ -469,7 +467,7 @@ class QueueRunner:
             restored=self.restored,
             snapshot_seq=self.seq,
             live_calls=len(self.service.acd.live_calls()),
-            catching_up=sum(max(0, end - self.positions[tp]) for tp, end in self.behind.items()),
+            catching_up=sum(max(0, end - self.positions[tp]) for tp, end in follower.behind.items()),
             partition=self.store.partition,
         )
 
@@ -534,27 +532,32 @@ class QueueRunner:
         )
 
     async def loop(self, stop: asyncio.Event) -> None:
-        assert self.consumer is not None
+        follower = self.follower
+        assert follower is not None
         wait_ms = int(min(100.0, self.settings.sweep_interval_s * 1000))
-        while not stop.is_set():
-            batches = await self.consumer.getmany(timeout_ms=wait_ms, max_records=500)
-            for tp, records in batches.items():
-                for record in records:
-                    self._handle(record, catching_up=tp in self.behind and record.offset < self.behind[tp])
-                    self.positions[tp] = record.offset + 1
-                    if self.service.outbox_bytes >= OUTBOX_LIMIT_BYTES:
-                        await self.flush()
-            for tp in list(self.behind):
-                if await self.consumer.position(tp) >= self.behind[tp]:
-                    del self.behind[tp]
-                    if not self.behind:
-                        log.info("caught_up")
+
+        async def on_record(record: ConsumerRecord, catching_up: bool) -> None:
+            self._handle(record, catching_up=catching_up)
+            self.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            if self.service.outbox_bytes >= OUTBOX_LIMIT_BYTES:
+                await self.flush()
+
+        async def after_batch() -> None:
             now = self.clock()
             # Not while catching up: a call.ended still unread may have served a call before its max_wait_s.
-            if not self.behind and now >= self._sweep_at:
+            if follower.caught_up and now >= self._sweep_at:
                 self.service.sweep()
                 self._sweep_at = now + self.settings.sweep_interval_s
             await self.flush()
+
+        await follower.run(
+            on_record,
+            stop,
+            on_caught_up=lambda: log.info("caught_up"),
+            after_batch=after_batch,
+            timeout_ms=wait_ms,
+            max_records=500,
+        )
 
     def _handle(self, record: ConsumerRecord, *, catching_up: bool) -> None:
         topic = CALL_QUEUED if record.topic == CALL_QUEUED.name else CALL_ENDED
