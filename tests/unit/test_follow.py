@@ -81,7 +81,7 @@ def run_follower(consumer: FakeConsumer, *, seek: Any = None, fetches: int) -> t
 
     async def main() -> dict:
         follower = Follower(consumer, KafkaSettings(), "test")  # type: ignore[arg-type]
-        positions = await follower.start([CALL_QUEUED], seek)
+        positions = await follower.start([CALL_QUEUED.name], seek)
         stop = asyncio.Event()
 
         async def handle(r: ConsumerRecord, catching_up: bool) -> None:
@@ -128,8 +128,8 @@ def test_positions_chosen_by_seek_set_what_is_behind() -> None:
 def test_missing_topics_are_named() -> None:
     consumer = FakeConsumer({CALL_QUEUED.name: 2}, {}, [])
     with pytest.raises(MissingTopics, match=r"^topic call\.ended does not exist; create it first") as one:
-        asyncio.run(assign_all(consumer, [CALL_QUEUED, CALL_ENDED]))  # type: ignore[arg-type]
+        asyncio.run(assign_all(consumer, [CALL_QUEUED.name, CALL_ENDED.name]))  # type: ignore[arg-type]
     assert one.value.names == [CALL_ENDED.name] and consumer.assigned == []
     with pytest.raises(MissingTopics, match=r"^topics \['call\.ended', 'ivr\.callers'\] do not exist; create them first"):
-        asyncio.run(assign_all(consumer, [CALL_ENDED, CALLERS_SEEN]))  # type: ignore[arg-type]
+        asyncio.run(assign_all(consumer, [CALL_ENDED.name, CALLERS_SEEN.name]))  # type: ignore[arg-type]
     assert isinstance(MissingTopics(["x"]), RuntimeError)

@@ -30,7 +30,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switchboard.platform.kafka import confirmed_end_offsets
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import Topic
 
 RecordHandler = Callable[[ConsumerRecord, bool], Awaitable[None]]  # (record, catching_up)
 Seek = Callable[[TopicPartition], Awaitable[None]]
@@ -48,13 +47,14 @@ class MissingTopics(RuntimeError):
         super().__init__(message)
 
 
-async def assign_all(consumer: AIOKafkaConsumer, topics: Iterable[Topic]) -> list[TopicPartition]:
-    """Assign every partition of `topics` to the started `consumer` (in topic order, partitions sorted) and return them.
+async def assign_all(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Assign every partition of the topics named `topics` to the started `consumer` (in that order, partitions
+    sorted) and return them. Names, not platform Topics: services follow private topics too (the router's view).
 
     Raises MissingTopics when a topic has no partitions: a topic auto-created on first use would
     get the broker's default partition count, not the one every topic must share.
     """
-    names = [t.name for t in topics]
+    names = list(topics)
     await consumer.topics()  # full metadata, so partitions_for_topic knows every topic
     tps = [TopicPartition(name, p) for name in names for p in sorted(consumer.partitions_for_topic(name) or ())]
     missing = [name for name in names if not any(tp.topic == name for tp in tps)]
@@ -81,8 +81,8 @@ class Follower:
     def caught_up(self) -> bool:
         return not self.behind
 
-    async def start(self, topics: Iterable[Topic], seek: Seek | None = None) -> dict[TopicPartition, int]:
-        """Assign every partition of `topics`, position each (`seek`; default: its beginning), take the
+    async def start(self, topics: Iterable[str], seek: Seek | None = None) -> dict[TopicPartition, int]:
+        """Assign every partition of the topics named `topics`, position each (`seek`; default: its beginning), take the
         ends to catch up with; return the position of every partition."""
         tps = await assign_all(self.consumer, topics)
         if seek is None:

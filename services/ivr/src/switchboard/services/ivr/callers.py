@@ -56,7 +56,7 @@ class CallerMemory:
         await consumer.start()
         try:
             follower = Follower(consumer, kafka, client_id)
-            await follower.start([CALLERS_SEEN])
+            await follower.start([CALLERS_SEEN.name])
             read = 0
 
             async def note(record: ConsumerRecord, catching_up: bool) -> None:

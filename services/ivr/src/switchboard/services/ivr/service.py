@@ -142,7 +142,7 @@ async def listen_terminal(
     consumer = make_consumer(kafka, None, f"{SERVICE}-routing-listener", auto_offset_reset="latest")
     await consumer.start()
     try:
-        tps = await assign_all(consumer, topics.values())
+        tps = await assign_all(consumer, topics)
         await consumer.seek_to_end(*tps)
         for tp in tps:
             await consumer.position(tp)  # resolves the end offset now, not at the first fetch

@@ -452,7 +452,7 @@ class QueueRunner:
         # The group id is for the offsets committed for lag monitoring only.
         self.follower = follower = Follower(consumer, self.settings.kafka, SERVICE)
         try:
-            self.positions = await follower.start(INPUTS, seek)
+            self.positions = await follower.start([t.name for t in INPUTS], seek)
         except MissingTopics as exc:
             raise StateError(str(exc)) from exc
         if snapshot is not None:
