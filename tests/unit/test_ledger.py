@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from switchboard.core.call_end import is_billable
 from switchboard.core.ledger import (
     BuyerLoad,
     InMemoryLedger,
@@ -13,7 +14,6 @@ from switchboard.core.ledger import (
     bid_placed,
     call_ended,
     call_routed,
-    is_billable,
     needs_reaping,
     release_stale_calls,
     stale_calls,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from switchboard.core.caller import caller_facts
 from switchboard.core.config import RoutingConfig
-from switchboard.core.screening import BLOCKED, INVALID_NUMBER, Rejection, screen
+from switchboard.core.reasons import BLOCKED, DUPLICATE, INVALID_NUMBER
+from switchboard.core.screening import Rejection, screen
 
 
 def config(
@@ -77,7 +78,7 @@ def test_blocked_wins_over_invalid():
 def test_duplicate_only_inside_the_window():
     from datetime import UTC, datetime, timedelta
 
-    from switchboard.core.screening import DUPLICATE, duplicate, duplicate_key
+    from switchboard.core.screening import duplicate, duplicate_key
 
     cfg = config(window="30m")
     campaign, caller = cfg.campaigns[0], caller_facts("+13105551234")

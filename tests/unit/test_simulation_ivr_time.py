@@ -19,7 +19,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from switchboard.cli import app
-from switchboard.core import ivr
+from switchboard.core import ivr, reasons
 from switchboard.core.config import RoutingConfig
 from switchboard.simulation import CallRecord, run
 from tests.unit.test_simulation import DEMO, assert_problems
@@ -103,7 +103,7 @@ def test_callers_hang_up_at_the_modelled_rate_and_are_rejected_abandoned_where_t
     rate, n = 0.1, 5000
     cfg = config({"answers": {"homeowner": ["yes"]}, "ivr_prompt_s": 20, "ivr_hangup_rate": rate})
     summary, calls = records(cfg, n)
-    hung_up = [c for c in calls if c["outcome"]["reason"] == ivr.ABANDONED]
+    hung_up = [c for c in calls if c["outcome"]["reason"] == reasons.ABANDONED]
     by_node = {
         node: [c for c in hung_up if c["outcome"]["detail"] == ivr.hung_up_detail(ivr.IvrState("qualify", node, "en"))]
         for node in NODES
@@ -123,7 +123,7 @@ def test_callers_hang_up_at_the_modelled_rate_and_are_rejected_abandoned_where_t
     asked = sum(k + 1 for k, node in enumerate(NODES) for _ in by_node[node]) + 3 * (n - len(hung_up))
     assert abs(len(hung_up) / asked - rate) < 0.01
     flow = summary["ivr"]["qualify"]
-    assert flow["hung_up"] == len(hung_up) == summary["rejects_by_reason"][ivr.ABANDONED]
+    assert flow["hung_up"] == len(hung_up) == summary["rejects_by_reason"][reasons.ABANDONED]
     assert flow["qualified"] + flow["disqualified"] + flow["hung_up"] == flow["calls"] == n
     assert flow["qualified"] == summary["outcomes"]["buyer"] and flow["disqualified"] == 0
     assert abs(flow["avg_ivr_s"] - sum(c["ivr_s"] for c in calls) / n) < 1e-6
@@ -214,7 +214,7 @@ def test_timing_draws_nothing_from_the_callers_inputs() -> None:
     same = 0
     for a, b in zip(plain, timed, strict=True):
         assert a["call_id"] == b["call_id"] and a["caller_number"] == b["caller_number"]
-        if b["outcome"]["reason"] == ivr.ABANDONED:
+        if b["outcome"]["reason"] == reasons.ABANDONED:
             assert b["answers"].items() <= a["answers"].items()  # a prefix of the same inputs
             continue
         same += 1

@@ -86,8 +86,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from switchboard.core import reasons
 from switchboard.core.config import Agent, Queue, RoutingConfig
-from switchboard.core.engine import ABANDONED
 from switchboard.v1 import events_pb2 as pb
 
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "best_performer")
@@ -295,19 +295,19 @@ class Acd:
             return Offer("duplicate")
         if self._hung_up.pop(call.call_id, None) is not None:
             self._finish(call.call_id)
-            return Offer("rejected", reason=ABANDONED, detail="the caller hung up before the queue got the call")
+            return Offer("rejected", reason=reasons.ABANDONED, detail="the caller hung up before the queue got the call")
         queue = self.queues.get(call.queue_id)
         if queue is None:
             self._finish(call.call_id)
-            return Offer("rejected", reason="unknown_queue", detail=f"queue {call.queue_id!r} is not configured")
+            return Offer("rejected", reason=reasons.UNKNOWN_QUEUE, detail=f"queue {call.queue_id!r} is not configured")
         members = self.agents_of(queue.id)
         if not members:
             self._finish(call.call_id)
-            return Offer("rejected", reason="no_agents", detail=f"queue {queue.id!r} has no agents configured")
+            return Offer("rejected", reason=reasons.NO_AGENTS, detail=f"queue {queue.id!r} has no agents configured")
         if all(skill_gap(s.agent, call.needs) is not None for s in members):
             self._finish(call.call_id)
             needs = ", ".join(f"{k}={v}" for k, v in call.needs.items())
-            return Offer("rejected", reason="no_matching_agent", detail=f"no agent of queue {queue.id!r} covers {needs}")
+            return Offer("rejected", reason=reasons.NO_MATCHING_AGENT, detail=f"no agent of queue {queue.id!r} covers {needs}")
         self._seq += 1
         call.seq = self._seq
         agent, considered = self.pick(queue, call.needs)
@@ -413,7 +413,7 @@ class Acd:
             return Reoffer(
                 "rejected",
                 call,
-                reason="max_attempts",
+                reason=reasons.MAX_ATTEMPTS,
                 detail=f"{call.attempt - 1} offer(s) made, max_attempts is {call.max_attempts}",
             )
         untried = [s for s in self.agents_of(queue.id) if s.agent.id not in call.tried and skill_gap(s.agent, call.needs) is None]
@@ -423,7 +423,7 @@ class Acd:
             return Reoffer(
                 "rejected",
                 call,
-                reason="all_declined",
+                reason=reasons.ALL_DECLINED,
                 detail=f"every matching agent of queue {queue.id} was offered the call: {tried}",
             )
         agent, considered = self.pick(queue, call.needs, call.tried)

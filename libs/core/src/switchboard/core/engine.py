@@ -74,6 +74,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from switchboard.core import reasons
+from switchboard.core.call_end import CALLER_HANGUP, OFFER_FAILURES, meaning_of
 from switchboard.core.config import (
     Buyer,
     Campaign,
@@ -93,7 +95,6 @@ from switchboard.core.strategies import STRATEGIES, Offerable, RankContext, Stra
 from switchboard.v1 import events_pb2 as pb
 
 __all__ = [
-    "ABANDONED",
     "STRATEGIES",
     "Action",
     "BidAnswer",
@@ -150,33 +151,19 @@ class BidAnswer:
         return cls(bid.buyer_id, outcome, amount, reason, bid.latency_ms, bid.available, seq)
 
 
-# Outcomes of an offer that send the call to the next candidate.
 # The bidder stops waiting for RTB buyers this long before a ping's (or post's) deadline, so an
 # answer still has time to be published and reach the router. The bidder's setting defaults to
 # it (SWITCHBOARD_BIDDER_DEADLINE_MARGIN_MS) and the simulator models it.
 DEADLINE_MARGIN_MS = 50
 
-OFFER_FAILURES = ("reject", "no_answer", "busy", "failed", "buyer_hangup", "post_rejected")
-CALLER_HANGUP = "caller_hangup"
-
 
 def offer_outcome(outcome: pb.CallOutcome, connected_seconds: int, billable_after_s: int) -> str | None:
-    """Map a call.ended of a routed call to an offer outcome; None when the call is over (no re-route).
+    """The offer_failed outcome of a call.ended of a buyer's offer; None when the call is over (no re-route).
 
-    ANSWERED means the caller talked and the call ended: over, whether or not it reached
-    billable_after_s (billing is the ledger's business, not routing's).
+    The rule is core.call_end's (`meaning_of(...).offer_outcome`): an answered call is over whether or
+    not it reached billable_after_s (billing is the ledger's business, not routing's).
     """
-    if outcome == pb.CALL_OUTCOME_ANSWERED:
-        return None
-    if outcome == pb.CALL_OUTCOME_BUYER_HANGUP:
-        return None if connected_seconds >= billable_after_s else "buyer_hangup"
-    return {
-        pb.CALL_OUTCOME_DECLINED: "reject",
-        pb.CALL_OUTCOME_NO_ANSWER: "no_answer",
-        pb.CALL_OUTCOME_BUSY: "busy",
-        pb.CALL_OUTCOME_FAILED: "failed",
-        pb.CALL_OUTCOME_CALLER_HANGUP: CALLER_HANGUP,
-    }.get(outcome, "failed")
+    return meaning_of(outcome, connected_seconds, billable_after_s).offer_outcome
 
 
 # ---------------------------------------------------------------- actions (commands for the service)
@@ -242,7 +229,10 @@ class HandToQueue:
 
 @dataclass(frozen=True)
 class RejectCall:
-    """Terminal: nobody takes the call (or the caller hung up: reason "abandoned")."""
+    """Terminal: nobody takes the call (or the caller hung up: reason "abandoned").
+
+    `reason` is one of core.reasons.ROUTING_REASONS; `announcement` is core.reasons.announcement(reason).
+    """
 
     reason: str
     detail: str
@@ -250,18 +240,6 @@ class RejectCall:
 
 
 Action = RequestBids | RouteToBuyer | PostToBuyer | HandToQueue | RejectCall
-
-# The reject reason of a call whose caller hung up before anyone took it: in the IVR (core.ivr), while
-# routing (caller_left), during an offer (offer_failed) or in a queue (core.acd). One name everywhere.
-ABANDONED = "abandoned"
-
-ANNOUNCEMENTS = {
-    "outside_hours": "Thank you for calling. Our partners are closed right now. Please call again during business hours.",
-    "unknown_campaign": "We're sorry, this number is not in service.",
-    ABANDONED: "",
-}
-DEFAULT_ANNOUNCEMENT = "Thank you for calling. No one is available to take your call right now. Please try again later."
-
 
 # ---------------------------------------------------------------- progress (state between events)
 
@@ -352,9 +330,9 @@ def start_routing(config: RoutingConfig, call: CallFacts, now: datetime, ledger:
     try:
         config.campaign(call.campaign_id)
     except StopIteration:
-        return _reject(progress, "unknown_campaign", f"campaign {call.campaign_id!r} is not configured")
+        return _reject(progress, reasons.UNKNOWN_CAMPAIGN, f"campaign {call.campaign_id!r} is not configured")
     if _publisher(config, progress) is None:
-        return _reject(progress, "unknown_publisher", f"publisher {call.publisher_id!r} is not configured")
+        return _reject(progress, reasons.UNKNOWN_PUBLISHER, f"publisher {call.publisher_id!r} is not configured")
     return _advance(config, progress, now, ledger)
 
 
@@ -518,12 +496,14 @@ def offer_failed(
     progress.trace.notes.append(f"{offer['buyer_id']}: {what}")
     if outcome == CALLER_HANGUP:
         progress.candidates = []
-        return _reject(progress, ABANDONED, f"the caller hung up during offer {progress.attempt} to {offer['buyer_id']}")
+        return _reject(progress, reasons.ABANDONED, f"the caller hung up during offer {progress.attempt} to {offer['buyer_id']}")
     progress.attempt += 1
     max_attempts = config.campaign(progress.call.campaign_id).routing.max_attempts
     if progress.offers_made >= max_attempts:
         progress.candidates = []
-        return _reject(progress, "max_attempts", f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}")
+        return _reject(
+            progress, reasons.MAX_ATTEMPTS, f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}"
+        )
     campaign = config.campaign(progress.call.campaign_id)
     tier = campaign.routing.tiers[progress.tier_index]
     strategy = STRATEGIES[tier.strategy]
@@ -583,7 +563,7 @@ def _advance(config: RoutingConfig, progress: Progress, now: datetime, ledger: L
     while progress.tier_index < len(tiers):
         if progress.offers_made >= max_attempts:
             return _reject(
-                progress, "max_attempts", f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}"
+                progress, reasons.MAX_ATTEMPTS, f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}"
             )
         tier = tiers[progress.tier_index]
         label = _label(progress, tier)
@@ -595,7 +575,7 @@ def _advance(config: RoutingConfig, progress: Progress, now: datetime, ledger: L
         strategy = STRATEGIES.get(tier.strategy)
         if strategy is None:
             return _reject(
-                progress, "unsupported_strategy", f"tier {progress.tier_index} strategy {tier.strategy!r} is not supported"
+                progress, reasons.UNSUPPORTED_STRATEGY, f"tier {progress.tier_index} strategy {tier.strategy!r} is not supported"
             )
         if strategy.auction:
             step = _start_auction(config, campaign, publisher, tier, strategy, progress, now, ledger)
@@ -723,7 +703,7 @@ def _offer_next(config: RoutingConfig, progress: Progress, now: datetime, ledger
         if progress.offers_made >= max_attempts:
             progress.candidates = []
             return _reject(
-                progress, "max_attempts", f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}"
+                progress, reasons.MAX_ATTEMPTS, f"{progress.offers_made} offer(s) made, routing.max_attempts is {max_attempts}"
             )
         cand = progress.candidates.pop(0)
         buyer = config.buyer(cand["buyer_id"])
@@ -784,17 +764,17 @@ def _route(
 
 def _exhausted(progress: Progress) -> Step:
     if progress.offers_made:
-        return _reject(progress, "all_declined", f"all {progress.offers_made} offer(s) failed and no tier is left")
+        return _reject(progress, reasons.ALL_DECLINED, f"all {progress.offers_made} offer(s) failed and no tier is left")
     if progress.eligible_seen == 0:
         rules = set(progress.exclusion_rules)
         if rules == {"schedule"}:
-            return _reject(progress, "outside_hours", "every buyer is outside its schedule")
-        return _reject(progress, "no_eligible_buyer", "no buyer passed eligibility in any tier")
+            return _reject(progress, reasons.OUTSIDE_HOURS, "every buyer is outside its schedule")
+        return _reject(progress, reasons.NO_ELIGIBLE_BUYER, "no buyer passed eligibility in any tier")
     if progress.candidates_seen:
-        return _reject(progress, "no_eligible_buyer", "every candidate became ineligible before its offer")
+        return _reject(progress, reasons.NO_ELIGIBLE_BUYER, "every candidate became ineligible before its offer")
     if progress.answers_seen and progress.declines_seen == progress.answers_seen:
-        return _reject(progress, "all_declined", "every pinged buyer declined")
-    return _reject(progress, "no_bid", "no bid at or above the floor in any tier")
+        return _reject(progress, reasons.ALL_DECLINED, "every pinged buyer declined")
+    return _reject(progress, reasons.NO_BID, "no bid at or above the floor in any tier")
 
 
 def caller_left(progress: Progress, while_: str) -> Step:
@@ -804,7 +784,7 @@ def caller_left(progress: Progress, while_: str) -> Step:
     An offer in flight is dropped from the decision: a post or reservation answered later is stale.
     """
     progress.candidates = []
-    return _reject(progress, ABANDONED, f"the caller hung up {while_}")
+    return _reject(progress, reasons.ABANDONED, f"the caller hung up {while_}")
 
 
 def _reject(progress: Progress, reason: str, detail: str) -> Step:
@@ -816,7 +796,7 @@ def _reject(progress: Progress, reason: str, detail: str) -> Step:
     progress.auction = None
     progress.done = True
     progress.trace.notes.append(f"rejected: {reason}: {detail}")
-    return Step(RejectCall(reason, detail, ANNOUNCEMENTS.get(reason, DEFAULT_ANNOUNCEMENT)), progress)
+    return Step(RejectCall(reason, detail, reasons.announcement(reason)), progress)
 
 
 def _publisher(config: RoutingConfig, progress: Progress) -> Publisher | None:

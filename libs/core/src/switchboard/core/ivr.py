@@ -46,7 +46,7 @@ from switchboard.core.config import (
     IvrSetLanguageNode,
 )
 from switchboard.core.eligibility import condition_failure
-from switchboard.core.engine import ABANDONED  # noqa: F401  (re-exported: the reason hung_up_detail goes with)
+from switchboard.core.reasons import DISQUALIFIED
 
 InputKind = Literal["digits", "speech"]
 Expects = Literal["digits", "speech", "digits_or_speech"]
@@ -54,7 +54,6 @@ Expects = Literal["digits", "speech", "digits_or_speech"]
 INVALID_INPUT = "invalid_input"
 MAX_STEPS = "max_steps"
 NO_QUESTIONS = "no_questions"  # the reason of a flow without nodes
-DISQUALIFIED = "disqualified"  # the call.rejected reason of a call whose flow ended disqualified
 
 
 # ---------------------------------------------------------------- state and steps

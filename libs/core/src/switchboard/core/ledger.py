@@ -41,8 +41,8 @@ Transitions
 -----------
 call_routed(load, call_id, price, now)     concurrency +1 (call id opened), last_routed = now
 call_ended(load, call_id, now, connected_seconds, billable_after_s, tz, answered)
-                                           concurrency -1; when billable (answered and
-                                           connected_seconds >= billable_after_s) one sale in the
+                                           concurrency -1; when billable (core.call_end.is_billable:
+                                           answered and connected_seconds >= billable_after_s) one sale in the
                                            hour/day/month windows of `now` and +price on the day's spend.
                                            A buyer that fails to answer or hangs up early only
                                            releases its slot.
@@ -72,6 +72,7 @@ from fractions import Fraction
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from switchboard.core.call_end import is_billable
 from switchboard.core.config import Buyer
 
 Window = Literal["hourly", "daily", "monthly"]
@@ -217,13 +218,6 @@ def _without(load: BuyerLoad, call_ids: Collection[str]) -> BuyerLoad:
         open_calls={k: v for k, v in load.open_calls.items() if k not in call_ids},
         opened_at={k: v for k, v in load.opened_at.items() if k not in call_ids},
     )
-
-
-def is_billable(connected_seconds: int, billable_after_s: int, answered: bool | None = None) -> bool:
-    """A sale counts once the buyer answered and stayed connected for billable_after_s."""
-    if answered is None:
-        answered = connected_seconds > 0
-    return answered and connected_seconds >= billable_after_s
 
 
 def call_ended(

@@ -26,10 +26,7 @@ from typing import NamedTuple
 
 from switchboard.core.caller import CallerFacts
 from switchboard.core.config import Blocklist, Campaign, RoutingConfig, duration_seconds
-
-BLOCKED = "blocked"
-INVALID_NUMBER = "invalid_number"
-DUPLICATE = "duplicate"
+from switchboard.core.reasons import BLOCKED, DUPLICATE, INVALID_NUMBER
 
 
 class Rejection(NamedTuple):

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import grpc
 
+from switchboard.core import reasons
 from switchboard.demo.traffic import DemoCall, TrafficModel
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
@@ -64,7 +65,7 @@ class DriveStats:
         lat = sorted(
             r.decision_ms
             for r in self.results
-            if r.status in ("routed", "rejected") and r.decision_ms and not r.agent_id and r.reason != "abandoned"
+            if r.status in ("routed", "rejected") and r.decision_ms and not r.agent_id and r.reason != reasons.ABANDONED
         )
         if not lat:
             return (0.0, 0.0)
@@ -142,7 +143,7 @@ async def one_call(
             prompt = await stub.SubmitInput(cc.SubmitInputRequest(call_id=cid, node=prompt.node, kind=kind, input=text))
         if not prompt.finished:
             await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLER_HANGUP))
-            return CallResult(cid, "rejected", reason="abandoned")
+            return CallResult(cid, "rejected", reason=reasons.ABANDONED)
     if start.ivr_flow:
         await run_ivr(stub, prompt, call, rng)  # a qualified end publishes ivr.completed; disqualified rejects
     else:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from switchboard.core import engine
+from switchboard.core import engine, reasons
 from switchboard.core import ivr as flows
 from switchboard.core.acd import Assignment
 from switchboard.core.config import RoutingConfig
@@ -211,7 +211,7 @@ class Tally:
         elif end.qualified:
             f.qualified += 1
         else:
-            f.ended_by[end.reason or flows.DISQUALIFIED] += 1
+            f.ended_by[end.reason or reasons.DISQUALIFIED] += 1
 
     def offered(self, buyer_id: str) -> None:
         self.buyers[buyer_id].offers += 1

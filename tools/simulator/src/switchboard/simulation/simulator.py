@@ -68,13 +68,14 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf import json_format
 
-from switchboard.core import engine
+from switchboard.core import engine, reasons
 from switchboard.core import ivr as flows
 from switchboard.core.acd import Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
+from switchboard.core.call_end import meaning_of
 from switchboard.core.caller import CallerFacts, caller_facts
 from switchboard.core.config import IvrFlow, RoutingConfig, StaticBid, duration_seconds
 from switchboard.core.eligibility import CallFacts, caps_exclusion
-from switchboard.core.ledger import InMemoryLedger, buyer_timezone, is_billable
+from switchboard.core.ledger import InMemoryLedger, buyer_timezone
 from switchboard.core.screening import duplicate, duplicate_key, screen
 from switchboard.simulation import behavior
 from switchboard.simulation.behavior import Model, draw, draw_money, prompt_input
@@ -395,7 +396,7 @@ class Simulator:
             call.facts = CallFacts(
                 facts.call_id, facts.campaign_id, facts.publisher_id, facts.state, "", facts.area_code, answers
             )
-            self._finish(call, Outcome.rejected(flows.ABANDONED, flows.hung_up_detail(end.state), 0))
+            self._finish(call, Outcome.rejected(reasons.ABANDONED, flows.hung_up_detail(end.state), 0))
             return
         flow_end = flows.flow_end(end)
         call.facts = CallFacts(
@@ -408,7 +409,7 @@ class Simulator:
             flow_end.answers,
         )
         if not flow_end.qualified:
-            self._finish(call, Outcome.rejected(flows.DISQUALIFIED, flow_end.detail, 0))
+            self._finish(call, Outcome.rejected(reasons.DISQUALIFIED, flow_end.detail, 0))
             return
         self.apply(call, engine.start_routing(self.config, call.facts, self.dt(), self.ledger))
 
@@ -584,20 +585,20 @@ class Simulator:
             return
         seconds = max(buyer.billable_after_s, round(talk)) if converted else short
         # The caller talked: the call is over whoever hangs up (billable or not); it holds the slot until it ends.
-        billable = is_billable(seconds, buyer.billable_after_s, seconds > 0)
+        billable = meaning_of(pb.CALL_OUTCOME_ANSWERED, seconds, buyer.billable_after_s).billable
         self._finish(call, Outcome.buyer(action, seconds, billable))
         self.at(self.now + seconds, self._buyer_call_ended, call, action, pb.CALL_OUTCOME_ANSWERED, seconds)
 
     def _buyer_call_ended(self, call: SimCall, action: engine.RouteToBuyer, outcome: pb.CallOutcome, seconds: int) -> None:
         """The edge's call.ended for an offer: release the slot, then re-route a failed offer (as the router does)."""
         buyer = self._buyers[action.buyer_id]
-        answered = seconds > 0
-        self.ledger.end(call.call_id, buyer, self.dt(), seconds, answered)
+        end = meaning_of(outcome, seconds, buyer.billable_after_s)
+        self.ledger.end(call.call_id, buyer, self.dt(), seconds, end.answered)
         if outcome == pb.CALL_OUTCOME_ANSWERED:
-            return
-        failure = engine.offer_outcome(outcome, seconds, buyer.billable_after_s)
+            return  # finished when the buyer answered (_route)
+        failure = end.offer_outcome
         if failure is None:  # a buyer hang-up at or past billable_after_s: a sale after all
-            self._finish(call, Outcome.buyer(action, seconds, is_billable(seconds, buyer.billable_after_s, answered)))
+            self._finish(call, Outcome.buyer(action, seconds, end.billable))
             return
         self.tally.offer_failed(failure)
         assert call.progress is not None
@@ -650,7 +651,7 @@ class Simulator:
             self._finish(
                 gone,
                 Outcome.rejected(
-                    engine.ABANDONED,
+                    reasons.ABANDONED,
                     detail,
                     abandoned.call.attempt,
                     queue_id=abandoned.queue.id,
@@ -671,7 +672,12 @@ class Simulator:
             self._finish(
                 call,
                 Outcome.rejected(
-                    engine.ABANDONED, detail, gone.call.attempt, queue_id=gone.queue.id, wait_s=gone.waited_s, why="caller_hangup"
+                    reasons.ABANDONED,
+                    detail,
+                    gone.call.attempt,
+                    queue_id=gone.queue.id,
+                    wait_s=gone.waited_s,
+                    why="caller_hangup",
                 ),
             )
         return None

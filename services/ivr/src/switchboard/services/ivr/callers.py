@@ -18,10 +18,11 @@ import asyncio
 from datetime import UTC, datetime
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord
 
 from switchboard.platform import codec
-from switchboard.platform.kafka import EventBus, confirmed_end_offsets, make_consumer
+from switchboard.platform.follow import Follower
+from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALLERS_SEEN
 from switchboard.v1 import events_pb2 as pb
@@ -54,41 +55,27 @@ class CallerMemory:
         consumer = make_consumer(kafka, None, client_id, auto_offset_reset="earliest")
         await consumer.start()
         try:
-            await consumer.topics()
-            partitions = sorted(consumer.partitions_for_topic(CALLERS_SEEN.name) or ())
-            if not partitions:
-                raise RuntimeError(
-                    f"topic {CALLERS_SEEN.name} does not exist; create it first (switchboard broker / ensure_topics)"
-                )
-            tps = [TopicPartition(CALLERS_SEEN.name, p) for p in partitions]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            # Tansu under-reports the end of a multi-record last batch: confirm it with a fetch.
-            ends = await confirmed_end_offsets(consumer, kafka, tps, client_id)
-            behind = {tp for tp in tps if ends[tp] > 0}
-            if not behind:
+            follower = Follower(consumer, kafka, client_id)
+            await follower.start([CALLERS_SEEN.name])
+            read = 0
+
+            async def note(record: ConsumerRecord, catching_up: bool) -> None:
+                nonlocal read
+                try:
+                    seen = codec.decode(CALLERS_SEEN, record.value)
+                except codec.UndecodableEvent as exc:
+                    # Not dead-lettered: every instance reads this topic, N letters for one record help nobody.
+                    log.warning("skipped_undecodable", topic=record.topic, offset=record.offset, reason=str(exc))
+                    return
+                key = record.key.decode() if record.key else ""
+                if key:
+                    self.note(key, seen.occurred_at.ToDatetime(tzinfo=UTC))
+                    read += 1
+
+            def caught_up() -> None:
+                log.info("callers_loaded", records=read, callers=len(self.last_seen))
                 loaded.set()
-            loaded_count = 0
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=100, max_records=1000)
-                for records in batches.values():
-                    for record in records:
-                        try:
-                            seen = codec.decode(CALLERS_SEEN, record.value)
-                        except codec.UndecodableEvent as exc:
-                            # Not dead-lettered: every instance reads this topic, N letters for one record help nobody.
-                            log.warning("skipped_undecodable", topic=record.topic, offset=record.offset, reason=str(exc))
-                            continue
-                        key = record.key.decode() if record.key else ""
-                        if key:
-                            self.note(key, seen.occurred_at.ToDatetime(tzinfo=UTC))
-                            loaded_count += 1
-                if behind:
-                    for tp in list(behind):
-                        if await consumer.position(tp) >= ends[tp]:
-                            behind.discard(tp)
-                    if not behind:
-                        log.info("callers_loaded", records=loaded_count, callers=len(self.last_seen))
-                        loaded.set()
+
+            await follower.run(note, stop, on_caught_up=caught_up, max_records=1000)
         finally:
             await consumer.stop()

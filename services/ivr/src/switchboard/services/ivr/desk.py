@@ -39,9 +39,12 @@ from aiokafka.errors import KafkaError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.core import ivr as flows
+from switchboard.core import reasons
+from switchboard.core.call_end import NOT_TAKEN, meaning_of
 from switchboard.core.caller import CallerFacts, caller_facts, normalize_number, normalize_zip
 from switchboard.core.config import IvrFlow, IvrMenuNode, IvrSetLanguageNode, RoutingConfig
-from switchboard.core.screening import BLOCKED, DUPLICATE, INVALID_NUMBER, duplicate, duplicate_key, screen
+from switchboard.core.decisions import DecisionHeader
+from switchboard.core.screening import duplicate, duplicate_key, screen
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
 from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, IVR_COMPLETED, CallEvent, TerminalEvent, Topic
@@ -58,7 +61,6 @@ _CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 MAX_ANSWER_KEY = 64
 MAX_ANSWER_VALUE = 1024
 MAX_INPUT = 1024
-DISQUALIFIED = flows.DISQUALIFIED
 
 _EXPECTS = {
     "digits": cc.INPUT_KIND_DIGITS,
@@ -92,7 +94,7 @@ class CallState:
     decided: asyncio.Event = field(default_factory=asyncio.Event)  # set while `result` is not None
     reported_attempt: int = 0  # the highest offer an outcome was reported for: older call.routed are stale
     last_report: tuple[int, int] | None = None  # (outcome, connected_seconds) of the last ReportOutcome
-    start_reject: str = ""  # the reason StartCall refused the call (unknown_number, blocked, invalid_number, duplicate)
+    start_reject: str = ""  # the reason StartCall refused the call (reasons.EDGE_REASONS: unknown_number, blocked, ...)
     flow: IvrFlow | None = None  # the campaign's IVR flow, when it has one
     flow_state: flows.IvrState | None = None  # where the caller is in it
     flow_busy: bool = False  # a submit_input is publishing the flow's end: a concurrent one must not publish too
@@ -146,20 +148,17 @@ def result_from_event(event: TerminalEvent) -> cc.RoutingResult:
     )
 
 
-# Outcomes after which the offer failed but the call goes on (the router or the queue makes the next offer).
-REROUTABLE = frozenset({pb.CALL_OUTCOME_NO_ANSWER, pb.CALL_OUTCOME_BUSY, pb.CALL_OUTCOME_FAILED, pb.CALL_OUTCOME_DECLINED})
-
-
 def reroutable(result: cc.RoutingResult, outcome: pb.CallOutcome, connected_seconds: int, config: RoutingConfig) -> bool:
-    """Whether `outcome` of the offer `result` leaves the call open for a next offer (service.py's table)."""
-    if outcome in REROUTABLE:
-        return True
-    if outcome == pb.CALL_OUTCOME_BUYER_HANGUP and result.kind != pb.TARGET_KIND_AGENT:
-        # The router decides with the same rule; a buyer this config does not know has no billable threshold
-        # here, and the router (which routed to it) will answer with the next decision.
-        buyer = next((b for b in config.buyers if b.id == result.buyer_id), None)
-        return buyer is None or connected_seconds < buyer.billable_after_s
-    return False
+    """Whether `outcome` of the offer `result` leaves the call open for a next offer (core.call_end, service.py's table).
+
+    The router and the queue decide with the same rule. A buyer this config does not know has no billable
+    threshold here: its hang-up keeps the call open, and the router (which routed to it) answers with the
+    next decision.
+    """
+    if result.kind == pb.TARGET_KIND_AGENT:
+        return meaning_of(outcome, connected_seconds, None, to_agent=True).reroutable
+    buyer = next((b for b in config.buyers if b.id == result.buyer_id), None)
+    return meaning_of(outcome, connected_seconds, buyer.billable_after_s if buyer else None).reroutable
 
 
 def prompt_proto(call_id: str, flow: IvrFlow, step: flows.IvrStep) -> cc.IvrPrompt:
@@ -280,13 +279,11 @@ class CallDesk:
             call.caller = call.caller.with_zip(zip_code)
 
     async def _reject(self, call: CallState, reason: str, detail: str, announcement: str) -> cc.RoutingResult:
-        rejected = pb.CallRejected(
+        header = DecisionHeader(call.call_id, call.campaign_id, call.publisher_id, call.started_at)  # routing never started
+        rejected = header.event(
+            pb.CallRejected,
             event_id=codec.new_id(),
-            call_id=call.call_id,
             occurred_at=codec.now_ts(),
-            call_started_at=call.started_at,
-            campaign_id=call.campaign_id,
-            publisher_id=call.publisher_id,
             reason=reason,
             detail=detail,
             announcement=announcement,
@@ -349,10 +346,10 @@ class CallDesk:
             started_mono=time.monotonic(),
         )
         if campaign is None:
-            call.start_reject = "unknown_number"
+            call.start_reject = reasons.UNKNOWN_NUMBER
             await self._reject(
                 call,
-                "unknown_number",
+                reasons.UNKNOWN_NUMBER,
                 f"{dialed} is not a tracking number of any campaign",
                 self.settings.unknown_number_announcement,
             )
@@ -374,9 +371,9 @@ class CallDesk:
         await self._publish(CALL_STARTED, started)  # also for a screened-out call: analytics counts it
         if rejection is not None:
             announcements = {
-                BLOCKED: self.settings.blocked_announcement,
-                INVALID_NUMBER: self.settings.invalid_number_announcement,
-                DUPLICATE: self.settings.duplicate_announcement,
+                reasons.BLOCKED: self.settings.blocked_announcement,
+                reasons.INVALID_NUMBER: self.settings.invalid_number_announcement,
+                reasons.DUPLICATE: self.settings.duplicate_announcement,
             }
             call.start_reject = rejection.reason
             await self._reject(
@@ -487,7 +484,7 @@ class CallDesk:
                     raise
             else:
                 call.answers.update(end.answers)
-                await self._reject(call, DISQUALIFIED, end.detail, step.text or self.settings.disqualified_announcement)
+                await self._reject(call, reasons.DISQUALIFIED, end.detail, step.text or self.settings.disqualified_announcement)
             call.flow_state = step.state
         finally:
             call.flow_busy = False
@@ -559,7 +556,7 @@ class CallDesk:
         # ivr.completed and before a decision reached us, the router owns the call: routing_pending tells it.
         left_in_ivr = result is None and not call.completed and not call.flow_busy
         routing_pending = result is None and call.completed
-        if offer is None and request.outcome in REROUTABLE:
+        if offer is None and request.outcome in NOT_TAKEN:
             raise CallError(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"call {call.call_id}: no offer is outstanding ({'rejected' if result else 'routing pending'}); "
@@ -587,7 +584,7 @@ class CallDesk:
             self._forget(call, report)
         try:
             if left_in_ivr:
-                await self._reject(call, flows.ABANDONED, flows.hung_up_detail(call.flow_state), "")
+                await self._reject(call, reasons.ABANDONED, flows.hung_up_detail(call.flow_state), "")
             await self._publish(CALL_ENDED, ended)
         except BaseException:
             call.result, call.reported_attempt, call.last_report = saved[:3]

@@ -32,6 +32,7 @@ Flow of one call through this service:
                   | below the buyer's billable_after_s,      | agent hung up)
                   | otherwise ends the call                  |
 
+                   (The rule, shared with the router and the queue: core.call_end.)
                    Re-routable: the call stays open here; the current result is
                    cleared, and AwaitRouting waits for the next decision: a
                    call.routed with a HIGHER attempt than the one reported on
@@ -69,10 +70,10 @@ from typing import TypeVar
 
 import grpc
 import structlog
-from aiokafka import TopicPartition
 
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
+from switchboard.platform.follow import assign_all
 from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.settings import KafkaSettings
@@ -143,12 +144,7 @@ async def listen_terminal(
     consumer = make_consumer(kafka, None, f"{SERVICE}-routing-listener", auto_offset_reset="latest")
     await consumer.start()
     try:
-        await consumer.topics()  # full metadata, so partitions_for_topic knows every topic
-        tps = [TopicPartition(name, p) for name in topics for p in sorted(consumer.partitions_for_topic(name) or ())]
-        missing = [name for name in topics if not any(tp.topic == name for tp in tps)]
-        if missing:
-            raise RuntimeError(f"topics {missing} do not exist; create them first (switchboard broker / ensure_topics)")
-        consumer.assign(tps)
+        tps = await assign_all(consumer, topics)
         await consumer.seek_to_end(*tps)
         for tp in tps:
             await consumer.position(tp)  # resolves the end offset now, not at the first fetch

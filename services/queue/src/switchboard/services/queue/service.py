@@ -15,7 +15,8 @@ call.ended   → routing_pending (the caller hung up before any decision reached
                got the call"), never offered to an agent. Remembered hang-ups are
                forgotten after hung_up_memory_s (most are of calls sold to buyers,
                whose call.queued never comes), at most HUNG_UP_LIMIT.
-               Otherwise by outcome (CallEnded.attempt says which offer it is about; a
+               Otherwise by outcome (core.call_end.meaning_of for an agent's offer;
+               CallEnded.attempt says which offer it is about; a
                report about an older offer than the call's current one is
                ignored, so redeliveries change nothing):
                * NO_ANSWER, DECLINED, BUSY, FAILED: the agent did not take the
@@ -74,7 +75,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -82,12 +83,15 @@ from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from switchboard.core import reasons
 from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
+from switchboard.core.call_end import meaning_of
 from switchboard.core.config import RoutingConfig
-from switchboard.core.engine import ABANDONED
+from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
-from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
+from switchboard.platform.follow import Follower, MissingTopics
+from switchboard.platform.kafka import make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import (
     CALL_ENDED,
@@ -121,25 +125,18 @@ def agent_destination(agent_id: str, destination: str) -> str:
     return destination or f"agent:{agent_id}"
 
 
-def _decision_fields(queued: pb.CallQueued) -> dict:
-    """What the queue's decision event (call.routed / call.rejected) carries over from the queued call."""
-    return {
-        "event_id": codec.new_id(),
-        "call_id": queued.call_id,
-        "occurred_at": codec.now_ts(),
-        "call_started_at": queued.call_started_at,
-        "campaign_id": queued.campaign_id,
-        "publisher_id": queued.publisher_id,
-        "routing_started_at": queued.routing_started_at,
-    }
+def _decision(message: type[Decision], queued: pb.CallQueued, **decision: Any) -> Decision:
+    """The queue's decision event about `queued` (call.routed / call.rejected), stamped now."""
+    return DecisionHeader.of_queued(queued).event(message, event_id=codec.new_id(), occurred_at=codec.now_ts(), **decision)
 
 
 def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted:
     """call.routed for an agent, explained by core.acd.assignment_trace."""
     agent, queue, attempt = assignment.agent, assignment.queue, assignment.call.attempt
     trace = assignment_trace(queued.trace, queued.tier_index, assignment)
-    return pb.CallRouted(
-        **_decision_fields(queued),
+    return _decision(
+        pb.CallRouted,
+        queued,
         kind=pb.TARGET_KIND_AGENT,
         agent_id=agent.id,
         queue_id=queue.id,
@@ -156,16 +153,8 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
 
 def rejected_event(queued: pb.CallQueued, reason: str, detail: str, announcement: str) -> pb.CallRejected:
     trace = rejection_trace(queued.trace, queued.queue_id, reason, detail)
-    return pb.CallRejected(**_decision_fields(queued), reason=reason, detail=detail, announcement=announcement, trace=trace)
+    return _decision(pb.CallRejected, queued, reason=reason, detail=detail, announcement=announcement, trace=trace)
 
-
-# Outcomes of an agent offer after which the call is offered to the next agent (the agent did not take it).
-REOFFER_OUTCOMES = {
-    pb.CALL_OUTCOME_NO_ANSWER: "no_answer",
-    pb.CALL_OUTCOME_DECLINED: "declined",
-    pb.CALL_OUTCOME_BUSY: "busy",
-    pb.CALL_OUTCOME_FAILED: "failed",
-}
 
 # What the queue reads: the calls the router queues, and how their offers to agents ended.
 Input: TypeAlias = pb.CallQueued | pb.CallEnded
@@ -270,7 +259,7 @@ class QueueService:
             log.info("call_waiting", call_id=ev.call_id, queue=ev.queue_id, position=offer.position)
         elif offer.status == "duplicate":
             log.info("duplicate_ignored", call_id=ev.call_id, queue=ev.queue_id)
-        elif offer.reason == ABANDONED:  # the caller's hang-up (routing_pending) was read first
+        elif offer.reason == reasons.ABANDONED:  # the caller's hang-up (routing_pending) was read first
             self.emit(CALL_REJECTED, rejected_event(ev, offer.reason, offer.detail, self.settings.abandoned_announcement))
             log.info("call_abandoned", call_id=ev.call_id, queue=ev.queue_id, why="hung_up_before_queued")
         else:
@@ -281,19 +270,18 @@ class QueueService:
         if ev.routing_pending:
             self._caller_left(ev)
             return
-        why = REOFFER_OUTCOMES.get(ev.outcome)
-        if why is not None:
-            self._offer_failed(ev, why)
+        end = meaning_of(ev.outcome, ev.connected_seconds, None, to_agent=True)
+        if end.failure is not None:  # the agent did not take the call: offered on
+            self._offer_failed(ev, end.failure)
             return
         current = self.acd.call_of(ev.call_id)
         if current is not None and ev.attempt and ev.attempt < current.attempt:
             log.info("stale_outcome_ignored", call_id=ev.call_id, attempt=ev.attempt, current=current.attempt)
             return
-        never_connected = ev.outcome == pb.CALL_OUTCOME_CALLER_HANGUP and ev.connected_seconds <= 0
         release = self.acd.release(ev.call_id, self.clock())
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
-            if never_connected and current is not None:
+            if end.abandoned and current is not None:
                 self._hung_up_on_offer(current, release.agent_id)
         if release.abandoned:
             self._abandon(release.abandoned)
@@ -304,8 +292,8 @@ class QueueService:
         """The caller left while the agent's phone rang (or before the offer reached the edge): the offer
         never connected, so the call's outcome is call.rejected abandoned, as for a buyer's offer (router)."""
         detail = f"the caller hung up during offer {call.attempt} to agent {agent_id}"
-        self.emit(CALL_REJECTED, rejected_event(call.payload.event, ABANDONED, detail, ""))
-        log.info("call_rejected", call_id=call.call_id, queue=call.queue_id, reason=ABANDONED, detail=detail)
+        self.emit(CALL_REJECTED, rejected_event(call.payload.event, reasons.ABANDONED, detail, ""))
+        log.info("call_rejected", call_id=call.call_id, queue=call.queue_id, reason=reasons.ABANDONED, detail=detail)
 
     def _caller_left(self, ev: pb.CallEnded) -> None:
         current = self.acd.call_of(ev.call_id)
@@ -397,7 +385,8 @@ class QueueService:
         else:
             detail = f"the caller hung up after {abandoned.waited_s:.1f}s in queue {queue.id}"
         self.emit(
-            CALL_REJECTED, rejected_event(abandoned.call.payload.event, ABANDONED, detail, self.settings.abandoned_announcement)
+            CALL_REJECTED,
+            rejected_event(abandoned.call.payload.event, reasons.ABANDONED, detail, self.settings.abandoned_announcement),
         )
         log.info("call_abandoned", call_id=abandoned.call.call_id, queue=queue.id, why=abandoned.why)
 
@@ -423,7 +412,7 @@ class QueueService:
                 detail = f"queue {orphan.call.queue_id!r} was removed from the configuration while the call waited"
                 self.emit(
                     CALL_REJECTED,
-                    rejected_event(orphan.call.payload.event, "unknown_queue", detail, self.settings.rejected_announcement),
+                    rejected_event(orphan.call.payload.event, reasons.UNKNOWN_QUEUE, detail, self.settings.rejected_announcement),
                 )
                 log.warning("waiting_call_of_removed_queue_rejected", call_id=orphan.call.call_id, queue=orphan.call.queue_id)
             else:
@@ -440,8 +429,8 @@ class QueueRunner:
         self.clock = self.service.clock
         self.store = StateStore(settings.kafka, settings.group_id, SERVICE)
         self.consumer: AIOKafkaConsumer | None = None
+        self.follower: Follower | None = None  # reads every input partition (caught up after a restart, then on)
         self.positions: dict[TopicPartition, int] = {}  # next offset to handle, per input partition
-        self.behind: dict[TopicPartition, int] = {}  # catching up: end offsets at start, not reached yet
         self.done = DoneLog(keep=settings.remember_finished)
         self.seq = 0  # snapshot number
         self.restored = False
@@ -454,30 +443,27 @@ class QueueRunner:
         snapshot = await self.store.latest()
         if snapshot is not None:
             await self._restore(snapshot)
-        self.consumer = make_consumer(self.settings.kafka, self.settings.group_id, SERVICE)
-        await self.consumer.start()
-        await self.consumer.topics()
-        tps = []
-        for topic in INPUTS:
-            partitions = sorted(self.consumer.partitions_for_topic(topic.name) or ())
-            if not partitions:
-                raise StateError(f"topic {topic.name} does not exist; create it first (switchboard broker / ensure_topics)")
-            tps += [TopicPartition(topic.name, p) for p in partitions]
-        # Assigned, not subscribed: this one instance reads every partition (see the module docstring).
-        self.consumer.assign(tps)
+        self.consumer = consumer = make_consumer(self.settings.kafka, self.settings.group_id, SERVICE)
+        await consumer.start()
         stored = {TopicPartition(o.topic, o.partition): o.offset for o in snapshot.offsets} if snapshot else {}
-        for tp in tps:
+
+        async def seek(tp: TopicPartition) -> None:
             if tp in stored:
-                self.consumer.seek(tp, stored[tp])
-                continue
-            committed = None if snapshot else await self.consumer.committed(tp)  # first start of this version
+                consumer.seek(tp, stored[tp])
+                return
+            committed = None if snapshot else await consumer.committed(tp)  # first start of this version
             if committed is not None:
-                self.consumer.seek(tp, committed)
+                consumer.seek(tp, committed)
             else:
-                await self.consumer.seek_to_beginning(tp)
-        ends = await confirmed_end_offsets(self.consumer, self.settings.kafka, tps, SERVICE)
-        self.positions = {tp: await self.consumer.position(tp) for tp in tps}
-        self.behind = {tp: ends[tp] for tp in tps if self.positions[tp] < ends[tp]}
+                await consumer.seek_to_beginning(tp)
+
+        # Assigned, not subscribed: this one instance reads every partition (see the module docstring).
+        # The group id is for the offsets committed for lag monitoring only.
+        self.follower = follower = Follower(consumer, self.settings.kafka, SERVICE)
+        try:
+            self.positions = await follower.start([t.name for t in INPUTS], seek)
+        except MissingTopics as exc:
+            raise StateError(str(exc)) from exc
         if snapshot is not None:
             # Decisions of the last snapshot may not have been published before the stop: publish them
             # (again) before the next snapshot replaces the outbox.
@@ -490,7 +476,7 @@ class QueueRunner:
             restored=self.restored,
             snapshot_seq=self.seq,
             live_calls=len(self.service.acd.live_calls()),
-            catching_up=sum(max(0, end - self.positions[tp]) for tp, end in self.behind.items()),
+            catching_up=sum(max(0, end - self.positions[tp]) for tp, end in follower.behind.items()),
             partition=self.store.partition,
         )
 
@@ -555,27 +541,32 @@ class QueueRunner:
         )
 
     async def loop(self, stop: asyncio.Event) -> None:
-        assert self.consumer is not None
+        follower = self.follower
+        assert follower is not None
         wait_ms = int(min(100.0, self.settings.sweep_interval_s * 1000))
-        while not stop.is_set():
-            batches = await self.consumer.getmany(timeout_ms=wait_ms, max_records=500)
-            for tp, records in batches.items():
-                for record in records:
-                    self._handle(record, catching_up=tp in self.behind and record.offset < self.behind[tp])
-                    self.positions[tp] = record.offset + 1
-                    if self.service.outbox_bytes >= OUTBOX_LIMIT_BYTES:
-                        await self.flush()
-            for tp in list(self.behind):
-                if await self.consumer.position(tp) >= self.behind[tp]:
-                    del self.behind[tp]
-                    if not self.behind:
-                        log.info("caught_up")
+
+        async def on_record(record: ConsumerRecord, catching_up: bool) -> None:
+            self._handle(record, catching_up=catching_up)
+            self.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            if self.service.outbox_bytes >= OUTBOX_LIMIT_BYTES:
+                await self.flush()
+
+        async def after_batch() -> None:
             now = self.clock()
             # Not while catching up: a call.ended still unread may have served a call before its max_wait_s.
-            if not self.behind and now >= self._sweep_at:
+            if follower.caught_up and now >= self._sweep_at:
                 self.service.sweep()
                 self._sweep_at = now + self.settings.sweep_interval_s
             await self.flush()
+
+        await follower.run(
+            on_record,
+            stop,
+            on_caught_up=lambda: log.info("caught_up"),
+            after_batch=after_batch,
+            timeout_ms=wait_ms,
+            max_records=500,
+        )
 
     def _handle(self, record: ConsumerRecord, *, catching_up: bool) -> None:
         topic: Topic[Input] = CALL_QUEUED if record.topic == CALL_QUEUED.name else CALL_ENDED

@@ -1,0 +1,94 @@
+"""Every `call.rejected` reason, and the announcement routing plays for it (pure: constants only).
+
+One name per reason for every producer (the ivr, the router's engine, the queue's ACD) and every
+reader (the simulator, the demo, tests): a reason is a wire value that analytics groups by, so a
+second spelling would be a second reason. docs/TOPICS.md lists them with what they mean.
+
+At the edge (the ivr service; core.screening and core.ivr decide them):
+    UNKNOWN_NUMBER      the dialed number belongs to no campaign
+    BLOCKED             the caller is on the global or the campaign's blocklist
+    INVALID_NUMBER      the caller number is invalid and the campaign does not allow it
+    DUPLICATE           the caller called the campaign within its duplicate_window
+    DISQUALIFIED        the campaign's IVR flow ended disqualified
+In routing (core.engine):
+    UNKNOWN_CAMPAIGN    the call's campaign is not configured (here)
+    UNKNOWN_PUBLISHER   neither the call's publisher nor its campaign's is configured
+    UNSUPPORTED_STRATEGY  a tier's strategy is not one the engine knows
+    NO_ELIGIBLE_BUYER   no buyer passed eligibility in any tier (or every candidate became ineligible)
+    NO_BID              no bid at or above the floor in any tier
+    ALL_DECLINED        every offer failed, or every pinged buyer declined
+    MAX_ATTEMPTS        routing.max_attempts offers were made and the last one failed
+    OUTSIDE_HOURS       every buyer was excluded by its schedule
+In the queue (core.acd):
+    UNKNOWN_QUEUE       the call's queue is not configured (or was removed while the call waited)
+    NO_AGENTS           the queue has no agents
+    NO_MATCHING_AGENT   no agent of the queue covers the caller's needs
+    ALL_DECLINED        every matching agent let the call go (no answer, declined, busy, failed)
+    MAX_ATTEMPTS        more offers than the campaign's routing.max_attempts
+Anywhere:
+    ABANDONED           the caller hung up before anyone took the call: in the IVR (the ivr), while
+                        the router decides or a buyer's offer rings (the router), waiting in a queue
+                        or while an agent's phone rings, or the queue's max_wait_s passed (the queue)
+
+Announcements: `announcement(reason)` is what routing (the engine's RejectCall) tells the edge to
+play. The ivr and the queue announce their own rejections with their settings (the ivr's
+`*_announcement` per edge reason, the queue's `abandoned_announcement` / `rejected_announcement`),
+so an operator words them without a configuration change of routing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+UNKNOWN_NUMBER: Final = "unknown_number"
+BLOCKED: Final = "blocked"
+INVALID_NUMBER: Final = "invalid_number"
+DUPLICATE: Final = "duplicate"
+DISQUALIFIED: Final = "disqualified"
+
+UNKNOWN_CAMPAIGN: Final = "unknown_campaign"
+UNKNOWN_PUBLISHER: Final = "unknown_publisher"
+UNSUPPORTED_STRATEGY: Final = "unsupported_strategy"
+NO_ELIGIBLE_BUYER: Final = "no_eligible_buyer"
+NO_BID: Final = "no_bid"
+ALL_DECLINED: Final = "all_declined"
+MAX_ATTEMPTS: Final = "max_attempts"
+OUTSIDE_HOURS: Final = "outside_hours"
+
+UNKNOWN_QUEUE: Final = "unknown_queue"
+NO_AGENTS: Final = "no_agents"
+NO_MATCHING_AGENT: Final = "no_matching_agent"
+
+ABANDONED: Final = "abandoned"
+
+EDGE_REASONS: Final = (UNKNOWN_NUMBER, BLOCKED, INVALID_NUMBER, DUPLICATE, DISQUALIFIED, ABANDONED)
+ROUTING_REASONS: Final = (
+    UNKNOWN_CAMPAIGN,
+    UNKNOWN_PUBLISHER,
+    UNSUPPORTED_STRATEGY,
+    NO_ELIGIBLE_BUYER,
+    NO_BID,
+    ALL_DECLINED,
+    MAX_ATTEMPTS,
+    OUTSIDE_HOURS,
+    ABANDONED,
+)
+QUEUE_REASONS: Final = (UNKNOWN_QUEUE, NO_AGENTS, NO_MATCHING_AGENT, ALL_DECLINED, MAX_ATTEMPTS, ABANDONED)
+ALL_REASONS: Final = frozenset((*EDGE_REASONS, *ROUTING_REASONS, *QUEUE_REASONS))
+
+# Routing's announcements where the default does not fit. A caller who hung up hears nothing.
+ANNOUNCEMENTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        OUTSIDE_HOURS: "Thank you for calling. Our partners are closed right now. Please call again during business hours.",
+        UNKNOWN_CAMPAIGN: "We're sorry, this number is not in service.",
+        ABANDONED: "",
+    }
+)
+DEFAULT_ANNOUNCEMENT: Final = "Thank you for calling. No one is available to take your call right now. Please try again later."
+
+
+def announcement(reason: str) -> str:
+    """What the edge plays before hanging up on a call routing rejected with `reason`."""
+    return ANNOUNCEMENTS.get(reason, DEFAULT_ANNOUNCEMENT)
