@@ -29,7 +29,7 @@ from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import BID_RECEIVED
 from switchboard.services.router import protocol
-from switchboard.services.router.record import CallRecords, Phase
+from switchboard.services.router.record import CallRecords
 
 log = structlog.get_logger("router")
 
@@ -102,14 +102,14 @@ class DeadlineTimer:
         now_ms = int(time.time() * 1000)
         live: set[tuple[str, str]] = set()
         late: list[tuple[tuple[str, str], int]] = []
-        for call_id, due in self.records.due():
-            signal = due.auction_id if due.attempt is None else protocol.post_deadline(due.auction_id, due.attempt)
+        for call_id, auction_id, post_attempt, deadline_ms in self.records.due():
+            signal = auction_id if post_attempt is None else protocol.post_deadline(auction_id, post_attempt)
             key = (call_id, signal)
             live.add(key)
-            if due.deadline_ms > now_ms or key in self._signalled:
+            if deadline_ms > now_ms or key in self._signalled:
                 continue
-            if now_ms - due.deadline_ms > self.late_deadline_ms and due.phase == Phase.AUCTION:
-                late.append((key, due.deadline_ms))
+            if now_ms - deadline_ms > self.late_deadline_ms and post_attempt is None:  # posts are not held
+                late.append((key, deadline_ms))
                 continue
             self._signalled.add(key)
             await self.deadlines.send(key=call_id.encode(), value=signal.encode())

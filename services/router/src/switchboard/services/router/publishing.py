@@ -1,11 +1,11 @@
-"""Everything the call side sends out, and the header every decision event carries.
+"""Everything the call side sends, and the header every decision event carries.
 
 `Publisher` holds the outgoing topics: the platform events (ping.requested, post.requested,
-call.routed, call.queued, call.rejected), the dead-letter topic (also the ledger agent's), and
-`<app>.ledger` for the call side's reserve/release/bid messages. A class of its own because three
-parts send through it (the call handlers, the ledger agent's dead letters) and the handlers need
-nothing of the topics but these sends. The decision header (`decision_header`) is here because it
-is what the router's events share: call.routed, call.queued and call.rejected.
+call.routed, call.queued, call.rejected), the dead-letter topic (the ledger agent dead-letters
+through it too), and <app>.ledger for the call side's reserve, release and bid messages. A unit of
+its own: the handlers need nothing of the topics but these sends, and the decision header
+(`decision_header`: what call.routed, call.queued and call.rejected start with) and the
+publisher of a call are what the router's published events share.
 """
 
 from __future__ import annotations

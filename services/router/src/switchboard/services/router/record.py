@@ -16,28 +16,30 @@ Two Faust tables keyed by call id (changelog-backed, JSON keys and values):
   finished  call id → `Finished`: how the call ended and when.
 
 The tables hold the JSON (what Faust recovers from the changelog); `CallRecords` and
-`FinishedCalls` convert at every read and write. The JSON keeps the keys routers before these
-types wrote, so a router restarted on an older changelog recovers its calls and an older router
-reads these records: "ctx" {"ivr" (base64), "routing_started_ms"}, "routed", "progress",
-"phase" and the phase's own keys ("auction_id", "pinged", "answers", "deadline_ms" / "post" /
-"reservation" / "offer"), each read only in its phase. Written by older routers and still read:
-an offer without "offered_ms", answers without "seq", a `finished` entry that is a bare kind.
+`FinishedCalls` convert at every read and write. The JSON has the shape routers before these
+types wrote, so a router restarted on an older changelog recovers its calls, and an older router
+reads these records: "ctx" {"ivr" (base64), "routing_started_ms"}, "routed", "progress", "phase"
+and the phase's own keys ("auction_id", "pinged", "answers", "deadline_ms" / "post" /
+"reservation" / "offer"), each read only in its phase. Left out: what no router read back (the
+keys of other phases, a reservation's weight pool, an offer's price). Written by older routers
+and still read: an offer without "offered_ms", answers without "seq", a `finished` entry that is
+a bare kind.
 
-Why the timers read the JSON through `CallRecords.due` and `CallRecords.offer`, not through
-CallRecord: the deadline timer looks at every open call every deadline_tick_ms, and building a
-record (the answers, the base64 event) would cost it several times what reading three keys
-does. The engine's Progress is kept in its own JSON form and parsed only by handlers that need
-it, for the same reason (parsing its trace takes ~0.1 ms).
+Why the timers read the JSON through `CallRecords.due` and `CallRecords.offer_time`, not through
+CallRecord: the deadline timer looks at every open call every deadline_tick_ms (and the sweep at
+every offer), and building a record (the answers, the base64 event) would cost them several
+times what reading three keys does. The engine's Progress is kept in its own JSON form and
+parsed only by the handlers that need it, for the same reason (parsing its trace takes ~0.1 ms).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from switchboard.core import engine
 from switchboard.platform import codec
@@ -284,14 +286,16 @@ def _waiting_from_json(d: Mapping[str, Any]) -> Waiting | None:
     return None  # no phase's value: nothing in flight for the handlers (as older routers read it)
 
 
-@dataclass(frozen=True)
-class Due:
-    """A deadline an open call waits for: its auction's (attempt None) or its post's."""
+# An auction or post in flight, for the deadline timer: (call id, auction id, the post's attempt or None for
+# the auction's own deadline, the deadline in ms). A plain tuple: the timer makes one per auction every tick.
+Due = tuple[str, str, int | None, int]
 
-    phase: Phase
-    auction_id: str
-    attempt: int | None
-    deadline_ms: int
+
+class OfferTime(NamedTuple):
+    """The offer in flight of a call: its attempt and since when it rings (for the sweep, every offer each time)."""
+
+    attempt: int
+    offered_ms: int  # an offer from before the time was kept: when the call's routing started, earlier still
 
 
 class CallRecords:
@@ -318,22 +322,26 @@ class CallRecords:
     def call_ids(self) -> list[str]:
         return list(self.table.keys())
 
-    def due(self) -> Iterator[tuple[str, Due]]:
+    def due(self) -> list[Due]:
         """Every auction and post in flight with its deadline (read from the JSON: see the module docstring)."""
+        auction, posting = Phase.AUCTION.value, Phase.POSTING.value  # plain str compares, once per open call
+        out: list[Due] = []
         for call_id, d in list(self.table.items()):
             phase = d.get("phase")
-            if phase == Phase.AUCTION:
-                yield call_id, Due(Phase.AUCTION, d["auction_id"], None, d["deadline_ms"])
-            elif phase == Phase.POSTING and d.get("post"):
+            if phase == auction:
+                out.append((call_id, d["auction_id"], None, d["deadline_ms"]))
+            elif phase == posting and d.get("post"):
                 post = d["post"]
-                yield call_id, Due(Phase.POSTING, post["auction_id"], post["attempt"], post["deadline_ms"])
+                out.append((call_id, post["auction_id"], post["attempt"], post["deadline_ms"]))
+        return out
 
-    def offer(self, call_id: str) -> tuple[Offer, int] | None:
-        """The call's offer in flight and when its routing started (for the sweep: no record built)."""
+    def offer_time(self, call_id: str) -> OfferTime | None:
+        """The call's offer in flight and since when (read from the JSON: see the module docstring)."""
         d = self.table.get(call_id)
         if d is None or d.get("phase") != Phase.OFFERED or not d.get("offer"):
             return None
-        return Offer.from_json(d["offer"]), d["ctx"]["routing_started_ms"]
+        offer = d["offer"]
+        return OfferTime(offer["attempt"], offer.get("offered_ms") or d["ctx"]["routing_started_ms"])
 
 
 class FinishedKind(StrEnum):

@@ -90,13 +90,9 @@ class Sweeper:
             if i:
                 await asyncio.sleep(0)
             for call_id in call_ids[i : i + SWEEP_CHUNK]:
-                found = self.records.offer(call_id)
-                if found is None:
-                    continue
-                offer, routing_started_ms = found
-                # Offers made before offered_ms was kept: routing started earlier still, so at worst early by the routing time.
-                offered_ms = offer.offered_ms or routing_started_ms
-                if now_ms - offered_ms < self.max_call_duration_ms:
+                offer = self.records.offer_time(call_id)
+                # Offers made before offered_ms was kept count from when routing started: at worst early by the routing time.
+                if offer is None or now_ms - offer.offered_ms < self.max_call_duration_ms:
                     continue
                 key = (call_id, offer.attempt)
                 live.add(key)
