@@ -15,7 +15,8 @@ from switchboard.core.eligibility import CallFacts
 from switchboard.core.ledger import BuyerLoad, TierState, call_routed, swrr_routed
 from switchboard.services.router import protocol
 from switchboard.services.router import view as view_module
-from switchboard.services.router.app import finished_at_ms, forgettable
+from switchboard.services.router.record import finished_at_ms
+from switchboard.services.router.sweeps import forgettable
 from switchboard.services.router.view import LoadView
 from switchboard.v1 import events_pb2 as pb
 

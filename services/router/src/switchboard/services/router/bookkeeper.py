@@ -80,7 +80,7 @@ class Bookkeeper:
         dead_letter: Any,
         max_call_duration: timedelta,
     ) -> None:
-        schema = faust.Schema(key_serializer="json", value_serializer="json")
+        schema: faust.Schema[str, Any] = faust.Schema(key_serializer="json", value_serializer="json")
         self.config = config
         self.max_call_duration = max_call_duration
         # (buyer id, record version) the sweep already sent a reap for; pruned every sweep.
@@ -104,19 +104,18 @@ class Bookkeeper:
         except protocol.InvalidMessage as exc:
             await self.dead_letter(event, f"undecodable: {exc}")
             return
-        kind = msg["type"]
-        if kind == "reserve":
+        if msg["type"] == "reserve":
             await self.reserve(msg)
-        elif kind == "release":
+        elif msg["type"] == "release":
             await self.release(msg)
-        elif kind == "reap":
+        elif msg["type"] == "reap":
             await self.reap(msg)
-        elif kind == "bid":
+        elif msg["type"] == "bid":
             await self.bid(msg)
-        elif kind == "swrr":
+        elif msg["type"] == "swrr":
             await self.swrr(msg)
         else:
-            await self.dead_letter(event, f"not a ledger message: {kind!r}")
+            await self.dead_letter(event, f"not a ledger message: {msg['type']!r}")
 
     # ------------------------------------------------------------ buyer records
 
@@ -128,7 +127,7 @@ class Bookkeeper:
         """The record's load; open calls stored without an opening time (older records) count from `now`."""
         return BuyerLoad.from_dict(rec["load"], loaded_at=now)
 
-    async def _store(self, buyer_id: str, rec: dict[str, Any], load: BuyerLoad) -> dict[str, Any]:
+    async def _store(self, buyer_id: str, rec: dict[str, Any], load: BuyerLoad) -> protocol.LoadRecord:
         rec = {**rec, "version": rec["version"] + 1, "load": load.to_dict()}
         self.loads[buyer_id] = rec
         view = self._load_view(buyer_id, rec)
@@ -136,59 +135,58 @@ class Bookkeeper:
         return view
 
     @staticmethod
-    def _load_view(buyer_id: str, rec: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": "load", "key": buyer_id, "version": rec["version"], "state": rec["load"]}
+    def _load_view(buyer_id: str, rec: dict[str, Any]) -> protocol.LoadRecord:
+        return protocol.LoadRecord(kind="load", key=buyer_id, version=rec["version"], state=rec["load"])
 
-    async def _reply(self, msg: dict[str, Any], kind: str, view: dict[str, Any], **extra: Any) -> None:
-        reply = {
-            "type": kind,
-            "reservation_id": msg["reservation_id"],
-            "call_id": msg["call_id"],
-            "buyer_id": msg["buyer_id"],
-            "view": view,
-            **extra,
-        }
+    async def _grant(self, msg: protocol.Reserve, view: protocol.LoadRecord) -> None:
+        reply = protocol.Granted(
+            type="granted", reservation_id=msg["reservation_id"], call_id=msg["call_id"], buyer_id=msg["buyer_id"], view=view
+        )
+        await self.topics["replies"].send(key=msg["call_id"].encode(), value=protocol.encode(reply))
+
+    async def _deny(self, msg: protocol.Reserve, view: protocol.LoadRecord, rule: str, detail: str) -> None:
+        reply = protocol.Denied(
+            type="denied",
+            reservation_id=msg["reservation_id"],
+            call_id=msg["call_id"],
+            buyer_id=msg["buyer_id"],
+            view=view,
+            rule=rule,
+            detail=detail,
+        )
         await self.topics["replies"].send(key=msg["call_id"].encode(), value=protocol.encode(reply))
 
     # ------------------------------------------------------------ transitions
 
-    async def reserve(self, msg: dict[str, Any]) -> None:
+    async def reserve(self, msg: protocol.Reserve) -> None:
         buyer_id, call_id = msg["buyer_id"], msg["call_id"]
         rec = self._record(buyer_id)
         now = _now()
         load = self._load(rec, now)
         if call_id in load.open_calls:  # a redelivered reserve: the slot is this call's already
-            await self._reply(msg, "granted", self._load_view(buyer_id, rec))
+            await self._grant(msg, self._load_view(buyer_id, rec))
             return
         if call_id in rec["closed"]:
-            await self._reply(
-                msg,
-                "denied",
-                self._load_view(buyer_id, rec),
-                rule="already_ended",
-                detail=f"{call_id} already ended with {buyer_id}",
-            )
+            await self._deny(msg, self._load_view(buyer_id, rec), "already_ended", f"{call_id} already ended with {buyer_id}")
             return
         try:
             buyer = self.config.buyer(buyer_id)
         except StopIteration:
-            await self._reply(
-                msg, "denied", self._load_view(buyer_id, rec), rule="unknown_buyer", detail=f"{buyer_id} is not configured"
-            )
+            await self._deny(msg, self._load_view(buyer_id, rec), "unknown_buyer", f"{buyer_id} is not configured")
             return
         price = Decimal(msg["price"])
         why = caps_exclusion(buyer.caps, load, now, buyer_timezone(buyer), price)
         if why is not None:
             log.info("reservation_denied", call_id=call_id, buyer_id=buyer_id, rule=why.rule)
-            await self._reply(msg, "denied", self._load_view(buyer_id, rec), rule=why.rule, detail=why.detail)
+            await self._deny(msg, self._load_view(buyer_id, rec), why.rule, why.detail)
             return
         view = await self._store(buyer_id, rec, call_routed(load, call_id, price, now))
-        await self._reply(msg, "granted", view)
+        await self._grant(msg, view)
         if msg.get("pool"):
-            swrr = {"type": "swrr", "tier_key": msg["tier_key"], "pool": msg["pool"], "chosen": buyer_id, "call_id": call_id}
+            swrr = protocol.Swrr(type="swrr", tier_key=msg["tier_key"], pool=msg["pool"], chosen=buyer_id, call_id=call_id)
             await self.topics["ledger"].send(key=msg["tier_key"].encode(), value=protocol.encode(swrr))
 
-    async def release(self, msg: dict[str, Any]) -> None:
+    async def release(self, msg: protocol.Release) -> None:
         buyer_id, call_id = msg["buyer_id"], msg["call_id"]
         rec = self._record(buyer_id)
         load = self._load(rec, _now())
@@ -205,7 +203,7 @@ class Bookkeeper:
         rec = {**rec, "closed": [*rec["closed"], call_id][-CLOSED:]}
         await self._store(buyer_id, rec, ended)
 
-    async def reap(self, msg: dict[str, Any]) -> None:
+    async def reap(self, msg: protocol.Reap) -> None:
         """Release the buyer's calls whose end never came, as ended without a sale (decided here, on the exact state)."""
         buyer_id = msg["buyer_id"]
         rec = self.loads.get(buyer_id)
@@ -232,7 +230,7 @@ class Bookkeeper:
         if reaped or stamped:  # an old record's open calls got their opening time: keep it
             await self._store(buyer_id, rec, released)
 
-    async def bid(self, msg: dict[str, Any]) -> None:
+    async def bid(self, msg: protocol.Bid) -> None:
         buyer_id = msg["buyer_id"]
         rec = self._record(buyer_id)
         load = self._load(rec, _now())
@@ -241,7 +239,7 @@ class Bookkeeper:
             return  # an older (or redelivered) bid
         await self._store(buyer_id, rec, bid_placed(load, Decimal(msg["amount"]), at))
 
-    async def swrr(self, msg: dict[str, Any]) -> None:
+    async def swrr(self, msg: protocol.Swrr) -> None:
         key, call_id = msg["tier_key"], msg["call_id"]
         rec = self.tiers.get(key) or {"version": 0, "state": TierState(key).to_dict(), "recent": []}
         if call_id in rec["recent"]:
@@ -249,7 +247,7 @@ class Bookkeeper:
         state = swrr_routed(TierState.from_dict(rec["state"]), [(b, int(w)) for b, w in msg["pool"]], msg["chosen"])
         rec = {"version": rec["version"] + 1, "state": state.to_dict(), "recent": [*rec["recent"], call_id][-RECENT:]}
         self.tiers[key] = rec
-        view = {"kind": "tier", "key": key, "version": rec["version"], "state": rec["state"], "recent": rec["recent"]}
+        view = protocol.TierRecord(kind="tier", key=key, version=rec["version"], state=rec["state"], recent=rec["recent"])
         await self.topics["view"].send(key=f"tier:{key}".encode(), value=protocol.encode(view))
 
     # ------------------------------------------------------------ sweep timer side (no table writes here)
@@ -276,8 +274,8 @@ class Bookkeeper:
                 live.add(key)
                 if key not in self._reap_sent:
                     self._reap_sent.add(key)
-                    msg = {"type": "reap", "buyer_id": buyer_id}
-                    await self.topics["ledger"].send(key=buyer_id.encode(), value=protocol.encode(msg))
+                    reap = protocol.Reap(type="reap", buyer_id=buyer_id)
+                    await self.topics["ledger"].send(key=buyer_id.encode(), value=protocol.encode(reap))
                     sent += 1
         self._reap_sent &= live
         return sent

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import cast
 
 import structlog
+from faust.tables.manager import TableManager
 from google.protobuf.message import Message
 
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import check_partition_counts, ensure_topics
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import BID_RECEIVED, CALL_ENDED, IVR_COMPLETED, POST_ANSWERED, Topic
-from switchboard.services.router.app import create_app
+from switchboard.services.router.app import RouterApp, create_app
 from switchboard.services.router.settings import RouterSettings
 from switchboard.services.router.view import ViewReader
 
@@ -83,9 +85,11 @@ async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
         log.info("router_stopped")
 
 
-async def _wait_assigned(app, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
+async def _wait_assigned(app: RouterApp, stop: asyncio.Event) -> None:
     """Until the consumer owns partitions and no rebalance or recovery is under way."""
+    # app.tables is typed by its interface, which does not name the Recovery service Faust's TableManager runs.
+    tables = cast(TableManager, app.tables)
     while not stop.is_set():
-        if app.consumer.assignment() and not app.rebalancing and app.tables.recovery.completed.is_set():
+        if app.consumer.assignment() and not app.rebalancing and tables.recovery.completed.is_set():
             return
         await asyncio.sleep(0.02)

@@ -36,7 +36,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -63,10 +63,10 @@ class FastFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # Runs in the app loop: copy the live set here, before the consumer thread waits on it.
         if active_partitions is None:  # client-only apps read everything
             return await super().getmany(None, timeout)
-        snapshot = frozenset(active_partitions)
+        snapshot = set(active_partitions)  # a set of our own: nobody changes it
         if not snapshot:
             return {}  # all paused (aiokafka would read an empty set as "every partition")
-        return await super().getmany(snapshot, timeout)  # type: ignore[arg-type]
+        return await super().getmany(snapshot, timeout)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return await self.call_thread(self._seek_to_committed)
@@ -83,7 +83,13 @@ class FastFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         ends = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return ends
-        return await true_end_offsets(lambda: self._create_client_consumer(self.transport), ends)
+
+        def new_probe() -> aiokafka.AIOKafkaConsumer:
+            # Typed TransportT on the thread; it is always the aiokafka Transport (Faust casts it so too).
+            return self._create_client_consumer(cast(faust_aiokafka.Transport, self.transport))
+
+        # Each key of `ends` comes back with an int where it had one (None only where it had None: never here).
+        return cast(Mapping[TP, int], await true_end_offsets(new_probe, ends))
 
 
 async def rewind_uncommitted(

@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import structlog
 from aiokafka import TopicPartition
@@ -85,7 +84,7 @@ class LoadView:
 
     # ------------------------------------------------------------ published state
 
-    def apply(self, record: dict[str, Any] | None) -> None:
+    def apply(self, record: protocol.ViewRecord | None) -> None:
         """A view record (from the view topic or a ledger reply); older versions are ignored."""
         if not record:
             return
@@ -194,7 +193,7 @@ class ViewReader:
                     for r in records:
                         read += 1
                         try:
-                            self.view.apply(protocol.decode(r.value, ("kind", "key", "version", "state")))
+                            self.view.apply(protocol.decode_view(r.value))
                         except (protocol.InvalidMessage, KeyError, ValueError, TypeError) as exc:
                             log.warning("bad_view_record", partition=r.partition, offset=r.offset, error=str(exc))
                 if not self.caught_up.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):

@@ -1,0 +1,78 @@
+"""Everything the call side sends, and the header every decision event carries.
+
+`Publisher` holds the outgoing topics: the platform events (ping.requested, post.requested,
+call.routed, call.queued, call.rejected), the dead-letter topic (the ledger agent dead-letters
+through it too), and <app>.ledger for the call side's reserve, release and bid messages. A unit of
+its own: the handlers need nothing of the topics but these sends, and the decision header
+(`decision_header`: what call.routed, call.queued and call.rejected start with) and the
+publisher of a call are what the router's published events share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from faust.types import EventT, TopicT
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from switchboard.core import engine
+from switchboard.core.config import RoutingConfig
+from switchboard.platform import codec
+from switchboard.platform.topics import DEAD_LETTER
+from switchboard.services.router import protocol
+from switchboard.v1 import events_pb2 as pb
+
+log = structlog.get_logger("router")
+
+SERVICE = "router"
+
+
+def ts_from_ms(ms: int) -> Timestamp:
+    ts = codec.now_ts()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+class Publisher:
+    def __init__(self, config: RoutingConfig, out: Mapping[str, TopicT], ledger: TopicT) -> None:
+        self.config = config
+        self.out = out  # topic name → faust topic (raw bytes)
+        self.ledger = ledger
+
+    async def send(self, topic: str, call_id: str, event: Message) -> None:
+        await self.out[topic].send(key=call_id.encode(), value=codec.encode(event))
+
+    async def to_ledger(self, key: str, msg: protocol.Message) -> None:
+        """A message for the ledger agent, keyed by buyer id (so one writer per buyer sees it)."""
+        await self.ledger.send(key=key.encode(), value=protocol.encode(msg))
+
+    async def dead_letter(self, event: EventT, reason: str) -> None:
+        m = event.message
+        letter = codec.dead_letter(SERVICE, m, reason)
+        await self.out[DEAD_LETTER.name].send(key=m.key, value=codec.encode(letter))
+        log.warning("dead_lettered", topic=m.topic, partition=m.partition, offset=m.offset, reason=reason)
+
+    def decision_header(
+        self, call_id: str, routing_started_ms: int, ivr: pb.IvrCompleted, progress: engine.Progress
+    ) -> dict[str, Any]:
+        """The fields every decision event (call.routed, call.queued, call.rejected) starts with."""
+        return {
+            "event_id": codec.new_id(),
+            "call_id": call_id,
+            "occurred_at": codec.now_ts(),
+            "call_started_at": ivr.call_started_at,
+            "campaign_id": ivr.campaign_id,
+            "publisher_id": self.publisher_of(ivr),
+            "routing_started_at": ts_from_ms(routing_started_ms),
+            "trace": progress.trace,
+        }
+
+    def publisher_of(self, ivr: pb.IvrCompleted) -> str:
+        """The event's publisher, or its campaign's when the event names none."""
+        if ivr.publisher_id:
+            return ivr.publisher_id
+        campaign = next((c for c in self.config.campaigns if c.id == ivr.campaign_id), None)
+        return campaign.publisher if campaign else ""
