@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,22 @@ def build_command(service: str) -> list[str]:
     return [str(UV), *words[1:]]
 
 
+def members() -> list[str]:
+    return sorted(tomllib.loads(p.read_text())["project"]["name"] for p in REPO.glob("*/*/pyproject.toml"))
+
+
 @pytest.fixture(scope="module")
 def image_envs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     envs = {}
     for service in SERVICES:
         env_dir = tmp_path_factory.mktemp(f"image-{service}") / "venv"
         env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(env_dir), "UV_PYTHON_DOWNLOADS": "never"}
-        done = subprocess.run(build_command(service), cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+        # A Docker build starts with an empty cache; here uv's cache may hold wheels it built of the
+        # members earlier (keyed by their pyproject.toml, not their sources): rebuild those.
+        refresh = [arg for name in members() for arg in ("--refresh-package", name)]
+        done = subprocess.run(
+            [*build_command(service), *refresh], cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
         assert done.returncode == 0, f"{service}: {done.stderr}"
         envs[service] = env_dir
     return envs
