@@ -51,6 +51,7 @@ import structlog
 from faust.types import EventT
 
 from switchboard.core import engine
+from switchboard.core.call_end import meaning_of
 from switchboard.core.config import RoutingConfig
 from switchboard.core.eligibility import CallFacts
 from switchboard.core.ledger import buyer_timezone
@@ -300,20 +301,14 @@ class Calls:
                 reason="not the offer in flight",
             )
             return
-        outcome, seconds = ended.outcome, max(ended.connected_seconds, 0)
-        answered = seconds > 0 and outcome in (
-            pb.CALL_OUTCOME_ANSWERED,
-            pb.CALL_OUTCOME_BUYER_HANGUP,
-            pb.CALL_OUTCOME_CALLER_HANGUP,
-        )
+        # What the call.ended means is core.call_end's one rule (the queue, the ivr desk and the simulator
+        # read it too): an answered call is over whoever hung up, billable or not; only the buyer's
+        # failures (no answer, busy, reject, early hang-up) re-route.
+        end = meaning_of(ended.outcome, ended.connected_seconds, offer.billable_after_s)
+        seconds = end.connected_seconds
         ended_at = codec.ts_to_datetime(ended.occurred_at) if ended.HasField("occurred_at") else _now()
-        await self.release(call_id, offer.buyer_id, ended_at, seconds, answered, offer.billable_after_s)
-        # A call the buyer answered is over whoever hung up (billable or not); so is one the caller
-        # left after talking. Only the buyer's failures (no answer, busy, reject, early hang-up) re-route.
-        if outcome == pb.CALL_OUTCOME_ANSWERED or (outcome == pb.CALL_OUTCOME_CALLER_HANGUP and answered):
-            failure = None
-        else:
-            failure = engine.offer_outcome(outcome, seconds, offer.billable_after_s)
+        await self.release(call_id, offer.buyer_id, ended_at, seconds, end.answered, offer.billable_after_s)
+        failure = end.offer_outcome
         if failure is None:
             log.info("call_finished", call_id=call_id, buyer_id=offer.buyer_id, attempt=offer.attempt, seconds=seconds)
             self.finish(call_id, FinishedKind.ROUTED)
