@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.core import engine
 from switchboard.core.call_end import CALLER_HANGUP, NOT_TAKEN, OFFER_FAILURES, CallEnd, is_billable, meaning_of
 from switchboard.v1 import events_pb2 as pb
 
@@ -113,7 +112,16 @@ def test_billable_is_the_ledgers_rule() -> None:
             assert end.billable == is_billable(seconds, 90, end.answered)
 
 
-def test_the_engine_reads_a_buyers_call_end_by_the_same_rule() -> None:
-    for outcome in pb.CallOutcome.values():
-        for seconds in (0, 10, 120):
-            assert engine.offer_outcome(outcome, seconds, 90) == meaning_of(outcome, seconds, 90).offer_outcome
+def test_offer_outcome_maps_call_ended() -> None:
+    # What the router re-routes on (moved here from test_strategies and test_router_ledger with engine.offer_outcome).
+    assert meaning_of(pb.CALL_OUTCOME_ANSWERED, 95, 90).offer_outcome is None
+    assert meaning_of(pb.CALL_OUTCOME_ANSWERED, 30, 90).offer_outcome is None  # the caller talked and left: over, not billable
+    assert meaning_of(pb.CALL_OUTCOME_BUYER_HANGUP, 30, 90).offer_outcome == "buyer_hangup"
+    assert meaning_of(pb.CALL_OUTCOME_BUYER_HANGUP, 95, 90).offer_outcome is None
+    assert meaning_of(pb.CALL_OUTCOME_DECLINED, 0, 90).offer_outcome == "reject"
+    assert meaning_of(pb.CALL_OUTCOME_NO_ANSWER, 0, 90).offer_outcome == "no_answer"
+    assert meaning_of(pb.CALL_OUTCOME_BUSY, 0, 90).offer_outcome == "busy"
+    assert meaning_of(pb.CALL_OUTCOME_CALLER_HANGUP, 0, 90).offer_outcome == "caller_hangup"
+    assert meaning_of(pb.CALL_OUTCOME_BUYER_HANGUP, 5, 60).offer_outcome == "buyer_hangup"
+    assert meaning_of(pb.CALL_OUTCOME_BUYER_HANGUP, 60, 60).offer_outcome is None
+    assert meaning_of(pb.CALL_OUTCOME_DECLINED, 0, 60).offer_outcome == "reject"

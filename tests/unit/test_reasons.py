@@ -15,9 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_reason_is_one_lower_case_name() -> None:
     names = {k: v for k, v in vars(reasons).items() if k.isupper() and isinstance(v, str) and not k.endswith("ANNOUNCEMENT")}
-    assert set(names.values()) == reasons.ALL_REASONS
+    assert set(names.values()) == reasons.ALL_REASONS | reasons.ANSWER_REASONS
+    assert not reasons.ALL_REASONS & reasons.ANSWER_REASONS  # a call's reason never reads as a buyer's
     for name, value in names.items():
-        assert value == name.lower(), name
+        if name != "POST_REJECTED":  # "rejected": the post's verdict, named apart from call.rejected
+            assert value == name.lower(), name
+
+
+def test_buyer_fault_names() -> None:
+    assert reasons.http_status(404) == "http_4xx" and reasons.http_status(503) == "http_5xx"
+    assert reasons.grpc_status("DEADLINE_EXCEEDED") == "grpc_deadline_exceeded"
+    text = (ROOT / "docs" / "TOPICS.md").read_text()
+    section = text[text.index("Buyer answer reasons") :]
+    listed = set(re.findall(r"`([a-z_]+)`", section))
+    assert listed >= set(reasons.ANSWER_REASONS), sorted(reasons.ANSWER_REASONS - listed)
 
 
 def test_docs_topics_lists_every_reason() -> None:

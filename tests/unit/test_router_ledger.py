@@ -18,7 +18,6 @@ from switchboard.services.router import view as view_module
 from switchboard.services.router.record import finished_at_ms
 from switchboard.services.router.sweeps import forgettable
 from switchboard.services.router.view import LoadView
-from switchboard.v1 import events_pb2 as pb
 
 NOW = datetime(2025, 1, 15, 18, 0, tzinfo=UTC)
 
@@ -73,12 +72,6 @@ def test_reservation_denied_needs_a_route_offer() -> None:
     progress = engine.Progress(call=CALL)
     with pytest.raises(ValueError):
         engine.reservation_denied(cfg, progress, "cap:daily", "", NOW)
-
-
-def test_new_call_outcomes() -> None:
-    assert engine.offer_outcome(pb.CALL_OUTCOME_BUYER_HANGUP, 5, 60) == "buyer_hangup"
-    assert engine.offer_outcome(pb.CALL_OUTCOME_BUYER_HANGUP, 60, 60) is None
-    assert engine.offer_outcome(pb.CALL_OUTCOME_DECLINED, 0, 60) == "reject"
 
 
 def _load_record(load: BuyerLoad, version: int) -> dict[str, Any]:

@@ -462,17 +462,6 @@ def test_offer_time_recheck_skips_a_buyer_that_filled_up_since_the_ping() -> Non
     assert [e.excluded_by for e in done.progress.trace.entries if e.target_id == "a"] == ["", "cap:concurrency"]
 
 
-def test_offer_outcome_maps_call_ended() -> None:
-    assert engine.offer_outcome(pb.CALL_OUTCOME_ANSWERED, 95, 90) is None
-    assert engine.offer_outcome(pb.CALL_OUTCOME_ANSWERED, 30, 90) is None  # the caller talked and left: over, not billable
-    assert engine.offer_outcome(pb.CALL_OUTCOME_BUYER_HANGUP, 30, 90) == "buyer_hangup"
-    assert engine.offer_outcome(pb.CALL_OUTCOME_BUYER_HANGUP, 95, 90) is None
-    assert engine.offer_outcome(pb.CALL_OUTCOME_DECLINED, 0, 90) == "reject"
-    assert engine.offer_outcome(pb.CALL_OUTCOME_NO_ANSWER, 0, 90) == "no_answer"
-    assert engine.offer_outcome(pb.CALL_OUTCOME_BUSY, 0, 90) == "busy"
-    assert engine.offer_outcome(pb.CALL_OUTCOME_CALLER_HANGUP, 0, 90) == "caller_hangup"
-
-
 def test_progress_mid_offer_round_trips_through_json() -> None:
     cfg = cfg_with([rtb("a"), rtb("b")], [tier("ping_post", ["a", "b"])])
     step = engine.start_routing(cfg, call(), NOW)

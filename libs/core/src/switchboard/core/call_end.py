@@ -21,7 +21,7 @@ for the next offer) and the simulator all read it by the one rule here, `meaning
 `answered`: someone picked up and the caller talked (connected seconds with ANSWERED,
 BUYER_HANGUP or CALLER_HANGUP). `billable`: answered and connected for billable_after_s
 (`is_billable`, the ledger's rule for counting a sale). A failed offer is `reroutable`; the
-engine's name for the whole outcome is `offer_outcome` (a failure, CALLER_HANGUP, or None).
+router's name for the whole outcome is `offer_outcome` (a failure, CALLER_HANGUP, or None).
 """
 
 from __future__ import annotations

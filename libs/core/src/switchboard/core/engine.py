@@ -75,7 +75,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from switchboard.core import reasons
-from switchboard.core.call_end import CALLER_HANGUP, OFFER_FAILURES, meaning_of
+from switchboard.core.call_end import CALLER_HANGUP, OFFER_FAILURES
 from switchboard.core.config import (
     Buyer,
     Campaign,
@@ -110,7 +110,6 @@ __all__ = [
     "can_conclude_early",
     "conclude_auction",
     "offer_failed",
-    "offer_outcome",
     "post_answered",
     "reservation_denied",
     "start_routing",
@@ -155,15 +154,6 @@ class BidAnswer:
 # answer still has time to be published and reach the router. The bidder's setting defaults to
 # it (SWITCHBOARD_BIDDER_DEADLINE_MARGIN_MS) and the simulator models it.
 DEADLINE_MARGIN_MS = 50
-
-
-def offer_outcome(outcome: pb.CallOutcome, connected_seconds: int, billable_after_s: int) -> str | None:
-    """The offer_failed outcome of a call.ended of a buyer's offer; None when the call is over (no re-route).
-
-    The rule is core.call_end's (`meaning_of(...).offer_outcome`): an answered call is over whether or
-    not it reached billable_after_s (billing is the ledger's business, not routing's).
-    """
-    return meaning_of(outcome, connected_seconds, billable_after_s).offer_outcome
 
 
 # ---------------------------------------------------------------- actions (commands for the service)
@@ -395,7 +385,7 @@ def conclude_auction(
             entry = entries[buyer_id] = _entry(progress, buyer_id)
         answer = answers.get(buyer_id)
         if answer is None:
-            answer = BidAnswer(buyer_id, "no_bid", reason="timeout" if waited else "not waited for: concluded early")
+            answer = BidAnswer(buyer_id, "no_bid", reason=reasons.TIMEOUT if waited else "not waited for: concluded early")
         progress.answers_seen += 1
         entry.bid_reason = answer.reason
         entry.bid_latency_ms = answer.latency_ms

@@ -30,6 +30,20 @@ Anywhere:
                         the router decides or a buyer's offer rings (the router), waiting in a queue
                         or while an agent's phone rings, or the queue's max_wait_s passed (the queue)
 
+Why a buyer gave no bid or its post failed (bid.received / post.answered `reason`; the bidder
+produces them, the engine and the router read them, reports group buyer faults by them):
+    TIMEOUT             no answer within the buyer's timeout (or no time was left before the deadline)
+    MALFORMED           the answer could not be read (not JSON, wrong fields, too long)
+    CONNECTION_REFUSED  nothing listens at the buyer's address
+    CONNECTION_ERROR    the connection failed otherwise (reset, DNS, protocol error)
+    TLS_ERROR           the TLS handshake or the certificate failed
+    UNSIGNED            the buyer must sign its answers and this one's signature is missing or wrong
+    UNKNOWN_BUYER       the buyer is not configured here (config changed under the call)
+    http_status(s)      "http_4xx" / "http_5xx": the buyer answered with a non-2xx HTTP status
+    grpc_status(name)   "grpc_<status>": the buyer's gRPC call failed with that status
+    POST_REJECTED       the buyer refused the post without saying why (its own reason otherwise)
+A decline's reason is the buyer's own text ("declined" when it gives none).
+
 Announcements: `announcement(reason)` is what routing (the engine's RejectCall) tells the edge to
 play. The ivr and the queue announce their own rejections with their settings (the ivr's
 `*_announcement` per edge reason, the queue's `abandoned_announcement` / `rejected_announcement`),
@@ -77,6 +91,29 @@ ROUTING_REASONS: Final = (
 )
 QUEUE_REASONS: Final = (UNKNOWN_QUEUE, NO_AGENTS, NO_MATCHING_AGENT, ALL_DECLINED, MAX_ATTEMPTS, ABANDONED)
 ALL_REASONS: Final = frozenset((*EDGE_REASONS, *ROUTING_REASONS, *QUEUE_REASONS))
+TIMEOUT: Final = "timeout"
+MALFORMED: Final = "malformed"
+CONNECTION_REFUSED: Final = "connection_refused"
+CONNECTION_ERROR: Final = "connection_error"
+TLS_ERROR: Final = "tls_error"
+UNSIGNED: Final = "unsigned"
+UNKNOWN_BUYER: Final = "unknown_buyer"
+POST_REJECTED: Final = "rejected"
+DECLINED: Final = "declined"
+
+BUYER_FAULTS: Final = (TIMEOUT, MALFORMED, CONNECTION_REFUSED, CONNECTION_ERROR, TLS_ERROR, UNSIGNED, UNKNOWN_BUYER)
+ANSWER_REASONS: Final = frozenset((*BUYER_FAULTS, POST_REJECTED, DECLINED))  # besides http_status / grpc_status
+
+
+def http_status(status: int) -> str:
+    """The fault of a non-2xx HTTP answer: its status class ("http_4xx", "http_5xx")."""
+    return f"http_{status // 100}xx"
+
+
+def grpc_status(name: str) -> str:
+    """The fault of a failed gRPC call, from its status code's name ("DEADLINE_EXCEEDED" → "grpc_deadline_exceeded")."""
+    return f"grpc_{name.lower()}"
+
 
 # Routing's announcements where the default does not fit. A caller who hung up hears nothing.
 ANNOUNCEMENTS: Final[Mapping[str, str]] = MappingProxyType(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
 
+from switchboard.core import reasons
 from switchboard.v1 import bidding_pb2 as bpb
 from switchboard.v1 import events_pb2 as pb
 
@@ -115,7 +116,7 @@ def _reason(value: object) -> str:
     text = value if isinstance(value, str) else ""
     # Keep it one short printable line: it ends up in traces and reports.
     text = "".join(ch if ch.isprintable() else " " for ch in text).strip()[:MAX_REASON_CHARS]
-    return text or "declined"
+    return text or reasons.DECLINED
 
 
 def _reject_constant(name: str) -> object:
@@ -142,9 +143,9 @@ def parse_json_answer(raw: bytes, max_bid: Decimal) -> Answer:
             raise Malformed("answer is not a JSON object")
         return answer_from_fields(obj.get("accept"), obj.get("bid"), obj.get("available"), obj.get("reason"), max_bid)
     except Malformed as exc:
-        return Answer.no_bid("malformed", str(exc))
+        return Answer.no_bid(reasons.MALFORMED, str(exc))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
-        return Answer.no_bid("malformed", f"not JSON: {type(exc).__name__}")
+        return Answer.no_bid(reasons.MALFORMED, f"not JSON: {type(exc).__name__}")
 
 
 def parse_proto_answer(msg: bpb.PingResponse, max_bid: Decimal) -> Answer:
@@ -157,7 +158,7 @@ def parse_proto_answer(msg: bpb.PingResponse, max_bid: Decimal) -> Answer:
             max_bid,
         )
     except Malformed as exc:
-        return Answer.no_bid("malformed", str(exc))
+        return Answer.no_bid(reasons.MALFORMED, str(exc))
 
 
 def deadline_epoch(ping: pb.PingRequested | pb.PostRequested) -> float | None:
@@ -231,19 +232,19 @@ def parse_json_post_answer(raw: bytes) -> PostResult:
     try:
         obj = json.loads(raw, parse_constant=_reject_constant)
     except (Malformed, ValueError, RecursionError) as exc:
-        return PostResult.failed("malformed", f"not JSON: {type(exc).__name__}")
+        return PostResult.failed(reasons.MALFORMED, f"not JSON: {type(exc).__name__}")
     if not isinstance(obj, dict):
-        return PostResult.failed("malformed", "answer is not a JSON object")
+        return PostResult.failed(reasons.MALFORMED, "answer is not a JSON object")
     accept = obj.get("accept")
     if not isinstance(accept, bool):
-        return PostResult.failed("malformed", "accept must be true or false")
+        return PostResult.failed(reasons.MALFORMED, "accept must be true or false")
     if accept:
         return PostResult(True)
     reason = obj.get("reason")
-    return PostResult(False, _reason(reason) if reason else "rejected")
+    return PostResult(False, _reason(reason) if reason else reasons.POST_REJECTED)
 
 
 def parse_proto_post_answer(msg: bpb.PostResponse) -> PostResult:
     if msg.accept:
         return PostResult(True)
-    return PostResult(False, _reason(msg.reason) if msg.reason else "rejected")
+    return PostResult(False, _reason(msg.reason) if msg.reason else reasons.POST_REJECTED)

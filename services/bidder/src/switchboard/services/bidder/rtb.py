@@ -25,6 +25,7 @@ import structlog
 from google.protobuf.message import Message
 from pydantic import SecretStr
 
+from switchboard.core import reasons
 from switchboard.platform import signing
 from switchboard.services.bidder import protocol
 from switchboard.services.bidder.protocol import Answer
@@ -52,28 +53,28 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def classify_connect_error(exc: BaseException) -> str:
     chain = _chain(exc)
     if any(isinstance(e, ssl.SSLError) for e in chain):
-        return "tls_error"
+        return reasons.TLS_ERROR
     if any(isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED for e in chain):
-        return "connection_refused"
+        return reasons.CONNECTION_REFUSED
     text = " ".join(str(e) for e in chain).lower()
     if "certificate" in text or "ssl" in text or "tls" in text:
-        return "tls_error"
+        return reasons.TLS_ERROR
     if "refused" in text:
-        return "connection_refused"
-    return "connection_error"
+        return reasons.CONNECTION_REFUSED
+    return reasons.CONNECTION_ERROR
 
 
 def _grpc_reason(code: grpc.StatusCode, details: str) -> str:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return "timeout"
+        return reasons.TIMEOUT
     if code == grpc.StatusCode.UNAVAILABLE:
         text = (details or "").lower()
         if "refused" in text:
-            return "connection_refused"
+            return reasons.CONNECTION_REFUSED
         if "ssl" in text or "tls" in text or "handshake" in text:
-            return "tls_error"
-        return "connection_error"
-    return f"grpc_{code.name.lower()}"
+            return reasons.TLS_ERROR
+        return reasons.CONNECTION_ERROR
+    return reasons.grpc_status(code.name)
 
 
 async def _call_metadata(call: grpc.aio.UnaryUnaryCall) -> list[tuple[str, str | bytes]]:
@@ -128,7 +129,7 @@ class Pinger:
         if secret is None or not self.settings.require_signed_answers:
             return None
         problem = signing.answer_signature_problem(secret, header, body, self.settings.answer_signature_tolerance_s)
-        return None if problem is None else ("unsigned", problem)
+        return None if problem is None else (reasons.UNSIGNED, problem)
 
     def _grpc_unsigned(self, buyer_id: str, metadata: list[tuple[str, str | bytes]], msg: Message) -> tuple[str, str] | None:
         """The gRPC form of `_unsigned`: the signature is in initial or trailing metadata, over the deterministic bytes."""
@@ -146,7 +147,7 @@ class Pinger:
     async def ping(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float) -> Answer:
         """Ask one buyer; at most `timeout_s` seconds; never raises for anything the buyer does."""
         if timeout_s <= 0:
-            return Answer.no_bid("timeout", "no time left before the deadline")
+            return Answer.no_bid(reasons.TIMEOUT, "no time left before the deadline")
         timeout_ms = max(1, int(timeout_s * 1000))
         try:
             async with asyncio.timeout(timeout_s):
@@ -154,12 +155,12 @@ class Pinger:
                     return await self._ping_grpc(ping, buyer_id, url, timeout_s, timeout_ms)
                 return await self._ping_http(ping, buyer_id, url, timeout_s, timeout_ms)
         except TimeoutError:
-            return Answer.no_bid("timeout", f"no answer within {timeout_ms} ms")
+            return Answer.no_bid(reasons.TIMEOUT, f"no answer within {timeout_ms} ms")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 — a bug or a buyer we did not foresee: still only a no-bid
             log.warning("ping_failed_unexpectedly", buyer_id=buyer_id, error=f"{type(exc).__name__}: {exc}")
-            return Answer.no_bid("connection_error", type(exc).__name__)
+            return Answer.no_bid(reasons.CONNECTION_ERROR, type(exc).__name__)
 
     async def _ping_http(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
         failure, raw = await self._http_exchange(
@@ -182,16 +183,19 @@ class Pinger:
             async with self._http.stream("POST", url, content=body, headers=headers, timeout=timeout_s) as resp:
                 raw = await self._read_capped(resp)
         except httpx.TimeoutException:
-            return ("timeout", f"no answer within {timeout_ms} ms"), b""
+            return (reasons.TIMEOUT, f"no answer within {timeout_ms} ms"), b""
         except _TooLarge:
-            return ("malformed", f"answer longer than {self.settings.max_response_bytes} bytes"), b""
+            return (reasons.MALFORMED, f"answer longer than {self.settings.max_response_bytes} bytes"), b""
         except httpx.ConnectError as exc:
             return (classify_connect_error(exc), str(exc)[:200]), b""
         except httpx.HTTPError as exc:  # reset, closed without an answer, protocol errors
             reason = classify_connect_error(exc)
-            return ("connection_error" if reason == "connection_refused" else reason, f"{type(exc).__name__}: {exc}"[:200]), b""
+            return (
+                reasons.CONNECTION_ERROR if reason == reasons.CONNECTION_REFUSED else reason,
+                f"{type(exc).__name__}: {exc}"[:200],
+            ), b""
         except ssl.SSLError as exc:
-            return ("tls_error", str(exc)[:200]), b""
+            return (reasons.TLS_ERROR, str(exc)[:200]), b""
         except OSError as exc:
             return (classify_connect_error(exc), str(exc)[:200]), b""
         status = resp.status_code
@@ -200,14 +204,14 @@ class Pinger:
             if unsigned is not None:
                 return unsigned, b""
             return None, raw
-        return (f"http_{status // 100}xx", f"HTTP {status}"), b""
+        return (reasons.http_status(status), f"HTTP {status}"), b""
 
     # ------------------------------------------------------------ the post (ping_post)
 
     async def post(self, post: pb.PostRequested, url: str, timeout_s: float) -> protocol.PostResult:
         """Post the call to the auction's winner; any failure is a rejection with our reason. Never raises."""
         if timeout_s <= 0:
-            return protocol.PostResult.failed("timeout", "no time left before the post deadline")
+            return protocol.PostResult.failed(reasons.TIMEOUT, "no time left before the post deadline")
         timeout_ms = max(1, int(timeout_s * 1000))
         try:
             async with asyncio.timeout(timeout_s):
@@ -220,12 +224,12 @@ class Pinger:
                     return protocol.PostResult.failed(*failure)
                 return protocol.parse_json_post_answer(raw)
         except TimeoutError:
-            return protocol.PostResult.failed("timeout", f"no answer within {timeout_ms} ms")
+            return protocol.PostResult.failed(reasons.TIMEOUT, f"no answer within {timeout_ms} ms")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 — still only a rejection
             log.warning("post_failed_unexpectedly", buyer_id=post.buyer_id, error=f"{type(exc).__name__}: {exc}")
-            return protocol.PostResult.failed("connection_error", type(exc).__name__)
+            return protocol.PostResult.failed(reasons.CONNECTION_ERROR, type(exc).__name__)
 
     async def _post_grpc(self, post: pb.PostRequested, url: str, timeout_s: float, timeout_ms: int) -> protocol.PostResult:
         req = protocol.post_proto(post, timeout_ms)

@@ -31,6 +31,7 @@ from typing import TypeAlias
 import structlog
 from aiokafka import ConsumerRecord
 
+from switchboard.core import reasons
 from switchboard.core.config import Buyer, RoutingConfig, RtbBid, StaticBid
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
@@ -59,7 +60,7 @@ INPUTS: tuple[Topic[Input], ...] = (PING_REQUESTED, POST_REQUESTED)
 def static_answer(buyer: Buyer | None) -> Answer | None:
     """The answer that needs no network call (static or unknown buyer); None for an RTB buyer."""
     if buyer is None:
-        return Answer.no_bid("unknown_buyer")
+        return Answer.no_bid(reasons.UNKNOWN_BUYER)
     if isinstance(buyer.bid, StaticBid):
         return Answer(pb.BID_OUTCOME_BID, amount=f"{buyer.bid.price:.2f}", available=True)
     return None
@@ -162,7 +163,7 @@ class Bidder:
         started = time.monotonic()
         buyer = self.buyers.get(post.buyer_id)
         if buyer is None:
-            result = protocol.PostResult.failed("unknown_buyer")
+            result = protocol.PostResult.failed(reasons.UNKNOWN_BUYER)
         elif isinstance(buyer.bid, StaticBid):
             result = protocol.PostResult(True)  # a pre-agreed price: nothing to ask
         else:

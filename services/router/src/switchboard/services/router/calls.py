@@ -50,7 +50,7 @@ from typing import Any
 import structlog
 from faust.types import EventT
 
-from switchboard.core import engine
+from switchboard.core import engine, reasons
 from switchboard.core.call_end import meaning_of
 from switchboard.core.config import RoutingConfig
 from switchboard.core.eligibility import CallFacts
@@ -219,7 +219,7 @@ class Calls:
             post = rec.post if rec is not None else None
             if rec is not None and post is not None and protocol.post_deadline(post.auction_id, post.attempt) == signal:
                 detail = f"no answer before the post deadline ({post.timeout_ms} ms)"
-                await self.post_outcome(call_id, rec, post, False, "timeout", detail)
+                await self.post_outcome(call_id, rec, post, False, reasons.TIMEOUT, detail)
             return
         auction = rec.auction if rec is not None else None
         if rec is None or auction is None or auction.auction_id != signal:
@@ -270,7 +270,7 @@ class Calls:
                 attempt=answered.attempt,
             )
             return
-        reason = answered.reason or ("" if answered.accepted else "rejected")
+        reason = answered.reason or ("" if answered.accepted else reasons.POST_REJECTED)
         await self.post_outcome(call_id, rec, post, answered.accepted, reason, f"in {answered.latency_ms} ms")
 
     async def post_outcome(self, call_id: str, rec: CallRecord, post: Post, accepted: bool, reason: str, how: str) -> None:
@@ -446,8 +446,12 @@ class Calls:
         buyer = self.config.buyer(res.buyer_id)
         if res.attempt not in rec.routed:
             ivr = rec.ivr_completed()
-            out = pb.CallRouted(
-                **self.publisher.decision_header(call_id, rec.routing_started_ms, ivr, rec.progress()),
+            out = self.publisher.decision(
+                pb.CallRouted,
+                call_id,
+                ivr,
+                rec.routing_started_ms,
+                trace=rec.progress().trace,
                 kind=pb.TARGET_KIND_BUYER,
                 buyer_id=res.buyer_id,
                 destination=res.destination,
@@ -498,11 +502,14 @@ class Calls:
         self, call_id: str, rec: CallRecord, action: engine.HandToQueue | engine.RejectCall, progress: engine.Progress
     ) -> None:
         ivr = rec.ivr_completed()
-        header = self.publisher.decision_header(call_id, rec.routing_started_ms, ivr, progress)
         out: pb.CallQueued | pb.CallRejected
         if isinstance(action, engine.HandToQueue):
-            out = pb.CallQueued(
-                **header,
+            out = self.publisher.decision(
+                pb.CallQueued,
+                call_id,
+                ivr,
+                rec.routing_started_ms,
+                trace=progress.trace,
                 queue_id=action.queue_id,
                 caller=ivr.caller,
                 answers=dict(ivr.answers),
@@ -512,7 +519,16 @@ class Calls:
             topic, kind = CALL_QUEUED.name, FinishedKind.QUEUED
             log.info("call_queued", call_id=call_id, queue_id=action.queue_id)
         else:
-            out = pb.CallRejected(**header, reason=action.reason, detail=action.detail, announcement=action.announcement)
+            out = self.publisher.decision(
+                pb.CallRejected,
+                call_id,
+                ivr,
+                rec.routing_started_ms,
+                trace=progress.trace,
+                reason=action.reason,
+                detail=action.detail,
+                announcement=action.announcement,
+            )
             topic, kind = CALL_REJECTED.name, FinishedKind.REJECTED
             log.info("call_rejected", call_id=call_id, reason=action.reason, detail=action.detail)
         # Sent before the tables change: a crash in between repeats the event (consumers dedupe by call id).

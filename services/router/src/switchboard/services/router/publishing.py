@@ -4,7 +4,7 @@
 call.routed, call.queued, call.rejected), the dead-letter topic (the ledger agent dead-letters
 through it too), and <app>.ledger for the call side's reserve, release and bid messages. A unit of
 its own: the handlers need nothing of the topics but these sends, and the decision header
-(`decision_header`: what call.routed, call.queued and call.rejected start with) and the
+(`decision`: call.routed, call.queued and call.rejected start with core.decisions' header) and the
 publisher of a call are what the router's published events share.
 """
 
@@ -18,8 +18,8 @@ from faust.types import EventT, TopicT
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from switchboard.core import engine
 from switchboard.core.config import RoutingConfig
+from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.platform import codec
 from switchboard.platform.topics import DEAD_LETTER
 from switchboard.services.router import protocol
@@ -55,20 +55,15 @@ class Publisher:
         await self.out[DEAD_LETTER.name].send(key=m.key, value=codec.encode(letter))
         log.warning("dead_lettered", topic=m.topic, partition=m.partition, offset=m.offset, reason=reason)
 
-    def decision_header(
-        self, call_id: str, routing_started_ms: int, ivr: pb.IvrCompleted, progress: engine.Progress
-    ) -> dict[str, Any]:
-        """The fields every decision event (call.routed, call.queued, call.rejected) starts with."""
-        return {
-            "event_id": codec.new_id(),
-            "call_id": call_id,
-            "occurred_at": codec.now_ts(),
-            "call_started_at": ivr.call_started_at,
-            "campaign_id": ivr.campaign_id,
-            "publisher_id": self.publisher_of(ivr),
-            "routing_started_at": ts_from_ms(routing_started_ms),
-            "trace": progress.trace,
-        }
+    def decision(
+        self, message: type[Decision], call_id: str, ivr: pb.IvrCompleted, routing_started_ms: int, **fields: Any
+    ) -> Decision:
+        """The decision event `message` (call.routed, call.queued, call.rejected) about `call_id`, stamped now:
+        core.decisions' header, with the call's publisher and when its routing started, then its own `fields`."""
+        header = DecisionHeader(
+            call_id, ivr.campaign_id, self.publisher_of(ivr), ivr.call_started_at, ts_from_ms(routing_started_ms)
+        )
+        return header.event(message, event_id=codec.new_id(), occurred_at=codec.now_ts(), **fields)
 
     def publisher_of(self, ivr: pb.IvrCompleted) -> str:
         """The event's publisher, or its campaign's when the event names none."""

@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord
 
 from switchboard.core.ledger import (
     BuyerLoad,
@@ -36,7 +36,8 @@ from switchboard.core.ledger import (
     call_routed,
     swrr_routed,
 )
-from switchboard.platform.kafka import confirmed_end_offsets, make_consumer
+from switchboard.platform.follow import Follower
+from switchboard.platform.kafka import make_consumer
 from switchboard.platform.settings import KafkaSettings
 from switchboard.services.router import protocol
 
@@ -179,25 +180,26 @@ class ViewReader:
         self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
+        """Read the view topic until cancelled (the worker's stop cancels it)."""
         consumer = make_consumer(self.kafka, None, "router-view")
         await consumer.start()
+        read = 0
+
+        async def apply(r: ConsumerRecord, catching_up: bool) -> None:
+            nonlocal read
+            read += 1
+            try:
+                self.view.apply(protocol.decode_view(r.value))
+            except (protocol.InvalidMessage, KeyError, ValueError, TypeError) as exc:
+                log.warning("bad_view_record", partition=r.partition, offset=r.offset, error=str(exc))
+
+        def caught_up() -> None:
+            self.caught_up.set()
+            log.info("view_caught_up", records=read, buyers=len(self.view.loads), tiers=len(self.view.tiers))
+
         try:
-            tps = [TopicPartition(self.topic, p) for p in range(self.kafka.partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await confirmed_end_offsets(consumer, self.kafka, tps, "router-view")
-            read = 0
-            while True:
-                batches = await consumer.getmany(timeout_ms=100, max_records=1000)
-                for records in batches.values():
-                    for r in records:
-                        read += 1
-                        try:
-                            self.view.apply(protocol.decode_view(r.value))
-                        except (protocol.InvalidMessage, KeyError, ValueError, TypeError) as exc:
-                            log.warning("bad_view_record", partition=r.partition, offset=r.offset, error=str(exc))
-                if not self.caught_up.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                    self.caught_up.set()
-                    log.info("view_caught_up", records=read, buyers=len(self.view.loads), tiers=len(self.view.tiers))
+            follower = Follower(consumer, self.kafka, "router-view")
+            await follower.start([self.topic])
+            await follower.run(apply, asyncio.Event(), on_caught_up=caught_up)  # never set: runs until cancelled
         finally:
             await consumer.stop()
