@@ -40,15 +40,92 @@ def config_validate(path: Path = typer.Argument(..., help="YAML file or director
     )
 
 
-@app.command()
-def topics() -> None:
-    """List the Kafka topics Switchboard uses (docs/TOPICS.md)."""
-    from switchboard.platform.topics import ALL_TOPICS, PRIVATE_TOPICS
+topics_app = typer.Typer(help="The Kafka topics Switchboard uses (docs/TOPICS.md).")
+app.add_typer(topics_app, name="topics")
 
-    table = Table("topic", "message", "meaning")
-    for t in (*ALL_TOPICS, *PRIVATE_TOPICS):
-        table.add_row(t.name, t.message.DESCRIPTOR.full_name, t.description)
+
+@topics_app.callback(invoke_without_command=True)
+def topics(ctx: typer.Context) -> None:
+    """List the Kafka topics Switchboard uses (docs/TOPICS.md); `create` and `manifest` below."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from switchboard.topicset import project_topics
+
+    table = Table("topic", "message", "kept", "meaning")
+    for t in project_topics():
+        message = "JSON" if t.message.DESCRIPTOR is None else t.message.DESCRIPTOR.full_name
+        kept = "compacted" if t.compacted else f"{int(t.configs['retention.ms']) // 86_400_000} days"
+        table.add_row(t.name, message, kept, t.description)
     console.print(table)
+
+
+def _partitions_default() -> int:
+    from switchboard.platform.settings import KafkaSettings
+
+    return KafkaSettings().partitions  # SWITCHBOARD_KAFKA_PARTITIONS, else the services' default
+
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap: str = typer.Option(..., "--bootstrap", help="HOST:PORT[,HOST:PORT] of the cluster"),
+    replication_factor: int = typer.Option(..., "--replication-factor", min=1, help="replicas per partition"),
+    partitions: int = typer.Option(
+        None,
+        "--partitions",
+        min=1,
+        help="partitions per topic; must equal the services' SWITCHBOARD_KAFKA_PARTITIONS (default: that variable, else 4)",
+        show_default=False,
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds to wait for the cluster to answer"),
+) -> None:
+    """Create every topic (events, dead letters, state, the router's own) with its partitions, replication,
+    cleanup policy and retention; existing topics are checked, not changed. TLS/SASL from SWITCHBOARD_KAFKA_*."""
+    from switchboard.platform.settings import KafkaSettings
+    from switchboard.services.router.settings import RouterSettings
+    from switchboard.topicset import create_topics, project_topics
+
+    kafka = KafkaSettings().model_copy(
+        update={
+            "bootstrap_servers": bootstrap,
+            "replication_factor": replication_factor,
+            "partitions": partitions or _partitions_default(),
+        }
+    )
+    topics = project_topics(RouterSettings())
+    try:
+        statuses = asyncio.run(create_topics(kafka, topics, timeout))
+    except TimeoutError as exc:
+        typer.echo(f"error: {exc} (check --bootstrap and that the cluster is up; TLS/SASL: SWITCHBOARD_KAFKA_*)", err=True)
+        raise typer.Exit(2) from None
+    differing = [s for s in statuses if s.problems]
+    for s in statuses:
+        state = "created" if s.created else "exists" if not s.problems else "exists, differs: " + "; ".join(s.problems)
+        typer.echo(f"{s.name}: {state}")
+    created = sum(s.created for s in statuses)
+    typer.echo(
+        f"{created} created, {len(statuses) - created} existing ({len(differing)} differing) on {bootstrap}: "
+        f"{kafka.partitions} partitions, replication factor {replication_factor}"
+    )
+    if differing:
+        typer.echo(
+            "error: existing topics differ from their declaration; alter them (kafka-configs.sh / kafka-topics.sh) "
+            "or recreate them: the services rely on these settings",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@topics_app.command("manifest")
+def topics_manifest(
+    partitions: int = typer.Option(..., "--partitions", min=1, help="partitions per topic (SWITCHBOARD_KAFKA_PARTITIONS)"),
+    replication_factor: int = typer.Option(..., "--replication-factor", min=1, help="replicas per partition"),
+    cluster: str = typer.Option("switchboard", "--cluster", help="name of the Strimzi Kafka resource"),
+) -> None:
+    """Print one Strimzi KafkaTopic per topic (the source of deploy/kafka/topics.yaml)."""
+    from switchboard.services.router.settings import RouterSettings
+    from switchboard.topicset import kafka_topic_manifests, project_topics
+
+    typer.echo(kafka_topic_manifests(project_topics(RouterSettings()), partitions, replication_factor, cluster), nl=False)
 
 
 @app.command()

@@ -211,7 +211,8 @@ async def consume(
 async def ensure_topics(
     kafka: KafkaSettings, topics: Iterable[Topic[Message]] = ALL_TOPICS, timeout_s: float = 30.0
 ) -> list[str]:
-    """Create the topics that do not exist yet, with the configured partitions; return the names created."""
+    """Create the topics that do not exist yet, with the configured partitions and replication and each
+    topic's configs (cleanup policy, retention: Topic.configs); return the names created."""
     admin = AIOKafkaAdminClient(**kafka.client_kwargs(), request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
@@ -221,12 +222,7 @@ async def ensure_topics(
             try:
                 await admin.create_topics(
                     [
-                        NewTopic(
-                            t.name,
-                            kafka.partitions,
-                            kafka.replication_factor,
-                            topic_configs={"cleanup.policy": "compact"} if t.compacted else {},
-                        )
+                        NewTopic(t.name, kafka.partitions, kafka.replication_factor, topic_configs=t.configs)
                         for t in missing
                     ]
                 )

@@ -9,6 +9,7 @@ state topics (`compacted=True`), keyed by what their state is about.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Generic, TypeAlias, TypeVar
 
 from google.protobuf.message import Message
@@ -40,12 +41,41 @@ TerminalEvent: TypeAlias = pb.CallRouted | pb.CallRejected
 M_co = TypeVar("M_co", bound=Message, covariant=True)
 
 
+# How long the broker keeps the records of a history topic (not compacted) unless its Topic says
+# otherwise. A week: a consumer that was down over a weekend (analytics, cti) still finds what it
+# missed, and it outlasts the longest call by far (queue.state snapshots point at call.queued
+# records of live calls, docs/TOPICS.md).
+DEFAULT_RETENTION = timedelta(days=7)
+
+
 @dataclass(frozen=True)
 class Topic(Generic[M_co]):
+    """One topic and how the broker keeps it.
+
+    The one declaration of each topic's settings: `ensure_topics` creates topics with `configs`,
+    `switchboard topics create` too, and the Strimzi KafkaTopic manifests are generated from it
+    (`switchboard topics manifest`; tests/unit/test_k8s_topics.py fails when they drift).
+    """
+
     name: str
     message: type[M_co]
     description: str
     compacted: bool = False  # state, not history: the broker keeps the latest record per key
+    retention: timedelta | None = None  # history topics only; None: DEFAULT_RETENTION
+
+    def __post_init__(self) -> None:
+        if self.compacted and self.retention is not None:
+            raise ValueError(f"topic {self.name}: a compacted topic keeps the latest record per key; it takes no retention")
+        if self.retention is not None and self.retention <= timedelta(0):
+            raise ValueError(f"topic {self.name}: retention must be positive, not {self.retention}")
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """The topic-level broker configs (Kafka names, string values as on the wire)."""
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
+        retention = self.retention or DEFAULT_RETENTION
+        return {"cleanup.policy": "delete", "retention.ms": str(int(retention.total_seconds() * 1000))}
 
 
 CALL_STARTED = Topic("call.started", pb.CallStarted, "a call reached a tracking number (ivr)")
@@ -77,7 +107,13 @@ QUEUE_STATE = Topic(
     "compacted, keyed <queue group id>: the queue service's ACD state snapshots, read back when it starts (queue)",
     compacted=True,
 )
-DEAD_LETTER = Topic("deadletter", pb.DeadLetter, "messages a consumer could not decode or handle, with the reason (any service)")
+DEAD_LETTER = Topic(
+    "deadletter",
+    pb.DeadLetter,
+    "messages a consumer could not decode or handle, with the reason (any service)",
+    # Operators look at dead letters and replay them after a fix: give them a month, not a week.
+    retention=timedelta(days=30),
+)
 
 ALL_TOPICS: tuple[Topic[Event], ...] = (
     CALL_STARTED,

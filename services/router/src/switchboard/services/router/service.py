@@ -38,11 +38,30 @@ def internal_topics(settings: RouterSettings) -> list[Topic]:
     """The router's own topics: JSON values (protocol.py), not protobuf events, hence Message."""
     return [
         Topic(settings.deadlines_topic, Message, "expired auctions (router-internal)"),
-        *(
-            Topic(settings.internal_topic(k), Message, f"buyer ledger {k} (router-internal)")
-            for k in ("ledger", "replies", "view")
-        ),
+        Topic(settings.internal_topic("ledger"), Message, "buyer ledger reservations and releases (router-internal)"),
+        Topic(settings.internal_topic("replies"), Message, "buyer ledger answers (router-internal)"),
+        # Only the newest BuyerLoad/TierState per key matters (one writer per key: the ledger agent),
+        # so a starting worker reads little (docs/ROUTER.md, "Restart and rebalance").
+        Topic(settings.internal_topic("view"), Message, "buyer ledger view: latest state per key (router-internal)", compacted=True),
     ]
+
+
+# The Faust tables of app.py and bookkeeper.py; tests/unit/test_k8s_topics.py builds the app and
+# checks that these are exactly its tables.
+TABLES = ("auctions", "finished", "loads", "tiers")
+
+
+def changelog_topics(settings: RouterSettings) -> list[Topic]:
+    """The tables' changelog topics, named as Faust names them; compacted as Faust creates them."""
+    return [
+        Topic(f"{settings.app_id}-{table}-changelog", Message, f"changelog of the Faust table {table} (router-internal)", compacted=True)
+        for table in TABLES
+    ]
+
+
+def router_topics(settings: RouterSettings) -> list[Topic]:
+    """Every topic the router deployment of `settings` uses beyond the platform table."""
+    return [*internal_topics(settings), *changelog_topics(settings)]
 
 
 async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
