@@ -33,7 +33,12 @@ def test_every_service_has_a_hardened_deployment():
         assert c["command"][-1] == f"switchboard.services.{name}"
         assert c["image"] == f"switchboard-{name}", "one image per service (deploy/Dockerfile, SERVICE build arg)"
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
-        assert c["readinessProbe"]["exec"]["command"][-1] == f"/tmp/ready/{name}.ready"
+        assert pod["serviceAccountName"] == name and pod["automountServiceAccountToken"] is False
+        # The ops server's honest health (docs/OPERATIONS.md), not a file written once.
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "ops"}
+        assert c["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "ops"}
+        assert {"name": "ops", "containerPort": 9400} in c["ports"]
 
 
 def test_every_service_image_is_set_in_one_place():

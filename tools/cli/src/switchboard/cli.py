@@ -49,11 +49,13 @@ def topics(ctx: typer.Context) -> None:
     """List the Kafka topics Switchboard uses (docs/TOPICS.md); `create` and `manifest` below."""
     if ctx.invoked_subcommand is not None:
         return
+    from google.protobuf.message import Message
+
     from switchboard.topicset import project_topics
 
     table = Table("topic", "message", "kept", "meaning")
     for t in project_topics():
-        message = "JSON" if t.message.DESCRIPTOR is None else t.message.DESCRIPTOR.full_name
+        message = "JSON" if t.message is Message else t.message.DESCRIPTOR.full_name  # the router's own topics
         kept = "compacted" if t.compacted else f"{int(t.configs['retention.ms']) // 86_400_000} days"
         table.add_row(t.name, message, kept, t.description)
     console.print(table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
@@ -95,7 +96,7 @@ def k8s_name(topic: str) -> str:
 
 def kafka_topic_manifests(topics: Iterable[Topic[Message]], partitions: int, replicas: int, cluster: str) -> str:
     """Strimzi KafkaTopic resources (kafka.strimzi.io/v1beta2), one per topic, as one YAML stream."""
-    docs = []
+    docs: list[dict[str, Any]] = []
     for t in topics:
         docs.append(
             {

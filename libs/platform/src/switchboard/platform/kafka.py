@@ -221,10 +221,7 @@ async def ensure_topics(
         if missing:
             try:
                 await admin.create_topics(
-                    [
-                        NewTopic(t.name, kafka.partitions, kafka.replication_factor, topic_configs=t.configs)
-                        for t in missing
-                    ]
+                    [NewTopic(t.name, kafka.partitions, kafka.replication_factor, topic_configs=t.configs) for t in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # another process created them meanwhile

@@ -42,7 +42,9 @@ def internal_topics(settings: RouterSettings) -> list[Topic]:
         Topic(settings.internal_topic("replies"), Message, "buyer ledger answers (router-internal)"),
         # Only the newest BuyerLoad/TierState per key matters (one writer per key: the ledger agent),
         # so a starting worker reads little (docs/ROUTER.md, "Restart and rebalance").
-        Topic(settings.internal_topic("view"), Message, "buyer ledger view: latest state per key (router-internal)", compacted=True),
+        Topic(
+            settings.internal_topic("view"), Message, "buyer ledger view: latest state per key (router-internal)", compacted=True
+        ),
     ]
 
 
@@ -54,7 +56,12 @@ TABLES = ("auctions", "finished", "loads", "tiers")
 def changelog_topics(settings: RouterSettings) -> list[Topic]:
     """The tables' changelog topics, named as Faust names them; compacted as Faust creates them."""
     return [
-        Topic(f"{settings.app_id}-{table}-changelog", Message, f"changelog of the Faust table {table} (router-internal)", compacted=True)
+        Topic(
+            f"{settings.app_id}-{table}-changelog",
+            Message,
+            f"changelog of the Faust table {table} (router-internal)",
+            compacted=True,
+        )
         for table in TABLES
     ]
 
