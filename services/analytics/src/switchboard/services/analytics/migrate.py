@@ -19,7 +19,7 @@ import time
 import structlog
 
 from switchboard.analytics import tables
-from switchboard.analytics.client import database_of, open_client, redact
+from switchboard.analytics.client import database_of, open_client, redact, split_dsn
 from switchboard.platform.logging import configure_logging
 from switchboard.services.analytics.settings import AnalyticsSettings
 
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = AnalyticsSettings()
+        split_dsn(settings.dsn)  # an unsupported DSN is a settings error, not something to wait out
     except ValueError as exc:  # pydantic's ValidationError names every wrong variable
         print(f"analytics settings: {exc}", file=sys.stderr)  # noqa: T201 — before logging is configured
         return 1
