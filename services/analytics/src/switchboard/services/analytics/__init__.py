@@ -19,4 +19,7 @@ ClickHouse server to query live. Tables (created with IF NOT EXISTS at start):
 ``pings``, ``bids``, ``calls_routed``, ``calls_rejected``, ``calls_ended``,
 ``cti_events``, ``dead_letters`` — see switchboard.analytics.tables. They are
 ReplacingMergeTree on the event id: use ``FINAL`` for exact per-event counts.
+
+The schema alone (a deployment's migration step, e.g. the analytics pod's init container):
+``python -m switchboard.services.analytics.migrate [--wait S]`` (same DSN settings; idempotent).
 """
