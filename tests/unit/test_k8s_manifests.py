@@ -7,6 +7,7 @@ the network open only at the edge and to the buyers."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from functools import cache
@@ -83,6 +84,31 @@ def test_overlay_renders_strictly_valid_manifests(overlay):
     for doc in docs:
         validate(doc)
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"switchboard"}
+
+
+COMPONENTS = sorted(p.name for p in (DEPLOY / "components").iterdir() if (p / "kustomization.yaml").is_file())
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_with_each_component_renders_strictly_valid_manifests(overlay, component, tmp_path):
+    """The components still apply on top of the overlays (their JSON patches find their paths)."""
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, tmp_path)],
+                "components": [os.path.relpath(DEPLOY / "components" / component, tmp_path)],
+            }
+        )
+    )
+    out = subprocess.run(["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"} == SERVICES
+    for doc in docs:
+        validate(doc)
 
 
 def test_the_crd_schemas_refuse_unknown_fields():
@@ -172,6 +198,7 @@ def test_analytics_writes_to_the_clickhouse_server_after_its_migration(overlay):
     [migrate] = pod["initContainers"]
     assert migrate["command"][:3] == ["python", "-m", "switchboard.services.analytics.migrate"]
     assert migrate["image"] == pod["containers"][0]["image"]
+    assert migrate["env"] == pod["containers"][0]["env"], "the migration step applies the schema where the sink writes"
     for c in (migrate, pod["containers"][0]):
         env = {e["name"]: e for e in c["env"]}
         assert env["SWITCHBOARD_ANALYTICS_DSN"]["value"].startswith("http://switchboard:$(CLICKHOUSE_PASSWORD)@clickhouse:8123/")

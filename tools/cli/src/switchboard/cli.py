@@ -81,7 +81,8 @@ def topics_create(
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="seconds to wait for the cluster to answer"),
 ) -> None:
     """Create every topic (events, dead letters, state, the router's own) with its partitions, replication,
-    cleanup policy and retention; existing topics are checked, not changed. TLS/SASL from SWITCHBOARD_KAFKA_*."""
+    cleanup policy and retention; existing topics are checked, not changed. TLS/SASL from SWITCHBOARD_KAFKA_*;
+    the router's topic names from SWITCHBOARD_ROUTER_* (app id). Exit 1: existing topics differ; 2: no answer."""
     from switchboard.platform.settings import KafkaSettings
     from switchboard.services.router.settings import RouterSettings
     from switchboard.topicset import create_topics, project_topics
