@@ -25,6 +25,9 @@ queues:
   - {id: reap, max_wait_s: 120}
   - {id: left, max_wait_s: 120}
   - {id: gone, max_wait_s: 120}
+  - id: prio
+    max_wait_s: 120
+    priority: [{when: {answers: {credit_score: {gte: 700}}}, priority: 5}]
 agents:
   - {id: a1, queues: [two], destination: "sip:a1@switchboard.local"}
   - {id: a2, queues: [two]}
@@ -38,6 +41,7 @@ agents:
   - {id: r1, queues: [reap]}
   - {id: l1, queues: [left]}
   - {id: g1, queues: [gone]}
+  - {id: pr1, queues: [prio]}
 """
 # A call on an agent whose call.ended never comes frees the agent after this long. Small, so that the
 # reaper test is quick; above every hold in the other tests (they end their calls within a second or so)
@@ -61,7 +65,7 @@ def queue_service(broker, tmp_path_factory) -> Iterator[ServiceProcess]:
         yield service
 
 
-def queued(call_id: str, queue_id: str, attempt: int = 1, **kw) -> pb.CallQueued:
+def queued(call_id: str, queue_id: str, attempt: int = 1, answers: dict[str, str] | None = None, **kw) -> pb.CallQueued:
     trace = pb.DecisionTrace(notes=["tier 0 price: no eligible buyer"])
     return pb.CallQueued(
         event_id=codec.new_id(),
@@ -74,7 +78,7 @@ def queued(call_id: str, queue_id: str, attempt: int = 1, **kw) -> pb.CallQueued
         tier_index=1,
         attempt=attempt,
         caller=pb.Caller(number="+13105551234", state="CA", area_code="310"),
-        answers={"zip": "90210"},
+        answers=answers or {"zip": "90210"},
         trace=trace,
         routing_started_at=codec.now_ts(),
         **kw,
@@ -127,6 +131,28 @@ async def test_two_agents_three_calls_third_waits_for_a_free_agent(queue_service
     assert [(e.target_id, e.excluded_by) for e in busy] == [(r1.agent_id, "agent:busy")]  # r1's agent still talks
     for c in (c1, c3):  # free the agents for whoever comes next
         await bus.publish(CALL_ENDED, ended(c))
+
+
+async def test_a_higher_priority_caller_is_served_before_an_earlier_one(queue_service, bus, kafka):
+    holder, low, vip = new_call_id(), new_call_id(), new_call_id()
+    await bus.publish(CALL_QUEUED, queued(holder, "prio"))
+    [r] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == holder)
+    assert r.agent_id == "pr1"
+    # One after the other, each handled (waiting) before the next is sent: the low priority caller is the older.
+    # A marker on the call's partition: once the marker is routed, the call before it was handled.
+    for c, answers in ((low, {"zip": "90210"}), (vip, {"zip": "90210", "credit_score": "720"})):  # priority 0, then 5
+        await bus.publish(CALL_QUEUED, queued(c, "prio", answers=answers))
+        marker = new_call_id()
+        await bus.publish(CALL_QUEUED, queued(marker, "wide"), key=c)
+        await wait_event(kafka, CALL_ROUTED, lambda e, m=marker: e.call_id == m)
+    await bus.publish(CALL_ENDED, ended(holder))
+    [first] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == vip)
+    assert first.agent_id == "pr1"
+    assert await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == low) == []  # still waiting behind the vip
+    await bus.publish(CALL_ENDED, ended(vip))
+    [second] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == low)
+    assert second.agent_id == "pr1"
+    await bus.publish(CALL_ENDED, ended(low))
 
 
 async def test_waiting_longer_than_max_wait_is_abandoned(queue_service, bus, kafka):

@@ -18,9 +18,17 @@ Rules
   * round_robin: config order, starting after the agent this queue used last.
   * fewest_calls: fewest calls handled so far, ties in config order.
   * best_performer: highest `performance`, ties in config order.
-- No free agent: the call waits in its queue (FIFO). Whenever capacity frees
-  up, waiting calls are served oldest first across queues; a waiting call that
-  no free agent can serve does not block younger calls that one can serve.
+- No free agent: the call waits in its queue. Whenever capacity frees up,
+  waiting calls are served in priority order across queues, FIFO within a
+  priority (oldest first); a waiting call that no free agent can serve does not
+  block others that one can serve.
+- Priority (`call_priority`): the first of the queue's `priority` rules whose
+  `when` holds (campaigns, publishers, answers: all present must hold; answers
+  with the operators of buyer filters) gives the call its priority; none holds:
+  0. Higher is served first. With `priority_aging_s`, every priority_aging_s a
+  call has waited adds 1 (`effective_priority`), so a low priority caller is
+  served in the end however many higher priority callers keep coming. A call
+  keeps its priority and its first arrival time when it goes back to waiting.
 - A waiting call older than its queue's `max_wait_s` is abandoned. The wait
   counts from the call's first arrival in the queue, also for a call that went
   back to waiting after an agent did not take it, so its wait stays bounded.
@@ -36,9 +44,9 @@ ring would loop), and the call's attempt goes up by one. Then, in this order:
   * no untried agent of the queue covers the caller's needs at all (busy or
     not) → rejected `all_declined`: waiting would be for nobody;
   * a free untried matching agent → assigned at once (the next offer);
-  * otherwise the call goes back to waiting at the head of its queue (and ahead
-    of every first-time waiter in dispatch) until an untried matching agent
-    frees up, or max_wait_s.
+  * otherwise the call goes back to waiting in its place (its priority and
+    first arrival; ahead of every first-time waiter of the same priority) until
+    an untried matching agent frees up, or max_wait_s.
 The freed slot then serves other waiting calls as in `release`. An outcome for
 an older attempt than the call's current one (a redelivered or late report) is
 ignored. Outcomes that end the call (answered, caller hang-up, agent hang-up)
@@ -88,6 +96,7 @@ from typing import Any, Literal
 
 from switchboard.core import reasons
 from switchboard.core.config import Agent, Queue, RoutingConfig
+from switchboard.core.eligibility import condition_failure
 from switchboard.v1 import events_pb2 as pb
 
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "best_performer")
@@ -104,7 +113,8 @@ class WaitingCall:
     attempt: int = 1  # the offer number of the current / next offer of this call
     max_attempts: int | None = None  # offers allowed for the call in total (None: no bound but the queue's agents)
     tried: dict[str, str] = field(default_factory=dict)  # agent id → why it did not take this call
-    requeued: bool = False  # back from an agent that did not take it: served before first-time waiters
+    requeued: bool = False  # back from an agent that did not take it: served before first-time waiters of its priority
+    priority: int = 0  # from the queue's priority rules (call_priority); higher is served first
 
 
 @dataclass
@@ -216,6 +226,32 @@ class Reap:
     assignments: tuple[Assignment, ...]  # waiting calls that got the freed capacity
 
 
+def call_priority(queue: Queue, campaign_id: str, publisher_id: str, answers: Mapping[str, str]) -> int:
+    """The priority the queue's rules give a call: the first rule whose `when` holds, else 0 (module doc)."""
+    for rule in queue.priority:
+        when = rule.when
+        if when.campaigns is not None and campaign_id not in when.campaigns:
+            continue
+        if when.publishers is not None and publisher_id not in when.publishers:
+            continue
+        if when.answers and any(condition_failure(k, *_only(c), answers) for k, c in when.answers.items()):
+            continue
+        return rule.priority
+    return 0
+
+
+def _only(condition: Mapping[str, Any]) -> tuple[str, Any]:
+    ((op, arg),) = condition.items()  # validated: exactly one operator
+    return op, arg
+
+
+def effective_priority(call: WaitingCall, queue: Queue, now: float) -> int:
+    """The call's priority raised by 1 for every `priority_aging_s` it has waited (its first arrival counts)."""
+    if queue.priority_aging_s is None:
+        return call.priority
+    return call.priority + int(max(0.0, now - call.enqueued_at) // queue.priority_aging_s)
+
+
 def caller_needs(queue: Queue, answers: Mapping[str, str]) -> dict[str, str]:
     """The caller's values for the queue's match keys (absent or empty answers impose nothing)."""
     return {k: str(answers[k]) for k in queue.match if answers.get(k) not in (None, "")}
@@ -281,6 +317,22 @@ class Acd:
         """Every call on an agent, then every waiting call."""
         return [*self._active.values(), *self._waiting_ids.values()]
 
+    def in_service_order(self, now: float, queue_id: str | None = None) -> list[WaitingCall]:
+        """The waiting calls (of `queue_id`, or of every queue) in the order dispatch serves them at `now`:
+        higher effective priority first, then a call back from an agent, then the oldest first arrival."""
+        calls = self._waiting_ids.values() if queue_id is None else self.waiting.get(queue_id, [])
+        return sorted(
+            calls,
+            key=lambda c: (-effective_priority(c, self.queues[c.queue_id], now), not c.requeued, c.enqueued_at, c.seq),
+        )
+
+    def position(self, call_id: str, now: float) -> int:
+        """The waiting call's 1-based place in its queue's service order at `now` (0: not waiting)."""
+        call = self._waiting_ids.get(call_id)
+        if call is None:
+            return 0
+        return next(i for i, c in enumerate(self.in_service_order(now, call.queue_id), 1) if c is call)
+
     def done_ids(self, last: int | None = None) -> list[str]:
         """The finished call ids remembered for dedupe, oldest first (only the `last` newest when given)."""
         if last is None:
@@ -315,7 +367,7 @@ class Acd:
             return Offer("assigned", assignment=self._assign(call, agent, queue, now, considered), considered=considered)
         self.waiting[queue.id].append(call)
         self._waiting_ids[call.call_id] = call
-        return Offer("waiting", position=len(self.waiting[queue.id]), considered=considered)
+        return Offer("waiting", position=self.position(call.call_id, now), considered=considered)
 
     def release(self, call_id: str, now: float) -> Release:
         """A call ended: free its agent's slot and hand freed capacity to waiting calls."""
@@ -446,9 +498,9 @@ class Acd:
         return out
 
     def dispatch(self, now: float) -> list[Assignment]:
-        """Serve waiting calls oldest first while some free agent can take them."""
+        """Serve waiting calls in service order (`in_service_order`) while some free agent can take them."""
         out: list[Assignment] = []
-        for call in sorted(self._waiting_ids.values(), key=lambda c: (not c.requeued, c.enqueued_at, c.seq)):
+        for call in self.in_service_order(now):
             queue = self.queues[call.queue_id]
             agent, considered = self.pick(queue, call.needs, call.tried)
             if agent is not None:
@@ -643,6 +695,8 @@ def _call_dict(call: WaitingCall, payload: Callable[[Any], Any] | None) -> dict[
         out["tried"] = dict(call.tried)
     if call.requeued:
         out["requeued"] = True
+    if call.priority:
+        out["priority"] = call.priority
     return out
 
 
@@ -658,6 +712,7 @@ def _call_from(item: Mapping[str, Any], payloads: Mapping[str, Any], time_shift:
         max_attempts=item.get("max_attempts"),
         tried=dict(item.get("tried", {})),
         requeued=bool(item.get("requeued", False)),
+        priority=int(item.get("priority", 0)),
     )
 
 

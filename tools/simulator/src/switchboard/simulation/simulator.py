@@ -70,7 +70,7 @@ from google.protobuf import json_format
 
 from switchboard.core import engine, reasons
 from switchboard.core import ivr as flows
-from switchboard.core.acd import Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
+from switchboard.core.acd import Acd, Assignment, WaitingCall, assignment_trace, call_priority, caller_needs, rejection_trace
 from switchboard.core.call_end import meaning_of
 from switchboard.core.caller import CallerFacts, caller_facts
 from switchboard.core.config import IvrFlow, RoutingConfig, StaticBid, duration_seconds
@@ -610,8 +610,16 @@ class Simulator:
         queue = self.acd.queues.get(action.queue_id)
         needs = caller_needs(queue, call.facts.answers) if queue is not None else {}
         max_attempts = self._campaigns[call.facts.campaign_id].routing.max_attempts
+        priority = call_priority(queue, call.facts.campaign_id, call.facts.publisher_id, call.facts.answers) if queue else 0
         waiting = WaitingCall(
-            call.call_id, action.queue_id, self.now, needs, payload=call, attempt=action.attempt or 1, max_attempts=max_attempts
+            call.call_id,
+            action.queue_id,
+            self.now,
+            needs,
+            payload=call,
+            attempt=action.attempt or 1,
+            max_attempts=max_attempts,
+            priority=priority,
         )
         call.handoff = action
         call.queued_at = self.now

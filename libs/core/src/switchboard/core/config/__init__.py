@@ -34,7 +34,7 @@ from switchboard.core.config.ivr import (
 )
 from switchboard.core.config.messages import ConfigError, Problem, config_problems, pydantic_problems, unknown_field_message
 from switchboard.core.config.model import RoutingConfig, reference_problems
-from switchboard.core.config.queues import QUEUE_STRATEGIES, Agent, Queue
+from switchboard.core.config.queues import QUEUE_STRATEGIES, Agent, PriorityRule, PriorityWhen, Queue
 from switchboard.core.config.routing import (
     Bid,
     Blocklist,
@@ -149,6 +149,8 @@ __all__ = [
     "Money",
     "NormalDist",
     "NumberPrefix",
+    "PriorityRule",
+    "PriorityWhen",
     "Problem",
     "Publisher",
     "Queue",

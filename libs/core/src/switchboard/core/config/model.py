@@ -173,8 +173,23 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
                 problems.append(
                     (("agents", ai, "queues", qi), unknown("queue", "queues", q, queues, "remove it from the agent's queues"))
                 )
+    campaigns = _ids(data, "campaigns")
+    for qi, q in _items(data, "queues"):
+        for ri, rule in _items(q, "priority"):
+            when = rule.get("when")
+            if not isinstance(when, Mapping):
+                continue
+            for key, section, known in (("campaigns", "campaigns", campaigns), ("publishers", "publishers", publishers)):
+                for xi, x in _seq(when.get(key)):
+                    if x not in known:
+                        problems.append(
+                            (
+                                ("queues", qi, "priority", ri, "when", key, xi),
+                                unknown(section[:-1], section, x, known, "remove it from the rule"),
+                            )
+                        )
     for fi, flow in _items(data, "ivr_flows"):
         problems.extend((("ivr_flows", fi, *sub), msg) for sub, msg in ivr_flow_problems(flow))
-    ids = {"campaigns": _ids(data, "campaigns"), "buyers": buyers, "agents": _ids(data, "agents"), "queues": queues}
+    ids = {"campaigns": campaigns, "buyers": buyers, "agents": _ids(data, "agents"), "queues": queues}
     problems.extend(simulation_reference_problems(data, ids))
     return problems

@@ -6,14 +6,35 @@ queues it is in when its skills cover the queue's `match` keys. The distributor 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from switchboard.core.config.conditions import Condition, _check_answers
 from switchboard.core.config.types import _Model
 
 # How a queue orders its free agents for a call (Queue.strategy spells the same names).
 QUEUE_STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "best_performer")
+
+
+class PriorityWhen(_Model):
+    """When a priority rule holds: every condition present must (an empty `when` holds for every call)."""
+
+    campaigns: list[str] | None = None  # the call's campaign is one of these
+    publishers: list[str] | None = None  # the call's publisher is one of these
+    answers: dict[str, Condition] | None = None  # IVR answers / call data, the operators of buyer filters
+
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _answers(cls, v: Any) -> Any:
+        return _check_answers(v)
+
+
+class PriorityRule(_Model):
+    """`queues[].priority[]`: a waiting call the rule's `when` holds for gets `priority` (higher is served first)."""
+
+    when: PriorityWhen = PriorityWhen()
+    priority: int
 
 
 class Queue(_Model):
@@ -22,6 +43,11 @@ class Queue(_Model):
     match: list[str] = []
     max_wait_s: int = Field(180, ge=0)
     callback_offer_after_s: int | None = Field(None, ge=0)
+    # The first rule that holds gives a waiting call its priority (none holds: 0); core/acd.py `call_priority`.
+    priority: list[PriorityRule] = []
+    # Every priority_aging_s a call has waited adds 1 to its priority, so no caller waits for ever behind
+    # higher priorities (None: no aging).
+    priority_aging_s: int | None = Field(None, ge=1)
 
 
 class Agent(_Model):

@@ -84,7 +84,16 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.core import reasons
-from switchboard.core.acd import Abandoned, Acd, Assignment, WaitingCall, assignment_trace, caller_needs, rejection_trace
+from switchboard.core.acd import (
+    Abandoned,
+    Acd,
+    Assignment,
+    WaitingCall,
+    assignment_trace,
+    call_priority,
+    caller_needs,
+    rejection_trace,
+)
 from switchboard.core.call_end import meaning_of
 from switchboard.core.config import RoutingConfig
 from switchboard.core.decisions import Decision, DecisionHeader
@@ -250,13 +259,14 @@ class QueueService:
             payload=source or Queued(ev),
             attempt=ev.attempt or 1,
             max_attempts=self.max_attempts.get(ev.campaign_id),
+            priority=call_priority(queue, ev.campaign_id, ev.publisher_id, ev.answers) if queue else 0,
         )
         offer = self.acd.offer(call, now)
         if offer.status == "assigned":
             assert offer.assignment is not None
             self._route(offer.assignment)
         elif offer.status == "waiting":
-            log.info("call_waiting", call_id=ev.call_id, queue=ev.queue_id, position=offer.position)
+            log.info("call_waiting", call_id=ev.call_id, queue=ev.queue_id, position=offer.position, priority=call.priority)
         elif offer.status == "duplicate":
             log.info("duplicate_ignored", call_id=ev.call_id, queue=ev.queue_id)
         elif offer.reason == reasons.ABANDONED:  # the caller's hang-up (routing_pending) was read first
