@@ -97,6 +97,7 @@ from typing import Any, Literal
 from switchboard.core import reasons
 from switchboard.core.config import Agent, Queue, RoutingConfig
 from switchboard.core.eligibility import condition_failure
+from switchboard.core.waits import projected_wait_s
 from switchboard.v1 import events_pb2 as pb
 
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "best_performer")
@@ -332,6 +333,25 @@ class Acd:
         if call is None:
             return 0
         return next(i for i, c in enumerate(self.in_service_order(now, call.queue_id), 1) if c is call)
+
+    def slots(self, queue_id: str, needs: Mapping[str, str] | None = None) -> tuple[int, int]:
+        """(all, free) call slots of the queue's agents whose skills cover `needs` (every agent without)."""
+        total = free = 0
+        for s in self.agents_of(queue_id):
+            if needs and skill_gap(s.agent, needs) is not None:
+                continue
+            total += s.agent.max_concurrent
+            free += max(0, s.agent.max_concurrent - len(s.active))
+        return total, free
+
+    def projected_wait(self, call_id: str, now: float, handle_time_s: float | None) -> float | None:
+        """The waiting call's projected wait at `now` (core.waits.projected_wait_s over the agents that can take it):
+        None when it is not waiting or its queue has no handle time yet."""
+        call = self._waiting_ids.get(call_id)
+        if call is None:
+            return None
+        total, free = self.slots(call.queue_id, call.needs)
+        return projected_wait_s(self.position(call_id, now), total, free, handle_time_s)
 
     def done_ids(self, last: int | None = None) -> list[str]:
         """The finished call ids remembered for dedupe, oldest first (only the `last` newest when given)."""
