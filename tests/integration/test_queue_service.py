@@ -25,6 +25,7 @@ queues:
   - {id: reap, max_wait_s: 120}
   - {id: left, max_wait_s: 120}
   - {id: gone, max_wait_s: 120}
+  - {id: loc, match: [location], max_wait_s: 120}
   - id: prio
     max_wait_s: 120
     priority: [{when: {answers: {credit_score: {gte: 700}}}, priority: 5}]
@@ -42,6 +43,8 @@ agents:
   - {id: l1, queues: [left]}
   - {id: g1, queues: [gone]}
   - {id: pr1, queues: [prio]}
+  - {id: loc-ca, queues: [loc], location: US-CA}
+  - {id: loc-tx, queues: [loc], location: US-TX}
 """
 # A call on an agent whose call.ended never comes frees the agent after this long. Small, so that the
 # reaper test is quick; above every hold in the other tests (they end their calls within a second or so)
@@ -153,6 +156,15 @@ async def test_a_higher_priority_caller_is_served_before_an_earlier_one(queue_se
     [second] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == low)
     assert second.agent_id == "pr1"
     await bus.publish(CALL_ENDED, ended(low))
+
+
+async def test_a_queue_matching_on_location_picks_the_agent_there(queue_service, bus, kafka):
+    call_id = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(call_id, "loc", answers={"zip": "75001", "location": "US-TX"}))
+    [r] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == call_id)
+    assert r.agent_id == "loc-tx"  # loc-ca is first in config order and idle: only the location decides
+    assert [(e.target_id, e.excluded_by) for e in r.trace.entries if not e.winner] == [("loc-ca", "skill:location")]
+    await bus.publish(CALL_ENDED, ended(call_id))
 
 
 async def test_waiting_longer_than_max_wait_is_abandoned(queue_service, bus, kafka):

@@ -10,7 +10,8 @@ Rules
 - An agent is free for a queue when it is configured for that queue, has fewer
   active calls than `max_concurrent`, and its skills cover the caller's needs
   (for every key of the queue's `match`, the caller's answer under that key,
-  when present, must be one of the agent's values for the key).
+  when present, must be one of the agent's values for the key). The key
+  `location` is also covered by the agent's `location`.
 - Among free agents the queue `strategy` orders the candidates:
   * longest_idle: agents with no active call first; among them the one idle
     the longest (idle since its last call ended); never-used agents count as
@@ -259,11 +260,21 @@ def caller_needs(queue: Queue, answers: Mapping[str, str]) -> dict[str, str]:
 
 
 def skill_gap(agent: Agent, needs: Mapping[str, str]) -> str | None:
-    """The first match key the agent does not cover, or None when it covers all needs."""
+    """The first match key the agent does not cover, or None when it covers all needs.
+
+    `location` is the agent's own `location` (also any values under skills.location): a queue that
+    matches on location gives a caller whose `location` answer / call data is set an agent there.
+    """
     for key, value in needs.items():
-        if value.lower() not in {s.lower() for s in agent.skills.get(key, [])}:
+        covered = {s.lower() for s in agent.skills.get(key, [])}
+        if key == LOCATION and agent.location:
+            covered.add(agent.location.lower())
+        if value.lower() not in covered:
             return key
     return None
+
+
+LOCATION = "location"  # the match key an agent's `location` answers (skill_gap)
 
 
 class Acd:

@@ -173,6 +173,17 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
                 problems.append(
                     (("agents", ai, "queues", qi), unknown("queue", "queues", q, queues, "remove it from the agent's queues"))
                 )
+        # A location nothing matches on would be silently ignored: refused, with the two ways out.
+        if a.get("location") and isinstance(a.get("queues"), list):
+            matching = {str(q.get("id")) for _, q in _items(data, "queues") if "location" in (q.get("match") or [])}
+            if not any(q in matching for _, q in _seq(a.get("queues"))):
+                problems.append(
+                    (
+                        ("agents", ai, "location"),
+                        "location is set but no queue of this agent matches on location, so nothing would read it "
+                        "(add location to the match of one of its queues, or remove location)",
+                    )
+                )
     campaigns = _ids(data, "campaigns")
     for qi, q in _items(data, "queues"):
         for ri, rule in _items(q, "priority"):
