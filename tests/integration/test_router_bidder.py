@@ -6,7 +6,9 @@ ids and reads the result topics filtered by them.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,9 +19,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from switchboard.platform import codec
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, IVR_COMPLETED
+from switchboard.platform.topics import CALL_OVERFLOWED, CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, IVR_COMPLETED
 from switchboard.v1 import events_pb2 as pb
-from tests.support import Results, ServiceProcess, by_target, event_bus, ivr, service_env, stop_services
+from tests.support import RESULT_TOPICS, Results, ServiceProcess, by_target, event_bus, ivr, service_env, stop_services
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +55,13 @@ campaigns:
     numbers: ["+18885550004"]
     publisher: pub
     routing: {timeout_ms: 1000, tiers: [{strategy: price, buyers: [rtb]}]}
+  - id: overflow
+    numbers: ["+18885550005"]
+    publisher: pub
+    routing: {tiers: [{strategy: queue, queue: nobody-home}, {strategy: price, buyers: [mid]}]}
 queues:
   - {id: sales}
+  - {id: nobody-home}   # no agents: every call overflows to the buyers of the next tier
 """
 
 
@@ -79,7 +86,7 @@ def services(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
     )
     procs: dict[str, ServiceProcess] = {}
     try:
-        for name in ("bidder", "router"):
+        for name in ("bidder", "router", "queue"):
             procs[name] = ServiceProcess(name, env, ready_dir=tmp, log=tmp / f"{name}.log")
         for p in procs.values():
             p.wait_ready()
@@ -141,6 +148,25 @@ async def test_queue_tier_produces_call_queued(services: Services) -> None:
     assert isinstance(queued, pb.CallQueued)
     assert (queued.queue_id, queued.tier_index) == ("sales", 1)
     assert by_target(queued)["texan"].excluded_by == "filter:states"
+
+
+async def test_a_queue_with_nobody_overflows_to_the_next_tiers_buyers(services: Services) -> None:
+    event = ivr("overflow")
+    async with Results(services.kafka, (*RESULT_TOPICS, CALL_OVERFLOWED)) as results, event_bus(services.kafka) as bus:
+        await bus.publish(IVR_COMPLETED, event)
+        deadline = time.monotonic() + 20
+        while not any(t == CALL_ROUTED.name for t, _ in results.terminal(event.call_id)):
+            assert time.monotonic() < deadline, results.terminal(event.call_id)
+            await asyncio.sleep(0.01)
+        topics = [t for t, _ in results.terminal(event.call_id)]
+        assert topics == [CALL_QUEUED.name, CALL_OVERFLOWED.name, CALL_ROUTED.name]  # nothing rejected it
+        _, overflowed = results.terminal(event.call_id)[1]
+        assert isinstance(overflowed, pb.CallOverflowed) and overflowed.reason == "no_agents"
+        _, routed = results.terminal(event.call_id)[2]
+        assert isinstance(routed, pb.CallRouted)
+        assert (routed.buyer_id, routed.tier_index, routed.attempt, routed.trace.winning_tier) == ("mid", 1, 1, 1)
+        assert routed.caller.number == "+12135550199" and routed.answers["homeowner"] == "yes"
+        assert any("overflowed" in n for n in routed.trace.notes)
 
 
 def _same_partition_call_id(call_id: str, partitions: int) -> str:

@@ -397,6 +397,26 @@ class CallQueued(_message.Message):
     routing_started_at: _timestamp_pb2.Timestamp
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class CallOverflowed(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "queued", "attempt", "reason", "detail", "trace")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    queued: CallQueued
+    attempt: int
+    reason: str
+    detail: str
+    trace: DecisionTrace
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queued: _Optional[_Union[CallQueued, _Mapping]] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ...) -> None: ...
+
 class CallEnded(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "outcome", "connected_seconds", "buyer_id", "agent_id", "attempt", "routing_pending")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -53,6 +53,19 @@ an older attempt than the call's current one (a redelivered or late report) is
 ignored. Outcomes that end the call (answered, caller hang-up, agent hang-up)
 go through `release`.
 
+Overflow: a call whose campaign has tiers after the queue's (`can_overflow`, set by the owner
+from `engine.has_later_tier`) goes back to routing instead of being rejected or waiting on:
+  * at `offer`, when the queue has no agents or none covers the caller's needs (`overflow`
+    with reason no_agents / no_matching_agent), and at a re-offer when every matching agent let
+    it go (all_declined): buyers of the later tiers may still take it ("resell mismatched calls");
+  * waiting, by `overflow(now, handle_time_s)`, called by the owner's sweep: a call that waited
+    `overflow_after_s`, or whose projected wait (core.waits, over the agents that can take it)
+    exceeds `overflow_when_projected_wait_s`.
+An overflowed call is finished here (a later report about it is ignored); the owner publishes
+call.overflowed and routing goes on from the next tier (engine.resume_after_queue). max_attempts
+stays a rejection: the campaign's bound counts every offer, to agents and buyers alike. A call
+that cannot overflow behaves as before: rejected, or waiting until max_wait_s.
+
 Calls whose end never comes (`reap`): the edge should report the end of every
 call it bridged to an agent, but an edge that crashes or loses the call never
 will, and the agent would stay busy for ever. The ACD keeps when each call was
@@ -117,6 +130,7 @@ class WaitingCall:
     tried: dict[str, str] = field(default_factory=dict)  # agent id → why it did not take this call
     requeued: bool = False  # back from an agent that did not take it: served before first-time waiters of its priority
     priority: int = 0  # from the queue's priority rules (call_priority); higher is served first
+    can_overflow: bool = False  # the campaign has tiers after the queue's: overflow goes on to them (module doc)
 
 
 @dataclass
@@ -168,8 +182,27 @@ class Abandoned:
 
 
 @dataclass(frozen=True)
+class Overflowed:
+    """A call the queue gives back to routing (module doc, Overflow): `reason` says why."""
+
+    call: WaitingCall
+    queue: Queue
+    at: float
+    reason: str  # OVERFLOW_AFTER | OVERFLOW_PROJECTED | reasons.NO_AGENTS | NO_MATCHING_AGENT | ALL_DECLINED
+    detail: str
+
+    @property
+    def waited_s(self) -> float:
+        return max(0.0, self.at - self.call.enqueued_at)
+
+
+OVERFLOW_AFTER = "overflow_after_s"
+OVERFLOW_PROJECTED = "overflow_when_projected_wait_s"
+
+
+@dataclass(frozen=True)
 class Offer:
-    status: Literal["assigned", "waiting", "duplicate", "rejected"]
+    status: Literal["assigned", "waiting", "duplicate", "rejected", "overflow"]
     assignment: Assignment | None = None
     position: int = 0  # 1-based place in the waiting list when waiting
     reason: str = ""  # when rejected: unknown_queue, no_agents, no_matching_agent
@@ -181,7 +214,7 @@ class Offer:
 class Reoffer:
     """What `offer_failed` did with a call an agent did not take."""
 
-    status: Literal["assigned", "waiting", "rejected", "ignored"]
+    status: Literal["assigned", "waiting", "rejected", "ignored", "overflow"]
     call: WaitingCall | None = None
     agent_id: str | None = None  # the agent that did not take it (its slot is free now)
     assignment: Assignment | None = None  # when assigned: the next offer
@@ -386,11 +419,19 @@ class Acd:
         members = self.agents_of(queue.id)
         if not members:
             self._finish(call.call_id)
-            return Offer("rejected", reason=reasons.NO_AGENTS, detail=f"queue {queue.id!r} has no agents configured")
+            return Offer(
+                "overflow" if call.can_overflow else "rejected",
+                reason=reasons.NO_AGENTS,
+                detail=f"queue {queue.id!r} has no agents configured",
+            )
         if all(skill_gap(s.agent, call.needs) is not None for s in members):
             self._finish(call.call_id)
             needs = ", ".join(f"{k}={v}" for k, v in call.needs.items())
-            return Offer("rejected", reason=reasons.NO_MATCHING_AGENT, detail=f"no agent of queue {queue.id!r} covers {needs}")
+            return Offer(
+                "overflow" if call.can_overflow else "rejected",
+                reason=reasons.NO_MATCHING_AGENT,
+                detail=f"no agent of queue {queue.id!r} covers {needs}",
+            )
         self._seq += 1
         call.seq = self._seq
         agent, considered = self.pick(queue, call.needs)
@@ -504,7 +545,7 @@ class Acd:
             self._finish(call.call_id)
             tried = ", ".join(f"{a} ({w})" for a, w in call.tried.items())
             return Reoffer(
-                "rejected",
+                "overflow" if call.can_overflow else "rejected",
                 call,
                 reason=reasons.ALL_DECLINED,
                 detail=f"every matching agent of queue {queue.id} was offered the call: {tried}",
@@ -526,6 +567,40 @@ class Acd:
                 self._unwait(call)
                 self._finish(call.call_id)
                 out.append(Abandoned(call, queue, now, "max_wait"))
+        return out
+
+    def overflow(self, now: float, handle_time_s: Callable[[str], float | None] = lambda _q: None) -> list[Overflowed]:
+        """Remove and return the waiting calls due to overflow (module doc): waited `overflow_after_s`, or a projected
+        wait (`handle_time_s(queue_id)`: the queue's mean handle time, None unknown) above
+        `overflow_when_projected_wait_s`. Only calls that can overflow; max_wait_s is `expire`'s."""
+        out: list[Overflowed] = []
+        for call in self.in_service_order(now):
+            if not call.can_overflow:
+                continue
+            queue = self.queues[call.queue_id]
+            waited = now - call.enqueued_at
+            if queue.overflow_after_s is not None and waited >= queue.overflow_after_s:
+                out.append(
+                    Overflowed(
+                        call, queue, now, OVERFLOW_AFTER, f"waited {waited:.0f}s, overflow_after_s is {queue.overflow_after_s}"
+                    )
+                )
+                continue
+            if queue.overflow_when_projected_wait_s is not None:
+                projected = self.projected_wait(call.call_id, now, handle_time_s(queue.id))
+                if projected is not None and projected > queue.overflow_when_projected_wait_s:
+                    out.append(
+                        Overflowed(
+                            call,
+                            queue,
+                            now,
+                            OVERFLOW_PROJECTED,
+                            f"projected wait {projected:.0f}s, overflow_when_projected_wait_s is {queue.overflow_when_projected_wait_s}",
+                        )
+                    )
+        for o in out:  # after the loop: removing calls moves the others' positions (and projections) forward
+            self._unwait(o.call)
+            self._finish(o.call.call_id)
         return out
 
     def dispatch(self, now: float) -> list[Assignment]:
@@ -728,6 +803,8 @@ def _call_dict(call: WaitingCall, payload: Callable[[Any], Any] | None) -> dict[
         out["requeued"] = True
     if call.priority:
         out["priority"] = call.priority
+    if call.can_overflow:
+        out["can_overflow"] = True
     return out
 
 
@@ -744,6 +821,7 @@ def _call_from(item: Mapping[str, Any], payloads: Mapping[str, Any], time_shift:
         tried=dict(item.get("tried", {})),
         requeued=bool(item.get("requeued", False)),
         priority=int(item.get("priority", 0)),
+        can_overflow=bool(item.get("can_overflow", False)),
     )
 
 

@@ -109,9 +109,11 @@ __all__ = [
     "caller_left",
     "can_conclude_early",
     "conclude_auction",
+    "has_later_tier",
     "offer_failed",
     "post_answered",
     "reservation_denied",
+    "resume_after_queue",
     "start_routing",
 ]
 
@@ -317,6 +319,41 @@ class Step:
 def start_routing(config: RoutingConfig, call: CallFacts, now: datetime, ledger: Ledger = EMPTY_LEDGER) -> Step:
     """First decision for a call that finished its IVR."""
     progress = Progress(call=call)
+    try:
+        config.campaign(call.campaign_id)
+    except StopIteration:
+        return _reject(progress, reasons.UNKNOWN_CAMPAIGN, f"campaign {call.campaign_id!r} is not configured")
+    if _publisher(config, progress) is None:
+        return _reject(progress, reasons.UNKNOWN_PUBLISHER, f"publisher {call.publisher_id!r} is not configured")
+    return _advance(config, progress, now, ledger)
+
+
+def has_later_tier(config: RoutingConfig, campaign_id: str, tier_index: int) -> bool:
+    """The campaign has tiers after `tier_index`: a queue tier's call can overflow to them (core.acd)."""
+    try:
+        return tier_index + 1 < len(config.campaign(campaign_id).routing.tiers)
+    except StopIteration:
+        return False
+
+
+def resume_after_queue(
+    config: RoutingConfig,
+    call: CallFacts,
+    from_tier: int,
+    attempt: int,
+    trace: pb.DecisionTrace,
+    now: datetime,
+    ledger: Ledger = EMPTY_LEDGER,
+) -> Step:
+    """Routing goes on after a queue tier gave the call back (overflow, docs/ACD.md): the tiers after
+    `from_tier` in order, as if the queue tier had found nobody, with the offers already made counted
+    (`attempt` is the next offer's number) so routing.max_attempts bounds the whole call."""
+    progress = Progress(call=call, tier_index=from_tier + 1, attempt=max(1, attempt), offers_made=max(0, attempt - 1))
+    progress.trace.CopyFrom(trace)
+    progress.trace.winning_tier = -1
+    progress.trace.winning_attempt = 0
+    for e in progress.trace.entries:
+        e.winner = False
     try:
         config.campaign(call.campaign_id)
     except StopIteration:

@@ -28,6 +28,7 @@ CallEvent: TypeAlias = (
     | pb.CallRouted
     | pb.CallRejected
     | pb.CallQueued
+    | pb.CallOverflowed
     | pb.CallEnded
     | pb.CtiEvent
     | pb.CallerSeen
@@ -93,6 +94,9 @@ CALL_REJECTED = Topic(
     "call.rejected", pb.CallRejected, "terminal: nobody takes the call, with reason and trace (ivr, router, queue)"
 )
 CALL_QUEUED = Topic("call.queued", pb.CallQueued, "the router hands a call to an in-house ACD queue (router)")
+CALL_OVERFLOWED = Topic(
+    "call.overflowed", pb.CallOverflowed, "the queue gives a call back to routing: the tiers after the queue go on (queue)"
+)
 CALL_ENDED = Topic("call.ended", pb.CallEnded, "how a bridged call ended: answered, no answer, busy, seconds (edge via ivr)")
 CTI_EVENTS = Topic("cti.events", pb.CtiEvent, "call context for CRMs: screen pop on routing, wrap-up on end (cti)")
 CALLERS_SEEN = Topic(
@@ -125,6 +129,7 @@ ALL_TOPICS: tuple[Topic[Event], ...] = (
     CALL_ROUTED,
     CALL_REJECTED,
     CALL_QUEUED,
+    CALL_OVERFLOWED,
     CALL_ENDED,
     CTI_EVENTS,
     CALLERS_SEEN,

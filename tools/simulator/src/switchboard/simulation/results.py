@@ -143,6 +143,7 @@ class _Queue:
     answered: int = 0
     handle_sum: float = 0.0
     agent_no_answer: int = 0
+    overflowed: int = 0  # given back to routing: the campaign's later tiers (docs/ACD.md, Overflow)
     abandoned_max_wait: int = 0
     abandoned_hangup: int = 0
     abandoned_wait_sum: float = 0.0
@@ -224,6 +225,9 @@ class Tally:
 
     def agent_no_answer(self, queue_id: str) -> None:
         self.queues[queue_id].agent_no_answer += 1
+
+    def overflowed(self, queue_id: str) -> None:
+        self.queues[queue_id].overflowed += 1
 
     def queued(self, queue_id: str) -> None:
         if queue_id in self.queues:
@@ -325,6 +329,7 @@ class Tally:
                 "avg_wait_abandoned_s": _ratio(q.abandoned_wait_sum, abandoned),
                 "rejected": q.rejected,
                 "agent_no_answer": q.agent_no_answer,
+                "overflowed": q.overflowed,
                 "avg_handle_s": _ratio(q.handle_sum, q.answered),
             }
         agents = {

@@ -77,6 +77,7 @@ from switchboard.core.config import IvrFlow, RoutingConfig, StaticBid, duration_
 from switchboard.core.eligibility import CallFacts, caps_exclusion
 from switchboard.core.ledger import InMemoryLedger, buyer_timezone
 from switchboard.core.screening import duplicate, duplicate_key, screen
+from switchboard.core.waits import QueueEstimates
 from switchboard.simulation import behavior
 from switchboard.simulation.behavior import Model, draw, draw_money, prompt_input
 from switchboard.simulation.results import Outcome, Tally
@@ -176,6 +177,7 @@ class Simulator:
         self.zone = ZoneInfo(self.model.sim.timezone)
         self.ledger = InMemoryLedger()
         self.acd = Acd.from_config(config)
+        self.estimates = QueueEstimates()  # handle times for projected waits, as the queue service keeps them
         self.tally = Tally(config, seed, self.start)
         self.on_call = on_call  # gets every call as it ends
         self.now = 0.0
@@ -611,6 +613,7 @@ class Simulator:
         needs = caller_needs(queue, call.facts.answers) if queue is not None else {}
         max_attempts = self._campaigns[call.facts.campaign_id].routing.max_attempts
         priority = call_priority(queue, call.facts.campaign_id, call.facts.publisher_id, call.facts.answers) if queue else 0
+        can_overflow = engine.has_later_tier(self.config, call.facts.campaign_id, action.tier_index)
         waiting = WaitingCall(
             call.call_id,
             action.queue_id,
@@ -620,10 +623,12 @@ class Simulator:
             attempt=action.attempt or 1,
             max_attempts=max_attempts,
             priority=priority,
+            can_overflow=can_overflow,
         )
         call.handoff = action
         call.queued_at = self.now
         self.tally.queued(action.queue_id)
+        self.estimates.arrived(action.queue_id, self.now)
         offer = self.acd.offer(waiting, self.now)
         if offer.status == "assigned":
             assert offer.assignment is not None
@@ -631,6 +636,8 @@ class Simulator:
         elif offer.status == "waiting":
             call.waited = True
             self._wait(call, waiting)
+        elif offer.status == "overflow":
+            self._overflow(call, waiting)
         else:
             self._finish(call, Outcome.rejected(offer.reason, offer.detail, action.attempt, queue_id=action.queue_id))
 
@@ -642,6 +649,10 @@ class Simulator:
         while expires - waiting.enqueued_at < queue.max_wait_s:  # Acd.expire compares now − enqueued_at
             expires = math.nextafter(expires, math.inf)
         self.at(max(self.now, expires), self._expire, call)
+        if waiting.can_overflow and queue.overflow_after_s is not None:
+            self.at(max(self.now, waiting.enqueued_at + queue.overflow_after_s), self._overflow_due, call)
+        if waiting.can_overflow and queue.overflow_when_projected_wait_s is not None:
+            self._overflow_due(call)  # its projected wait on arrival (the service checks at every sweep too)
         patience_dist = self.model.queues[queue.id].patience_s
         if patience_dist is not None:
             if call.patience is None:
@@ -668,6 +679,25 @@ class Simulator:
                 ),
             )
         return None
+
+    def _overflow_due(self, call: SimCall) -> object:
+        if not call.waiting:
+            return STALE
+        for due in self.acd.overflow(self.now, self.estimates.handle_time_s):
+            self._overflow(due.call.payload, due.call)
+        return None
+
+    def _overflow(self, call: SimCall, waiting: WaitingCall) -> None:
+        """The queue gave the call back: routing goes on from the tier after the queue's (engine.resume_after_queue)."""
+        assert call.handoff is not None and call.progress is not None
+        call.waiting = False
+        self.tally.overflowed(waiting.queue_id)
+        tier_index, trace = call.handoff.tier_index, call.progress.trace
+        trace.notes.append(f"queue {waiting.queue_id}: overflowed after {self.now - waiting.enqueued_at:.1f}s")
+        call.handoff = None  # out of the queue: what follows is routing's (the trace, the outcome)
+        self.apply(
+            call, engine.resume_after_queue(self.config, call.facts, tier_index, waiting.attempt, trace, self.dt(), self.ledger)
+        )
 
     def _caller_gave_up(self, call: SimCall) -> object:
         if not call.waiting:
@@ -705,9 +735,11 @@ class Simulator:
             self.at(self.now + ring, self._agent_no_answer, call, assignment.call.attempt)
             return
         self._finish(call, Outcome.agent(assignment, handle), assignment)
-        self.at(self.now + handle, self._agent_call_ended, call)
+        self.at(self.now + handle, self._agent_call_ended, call, handle)
 
-    def _agent_call_ended(self, call: SimCall) -> None:
+    def _agent_call_ended(self, call: SimCall, handle_s: float) -> None:
+        assert call.handoff is not None
+        self.estimates.handled(call.handoff.queue_id, handle_s)
         for assignment in self.acd.release(call.call_id, self.now).assignments:
             self._agent_offer(assignment)
 
@@ -724,6 +756,9 @@ class Simulator:
         elif r.status == "rejected":
             assert r.call is not None
             self._finish(call, Outcome.rejected(r.reason, r.detail, r.call.attempt - 1, queue_id=r.call.queue_id))
+        elif r.status == "overflow":
+            assert r.call is not None
+            self._overflow(call, r.call)
         for assignment in r.others:
             self._agent_offer(assignment)
 

@@ -185,6 +185,40 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
                     )
                 )
     campaigns = _ids(data, "campaigns")
+    # Overflow (docs/ACD.md): a queue tier gives calls on to the tiers after it. A queue tier naming a
+    # queue the campaign already queued in earlier would take a call back where it came from.
+    overflows_to_later: set[str] = set()  # queues some campaign has tiers after
+    for ci, c in _items(data, "campaigns"):
+        routing = c.get("routing")
+        if not isinstance(routing, Mapping):
+            continue
+        tiers = _items(routing, "tiers")
+        seen_queues: dict[str, int] = {}
+        for ti, t in tiers:
+            q = t.get("queue")
+            if t.get("strategy") != "queue" or not isinstance(q, str):
+                continue
+            if q in seen_queues:
+                problems.append(
+                    (
+                        ("campaigns", ci, "routing", "tiers", ti, "queue"),
+                        f"queue {q!r} is already tier {seen_queues[q]} of this campaign: a call it gives back would be "
+                        "queued there again (point this tier at another queue, or remove it)",
+                    )
+                )
+            seen_queues.setdefault(q, ti)
+            if ti + 1 < len(routing.get("tiers") or []):
+                overflows_to_later.add(q)
+    for qi, q in _items(data, "queues"):
+        for key in ("overflow_after_s", "overflow_when_projected_wait_s"):
+            if q.get(key) is not None and q.get("id") not in overflows_to_later:
+                problems.append(
+                    (
+                        ("queues", qi, key),
+                        f"{key} is set but no campaign has tiers after this queue's tier, so no call could overflow "
+                        f"(add tiers after the queue tier, or remove {key})",
+                    )
+                )
     for qi, q in _items(data, "queues"):
         for ri, rule in _items(q, "priority"):
             when = rule.get("when")

@@ -48,6 +48,10 @@ class Queue(_Model):
     # Every priority_aging_s a call has waited adds 1 to its priority, so no caller waits for ever behind
     # higher priorities (None: no aging).
     priority_aging_s: int | None = Field(None, ge=1)
+    # Overflow (docs/ACD.md): when the campaign has tiers after this queue's, a caller waiting this long,
+    # or whose projected wait exceeds overflow_when_projected_wait_s, goes on to them (None: never).
+    overflow_after_s: int | None = Field(None, ge=0)
+    overflow_when_projected_wait_s: int | None = Field(None, ge=0)
 
 
 class Agent(_Model):

@@ -97,6 +97,8 @@ from switchboard.core.acd import (
 from switchboard.core.call_end import meaning_of
 from switchboard.core.config import RoutingConfig
 from switchboard.core.decisions import Decision, DecisionHeader
+from switchboard.core.engine import has_later_tier
+from switchboard.core.waits import QueueEstimates
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
 from switchboard.platform.follow import Follower, MissingTopics
@@ -104,6 +106,7 @@ from switchboard.platform.kafka import make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import (
     CALL_ENDED,
+    CALL_OVERFLOWED,
     CALL_QUEUED,
     CALL_REJECTED,
     CALL_ROUTED,
@@ -213,6 +216,7 @@ class QueueService:
         self.clock = clock  # ACD times: monotonic within a process
         self.wall = wall  # for times that cross processes (snapshots, event timestamps)
         self.max_attempts = {c.id: c.routing.max_attempts for c in config.campaigns}
+        self.estimates = QueueEstimates()  # arrival rates and handle times: projected waits (core.waits)
         self.outbox: list[pb.QueueOutboxRecord] = []
         self.outbox_bytes = 0
 
@@ -260,7 +264,10 @@ class QueueService:
             attempt=ev.attempt or 1,
             max_attempts=self.max_attempts.get(ev.campaign_id),
             priority=call_priority(queue, ev.campaign_id, ev.publisher_id, ev.answers) if queue else 0,
+            can_overflow=has_later_tier(self.config, ev.campaign_id, ev.tier_index),
         )
+        if queue is not None:
+            self.estimates.arrived(queue.id, now)
         offer = self.acd.offer(call, now)
         if offer.status == "assigned":
             assert offer.assignment is not None
@@ -269,6 +276,8 @@ class QueueService:
             log.info("call_waiting", call_id=ev.call_id, queue=ev.queue_id, position=offer.position, priority=call.priority)
         elif offer.status == "duplicate":
             log.info("duplicate_ignored", call_id=ev.call_id, queue=ev.queue_id)
+        elif offer.status == "overflow":
+            self._overflow(call, offer.reason, offer.detail, now)
         elif offer.reason == reasons.ABANDONED:  # the caller's hang-up (routing_pending) was read first
             self.emit(CALL_REJECTED, rejected_event(ev, offer.reason, offer.detail, self.settings.abandoned_announcement))
             log.info("call_abandoned", call_id=ev.call_id, queue=ev.queue_id, why="hung_up_before_queued")
@@ -291,6 +300,8 @@ class QueueService:
         release = self.acd.release(ev.call_id, self.clock())
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
+            if end.answered and current is not None:
+                self.estimates.handled(current.queue_id, ev.connected_seconds)
             if end.abandoned and current is not None:
                 self._hung_up_on_offer(current, release.agent_id)
         if release.abandoned:
@@ -352,11 +363,17 @@ class QueueService:
                 CALL_REJECTED, rejected_event(r.call.payload.event, r.reason, r.detail, self.settings.rejected_announcement)
             )
             log.info("call_rejected", call_id=ev.call_id, reason=r.reason)
+        elif r.status == "overflow":
+            assert r.call is not None
+            self._overflow(r.call, r.reason, r.detail, self.clock())
         for assignment in r.others:
             self._route(assignment)
 
     def sweep(self) -> None:
         now = self.clock()
+        # Overflow before expire: a call due for both goes on to buyers rather than being abandoned.
+        for o in self.acd.overflow(now, self.estimates.handle_time_s):
+            self._overflow(o.call, o.reason, o.detail, now)
         for abandoned in self.acd.expire(now):
             self._abandon(abandoned)
         # After expire: a call past its max_wait_s is abandoned, not given the reaped agent's slot.
@@ -387,6 +404,30 @@ class QueueService:
             attempt=assignment.call.attempt,
             waited_s=round(assignment.waited_s, 3),
         )
+
+    def _overflow(self, call: WaitingCall, reason: str, detail: str, now: float) -> None:
+        """The call goes back to routing: call.overflowed, and the router walks the tiers after the queue's."""
+        queued = call.payload.event
+        waited = max(0.0, now - call.enqueued_at)
+        trace = pb.DecisionTrace()
+        trace.CopyFrom(queued.trace)
+        for tried, why in call.tried.items():
+            trace.notes.append(f"queue {call.queue_id}: agent {tried} did not take the call ({why})")
+        trace.notes.append(f"queue {call.queue_id}: overflowed after {waited:.1f}s: {reason} ({detail})")
+        self.emit(
+            CALL_OVERFLOWED,
+            pb.CallOverflowed(
+                event_id=codec.new_id(),
+                call_id=call.call_id,
+                occurred_at=codec.now_ts(),
+                queued=queued,
+                attempt=call.attempt,
+                reason=reason,
+                detail=detail,
+                trace=trace,
+            ),
+        )
+        log.info("call_overflowed", call_id=call.call_id, queue=call.queue_id, reason=reason, waited_s=round(waited, 1))
 
     def _abandon(self, abandoned: Abandoned) -> None:
         queue = abandoned.queue

@@ -32,6 +32,7 @@ from switchboard.core.config import RoutingConfig
 from switchboard.platform.topics import (
     BID_RECEIVED,
     CALL_ENDED,
+    CALL_OVERFLOWED,
     CALL_QUEUED,
     CALL_REJECTED,
     CALL_ROUTED,
@@ -89,6 +90,7 @@ def _wire(app: RouterApp, config: RoutingConfig, settings: RouterSettings) -> Ro
         BID_RECEIVED.name,
         CALL_ENDED.name,
         POST_ANSWERED.name,
+        CALL_OVERFLOWED.name,
         settings.deadlines_topic,
         replies_topic,
         partitions=partitions,

@@ -147,6 +147,8 @@ class Calls:
             await self.on_call_ended(msg)
         elif isinstance(msg, pb.PostAnswered):
             await self.on_post_answered(msg)
+        elif isinstance(msg, pb.CallOverflowed):
+            await self.on_overflowed(msg)
 
     async def on_ivr_completed(self, ivr: pb.IvrCompleted) -> None:
         call_id = ivr.call_id
@@ -179,6 +181,54 @@ class Calls:
             await self.apply(call_id, rec, engine.caller_left(engine.Progress(call=facts), "before routing started"))
             return
         await self.apply(call_id, rec, engine.start_routing(self.config, facts, now, self.view))
+
+    async def on_overflowed(self, overflowed: pb.CallOverflowed) -> None:
+        """The queue gave the call back (docs/ACD.md, Overflow): route it on from the tier after the queue's.
+
+        Only a call this router handed to a queue and has not heard of since: a redelivered
+        call.overflowed finds the call open again or finished another way, and changes nothing.
+        """
+        queued = overflowed.queued
+        call_id = overflowed.call_id
+        finished = self.finished.get(call_id)
+        if call_id in self.records or finished is None or finished.kind not in (FinishedKind.QUEUED, FinishedKind.QUEUED_HUNG_UP):
+            log.info("duplicate_overflow_ignored", call_id=call_id)
+            return
+        ivr = pb.IvrCompleted(
+            event_id=codec.new_id(),
+            call_id=call_id,
+            occurred_at=queued.routing_started_at,
+            call_started_at=queued.call_started_at,
+            campaign_id=queued.campaign_id,
+            publisher_id=queued.publisher_id,
+            caller=queued.caller,
+            answers=dict(queued.answers),
+            qualified=True,
+        )
+        facts = CallFacts(
+            call_id=call_id,
+            campaign_id=queued.campaign_id,
+            publisher_id=queued.publisher_id,
+            state=queued.caller.state,
+            zip=queued.caller.zip,
+            area_code=queued.caller.area_code,
+            answers=dict(queued.answers),
+        )
+        started_ms = (
+            queued.routing_started_at.ToMilliseconds() if queued.HasField("routing_started_at") else int(time.time() * 1000)
+        )
+        self.finished.discard(call_id)
+        rec = CallRecord.opened(ivr, started_ms)
+        log.info("call_overflowed", call_id=call_id, queue_id=queued.queue_id, reason=overflowed.reason)
+        if finished.kind == FinishedKind.QUEUED_HUNG_UP:  # the caller left while it waited: nobody to sell it to
+            gone = engine.Progress(call=facts, tier_index=queued.tier_index + 1, attempt=max(1, overflowed.attempt))
+            gone.trace.CopyFrom(overflowed.trace)
+            await self.apply(call_id, rec, engine.caller_left(gone, "while queued"))
+            return
+        step = engine.resume_after_queue(
+            self.config, facts, queued.tier_index, overflowed.attempt, overflowed.trace, _now(), self.view
+        )
+        await self.apply(call_id, rec, step)
 
     async def on_bid(self, bid: pb.BidReceived) -> None:
         answer = engine.BidAnswer.from_pb(bid)
@@ -330,6 +380,9 @@ class Calls:
         elif call_id not in self.finished:
             log.info("caller_left_before_routing", call_id=call_id)
             self.finish(call_id, FinishedKind.HUNG_UP)
+        elif (finished := self.finished.get(call_id)) is not None and finished.kind == FinishedKind.QUEUED:
+            # The queue ends it; remembered in case the call overflows back here (on_overflowed).
+            self.finished.put(call_id, Finished(FinishedKind.QUEUED_HUNG_UP, finished.at_ms))
         # else: decided and finished already (the decision and the hang-up crossed): nothing to do
 
     # ------------------------------------------------------------ carrying out the engine's actions

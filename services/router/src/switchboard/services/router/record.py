@@ -352,6 +352,9 @@ class FinishedKind(StrEnum):
     REJECTED = "rejected"  # call.rejected
     REAPED = "reaped"  # the offer's call.ended never came (max_call_duration_s)
     HUNG_UP = "hung_up"  # the caller left before the call's ivr.completed got here: that event ends it
+    # The caller left while the call was queued: the queue ends it, unless it overflowed meanwhile
+    # (call.overflowed read after the hang-up): then this router rejects it "abandoned".
+    QUEUED_HUNG_UP = "queued_hung_up"
 
 
 @dataclass(frozen=True)

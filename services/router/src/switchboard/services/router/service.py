@@ -24,14 +24,14 @@ from google.protobuf.message import Message
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import check_partition_counts, ensure_topics
 from switchboard.platform.lifecycle import mark_ready
-from switchboard.platform.topics import BID_RECEIVED, CALL_ENDED, IVR_COMPLETED, POST_ANSWERED, Topic
+from switchboard.platform.topics import BID_RECEIVED, CALL_ENDED, CALL_OVERFLOWED, IVR_COMPLETED, POST_ANSWERED, Topic
 from switchboard.services.router.app import RouterApp, create_app
 from switchboard.services.router.settings import RouterSettings
 from switchboard.services.router.view import ViewReader
 
 log = structlog.get_logger("router")
 
-ROUTER_INPUTS = (IVR_COMPLETED, BID_RECEIVED, CALL_ENDED, POST_ANSWERED)  # keyed by call id, joined by partition
+ROUTER_INPUTS = (IVR_COMPLETED, BID_RECEIVED, CALL_ENDED, POST_ANSWERED, CALL_OVERFLOWED)  # keyed by call id, joined by partition
 
 
 def internal_topics(settings: RouterSettings) -> list[Topic]:
