@@ -79,7 +79,7 @@ from switchboard.platform.kafka import EventBus, ensure_topics, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, LIVE_CALLS, TerminalEvent, Topic
-from switchboard.services.ivr import livecalls
+from switchboard.services.ivr import livecalls, security
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
 from switchboard.services.ivr.settings import IvrSettings
@@ -205,6 +205,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     """Serve CallControl (and the TwiML webhook when enabled) until `stop` is set; then stop the servers (with
     grace), the listeners and the producer."""
     check_settings(settings)  # before connecting anywhere: a webhook without its auth token must not start
+    edge_tokens = security.checked_tokens(settings)  # nor a gRPC edge open to strangers
     config = load_config(settings.config)
     await ensure_topics(settings.kafka, [LIVE_CALLS])  # private to the ivr: created by its first instance
     bus = EventBus(settings.kafka, SERVICE)
@@ -232,11 +233,11 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
         )
         for gate in (listener_ready, callers_loaded):
             await _first([gate.wait(), asyncio.shield(listener), asyncio.shield(follower), asyncio.shield(live)])
-        server = grpc.aio.server()
+        server = security.server(edge_tokens)  # the client credential check
         cc_grpc.add_CallControlServicer_to_server(CallControlService(desk), server)
-        port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        port = security.add_port(server, settings)  # TLS when configured
         await server.start()
-        ready: dict[str, object] = {"grpc_host": settings.grpc_host, "grpc_port": port}
+        ready: dict[str, object] = {"grpc_host": settings.grpc_host, "grpc_port": port, "grpc_tls": settings.grpc_tls}
         if settings.twiml_enabled:  # the same desk behind both edges
             webhook = TwimlWebhook(desk, settings)
             ready.update(twiml_host=settings.twiml_host, twiml_port=await webhook.start())
