@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trustme
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import SecretStr
 
@@ -170,3 +171,33 @@ async def test_untrusted_certificate_is_tls_error(pinger: Pinger, self_signed: s
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_grpcs_buyer_is_called_over_tls(tmp_path: Path) -> None:
+    """A grpcs:// buyer (a real grpc.aio server with a trustme certificate): verified against tls_ca_file, signed
+    answers still checked; the system CAs do not know the test CA (tls_error); grpc:// to it is no TLS."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    chain = b"".join(b.bytes() for b in cert.cert_chain_pems)
+    sim = BuyerSim(SimConfig.model_validate(SIM), grpc_tls=(cert.private_key_pem.bytes(), chain))
+    await sim.start()
+    trusting = Pinger(BidderSettings(tls_ca_file=ca_file), {"signed": SecretStr("s3cret")})
+    system = Pinger(BidderSettings(), {})
+    await trusting.start()
+    await system.start()
+    try:
+        url = sim.grpc_url()
+        assert url.startswith("grpcs://127.0.0.1:")
+        for buyer, amount in (("ok", "37.50"), ("signed", "11.00")):
+            a = await trusting.ping(ping(buyer), buyer, url, 2.0)
+            assert (a.outcome, a.amount) == (BID, amount), a.detail
+        untrusted = await system.ping(ping("ok"), "ok", url, 2.0)
+        assert (untrusted.outcome, untrusted.reason) == (NO_BID, "tls_error"), untrusted.detail
+        plaintext = await trusting.ping(ping("ok"), "ok", url.replace("grpcs://", "grpc://"), 1.0)
+        assert plaintext.outcome == NO_BID and plaintext.reason in ("connection_error", "timeout"), plaintext
+    finally:
+        await trusting.stop()
+        await system.stop()
+        await sim.stop()

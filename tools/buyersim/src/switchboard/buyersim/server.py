@@ -311,12 +311,22 @@ def _sign_grpc(buyer: SimBuyer, fault: str | None, resp: bpb.PingResponse | bpb.
 
 
 class BuyerSim:
-    """Both servers on `host` (ephemeral ports unless given); start() binds, stop() closes."""
+    """Both servers on `host` (ephemeral ports unless given); start() binds, stop() closes.
+
+    `grpc_tls` (PEM private key, PEM certificate chain) serves gRPC over TLS: a grpcs:// buyer.
+    """
 
     def __init__(
-        self, config: SimConfig, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0, record: Path | None = None
+        self,
+        config: SimConfig,
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        grpc_port: int = 0,
+        record: Path | None = None,
+        grpc_tls: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.sim = Simulator(config, record)
+        self.grpc_tls = grpc_tls
         self.host = host
         self._want_http, self._want_grpc = http_port, grpc_port
         self.http_port = 0
@@ -333,7 +343,11 @@ class BuyerSim:
         self.http_port = self._runner.addresses[0][1]  # the runner's one site: (host, port) of its socket
         self._grpc = grpc.aio.server()
         bidding_pb2_grpc.add_BiddingServicer_to_server(BiddingServicer(self.sim), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._want_grpc}")
+        address = f"{self.host}:{self._want_grpc}"
+        if self.grpc_tls is None:
+            self.grpc_port = self._grpc.add_insecure_port(address)
+        else:
+            self.grpc_port = self._grpc.add_secure_port(address, grpc.ssl_server_credentials([self.grpc_tls]))
         await self._grpc.start()
 
     async def stop(self) -> None:
@@ -348,4 +362,4 @@ class BuyerSim:
         return f"http://{self.host}:{self.http_port}/ping/{buyer_id}"
 
     def grpc_url(self) -> str:
-        return f"grpc://{self.host}:{self.grpc_port}"
+        return f"{'grpcs' if self.grpc_tls else 'grpc'}://{self.host}:{self.grpc_port}"

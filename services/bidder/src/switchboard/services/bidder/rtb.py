@@ -1,7 +1,8 @@
 """Calls RTB buyers over HTTP(S) and gRPC and turns whatever happens into an `Answer`.
 
 One pooled httpx.AsyncClient serves every http(s) buyer (TLS verification on);
-grpc.aio channels are cached per target. `Pinger.ping()` never raises for
+grpc.aio channels are cached per target: plaintext for grpc://, TLS for grpcs:// (verified against
+`tls_ca_file` when set, else the system's CAs, as for https). `Pinger.ping()` never raises for
 anything a buyer does: errors become NO_BID with a stable reason code
 (timeout, http_4xx, http_5xx, malformed, connection_refused, connection_error,
 tls_error, grpc_<status>, unsigned), and the whole call is bounded by `timeout_s`.
@@ -34,6 +35,8 @@ from switchboard.v1 import bidding_pb2_grpc
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger("bidder.rtb")
+
+GRPC_SCHEMES = ("grpc://", "grpcs://")
 
 
 class _TooLarge(Exception):
@@ -94,6 +97,7 @@ class Pinger:
         self._http: httpx.AsyncClient | None = None
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, bidding_pb2_grpc.BiddingStub] = {}
+        self._grpc_credentials: grpc.ChannelCredentials | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -151,7 +155,7 @@ class Pinger:
         timeout_ms = max(1, int(timeout_s * 1000))
         try:
             async with asyncio.timeout(timeout_s):
-                if url.startswith("grpc://"):
+                if url.startswith(GRPC_SCHEMES):
                     return await self._ping_grpc(ping, buyer_id, url, timeout_s, timeout_ms)
                 return await self._ping_http(ping, buyer_id, url, timeout_s, timeout_ms)
         except TimeoutError:
@@ -215,7 +219,7 @@ class Pinger:
         timeout_ms = max(1, int(timeout_s * 1000))
         try:
             async with asyncio.timeout(timeout_s):
-                if url.startswith("grpc://"):
+                if url.startswith(GRPC_SCHEMES):
                     return await self._post_grpc(post, url, timeout_s, timeout_ms)
                 failure, raw = await self._http_exchange(
                     post.buyer_id, url, protocol.post_json(post, timeout_ms), timeout_s, timeout_ms
@@ -262,14 +266,25 @@ class Pinger:
         return b"".join(chunks)
 
     def _stub(self, url: str) -> bidding_pb2_grpc.BiddingStub:
-        target = urlsplit(url).netloc
-        stub = self._stubs.get(target)
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"  # the same host in plaintext and over TLS are two channels
+        stub = self._stubs.get(key)
         if stub is None:
             opts = [("grpc.max_receive_message_length", self.settings.max_response_bytes)]
-            channel = grpc.aio.insecure_channel(target, options=opts)
-            self._channels[target] = channel
-            stub = self._stubs[target] = bidding_pb2_grpc.BiddingStub(channel)
+            if parts.scheme == "grpcs":
+                channel = grpc.aio.secure_channel(parts.netloc, self._grpc_tls(), options=opts)
+            else:
+                channel = grpc.aio.insecure_channel(parts.netloc, options=opts)
+            self._channels[key] = channel
+            stub = self._stubs[key] = bidding_pb2_grpc.BiddingStub(channel)
         return stub
+
+    def _grpc_tls(self) -> grpc.ChannelCredentials:
+        """TLS for grpcs:// buyers: the configured CA bundle, else gRPC's default roots (the system's)."""
+        if self._grpc_credentials is None:
+            ca = self.settings.tls_ca_file
+            self._grpc_credentials = grpc.ssl_channel_credentials(root_certificates=ca.read_bytes() if ca is not None else None)
+        return self._grpc_credentials
 
     async def _ping_grpc(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
         req = protocol.ping_proto(ping, buyer_id, timeout_ms)
