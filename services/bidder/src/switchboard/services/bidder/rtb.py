@@ -37,6 +37,7 @@ from switchboard.v1 import events_pb2 as pb
 log = structlog.get_logger("bidder.rtb")
 
 GRPC_SCHEMES = ("grpc://", "grpcs://")
+Asked = pb.PingRequested | pb.PostRequested  # what an answer answers: its call_id and auction_id sign it
 
 
 class _TooLarge(Exception):
@@ -127,23 +128,28 @@ class Pinger:
         s = self.secrets.get(buyer_id)
         return s.get_secret_value() if s is not None else None
 
-    def _unsigned(self, buyer_id: str, header: str | None, body: bytes) -> tuple[str, str] | None:
-        """("unsigned", detail) when this buyer's answer must be signed and `header` does not sign `body`."""
+    def _unsigned(self, buyer_id: str, header: str | None, body: bytes, ask: Asked) -> tuple[str, str] | None:
+        """("unsigned", detail) when this buyer's answer must be signed and `header` does not sign `body` as the
+        answer to `ask` (its call and auction: an answer replayed from another auction does not verify)."""
         secret = self._secret(buyer_id)
         if secret is None or not self.settings.require_signed_answers:
             return None
-        problem = signing.answer_signature_problem(secret, header, body, self.settings.answer_signature_tolerance_s)
+        problem = signing.answer_signature_problem(
+            secret, header, body, ask.call_id, ask.auction_id, self.settings.answer_signature_tolerance_s
+        )
         return None if problem is None else (reasons.UNSIGNED, problem)
 
-    def _grpc_unsigned(self, buyer_id: str, metadata: list[tuple[str, str | bytes]], msg: Message) -> tuple[str, str] | None:
+    def _grpc_unsigned(
+        self, buyer_id: str, metadata: list[tuple[str, str | bytes]], msg: Message, ask: Asked
+    ) -> tuple[str, str] | None:
         """The gRPC form of `_unsigned`: the signature is in initial or trailing metadata, over the deterministic bytes."""
         if self._secret(buyer_id) is None or not self.settings.require_signed_answers:
             return None
         headers = [v for k, v in metadata if k == signing.GRPC_METADATA_KEY and isinstance(v, str)]
         body = msg.SerializeToString(deterministic=True)
-        failure = self._unsigned(buyer_id, None, body)  # no entry at all: "answer not signed"
+        failure = self._unsigned(buyer_id, None, body, ask)  # no entry at all: "answer not signed"
         for h in headers:  # several entries: one valid signature is enough
-            failure = self._unsigned(buyer_id, h, body)
+            failure = self._unsigned(buyer_id, h, body, ask)
             if failure is None:
                 break
         return failure
@@ -168,14 +174,14 @@ class Pinger:
 
     async def _ping_http(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
         failure, raw = await self._http_exchange(
-            buyer_id, url, protocol.ping_json(ping, buyer_id, timeout_ms), timeout_s, timeout_ms
+            buyer_id, url, protocol.ping_json(ping, buyer_id, timeout_ms), timeout_s, timeout_ms, ping
         )
         if failure is not None:
             return Answer.no_bid(*failure)
         return protocol.parse_json_answer(raw, self.max_bid)
 
     async def _http_exchange(
-        self, buyer_id: str, url: str, body: bytes, timeout_s: float, timeout_ms: int
+        self, buyer_id: str, url: str, body: bytes, timeout_s: float, timeout_ms: int, ask: Asked
     ) -> tuple[tuple[str, str] | None, bytes]:
         """POST a signed body: (None, 2xx body) or ((reason, detail), b"") — the reasons of BUYER_API.md section 3."""
         assert self._http is not None, "Pinger.start() first"
@@ -204,7 +210,7 @@ class Pinger:
             return (classify_connect_error(exc), str(exc)[:200]), b""
         status = resp.status_code
         if 200 <= status < 300:
-            unsigned = self._unsigned(buyer_id, resp.headers.get(signing.HEADER), raw)
+            unsigned = self._unsigned(buyer_id, resp.headers.get(signing.HEADER), raw, ask)
             if unsigned is not None:
                 return unsigned, b""
             return None, raw
@@ -222,7 +228,7 @@ class Pinger:
                 if url.startswith(GRPC_SCHEMES):
                     return await self._post_grpc(post, url, timeout_s, timeout_ms)
                 failure, raw = await self._http_exchange(
-                    post.buyer_id, url, protocol.post_json(post, timeout_ms), timeout_s, timeout_ms
+                    post.buyer_id, url, protocol.post_json(post, timeout_ms), timeout_s, timeout_ms, post
                 )
                 if failure is not None:
                     return protocol.PostResult.failed(*failure)
@@ -249,7 +255,7 @@ class Pinger:
             return protocol.PostResult.failed(
                 _grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200]
             )
-        unsigned = self._grpc_unsigned(post.buyer_id, answer_md, resp)
+        unsigned = self._grpc_unsigned(post.buyer_id, answer_md, resp, post)
         if unsigned is not None:
             return protocol.PostResult.failed(*unsigned)
         return protocol.parse_proto_post_answer(resp)
@@ -299,7 +305,7 @@ class Pinger:
             answer_md = await _call_metadata(call)
         except grpc.aio.AioRpcError as exc:
             return Answer.no_bid(_grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200])
-        unsigned = self._grpc_unsigned(buyer_id, answer_md, resp)
+        unsigned = self._grpc_unsigned(buyer_id, answer_md, resp, ping)
         if unsigned is not None:
             return Answer.no_bid(*unsigned)
         return protocol.parse_proto_answer(resp, self.max_bid)

@@ -90,6 +90,12 @@ class CallError(Exception):
         self.message = message
 
 
+def _set_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class CallState:
     call_id: str
@@ -103,6 +109,7 @@ class CallState:
     completed: bool = False  # ivr.completed was published
     result: cc.RoutingResult | None = None  # the current decision; None while (re-)routing is pending
     decided: asyncio.Event = field(default_factory=asyncio.Event)  # set while `result` is not None
+    no_offer: asyncio.Event = field(default_factory=_set_event)  # set while no ROUTED offer is outstanding
     reported_attempt: int = 0  # the highest offer an outcome was reported for: older call.routed are stale
     last_report: tuple[int, int] | None = None  # (outcome, connected_seconds) of the last ReportOutcome
     start_reject: str = ""  # the reason StartCall refused the call (reasons.EDGE_REASONS: unknown_number, blocked, ...)
@@ -128,6 +135,10 @@ class CallState:
             result.attempt = max(self.reported_attempt, current.attempt if current else 0)  # offers so far
         self.result = result
         self.decided.set()
+        if result.status == cc.ROUTING_STATUS_ROUTED:
+            self.no_offer.clear()
+        else:
+            self.no_offer.set()
         return True
 
     def offer_done(self, attempt: int) -> None:
@@ -135,6 +146,7 @@ class CallState:
         self.reported_attempt = max(self.reported_attempt, attempt)
         self.result = None
         self.decided.clear()
+        self.no_offer.set()
 
     # -- the LiveCall record of ivr.calls ---------------------------------------------------------
     def record(self) -> pb.LiveCall:
@@ -247,6 +259,10 @@ class CallState:
             self.decided.set()
         else:
             self.decided.clear()
+        if self.result is not None and self.result.status == cc.ROUTING_STATUS_ROUTED:
+            self.no_offer.clear()
+        else:
+            self.no_offer.set()
         if local is not None:
             self.decide(local)
 
@@ -356,6 +372,23 @@ class CallDesk:
         """The call is on this instance and not reported as ended."""
         return call_id in self.calls
 
+    def offer_outstanding(self, call_id: str) -> bool:
+        """The call is live with an offer (ROUTED) no outcome was reported for yet: it may be ringing or bridged."""
+        call = self.calls.get(call_id)
+        return call is not None and not call.no_offer.is_set()
+
+    async def until_no_offer(self, call_id: str, timeout_s: float) -> bool:
+        """Wait at most `timeout_s` until the call's outstanding offer is reported (here, or on another instance
+        through ivr.calls) or the call ended; whether it was."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return True
+        try:
+            await asyncio.wait_for(call.no_offer.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     def has_ended(self, call_id: str) -> bool:
         """The call ended here recently (a retried request after its end is answered quietly)."""
         return call_id in self.ended
@@ -455,7 +488,9 @@ class CallDesk:
         return low
 
     def _forget_ended(self, call_id: str, report: tuple[int, int]) -> None:
-        self.calls.pop(call_id, None)
+        call = self.calls.pop(call_id, None)
+        if call is not None:
+            call.no_offer.set()
         self.unclaimed.pop(call_id, None)
         self.ended[call_id] = report
         self.ended.move_to_end(call_id)

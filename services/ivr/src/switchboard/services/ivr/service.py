@@ -51,14 +51,19 @@ Flow of one call through this service:
                    re-routable outcome is refused with FAILED_PRECONDITION:
                    nothing was ringing.
 
-Per-call state lives in memory on the instance that took StartCall: the edge
-must keep talking to the same instance for one call (gRPC session affinity).
-To learn routing results every instance reads call.routed and call.rejected
-itself, without a consumer group (each instance sees every partition, from
-the latest offset, positioned before the instance reports ready) and keeps
-only the results of its own calls. Undecodable messages there are skipped, not
+Per-call state lives in memory and, on every change that matters, in the compacted
+topic ivr.calls (livecalls.py, docs/IVR.md "Restarts and replicas"): every instance
+reads it back before it reports ready and follows it, so a restart (even kill -9)
+loses no live call and any instance can take any call's next request. To learn
+routing results every instance reads call.routed and call.rejected itself,
+without a consumer group (each instance sees every partition, from the latest
+offset, or from where a recovered call's pending decision can be, positioned
+before the instance reports ready). Undecodable messages there are skipped, not
 dead-lettered: the group consumers of those topics already dead-letter them,
 and N ivr instances would otherwise file N letters for one message.
+
+The CallControl server serves TLS and checks a client credential (security.py,
+docs/IVR.md "Securing the gRPC edge").
 """
 
 from __future__ import annotations
