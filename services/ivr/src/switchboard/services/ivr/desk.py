@@ -120,6 +120,7 @@ class CallState:
     version: int = 0  # of the last LiveCall written or read for this call; 0: never written
     saved_decision: tuple[int, int] | None = None  # (status, attempt) of the decision last written
     decision_from: dict[str, int] = field(default_factory=dict)  # "<topic>/<partition>" → offset a decision can come from
+    pending_since: float = 0.0  # wall clock (epoch s) when decision_from was taken
 
     def decide(self, result: cc.RoutingResult) -> bool:
         """Take a routing decision if it is newer than what the call has; False when it is stale or a repeat."""
@@ -237,6 +238,7 @@ class CallState:
             if self.flow is None:  # the config changed under the call: it can still be routed and ended
                 self.flow_state = None
         self.decision_from = dict(rec.decision_from)
+        self.pending_since = rec.occurred_at.ToNanoseconds() / 1e9  # written right after decision_from was taken
         self.result = None
         self.saved_decision = None
         if rec.HasField("decision"):
@@ -478,11 +480,16 @@ class CallDesk:
         for result in self.unclaimed.pop(call_id, ()):
             call.decide(result)
 
-    def decision_offsets(self) -> dict[str, int]:
-        """Per "<topic>/<partition>" the lowest offset from which a decision of a live call can still come."""
+    def decision_offsets(self, now: float | None = None) -> dict[str, int]:
+        """Per "<topic>/<partition>" the lowest offset from which a decision of a live call can still come.
+
+        Calls pending longer than decision_reread_max_age_s do not count: re-reading hours of decisions for calls
+        the edge lost would hold up the decisions of new calls after a restart.
+        """
+        oldest = (time.time() if now is None else now) - self.settings.decision_reread_max_age_s
         low: dict[str, int] = {}
         for call in self.calls.values():
-            if call.result is None and call.completed:
+            if call.result is None and call.completed and call.pending_since >= oldest:
                 for tp, offset in call.decision_from.items():
                     low[tp] = min(offset, low.get(tp, offset))
         return low
@@ -540,6 +547,7 @@ class CallDesk:
         """Publish ivr.completed: the router's input."""
         call.completed = True  # before the await: a concurrent request must not publish twice
         call.decision_from = self.positions()  # before ivr.completed: its decision comes after these offsets
+        call.pending_since = time.time()
         completed = pb.IvrCompleted(
             event_id=codec.new_id(),
             call_id=call.call_id,
@@ -845,7 +853,7 @@ class CallDesk:
                 await self._reject(call, reasons.ABANDONED, flows.hung_up_detail(call.flow_state), "")
             await self._publish(CALL_ENDED, ended)
             if keep_open:
-                call.decision_from = positions
+                call.decision_from, call.pending_since = positions, time.time()
                 await self._save(call)
         except BaseException:
             call.result, call.reported_attempt, call.last_report = saved[:3]

@@ -20,6 +20,12 @@ class IvrSettings(ServiceSettings):
     await_timeout_ms: int = Field(10_000, gt=0, description="AwaitRouting wait when the request gives 0")
     max_await_timeout_ms: int = Field(60_000, gt=0, description="upper bound for a requested AwaitRouting wait")
     call_ttl_s: int = Field(4 * 3600, gt=0, description="forget calls never reported as ended after this long")
+    decision_reread_max_age_s: float = Field(
+        3600,
+        gt=0,
+        description="at start, call.routed / call.rejected are read again for live calls (ivr.calls) whose decision was "
+        "pending for at most this long (a queued call can wait long for an agent)",
+    )
     ended_memory: int = Field(10_000, gt=0, description="ended calls remembered so a retried final ReportOutcome is answered OK")
     shutdown_grace_s: float = Field(5.0, ge=0, description="in-flight RPCs get this long on SIGTERM")
 
