@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import grpc
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from google.protobuf.message import Message
 
@@ -41,6 +42,9 @@ def service_env(kafka: KafkaSettings, config: Path | str | None = None, **extra:
     env = {
         "SWITCHBOARD_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "SWITCHBOARD_KAFKA_PARTITIONS": str(kafka.partitions),
+        # The gRPC edge in plaintext without client credentials, as for local development (docs/IVR.md,
+        # "Securing the gRPC edge"); tests of TLS and tokens set their own.
+        "SWITCHBOARD_IVR_GRPC_INSECURE": "true",
     }
     if config is not None:
         env["SWITCHBOARD_CONFIG"] = str(config)
@@ -178,6 +182,13 @@ def running_service(name: str, env: Mapping[str, str], workdir: Path) -> Iterato
         yield service
     finally:
         assert_clean_exit(service)
+
+
+@asynccontextmanager
+async def ivr_channel(info: Mapping[str, object]) -> AsyncIterator[grpc.aio.Channel]:
+    """A plaintext channel to the CallControl edge of a ready ivr (`info`: its ready file, service_env's dev flag)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{info['grpc_port']}") as channel:
+        yield channel
 
 
 # ------------------------------------------------------------------ publishing

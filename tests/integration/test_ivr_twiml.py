@@ -238,9 +238,8 @@ def workdir(tmp_path_factory):
     return workdir
 
 
-@pytest.fixture(scope="module")
-def ivr(broker, workdir) -> Iterator[ServiceProcess]:
-    env = service_env(
+def twiml_env(broker, workdir) -> dict[str, str]:
+    return service_env(
         broker.kafka_settings(),
         workdir / "routing.yaml",
         SWITCHBOARD_IVR_TWIML_ENABLED="true",
@@ -250,7 +249,11 @@ def ivr(broker, workdir) -> Iterator[ServiceProcess]:
         SWITCHBOARD_IVR_TWIML_DIAL_GRACE_S=str(DIAL_GRACE_S),
         SWITCHBOARD_IVR_TWIML_DIAL_TIMEOUT_S="25",
     )
-    with running_service("ivr", env, workdir) as service:
+
+
+@pytest.fixture(scope="module")
+def ivr(broker, workdir) -> Iterator[ServiceProcess]:
+    with running_service("ivr", twiml_env(broker, workdir), workdir) as service:
         yield service
 
 
@@ -537,3 +540,46 @@ def test_refuses_to_start_without_an_auth_token(broker, tmp_path):
     log = service.logs()
     assert "SWITCHBOARD_IVR_TWIML_AUTH_TOKEN" in log and "SWITCHBOARD_IVR_TWIML_VALIDATE_SIGNATURE=false" in log
     assert not service.ready_file.exists()
+
+
+async def test_calls_dialed_before_a_sigkill_end_through_the_restarted_instance(broker, workdir, kafka):
+    """docs/IVR.md, "Restarts and replicas": the dial action and the status callback of calls bridged by an ivr that
+    was then killed (SIGKILL) reach the restarted one, which knows the calls and their offers and ends them."""
+    env = twiml_env(broker, workdir)
+    first = ServiceProcess("ivr", env, workdir / "crash-0", workdir / "crash-0.log")
+    first.wait_ready()
+    c1 = Cpaas(first.info["twiml_port"])
+    answered, hung_up = Call(c1, new_sid(), new_caller(), PLAIN), Call(c1, new_sid(), new_caller(), PLAIN)
+    dials = {}
+    try:
+        async with event_bus(kafka) as bus:
+            for c in (answered, hung_up):
+                held = await c.voice()
+                await bus.publish(CALL_ROUTED, routed(c.sid, 1))
+                dials[c.sid] = only(await c.decided(held[1]), "Dial")
+    finally:
+        await c1.http.aclose()
+        first.kill()  # SIGKILL by pid, mid-call
+    assert first.proc.returncode == -9
+    (workdir / "crash-1").mkdir()
+    with running_service("ivr", env, workdir / "crash-1") as again:
+        c2 = Cpaas(again.info["twiml_port"])
+        try:
+            for c in (answered, hung_up):
+                c.cpaas = c2
+            answered.status = "completed"  # talked 70 s, then hung up: the dial action reports it
+            assert tags(await answered.dial_ended(dials[answered.sid], "completed", 70)) == ["Hangup"]
+            assert tags(await hung_up.hang_up()) == []  # only the status callback: the caller's hang-up, after the grace
+        finally:
+            await c2.http.aclose()
+    ended = {e.call_id: e for e in await read_all(kafka, CALL_ENDED, lambda e: e.call_id in (answered.sid, hung_up.sid))}
+    assert (ended[answered.sid].outcome, ended[answered.sid].attempt, ended[answered.sid].connected_seconds) == (
+        pb.CALL_OUTCOME_ANSWERED,
+        1,
+        70,
+    )
+    assert (ended[hung_up.sid].outcome, ended[hung_up.sid].attempt, ended[hung_up.sid].buyer_id) == (
+        pb.CALL_OUTCOME_CALLER_HANGUP,
+        1,
+        "b1",
+    )

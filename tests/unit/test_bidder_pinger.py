@@ -13,14 +13,20 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
+import trustme
+from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import SecretStr
 
 from switchboard.buyersim.config import SimConfig
 from switchboard.buyersim.server import BuyerSim
+from switchboard.platform import signing
 from switchboard.services.bidder.rtb import Pinger
 from switchboard.services.bidder.settings import BidderSettings
+from switchboard.v1 import bidding_pb2 as bpb
+from switchboard.v1 import bidding_pb2_grpc
 from switchboard.v1 import events_pb2 as pb
 
 BID, DECLINE, NO_BID = pb.BID_OUTCOME_BID, pb.BID_OUTCOME_DECLINE, pb.BID_OUTCOME_NO_BID
@@ -170,3 +176,79 @@ async def test_untrusted_certificate_is_tls_error(pinger: Pinger, self_signed: s
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_grpcs_buyer_is_called_over_tls(tmp_path: Path) -> None:
+    """A grpcs:// buyer (a real grpc.aio server with a trustme certificate): verified against tls_ca_file, signed
+    answers still checked; the system CAs do not know the test CA (tls_error); grpc:// to it is no TLS."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    chain = b"".join(b.bytes() for b in cert.cert_chain_pems)
+    sim = BuyerSim(SimConfig.model_validate(SIM), grpc_tls=(cert.private_key_pem.bytes(), chain))
+    await sim.start()
+    trusting = Pinger(BidderSettings(tls_ca_file=ca_file), {"signed": SecretStr("s3cret")})
+    system = Pinger(BidderSettings(), {})
+    await trusting.start()
+    await system.start()
+    try:
+        url = sim.grpc_url()
+        assert url.startswith("grpcs://127.0.0.1:")
+        for buyer, amount in (("ok", "37.50"), ("signed", "11.00")):
+            a = await trusting.ping(ping(buyer), buyer, url, 2.0)
+            assert (a.outcome, a.amount) == (BID, amount), a.detail
+        untrusted = await system.ping(ping("ok"), "ok", url, 2.0)
+        assert (untrusted.outcome, untrusted.reason) == (NO_BID, "tls_error"), untrusted.detail
+        plaintext = await trusting.ping(ping("ok"), "ok", url.replace("grpcs://", "grpc://"), 1.0)
+        assert plaintext.outcome == NO_BID and plaintext.reason in ("connection_error", "timeout"), plaintext
+    finally:
+        await trusting.stop()
+        await system.stop()
+        await sim.stop()
+
+
+def auction(auction_id: str) -> pb.PingRequested:
+    p = ping("signed")
+    p.auction_id = auction_id
+    return p
+
+
+async def test_a_signed_answer_replayed_for_another_auction_is_unsigned(pinger: Pinger) -> None:
+    """A buyer's genuine signed answer of auction a-first, captured and sent back for a-other: no bid (`unsigned`),
+    over HTTP and over gRPC, while the same answer to its own auction is a bid."""
+    answer = b'{"accept":true,"bid":"55.00"}'
+    header = signing.sign_answer("s3cret", "c", "a-first", answer)
+
+    async def replay(_request: web.Request) -> web.Response:
+        return web.Response(body=answer, content_type="application/json", headers={signing.HEADER: header})
+
+    app = web.Application()
+    app.router.add_post("/ping/signed", replay)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/ping/signed"
+
+    grpc_answer = bpb.PingResponse(accept=True, bid="55.00")
+    grpc_header = signing.sign_answer("s3cret", "c", "a-first", grpc_answer.SerializeToString(deterministic=True))
+
+    class Replayer(bidding_pb2_grpc.BiddingServicer):
+        async def Ping(self, request: bpb.PingRequest, context: grpc.aio.ServicerContext) -> bpb.PingResponse:
+            context.set_trailing_metadata(((signing.GRPC_METADATA_KEY, grpc_header),))
+            return grpc_answer
+
+    server = grpc.aio.server()
+    bidding_pb2_grpc.add_BiddingServicer_to_server(Replayer(), server)
+    grpc_url = f"grpc://127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    try:
+        for target in (url, grpc_url):
+            own = await pinger.ping(auction("a-first"), "signed", target, 2.0)
+            assert (own.outcome, own.amount) == (BID, "55.00"), (target, own.detail)
+            replayed = await pinger.ping(auction("a-other"), "signed", target, 2.0)
+            assert (replayed.outcome, replayed.reason) == (NO_BID, "unsigned"), target
+            assert "another auction" in replayed.detail
+    finally:
+        await server.stop(None)
+        await runner.cleanup()

@@ -434,7 +434,7 @@ REFUSALS = [
         '"http://127.0.0.1:9100/ping"',
         '"ftp://127.0.0.1/ping"',
         "buyers.1.bid.url",
-        ("http://, https:// or grpc://",),
+        ("http://, https://, grpc:// or grpcs://",),
         None,
     ),
     ("rtb-timeout-zero", "      timeout_ms: 800", "      timeout_ms: 0", "buyers.1.bid.timeout_ms", ("greater than 0",), None),

@@ -78,7 +78,7 @@ def test_substituted_value_is_validated_like_written_text(tmp_path: Path):
     cfg, problems = check_config(f, env={"SIM_HTTP": ""})  # url becomes "http:///ping/rtb-one": no host
     assert cfg is None
     assert len(problems) == 1 and problems[0].path == "buyers.0.bid.url" and problems[0].line == 6
-    assert "must be an http://, https:// or grpc:// URL with a host" in problems[0].message
+    assert "must be an http://, https://, grpc:// or grpcs:// URL with a host" in problems[0].message
 
 
 def test_result_stays_text_and_keys_are_not_substituted(tmp_path: Path):

@@ -310,3 +310,27 @@ def test_service_monitor_scrapes_every_service_ops_port(overlay):
     [dashboard] = [d for d in docs if d["kind"] == "ConfigMap" and "switchboard.json" in d.get("data", {})]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["switchboard.json"]) == json.loads((DEPLOY / "grafana" / "switchboard.json").read_text())
+
+
+def test_the_edge_is_closed_in_prod_and_open_only_in_dev():
+    """The ivr refuses an open gRPC edge unless told (SWITCHBOARD_IVR_GRPC_INSECURE): prod gives it TLS and
+    tokens from the Secret ivr-edge, dev opens it explicitly; neither would start otherwise."""
+    for overlay, open_edge in (("dev", True), ("prod", False)):
+        (container,) = of_kind(render(f"overlays/{overlay}"), "Deployment")["ivr"]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        if open_edge:
+            assert env.get("SWITCHBOARD_IVR_GRPC_INSECURE") == "true"
+            assert not any(k.startswith("SWITCHBOARD_IVR_GRPC_TLS") or k.endswith("TOKENS_FILE") for k in env)
+            continue
+        assert "SWITCHBOARD_IVR_GRPC_INSECURE" not in env
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        for key in (
+            "SWITCHBOARD_IVR_GRPC_TLS_CERT_FILE",
+            "SWITCHBOARD_IVR_GRPC_TLS_KEY_FILE",
+            "SWITCHBOARD_IVR_GRPC_TOKENS_FILE",
+        ):
+            assert env[key].startswith(mounts["edge"] + "/"), key
+        volumes = {
+            v["name"]: v for v in of_kind(render("overlays/prod"), "Deployment")["ivr"]["spec"]["template"]["spec"]["volumes"]
+        }
+        assert volumes["edge"]["secret"]["secretName"] == "ivr-edge"

@@ -13,6 +13,8 @@ BODY = b'{"call_id":"c1","bid":1}'
 T = 1_700_000_000
 # printf '%s' '1700000000.{"call_id":"c1","bid":1}' | openssl dgst -sha256 -hmac whsec_test
 KNOWN = "87b7b8a63d6d336c74e8fb8ce5d9741952668ce84d15b1d609ac78fa0d3abc50"
+# printf '%s' '1700000000.c1.a1.{"accept":true,"bid":"12.50"}' | openssl dgst -sha256 -hmac whsec_test
+ANSWER_VECTOR = "e140f84bc0459730490c9361f5c510d37300011e39719169e6336b8095b94823"
 
 
 def test_known_vector() -> None:
@@ -63,21 +65,36 @@ ANSWER = b'{"bid":"37.50","accept":true,"available":true}'
 
 
 def test_answer_signed_with_the_buyer_secret_passes() -> None:
-    header = signing.sign(SECRET, ANSWER, timestamp=T)
-    assert signing.answer_signature_problem(SECRET, header, ANSWER, tolerance_s=300, now=T + 5) is None
+    header = signing.sign_answer(SECRET, "c1", "a1", ANSWER, timestamp=T)
+    assert header.startswith(f"t={T},v2=")
+    assert signing.answer_signature_problem(SECRET, header, ANSWER, "c1", "a1", tolerance_s=300, now=T + 5) is None
+
+
+def test_answer_signature_known_vector() -> None:
+    """The test vector of docs/BUYER_API.md section 5 (answers)."""
+    header = signing.sign_answer("whsec_test", "c1", "a1", b'{"accept":true,"bid":"12.50"}', timestamp=1700000000)
+    assert (
+        header
+        == "t=1700000000,v2="
+        + hmac.new(b"whsec_test", b'1700000000.c1.a1.{"accept":true,"bid":"12.50"}', hashlib.sha256).hexdigest()
+    )
+    assert header == f"t=1700000000,v2={ANSWER_VECTOR}"
 
 
 def test_answer_signature_problems_are_named_without_the_secret() -> None:
-    good = signing.sign(SECRET, ANSWER, timestamp=T)
+    good = signing.sign_answer(SECRET, "c1", "a1", ANSWER, timestamp=T)
     cases = {
-        "answer not signed": (None, ANSWER),
-        "answer signature garbled": ("t=abc,v1=00", ANSWER),
-        "answer signature does not verify": (signing.sign("other", ANSWER, timestamp=T), ANSWER),
-        "answer signature does not verify ": (good, ANSWER.replace(b"37.50", b"99.50")),  # a changed bid
+        "answer not signed": (None, ANSWER, "a1"),
+        "answer signature garbled": ("t=abc,v2=00", ANSWER, "a1"),
+        "does not verify": (signing.sign_answer("other", "c1", "a1", ANSWER, timestamp=T), ANSWER, "a1"),
+        "does not verify ": (good, ANSWER.replace(b"37.50", b"99.50"), "a1"),  # a changed bid
+        "does not verify  ": (good, ANSWER, "a2"),  # the genuine answer of auction a1, replayed for a2
+        "signed v1": (signing.sign(SECRET, ANSWER, timestamp=T), ANSWER, "a1"),  # the old, unbound scheme
     }
-    for expected, (header, body) in cases.items():
-        problem = signing.answer_signature_problem(SECRET, header, body, now=T)
-        assert problem == expected.strip(), (expected, problem)
+    for expected, (header, body, auction) in cases.items():
+        problem = signing.answer_signature_problem(SECRET, header, body, "c1", auction, now=T)
+        assert problem is not None and expected.strip() in problem, (expected, problem)
         assert SECRET not in problem
-    stale = signing.answer_signature_problem(SECRET, good, ANSWER, tolerance_s=300, now=T + 301)
+    assert signing.answer_signature_problem(SECRET, good, ANSWER, "c2", "a1", now=T) is not None  # another call
+    stale = signing.answer_signature_problem(SECRET, good, ANSWER, "c1", "a1", tolerance_s=300, now=T + 301)
     assert stale is not None and "timestamp" in stale

@@ -518,6 +518,115 @@ class CallerSeen(_message.Message):
     caller_number: str
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., caller_number: _Optional[str] = ...) -> None: ...
 
+class LiveCall(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "version", "started_at", "dialed_number", "campaign_id", "publisher_id", "caller", "answers", "completed", "start_reject", "flow", "decision", "reported_attempt", "last_outcome", "last_connected_seconds", "ended", "decision_from")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class DecisionFromEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DIALED_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    START_REJECT_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LAST_OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    LAST_CONNECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FROM_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    version: int
+    started_at: _timestamp_pb2.Timestamp
+    dialed_number: str
+    campaign_id: str
+    publisher_id: str
+    caller: Caller
+    answers: _containers.ScalarMap[str, str]
+    completed: bool
+    start_reject: str
+    flow: LiveIvrFlow
+    decision: LiveDecision
+    reported_attempt: int
+    last_outcome: CallOutcome
+    last_connected_seconds: int
+    ended: bool
+    decision_from: _containers.ScalarMap[str, int]
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dialed_number: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., completed: _Optional[bool] = ..., start_reject: _Optional[str] = ..., flow: _Optional[_Union[LiveIvrFlow, _Mapping]] = ..., decision: _Optional[_Union[LiveDecision, _Mapping]] = ..., reported_attempt: _Optional[int] = ..., last_outcome: _Optional[_Union[CallOutcome, str]] = ..., last_connected_seconds: _Optional[int] = ..., ended: _Optional[bool] = ..., decision_from: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class LiveIvrFlow(_message.Message):
+    __slots__ = ("flow_id", "node", "language", "attempt", "answers", "steps", "done", "qualified", "reason")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    FLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    QUALIFIED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    flow_id: str
+    node: str
+    language: str
+    attempt: int
+    answers: _containers.ScalarMap[str, str]
+    steps: int
+    done: bool
+    qualified: bool
+    reason: str
+    def __init__(self, flow_id: _Optional[str] = ..., node: _Optional[str] = ..., language: _Optional[str] = ..., attempt: _Optional[int] = ..., answers: _Optional[_Mapping[str, str]] = ..., steps: _Optional[int] = ..., done: _Optional[bool] = ..., qualified: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class LiveDecision(_message.Message):
+    __slots__ = ("rejected", "kind", "buyer_id", "agent_id", "destination", "price", "attempt", "billable_after_s", "reason", "announcement")
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    BILLABLE_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
+    rejected: bool
+    kind: TargetKind
+    buyer_id: str
+    agent_id: str
+    destination: str
+    price: str
+    attempt: int
+    billable_after_s: int
+    reason: str
+    announcement: str
+    def __init__(self, rejected: _Optional[bool] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., attempt: _Optional[int] = ..., billable_after_s: _Optional[int] = ..., reason: _Optional[str] = ..., announcement: _Optional[str] = ...) -> None: ...
+
 class QueueState(_message.Message):
     __slots__ = ("event_id", "occurred_at", "instance", "seq", "clock", "offsets", "acd", "finished_call_ids", "done_segments", "outbox", "segment")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]

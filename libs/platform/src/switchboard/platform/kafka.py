@@ -60,6 +60,13 @@ class EventBus:
         k = key if key is not None else event.call_id
         await self._producer.send_and_wait(topic.name, codec.encode(event), key=k.encode())
 
+    async def tombstone(self, topic: Topic[Message], key: str) -> None:
+        """A null value for `key` on a compacted topic: the broker drops the key's records at its next compaction."""
+        assert self._producer is not None, "EventBus.start() first"
+        if not topic.compacted:
+            raise ValueError(f"{topic.name} is not compacted: a tombstone there would only be an undecodable record")
+        await self._producer.send_and_wait(topic.name, None, key=key.encode())
+
     async def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         assert self._producer is not None, "EventBus.start() first"
         letter = codec.dead_letter(self.service, record, reason)

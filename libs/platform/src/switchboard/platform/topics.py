@@ -32,6 +32,7 @@ CallEvent: TypeAlias = (
     | pb.CallEnded
     | pb.CtiEvent
     | pb.CallerSeen
+    | pb.LiveCall
 )
 # The message of any topic of the table: each carries an event_id.
 Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState
@@ -105,6 +106,12 @@ CALLERS_SEEN = Topic(
     "compacted, keyed <campaign>|<caller>: a caller's last accepted call per campaign, for duplicate_window (ivr)",
     compacted=True,
 )
+LIVE_CALLS = Topic(
+    "ivr.calls",
+    pb.LiveCall,
+    "compacted, keyed <call id>: the ivr edge's live calls, read back by every ivr instance at start (ivr)",
+    compacted=True,
+)
 QUEUE_STATE = Topic(
     "queue.state",
     pb.QueueState,
@@ -138,7 +145,7 @@ ALL_TOPICS: tuple[Topic[Event], ...] = (
 
 # The private state of one service, not events: not in ALL_TOPICS, which the analytics sink reads
 # entirely; the owning service creates its topic when it starts (platform.kafka.ensure_topics).
-PRIVATE_TOPICS: tuple[Topic[Event], ...] = (QUEUE_STATE,)
+PRIVATE_TOPICS: tuple[Topic[Event], ...] = (LIVE_CALLS, QUEUE_STATE)
 
 BY_NAME: dict[str, Topic[Event]] = {t.name: t for t in ALL_TOPICS}
 TERMINAL_TOPICS: tuple[Topic[TerminalEvent], ...] = (CALL_ROUTED, CALL_REJECTED)

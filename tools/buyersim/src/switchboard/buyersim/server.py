@@ -128,13 +128,14 @@ def parse_rfc3339(text: object) -> float | None:
         return None
 
 
-def answer_signature(buyer: SimBuyer, fault: str | None, body: bytes) -> str | None:
-    """The signature a buyer puts on its answer `body`; None when it has no secret or plays `unsigned`."""
+def answer_signature(buyer: SimBuyer, fault: str | None, body: bytes, call_id: str, auction_id: str) -> str | None:
+    """The signature a buyer puts on its answer `body` to `auction_id` of `call_id` (signing.sign_answer); None when
+    it has no secret or plays `unsigned`."""
     if buyer.secret is None or fault == "unsigned":
         return None
-    if fault == "bad_signature":
-        return signing.sign(buyer.secret + "-not-quite", body)  # well-formed, current, but the wrong key
-    return signing.sign(buyer.secret, body)
+    if fault == "bad_signature":  # well-formed, current, but the wrong key
+        return signing.sign_answer(buyer.secret + "-not-quite", call_id, auction_id, body)
+    return signing.sign_answer(buyer.secret, call_id, auction_id, body)
 
 
 # ------------------------------------------------------------------ HTTP
@@ -154,9 +155,9 @@ def _reset(request: web.Request) -> None:
     transport.abort()
 
 
-def signed_json(buyer: SimBuyer, fault: str | None, body: bytes) -> web.Response:
-    """A 200 JSON answer with the buyer's answer signature (if any) over exactly these bytes."""
-    sig = answer_signature(buyer, fault, body)
+def signed_json(buyer: SimBuyer, fault: str | None, body: bytes, req: dict) -> web.Response:
+    """A 200 JSON answer with the buyer's answer signature (if any) over exactly these bytes, for the request `req`."""
+    sig = answer_signature(buyer, fault, body, str(req.get("call_id", "")), str(req.get("auction_id", "")))
     headers = {signing.HEADER: sig} if sig is not None else {}
     return web.Response(body=body, content_type="application/json", headers=headers)
 
@@ -197,11 +198,11 @@ def http_app(sim: Simulator) -> web.Application:
         if plan.fault == "http_500":
             return web.json_response({"error": "simulated failure"}, status=500)
         if plan.fault == "garbage":  # signed: a buyer's own garbage is malformed, not unsigned
-            return signed_json(buyer, plan.fault, b'{"bid": 12.5, "accept": tru')
+            return signed_json(buyer, plan.fault, b'{"bid": 12.5, "accept": tru', req)
         if plan.fault == "reset":
             _reset(request)
             raise asyncio.CancelledError  # aiohttp drops a cancelled handler quietly; nothing is written
-        return signed_json(buyer, plan.fault, _json_bytes(sim.answer(buyer, plan)))
+        return signed_json(buyer, plan.fault, _json_bytes(sim.answer(buyer, plan)), req)
 
     async def post(request: web.Request, buyer: SimBuyer, req: dict) -> web.StreamResponse:
         sim.record("post", buyer.id, req)
@@ -215,11 +216,11 @@ def http_app(sim: Simulator) -> web.Application:
         if plan.fault == "http_500":
             return web.json_response({"error": "simulated failure"}, status=500)
         if plan.fault == "garbage":
-            return signed_json(buyer, plan.fault, b'{"accept": tr')
+            return signed_json(buyer, plan.fault, b'{"accept": tr', req)
         if plan.fault == "reset":
             _reset(request)
             raise asyncio.CancelledError
-        return signed_json(buyer, plan.fault, _json_bytes(sim.post_answer(buyer, plan)))
+        return signed_json(buyer, plan.fault, _json_bytes(sim.post_answer(buyer, plan)), req)
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({k: dict(v) for k, v in sim.stats.items()})
@@ -269,7 +270,7 @@ class BiddingServicer(bidding_pb2_grpc.BiddingServicer):
                 resp = bpb.PingResponse(accept=False, reason=a["reason"])
             else:
                 resp = bpb.PingResponse(accept=True, bid=a["bid"], available=a["available"])
-        return _sign_grpc(buyer, plan.fault, resp, context)
+        return _sign_grpc(buyer, plan.fault, resp, context, request)
 
     async def Post(self, request: bpb.PostRequest, context: grpc.aio.ServicerContext) -> bpb.PostResponse:
         sim = self.sim
@@ -296,12 +297,18 @@ class BiddingServicer(bidding_pb2_grpc.BiddingServicer):
         if plan.fault == "reset":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "simulated connection reset")
         a = sim.post_answer(buyer, plan)
-        return _sign_grpc(buyer, plan.fault, bpb.PostResponse(accept=a["accept"], reason=a.get("reason", "")), context)
+        return _sign_grpc(buyer, plan.fault, bpb.PostResponse(accept=a["accept"], reason=a.get("reason", "")), context, request)
 
 
-def _sign_grpc(buyer: SimBuyer, fault: str | None, resp: bpb.PingResponse | bpb.PostResponse, context: grpc.aio.ServicerContext):
+def _sign_grpc(
+    buyer: SimBuyer,
+    fault: str | None,
+    resp: bpb.PingResponse | bpb.PostResponse,
+    context: grpc.aio.ServicerContext,
+    request: bpb.PingRequest | bpb.PostRequest,
+):
     """Put the answer signature in trailing metadata (it is known only once the response is)."""
-    sig = answer_signature(buyer, fault, resp.SerializeToString(deterministic=True))
+    sig = answer_signature(buyer, fault, resp.SerializeToString(deterministic=True), request.call_id, request.auction_id)
     if sig is not None:
         context.set_trailing_metadata(((signing.GRPC_METADATA_KEY, sig),))
     return resp
@@ -311,12 +318,22 @@ def _sign_grpc(buyer: SimBuyer, fault: str | None, resp: bpb.PingResponse | bpb.
 
 
 class BuyerSim:
-    """Both servers on `host` (ephemeral ports unless given); start() binds, stop() closes."""
+    """Both servers on `host` (ephemeral ports unless given); start() binds, stop() closes.
+
+    `grpc_tls` (PEM private key, PEM certificate chain) serves gRPC over TLS: a grpcs:// buyer.
+    """
 
     def __init__(
-        self, config: SimConfig, host: str = "127.0.0.1", http_port: int = 0, grpc_port: int = 0, record: Path | None = None
+        self,
+        config: SimConfig,
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        grpc_port: int = 0,
+        record: Path | None = None,
+        grpc_tls: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.sim = Simulator(config, record)
+        self.grpc_tls = grpc_tls
         self.host = host
         self._want_http, self._want_grpc = http_port, grpc_port
         self.http_port = 0
@@ -333,7 +350,11 @@ class BuyerSim:
         self.http_port = self._runner.addresses[0][1]  # the runner's one site: (host, port) of its socket
         self._grpc = grpc.aio.server()
         bidding_pb2_grpc.add_BiddingServicer_to_server(BiddingServicer(self.sim), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port(f"{self.host}:{self._want_grpc}")
+        address = f"{self.host}:{self._want_grpc}"
+        if self.grpc_tls is None:
+            self.grpc_port = self._grpc.add_insecure_port(address)
+        else:
+            self.grpc_port = self._grpc.add_secure_port(address, grpc.ssl_server_credentials([self.grpc_tls]))
         await self._grpc.start()
 
     async def stop(self) -> None:
@@ -348,4 +369,4 @@ class BuyerSim:
         return f"http://{self.host}:{self.http_port}/ping/{buyer_id}"
 
     def grpc_url(self) -> str:
-        return f"grpc://{self.host}:{self.grpc_port}"
+        return f"{'grpcs' if self.grpc_tls else 'grpc'}://{self.host}:{self.grpc_port}"

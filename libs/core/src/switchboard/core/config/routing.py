@@ -50,9 +50,9 @@ class RtbBid(_Model):
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str) -> str:
-        if not re.match(r"^(https?|grpc)://[^/\s]+", v):
+        if not re.match(r"^(https?|grpcs?)://[^/\s]+", v):
             raise ValueError(
-                f"{v!r} must be an http://, https:// or grpc:// URL with a host "
+                f"{v!r} must be an http://, https://, grpc:// or grpcs:// URL with a host "
                 '(write it like "http://127.0.0.1:9100/ping" or "grpc://127.0.0.1:9101")'
             )
         return v

@@ -1,7 +1,8 @@
 """Calls RTB buyers over HTTP(S) and gRPC and turns whatever happens into an `Answer`.
 
 One pooled httpx.AsyncClient serves every http(s) buyer (TLS verification on);
-grpc.aio channels are cached per target. `Pinger.ping()` never raises for
+grpc.aio channels are cached per target: plaintext for grpc://, TLS for grpcs:// (verified against
+`tls_ca_file` when set, else the system's CAs, as for https). `Pinger.ping()` never raises for
 anything a buyer does: errors become NO_BID with a stable reason code
 (timeout, http_4xx, http_5xx, malformed, connection_refused, connection_error,
 tls_error, grpc_<status>, unsigned), and the whole call is bounded by `timeout_s`.
@@ -34,6 +35,9 @@ from switchboard.v1 import bidding_pb2_grpc
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger("bidder.rtb")
+
+GRPC_SCHEMES = ("grpc://", "grpcs://")
+Asked = pb.PingRequested | pb.PostRequested  # what an answer answers: its call_id and auction_id sign it
 
 
 class _TooLarge(Exception):
@@ -94,6 +98,7 @@ class Pinger:
         self._http: httpx.AsyncClient | None = None
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, bidding_pb2_grpc.BiddingStub] = {}
+        self._grpc_credentials: grpc.ChannelCredentials | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -123,23 +128,28 @@ class Pinger:
         s = self.secrets.get(buyer_id)
         return s.get_secret_value() if s is not None else None
 
-    def _unsigned(self, buyer_id: str, header: str | None, body: bytes) -> tuple[str, str] | None:
-        """("unsigned", detail) when this buyer's answer must be signed and `header` does not sign `body`."""
+    def _unsigned(self, buyer_id: str, header: str | None, body: bytes, ask: Asked) -> tuple[str, str] | None:
+        """("unsigned", detail) when this buyer's answer must be signed and `header` does not sign `body` as the
+        answer to `ask` (its call and auction: an answer replayed from another auction does not verify)."""
         secret = self._secret(buyer_id)
         if secret is None or not self.settings.require_signed_answers:
             return None
-        problem = signing.answer_signature_problem(secret, header, body, self.settings.answer_signature_tolerance_s)
+        problem = signing.answer_signature_problem(
+            secret, header, body, ask.call_id, ask.auction_id, self.settings.answer_signature_tolerance_s
+        )
         return None if problem is None else (reasons.UNSIGNED, problem)
 
-    def _grpc_unsigned(self, buyer_id: str, metadata: list[tuple[str, str | bytes]], msg: Message) -> tuple[str, str] | None:
+    def _grpc_unsigned(
+        self, buyer_id: str, metadata: list[tuple[str, str | bytes]], msg: Message, ask: Asked
+    ) -> tuple[str, str] | None:
         """The gRPC form of `_unsigned`: the signature is in initial or trailing metadata, over the deterministic bytes."""
         if self._secret(buyer_id) is None or not self.settings.require_signed_answers:
             return None
         headers = [v for k, v in metadata if k == signing.GRPC_METADATA_KEY and isinstance(v, str)]
         body = msg.SerializeToString(deterministic=True)
-        failure = self._unsigned(buyer_id, None, body)  # no entry at all: "answer not signed"
+        failure = self._unsigned(buyer_id, None, body, ask)  # no entry at all: "answer not signed"
         for h in headers:  # several entries: one valid signature is enough
-            failure = self._unsigned(buyer_id, h, body)
+            failure = self._unsigned(buyer_id, h, body, ask)
             if failure is None:
                 break
         return failure
@@ -151,7 +161,7 @@ class Pinger:
         timeout_ms = max(1, int(timeout_s * 1000))
         try:
             async with asyncio.timeout(timeout_s):
-                if url.startswith("grpc://"):
+                if url.startswith(GRPC_SCHEMES):
                     return await self._ping_grpc(ping, buyer_id, url, timeout_s, timeout_ms)
                 return await self._ping_http(ping, buyer_id, url, timeout_s, timeout_ms)
         except TimeoutError:
@@ -164,14 +174,14 @@ class Pinger:
 
     async def _ping_http(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
         failure, raw = await self._http_exchange(
-            buyer_id, url, protocol.ping_json(ping, buyer_id, timeout_ms), timeout_s, timeout_ms
+            buyer_id, url, protocol.ping_json(ping, buyer_id, timeout_ms), timeout_s, timeout_ms, ping
         )
         if failure is not None:
             return Answer.no_bid(*failure)
         return protocol.parse_json_answer(raw, self.max_bid)
 
     async def _http_exchange(
-        self, buyer_id: str, url: str, body: bytes, timeout_s: float, timeout_ms: int
+        self, buyer_id: str, url: str, body: bytes, timeout_s: float, timeout_ms: int, ask: Asked
     ) -> tuple[tuple[str, str] | None, bytes]:
         """POST a signed body: (None, 2xx body) or ((reason, detail), b"") — the reasons of BUYER_API.md section 3."""
         assert self._http is not None, "Pinger.start() first"
@@ -200,7 +210,7 @@ class Pinger:
             return (classify_connect_error(exc), str(exc)[:200]), b""
         status = resp.status_code
         if 200 <= status < 300:
-            unsigned = self._unsigned(buyer_id, resp.headers.get(signing.HEADER), raw)
+            unsigned = self._unsigned(buyer_id, resp.headers.get(signing.HEADER), raw, ask)
             if unsigned is not None:
                 return unsigned, b""
             return None, raw
@@ -215,10 +225,10 @@ class Pinger:
         timeout_ms = max(1, int(timeout_s * 1000))
         try:
             async with asyncio.timeout(timeout_s):
-                if url.startswith("grpc://"):
+                if url.startswith(GRPC_SCHEMES):
                     return await self._post_grpc(post, url, timeout_s, timeout_ms)
                 failure, raw = await self._http_exchange(
-                    post.buyer_id, url, protocol.post_json(post, timeout_ms), timeout_s, timeout_ms
+                    post.buyer_id, url, protocol.post_json(post, timeout_ms), timeout_s, timeout_ms, post
                 )
                 if failure is not None:
                     return protocol.PostResult.failed(*failure)
@@ -245,7 +255,7 @@ class Pinger:
             return protocol.PostResult.failed(
                 _grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200]
             )
-        unsigned = self._grpc_unsigned(post.buyer_id, answer_md, resp)
+        unsigned = self._grpc_unsigned(post.buyer_id, answer_md, resp, post)
         if unsigned is not None:
             return protocol.PostResult.failed(*unsigned)
         return protocol.parse_proto_post_answer(resp)
@@ -262,14 +272,25 @@ class Pinger:
         return b"".join(chunks)
 
     def _stub(self, url: str) -> bidding_pb2_grpc.BiddingStub:
-        target = urlsplit(url).netloc
-        stub = self._stubs.get(target)
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"  # the same host in plaintext and over TLS are two channels
+        stub = self._stubs.get(key)
         if stub is None:
             opts = [("grpc.max_receive_message_length", self.settings.max_response_bytes)]
-            channel = grpc.aio.insecure_channel(target, options=opts)
-            self._channels[target] = channel
-            stub = self._stubs[target] = bidding_pb2_grpc.BiddingStub(channel)
+            if parts.scheme == "grpcs":
+                channel = grpc.aio.secure_channel(parts.netloc, self._grpc_tls(), options=opts)
+            else:
+                channel = grpc.aio.insecure_channel(parts.netloc, options=opts)
+            self._channels[key] = channel
+            stub = self._stubs[key] = bidding_pb2_grpc.BiddingStub(channel)
         return stub
+
+    def _grpc_tls(self) -> grpc.ChannelCredentials:
+        """TLS for grpcs:// buyers: the configured CA bundle, else gRPC's default roots (the system's)."""
+        if self._grpc_credentials is None:
+            ca = self.settings.tls_ca_file
+            self._grpc_credentials = grpc.ssl_channel_credentials(root_certificates=ca.read_bytes() if ca is not None else None)
+        return self._grpc_credentials
 
     async def _ping_grpc(self, ping: pb.PingRequested, buyer_id: str, url: str, timeout_s: float, timeout_ms: int) -> Answer:
         req = protocol.ping_proto(ping, buyer_id, timeout_ms)
@@ -284,7 +305,7 @@ class Pinger:
             answer_md = await _call_metadata(call)
         except grpc.aio.AioRpcError as exc:
             return Answer.no_bid(_grpc_reason(exc.code(), exc.details() or ""), f"{exc.code().name}: {exc.details()}"[:200])
-        unsigned = self._grpc_unsigned(buyer_id, answer_md, resp)
+        unsigned = self._grpc_unsigned(buyer_id, answer_md, resp, ping)
         if unsigned is not None:
             return Answer.no_bid(*unsigned)
         return protocol.parse_proto_answer(resp, self.max_bid)

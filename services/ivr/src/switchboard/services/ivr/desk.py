@@ -28,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import grpc
@@ -47,7 +49,16 @@ from switchboard.core.decisions import DecisionHeader
 from switchboard.core.screening import duplicate, duplicate_key, screen
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
-from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, IVR_COMPLETED, CallEvent, TerminalEvent, Topic
+from switchboard.platform.topics import (
+    CALL_ENDED,
+    CALL_REJECTED,
+    CALL_STARTED,
+    IVR_COMPLETED,
+    LIVE_CALLS,
+    CallEvent,
+    TerminalEvent,
+    Topic,
+)
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.v1 import call_control_pb2 as cc
@@ -79,6 +90,12 @@ class CallError(Exception):
         self.message = message
 
 
+def _set_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class CallState:
     call_id: str
@@ -92,12 +109,18 @@ class CallState:
     completed: bool = False  # ivr.completed was published
     result: cc.RoutingResult | None = None  # the current decision; None while (re-)routing is pending
     decided: asyncio.Event = field(default_factory=asyncio.Event)  # set while `result` is not None
+    no_offer: asyncio.Event = field(default_factory=_set_event)  # set while no ROUTED offer is outstanding
     reported_attempt: int = 0  # the highest offer an outcome was reported for: older call.routed are stale
     last_report: tuple[int, int] | None = None  # (outcome, connected_seconds) of the last ReportOutcome
     start_reject: str = ""  # the reason StartCall refused the call (reasons.EDGE_REASONS: unknown_number, blocked, ...)
     flow: IvrFlow | None = None  # the campaign's IVR flow, when it has one
     flow_state: flows.IvrState | None = None  # where the caller is in it
     flow_busy: bool = False  # a submit_input is publishing the flow's end: a concurrent one must not publish too
+    # Durable state (ivr.calls, docs/IVR.md "Restarts and replicas"):
+    version: int = 0  # of the last LiveCall written or read for this call; 0: never written
+    saved_decision: tuple[int, int] | None = None  # (status, attempt) of the decision last written
+    decision_from: dict[str, int] = field(default_factory=dict)  # "<topic>/<partition>" → offset a decision can come from
+    pending_since: float = 0.0  # wall clock (epoch s) when decision_from was taken
 
     def decide(self, result: cc.RoutingResult) -> bool:
         """Take a routing decision if it is newer than what the call has; False when it is stale or a repeat."""
@@ -113,6 +136,10 @@ class CallState:
             result.attempt = max(self.reported_attempt, current.attempt if current else 0)  # offers so far
         self.result = result
         self.decided.set()
+        if result.status == cc.ROUTING_STATUS_ROUTED:
+            self.no_offer.clear()
+        else:
+            self.no_offer.set()
         return True
 
     def offer_done(self, attempt: int) -> None:
@@ -120,6 +147,126 @@ class CallState:
         self.reported_attempt = max(self.reported_attempt, attempt)
         self.result = None
         self.decided.clear()
+        self.no_offer.set()
+
+    # -- the LiveCall record of ivr.calls ---------------------------------------------------------
+    def record(self) -> pb.LiveCall:
+        """This state as the LiveCall record written to ivr.calls (version as it is: the writer bumps it)."""
+        rec = pb.LiveCall(
+            event_id=codec.new_id(),
+            call_id=self.call_id,
+            occurred_at=codec.now_ts(),
+            version=self.version,
+            started_at=self.started_at,
+            dialed_number=self.dialed_number,
+            campaign_id=self.campaign_id,
+            publisher_id=self.publisher_id,
+            caller=caller_proto(self.caller),
+            answers=self.answers,
+            completed=self.completed,
+            start_reject=self.start_reject,
+            reported_attempt=self.reported_attempt,
+        )
+        if self.flow_state is not None:
+            rec.flow.CopyFrom(pb.LiveIvrFlow(**self.flow_state.to_dict()))
+        if self.result is not None:
+            r = self.result
+            rec.decision.CopyFrom(
+                pb.LiveDecision(
+                    rejected=r.status == cc.ROUTING_STATUS_REJECTED,
+                    kind=r.kind,
+                    buyer_id=r.buyer_id,
+                    agent_id=r.agent_id,
+                    destination=r.destination,
+                    price=r.price,
+                    attempt=r.attempt,
+                    billable_after_s=r.billable_after_s,
+                    reason=r.reason,
+                    announcement=r.announcement,
+                )
+            )
+        else:
+            rec.decision_from.update(self.decision_from)
+        if self.last_report is not None:
+            rec.last_outcome, rec.last_connected_seconds = self.last_report  # type: ignore[assignment]
+        return rec
+
+    @staticmethod
+    def from_record(rec: pb.LiveCall, flows_by_id: dict[str, IvrFlow]) -> CallState:
+        """A call read back from ivr.calls (started on another instance, or here before a restart)."""
+        facts = caller_facts(rec.caller.number)
+        if rec.caller.zip:
+            facts = facts.with_zip(rec.caller.zip)
+        age_s = max(0.0, (datetime.now(UTC) - rec.started_at.ToDatetime(tzinfo=UTC)).total_seconds())
+        call = CallState(
+            call_id=rec.call_id,
+            dialed_number=rec.dialed_number,
+            campaign_id=rec.campaign_id,
+            publisher_id=rec.publisher_id,
+            caller=facts,
+            started_at=rec.started_at,
+            started_mono=time.monotonic() - age_s,  # the TTL counts from the call's start, not from the read
+        )
+        call.update_from(rec, flows_by_id)
+        return call
+
+    def update_from(self, rec: pb.LiveCall, flows_by_id: dict[str, IvrFlow]) -> None:
+        """Take a newer record's state (in place: AwaitRouting waiters keep waiting on `decided`)."""
+        local = self.result  # a decision this instance read that the writer may not have seen yet
+        self.version = rec.version
+        self.answers = dict(rec.answers)
+        if rec.caller.zip and rec.caller.zip != self.caller.zip:
+            self.caller = self.caller.with_zip(rec.caller.zip)
+        self.completed = rec.completed
+        self.start_reject = rec.start_reject
+        self.reported_attempt = rec.reported_attempt
+        self.last_report = (rec.last_outcome, rec.last_connected_seconds) if rec.last_outcome else None
+        if rec.HasField("flow"):
+            self.flow = flows_by_id.get(rec.flow.flow_id)
+            flow = rec.flow
+            self.flow_state = flows.IvrState(
+                flow_id=flow.flow_id,
+                node=flow.node,
+                language=flow.language,
+                attempt=flow.attempt,
+                answers=dict(flow.answers),
+                steps=flow.steps,
+                done=flow.done,
+                qualified=flow.qualified,
+                reason=flow.reason,
+            )
+            if self.flow is None:  # the config changed under the call: it can still be routed and ended
+                self.flow_state = None
+        self.decision_from = dict(rec.decision_from)
+        self.pending_since = rec.occurred_at.ToNanoseconds() / 1e9  # written right after decision_from was taken
+        self.result = None
+        self.saved_decision = None
+        if rec.HasField("decision"):
+            d = rec.decision
+            self.result = cc.RoutingResult(
+                call_id=self.call_id,
+                status=cc.ROUTING_STATUS_REJECTED if d.rejected else cc.ROUTING_STATUS_ROUTED,
+                kind=d.kind,
+                buyer_id=d.buyer_id,
+                agent_id=d.agent_id,
+                destination=d.destination,
+                price=d.price,
+                attempt=d.attempt,
+                billable_after_s=d.billable_after_s,
+                reason=d.reason,
+                announcement=d.announcement,
+            )
+            self.saved_decision = (self.result.status, self.result.attempt)
+        if self.result is not None:
+            self.decided.set()
+        else:
+            self.decided.clear()
+        if self.result is not None and self.result.status == cc.ROUTING_STATUS_ROUTED:
+            self.no_offer.clear()
+        else:
+            self.no_offer.set()
+        if local is not None:
+            self.decide(local)
 
 
 def caller_proto(facts: CallerFacts) -> pb.Caller:
@@ -204,6 +351,12 @@ class CallDesk:
         self.calls: dict[str, CallState] = {}
         # Calls forgotten after their final ReportOutcome → that report, so a retry of it is answered OK.
         self.ended: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        # Where the call.routed / call.rejected listener is ("<topic>/<partition>" → next offset); the service
+        # sets it. A decision published after a call's ivr.completed lies at or after these positions.
+        self.positions: Callable[[], dict[str, int]] = dict
+        # Decisions for calls this instance does not know (yet): the call's ivr.calls record may arrive after
+        # its call.routed (two topics, no order between them). Bounded like `ended`.
+        self.unclaimed: OrderedDict[str, list[cc.RoutingResult]] = OrderedDict()
 
     # -- helpers -------------------------------------------------------------
     def call(self, call_id: str) -> CallState:
@@ -220,6 +373,23 @@ class CallDesk:
     def is_live(self, call_id: str) -> bool:
         """The call is on this instance and not reported as ended."""
         return call_id in self.calls
+
+    def offer_outstanding(self, call_id: str) -> bool:
+        """The call is live with an offer (ROUTED) no outcome was reported for yet: it may be ringing or bridged."""
+        call = self.calls.get(call_id)
+        return call is not None and not call.no_offer.is_set()
+
+    async def until_no_offer(self, call_id: str, timeout_s: float) -> bool:
+        """Wait at most `timeout_s` until the call's outstanding offer is reported (here, or on another instance
+        through ivr.calls) or the call ended; whether it was."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return True
+        try:
+            await asyncio.wait_for(call.no_offer.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def has_ended(self, call_id: str) -> bool:
         """The call ended here recently (a retried request after its end is answered quietly)."""
@@ -242,30 +412,109 @@ class CallDesk:
             raise CallError(grpc.StatusCode.UNAVAILABLE, f"could not publish {topic.name}: {exc}; retry") from exc
 
     def on_terminal(self, topic: Topic[TerminalEvent], event: TerminalEvent) -> None:
-        """call.routed / call.rejected from the listener: the call's new decision if it is ours and not stale."""
+        """call.routed / call.rejected from the listener: the call's new decision if it is live and not stale."""
         call = self.calls.get(event.call_id)
-        if call is not None:
-            result = result_from_event(event)
-            if call.decide(result):
-                log.info("routing_result", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
-            else:
-                log.info("routing_result_ignored", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
+        result = result_from_event(event)
+        if call is None:
+            if event.call_id not in self.ended:
+                self.unclaimed.setdefault(event.call_id, []).append(result)
+                while len(self.unclaimed) > self.settings.ended_memory:
+                    self.unclaimed.popitem(last=False)
+            return
+        if call.decide(result):
+            log.info("routing_result", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
+        else:
+            log.info("routing_result_ignored", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
 
-    def _forget(self, call: CallState, report: tuple[int, int]) -> None:
-        self.calls.pop(call.call_id, None)
-        self.ended[call.call_id] = report
-        self.ended.move_to_end(call.call_id)
+    # -- ivr.calls: the durable copy of every live call (docs/IVR.md, "Restarts and replicas") -------------
+    async def _save(self, call: CallState) -> None:
+        """Write the call's state to ivr.calls, so a restarted or another instance can carry on with it."""
+        call.version += 1
+        if call.result is not None:
+            call.saved_decision = (call.result.status, call.result.attempt)
+        try:
+            await self.bus.publish(LIVE_CALLS, call.record())
+        except KafkaError as exc:
+            call.version -= 1
+            call.saved_decision = None
+            log.error("publish_failed", topic=LIVE_CALLS.name, call_id=call.call_id, error=str(exc))
+            raise CallError(grpc.StatusCode.UNAVAILABLE, f"could not publish {LIVE_CALLS.name}: {exc}; retry") from exc
+
+    async def _save_end(self, call: CallState, report: tuple[int, int]) -> None:
+        """The call is over: its final record (the report, for retries on other instances), then a tombstone.
+
+        Not undone on failure: call.ended is out already. A restarted instance that still finds the call live
+        publishes the same call.ended again on the edge's retry (same event id, consumers dedupe).
+        """
+        call.version += 1
+        call.last_report = report
+        rec = call.record()
+        rec.ended = True
+        try:
+            await self.bus.publish(LIVE_CALLS, rec)
+            await self.bus.tombstone(LIVE_CALLS, call.call_id)
+        except KafkaError as exc:
+            log.error("publish_failed", topic=LIVE_CALLS.name, call_id=call.call_id, error=str(exc))
+
+    def on_live_call(self, call_id: str, rec: pb.LiveCall | None) -> None:
+        """A record of ivr.calls (own or another instance's, at start or live): take it if it is newer."""
+        call = self.calls.get(call_id)
+        if rec is None:  # tombstone: ended (its final record came first) or expired
+            if call is not None and call_id not in self.ended:
+                self.calls.pop(call_id, None)
+            return
+        if call is not None and rec.version <= call.version:
+            return  # our own write coming back, or an older one
+        if rec.ended:
+            self._forget_ended(call_id, (rec.last_outcome, rec.last_connected_seconds))
+            return
+        if call is None:
+            if call_id in self.ended:
+                return  # an older record of a call that ended
+            call = CallState.from_record(rec, self.flows)
+            if time.monotonic() - call.started_mono > self.settings.call_ttl_s:
+                return  # expired while no instance ran; the sweep of a running one tombstones such calls
+            self.calls[call_id] = call
+        else:
+            call.update_from(rec, self.flows)
+        for result in self.unclaimed.pop(call_id, ()):
+            call.decide(result)
+
+    def decision_offsets(self, now: float | None = None) -> dict[str, int]:
+        """Per "<topic>/<partition>" the lowest offset from which a decision of a live call can still come.
+
+        Calls pending longer than decision_reread_max_age_s do not count: re-reading hours of decisions for calls
+        the edge lost would hold up the decisions of new calls after a restart.
+        """
+        oldest = (time.time() if now is None else now) - self.settings.decision_reread_max_age_s
+        low: dict[str, int] = {}
+        for call in self.calls.values():
+            if call.result is None and call.completed and call.pending_since >= oldest:
+                for tp, offset in call.decision_from.items():
+                    low[tp] = min(offset, low.get(tp, offset))
+        return low
+
+    def _forget_ended(self, call_id: str, report: tuple[int, int]) -> None:
+        call = self.calls.pop(call_id, None)
+        if call is not None:
+            call.no_offer.set()
+        self.unclaimed.pop(call_id, None)
+        self.ended[call_id] = report
+        self.ended.move_to_end(call_id)
         while len(self.ended) > self.settings.ended_memory:
             self.ended.popitem(last=False)
 
-    def sweep(self, now_mono: float) -> int:
-        """Forget calls never reported as ended within call_ttl_s (the edge lost them)."""
+    def _forget(self, call: CallState, report: tuple[int, int]) -> None:
+        self._forget_ended(call.call_id, report)
+
+    def sweep(self, now_mono: float) -> list[str]:
+        """Forget calls never reported as ended within call_ttl_s (the edge lost them); their ids."""
         stale = [cid for cid, c in self.calls.items() if now_mono - c.started_mono > self.settings.call_ttl_s]
         for cid in stale:
             del self.calls[cid]
         if stale:
             log.warning("calls_expired", count=len(stale))
-        return len(stale)
+        return stale
 
     def _set_zip(self, call: CallState, answers: dict[str, str]) -> None:
         """A `zip` answer also fills the caller's ZIP (buyer filters and pings use Caller.zip)."""
@@ -297,6 +546,8 @@ class CallDesk:
     async def _complete(self, call: CallState) -> None:
         """Publish ivr.completed: the router's input."""
         call.completed = True  # before the await: a concurrent request must not publish twice
+        call.decision_from = self.positions()  # before ivr.completed: its decision comes after these offsets
+        call.pending_since = time.time()
         completed = pb.IvrCompleted(
             event_id=codec.new_id(),
             call_id=call.call_id,
@@ -329,6 +580,8 @@ class CallDesk:
         call_id = request.call_id or codec.new_id()
         existing = self.calls.get(call_id)
         if existing is not None:  # the edge retried StartCall: answer the same, publish nothing again
+            if existing.version == 0:  # ... but its state (if writing it failed the first time)
+                await self._save(existing)
             return self._start_response(existing)
         campaign = self.config.campaign_for_number(dialed)
         if campaign is None:
@@ -354,6 +607,7 @@ class CallDesk:
                 self.settings.unknown_number_announcement,
             )
             self.calls[call_id] = call  # AwaitRouting answers REJECTED; ReportOutcome still closes it
+            await self._save(call)
             return self._start_response(call)
         rejection = screen(self.config, campaign, facts)
         dup_key = duplicate_key(campaign, facts)
@@ -380,6 +634,7 @@ class CallDesk:
                 call, rejection.reason, rejection.detail, announcements.get(rejection.reason, self.settings.blocked_announcement)
             )
             self.calls[call_id] = call  # AwaitRouting answers REJECTED; ReportOutcome still closes it
+            await self._save(call)
             return self._start_response(call)
         if dup_key is not None:
             # Only accepted calls open a window: a caller refused as a duplicate does not extend it.
@@ -410,6 +665,7 @@ class CallDesk:
             finished = flows.current(call.flow, call.flow_state)
             assert isinstance(finished, flows.Finished)  # a done state is at its end: qualified at once
             await self._flow_finished(call, finished)
+        await self._save(call)
         return self._start_response(call)
 
     def _start_response(self, call: CallState) -> cc.StartCallResponse:
@@ -465,6 +721,7 @@ class CallDesk:
             await self._flow_finished(call, step)
         else:
             call.flow_state = step.state
+        await self._save(call)
         return prompt_proto(call.call_id, flow, step)
 
     async def _flow_finished(self, call: CallState, step: flows.Finished) -> None:
@@ -516,6 +773,7 @@ class CallDesk:
         call.answers.update(answers)
         if request.complete:
             await self._complete(call)
+        await self._save(call)
         return cc.SubmitAnswersResponse(call_id=call.call_id)
 
     async def await_routing(self, request: cc.AwaitRoutingRequest) -> cc.RoutingResult:
@@ -532,6 +790,10 @@ class CallDesk:
         result = call.result  # None again if a concurrent ReportOutcome ended the offer meanwhile
         if result is None:
             return cc.RoutingResult(call_id=call.call_id, status=cc.ROUTING_STATUS_PENDING, attempt=call.reported_attempt)
+        if call.saved_decision != (result.status, result.attempt) and self.calls.get(call.call_id) is call:
+            # The edge is about to bridge (or hang up on) this decision: write it first, so an instance that
+            # takes the call over (a restart, another replica) knows the offer the outcome is about.
+            await self._save(call)
         return result
 
     async def report_outcome(self, request: cc.ReportOutcomeRequest) -> cc.ReportOutcomeResponse:
@@ -544,6 +806,7 @@ class CallDesk:
         if request.connected_seconds < 0:
             raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "connected_seconds must be >= 0")
         report = (request.outcome, request.connected_seconds)
+        positions = self.positions()  # before call.ended: a re-route's decision comes after these offsets
         if request.call_id and request.call_id not in self.calls and self.ended.get(request.call_id) == report:
             return cc.ReportOutcomeResponse()  # a retry of the final report: already published
         call = self.call(request.call_id)
@@ -562,15 +825,18 @@ class CallDesk:
                 f"call {call.call_id}: no offer is outstanding ({'rejected' if result else 'routing pending'}); "
                 "a re-routable outcome needs a ROUTED result: AwaitRouting first",
             )
+        attempt = offer.attempt if offer else 0
         ended = pb.CallEnded(
-            event_id=codec.new_id(),
+            # The same report of the same offer is the same event (a retry, maybe on another instance or after
+            # a restart): the same id, so consumers that dedupe by event id count it once.
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"call.ended/{call.call_id}/{attempt}/{report[0]}/{report[1]}").hex,
             call_id=call.call_id,
             occurred_at=codec.now_ts(),
             outcome=request.outcome,
             connected_seconds=request.connected_seconds,
             buyer_id=offer.buyer_id if offer else "",
             agent_id=offer.agent_id if offer else "",
-            attempt=offer.attempt if offer else 0,  # 0: about no offer (rejected, or caller left while pending)
+            attempt=attempt,  # 0: about no offer (rejected, or caller left while pending)
             routing_pending=routing_pending,
         )
         keep_open = offer is not None and reroutable(offer, request.outcome, request.connected_seconds, self.config)
@@ -586,6 +852,9 @@ class CallDesk:
             if left_in_ivr:
                 await self._reject(call, reasons.ABANDONED, flows.hung_up_detail(call.flow_state), "")
             await self._publish(CALL_ENDED, ended)
+            if keep_open:
+                call.decision_from, call.pending_since = positions, time.time()
+                await self._save(call)
         except BaseException:
             call.result, call.reported_attempt, call.last_report = saved[:3]
             if saved[3]:
@@ -595,6 +864,8 @@ class CallDesk:
             self.ended.pop(call.call_id, None)
             self.calls[call.call_id] = call
             raise
+        if not keep_open:
+            await self._save_end(call, report)
         log.info(
             "call_ended" if not keep_open else "offer_ended",
             call_id=call.call_id,

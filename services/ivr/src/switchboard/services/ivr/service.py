@@ -51,33 +51,40 @@ Flow of one call through this service:
                    re-routable outcome is refused with FAILED_PRECONDITION:
                    nothing was ringing.
 
-Per-call state lives in memory on the instance that took StartCall: the edge
-must keep talking to the same instance for one call (gRPC session affinity).
-To learn routing results every instance reads call.routed and call.rejected
-itself, without a consumer group (each instance sees every partition, from
-the latest offset, positioned before the instance reports ready) and keeps
-only the results of its own calls. Undecodable messages there are skipped, not
+Per-call state lives in memory and, on every change that matters, in the compacted
+topic ivr.calls (livecalls.py, docs/IVR.md "Restarts and replicas"): every instance
+reads it back before it reports ready and follows it, so a restart (even kill -9)
+loses no live call and any instance can take any call's next request. To learn
+routing results every instance reads call.routed and call.rejected itself,
+without a consumer group (each instance sees every partition, from the latest
+offset, or from where a recovered call's pending decision can be, positioned
+before the instance reports ready). Undecodable messages there are skipped, not
 dead-lettered: the group consumers of those topics already dead-letter them,
 and N ivr instances would otherwise file N letters for one message.
+
+The CallControl server serves TLS and checks a client credential (security.py,
+docs/IVR.md "Securing the gRPC edge").
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import grpc
 import structlog
+from aiokafka.errors import KafkaError
 
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
 from switchboard.platform.follow import assign_all
-from switchboard.platform.kafka import EventBus, make_consumer
+from switchboard.platform.kafka import EventBus, ensure_topics, make_consumer
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, TerminalEvent, Topic
+from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, LIVE_CALLS, TerminalEvent, Topic
+from switchboard.services.ivr import livecalls, security
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
 from switchboard.services.ivr.settings import IvrSettings
@@ -134,25 +141,36 @@ async def listen_terminal(
     on_event: Callable[[Topic[TerminalEvent], TerminalEvent], None],
     stop: asyncio.Event,
     ready: asyncio.Event,
+    start_at: Mapping[str, int] | None = None,
+    positions: dict[str, int] | None = None,
 ) -> None:
     """Read call.routed and call.rejected from every partition, from the latest offset, until `stop`.
 
-    `ready` is set once every partition has a resolved position: an event
-    published after that is seen, so no AwaitRouting can miss its result.
+    `start_at` ("<topic>/<partition>" → offset) starts partitions earlier: where the decisions of the
+    calls read back from ivr.calls can still be (CallDesk.decision_offsets). `positions` is kept at
+    the next offset to read per partition. `ready` is set once every partition has a resolved
+    position: an event published after that is seen, so no AwaitRouting can miss its result.
     """
     topics: dict[str, Topic[TerminalEvent]] = {t.name: t for t in (CALL_ROUTED, CALL_REJECTED)}
     consumer = make_consumer(kafka, None, f"{SERVICE}-routing-listener", auto_offset_reset="latest")
+    positions = {} if positions is None else positions
     await consumer.start()
     try:
         tps = await assign_all(consumer, topics)
         await consumer.seek_to_end(*tps)
         for tp in tps:
-            await consumer.position(tp)  # resolves the end offset now, not at the first fetch
+            end = await consumer.position(tp)  # resolves the end offset now, not at the first fetch
+            earlier = (start_at or {}).get(f"{tp.topic}/{tp.partition}")
+            if earlier is not None and earlier < end:
+                consumer.seek(tp, max(earlier, 0))
+                log.info("decisions_reread", topic=tp.topic, partition=tp.partition, records=end - earlier)
+            positions[f"{tp.topic}/{tp.partition}"] = min(end, earlier) if earlier is not None else end
         ready.set()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=100, max_records=500)
             for records in batches.values():
                 for record in records:
+                    positions[f"{record.topic}/{record.partition}"] = record.offset + 1
                     topic = topics[record.topic]
                     try:
                         event = codec.decode(topic, record.value)
@@ -164,13 +182,18 @@ async def listen_terminal(
         await consumer.stop()
 
 
-async def _sweeper(desk: CallDesk, stop: asyncio.Event) -> None:
+async def _sweeper(desk: CallDesk, bus: EventBus, stop: asyncio.Event) -> None:
     interval = min(60.0, desk.settings.call_ttl_s / 4)
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), interval)
         except TimeoutError:
-            desk.sweep(time.monotonic())
+            for call_id in desk.sweep(time.monotonic()):
+                # Every instance expires the same calls; the tombstones are alike, one is enough for compaction.
+                try:
+                    await bus.tombstone(LIVE_CALLS, call_id)
+                except KafkaError as exc:
+                    log.warning("tombstone_failed", topic=LIVE_CALLS.name, call_id=call_id, error=str(exc))
 
 
 async def _first(aws: list[Awaitable[object]]) -> None:
@@ -187,32 +210,43 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     """Serve CallControl (and the TwiML webhook when enabled) until `stop` is set; then stop the servers (with
     grace), the listeners and the producer."""
     check_settings(settings)  # before connecting anywhere: a webhook without its auth token must not start
+    edge_tokens = security.checked_tokens(settings)  # nor a gRPC edge open to strangers
     config = load_config(settings.config)
+    await ensure_topics(settings.kafka, [LIVE_CALLS])  # private to the ivr: created by its first instance
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
     callers = CallerMemory()
     desk = CallDesk(settings, config, bus, callers)
+    positions: dict[str, int] = {}
+    desk.positions = lambda: dict(positions)
     listener_ready = asyncio.Event()
     callers_loaded = asyncio.Event()
-    listener = asyncio.create_task(listen_terminal(settings.kafka, desk.on_terminal, stop, listener_ready))
+    calls_loaded = asyncio.Event()
     follower = asyncio.create_task(callers.follow(settings.kafka, stop, callers_loaded, f"{SERVICE}-callers"))
+    live = asyncio.create_task(livecalls.follow(desk, settings.kafka, stop, calls_loaded, f"{SERVICE}-calls"))
+    listener: asyncio.Task | None = None
     server: grpc.aio.Server | None = None
     webhook: TwimlWebhook | None = None
     sweeper: asyncio.Task | None = None
     try:
-        # The listener must be positioned before any call can be started, or a fast result could be missed;
-        # the callers seen so far must be loaded, or a restart would let duplicates in.
+        # The live calls first: the listener starts where their pending decisions can be. The listener must be
+        # positioned before any call can be started, or a fast result could be missed; the callers seen so far
+        # must be loaded, or a restart would let duplicates in.
+        await _first([calls_loaded.wait(), asyncio.shield(live), asyncio.shield(follower)])
+        listener = asyncio.create_task(
+            listen_terminal(settings.kafka, desk.on_terminal, stop, listener_ready, desk.decision_offsets(), positions)
+        )
         for gate in (listener_ready, callers_loaded):
-            await _first([gate.wait(), asyncio.shield(listener), asyncio.shield(follower)])
-        server = grpc.aio.server()
+            await _first([gate.wait(), asyncio.shield(listener), asyncio.shield(follower), asyncio.shield(live)])
+        server = security.server(edge_tokens)  # the client credential check
         cc_grpc.add_CallControlServicer_to_server(CallControlService(desk), server)
-        port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        port = security.add_port(server, settings)  # TLS when configured
         await server.start()
-        ready: dict[str, object] = {"grpc_host": settings.grpc_host, "grpc_port": port}
+        ready: dict[str, object] = {"grpc_host": settings.grpc_host, "grpc_port": port, "grpc_tls": settings.grpc_tls}
         if settings.twiml_enabled:  # the same desk behind both edges
             webhook = TwimlWebhook(desk, settings)
             ready.update(twiml_host=settings.twiml_host, twiml_port=await webhook.start())
-        sweeper = asyncio.create_task(_sweeper(desk, stop))
+        sweeper = asyncio.create_task(_sweeper(desk, bus, stop))
         mark_ready(SERVICE, **ready)
         log.info(
             "ivr_ready",
@@ -220,16 +254,17 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
             twiml=f"{settings.twiml_host}:{ready['twiml_port']}" if webhook else "off",
             campaigns=len(config.campaigns),
             callers=len(callers.last_seen),
+            live_calls=len(desk.calls),
         )
         # A dead listener is fatal: fail loudly.
-        await _first([stop.wait(), asyncio.shield(listener), asyncio.shield(follower)])
+        await _first([stop.wait(), asyncio.shield(listener), asyncio.shield(follower), asyncio.shield(live)])
     finally:
         stop.set()
         if webhook is not None:
             await webhook.stop()
         if server is not None:
             await server.stop(settings.shutdown_grace_s)
-        for task in (sweeper, listener, follower):
+        for task in (sweeper, listener, follower, live):
             if task is not None:
                 try:
                     await asyncio.wait_for(task, 5)

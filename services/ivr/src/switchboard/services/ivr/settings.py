@@ -20,8 +20,34 @@ class IvrSettings(ServiceSettings):
     await_timeout_ms: int = Field(10_000, gt=0, description="AwaitRouting wait when the request gives 0")
     max_await_timeout_ms: int = Field(60_000, gt=0, description="upper bound for a requested AwaitRouting wait")
     call_ttl_s: int = Field(4 * 3600, gt=0, description="forget calls never reported as ended after this long")
+    decision_reread_max_age_s: float = Field(
+        3600,
+        gt=0,
+        description="at start, call.routed / call.rejected are read again for live calls (ivr.calls) whose decision was "
+        "pending for at most this long (a queued call can wait long for an agent)",
+    )
     ended_memory: int = Field(10_000, gt=0, description="ended calls remembered so a retried final ReportOutcome is answered OK")
     shutdown_grace_s: float = Field(5.0, ge=0, description="in-flight RPCs get this long on SIGTERM")
+
+    # -- who may talk to the gRPC edge (security.py, docs/IVR.md "Securing the gRPC edge") ------------------
+    grpc_tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of the CallControl TLS port; needs the key"
+    )
+    grpc_tls_key_file: Path | None = Field(None, description="PEM private key of grpc_tls_cert_file (not encrypted)")
+    grpc_tls_client_ca_file: Path | None = Field(
+        None, description="mTLS: PEM CA bundle; every client must present a certificate it signed (health checkers too)"
+    )
+    grpc_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='bearer tokens per edge client, JSON {"client-name": "token"} (16+ characters each); '
+        "every RPC but grpc.health.v1.Health needs `authorization: Bearer <token>`",
+    )
+    grpc_tokens_file: Path | None = Field(
+        None, description="JSON or YAML mapping client name → token (merged under grpc_tokens; mount it from a Secret)"
+    )
+    grpc_insecure: bool = Field(
+        False, description="allow plaintext and/or no client credential: local development only (make run and the tests set it)"
+    )
     unknown_number_announcement: str = Field(
         "The number you have dialed is not in service. Goodbye.",
         description="played by the edge when the dialed number belongs to no campaign",
@@ -87,6 +113,17 @@ class IvrSettings(ServiceSettings):
         "We are sorry, we cannot take your call right now. Goodbye.",
         description="said (then hang up) when a webhook request fails",
     )
+
+    @field_validator("grpc_tls_cert_file", "grpc_tls_key_file", "grpc_tls_client_ca_file", "grpc_tokens_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty env variable (a ConfigMap entry left blank) means "not set", not the path "".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def grpc_tls(self) -> bool:
+        """CallControl serves TLS."""
+        return self.grpc_tls_cert_file is not None and self.grpc_tls_key_file is not None
 
     @field_validator("twiml_public_base_url")
     @classmethod

@@ -393,6 +393,12 @@ class TwimlWebhook:
             except TimeoutError:
                 log.info("twiml_dial_action_missing", call_id=call_id)
             self.dialing.pop(call_id, None)
+        elif self.desk.offer_outstanding(call_id) and not await self.desk.until_no_offer(
+            call_id, self.settings.twiml_dial_grace_s
+        ):
+            # A <Dial> of this call may run on another instance (or on this one before a restart): its dial action
+            # would have reported the offer with the talk time, its end reaching this instance through ivr.calls.
+            log.info("twiml_dial_action_missing", call_id=call_id)
         if self.desk.is_live(call_id):
             log.info("twiml_caller_hung_up", call_id=call_id, call_status=form.get("CallStatus", ""))
             await self._report(call_id, pb.CALL_OUTCOME_CALLER_HANGUP, 0)
