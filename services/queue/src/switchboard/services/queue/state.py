@@ -30,6 +30,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -38,9 +39,11 @@ from aiokafka.partitioner import murmur2
 
 from switchboard.core.acd import Acd
 from switchboard.platform import codec
+from switchboard.platform.deadletters import write_dead_letter
 from switchboard.platform.kafka import ensure_topics, make_consumer
+from switchboard.platform.retry import retrying
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import QUEUE_STATE
+from switchboard.platform.topics import DEAD_LETTER, QUEUE_STATE
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
@@ -162,10 +165,29 @@ class StateStore:
             QUEUE_STATE.name, None, key=segment_key(self.instance, segment.number).encode(), partition=self.partition
         )
 
-    async def publish(self, outbox: Iterable[pb.QueueOutboxRecord]) -> None:
-        """Publish decisions in order (one at a time: a re-offer must not overtake the offer before it)."""
+    async def publish(self, outbox: Iterable[pb.QueueOutboxRecord], stop: asyncio.Event | None = None) -> None:
+        """Publish decisions in order (one at a time: a re-offer must not overtake the offer before it).
+
+        A failing send is retried with backoff (platform.retry), dead letters as platform.deadletters
+        writes them; StoppedWhileRetrying when `stop` is set first: the snapshot holds the outbox, and
+        the next start publishes it again.
+        """
+        producer = self.producer
+
+        async def send_letter(value: bytes, key: bytes | None) -> object:
+            return await producer.send_and_wait(DEAD_LETTER.name, value, key=key)
+
         for record in outbox:
-            await self.producer.send_and_wait(record.topic, record.value, key=record.key or None)
+            if record.topic == DEAD_LETTER.name:
+                await write_dead_letter(send_letter, codec.decode(DEAD_LETTER, record.value), self.kafka, stop)
+                continue
+            await retrying(
+                partial(producer.send_and_wait, record.topic, record.value, key=record.key or None),
+                "queue_decision",
+                stop=stop,
+                retry_max_s=self.kafka.retry_max_s,
+                topic=record.topic,
+            )
 
     # -- reading -----------------------------------------------------------------------------------
     async def latest(self) -> pb.QueueState | None:
