@@ -107,10 +107,12 @@ _CODE = re.compile(r"Code: (\d+)\.")
 
 def transient(exc: BaseException) -> bool:
     """An insert error of the storage (retry the batch), not of the rows (bisect and dead-letter)."""
-    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+    from clickhouse_connect.driver.exceptions import DatabaseError, DataError, IntegrityError, OperationalError
 
     if isinstance(exc, OperationalError | OSError | TimeoutError):
         return True
+    if isinstance(exc, DataError | IntegrityError):  # the client could not convert a value
+        return False
     if isinstance(exc, DatabaseError):
         code = _CODE.search(str(exc))
         return code is None or int(code.group(1)) in TRANSIENT_CODES  # no code: a server we cannot read, retry
