@@ -486,6 +486,22 @@ class DeadLetter(_message.Message):
     value_omitted_bytes: int
     def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., reason: _Optional[str] = ..., value_omitted_bytes: _Optional[int] = ...) -> None: ...
 
+class DeadLetterReplay(_message.Message):
+    __slots__ = ("event_id", "occurred_at", "letter_id", "to_topic", "to_partition", "to_offset")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    LETTER_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    TO_PARTITION_FIELD_NUMBER: _ClassVar[int]
+    TO_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    letter_id: str
+    to_topic: str
+    to_partition: int
+    to_offset: int
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., letter_id: _Optional[str] = ..., to_topic: _Optional[str] = ..., to_partition: _Optional[int] = ..., to_offset: _Optional[int] = ...) -> None: ...
+
 class CallerSeen(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "campaign_id", "caller_number")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -16,6 +16,8 @@ can fail too:
 
 Every path that dead-letters (platform.kafka.consume via EventBus.dead_letter, the router's
 Publisher.dead_letter, the queue's outbox, analytics) writes through `write_dead_letter`.
+
+Reading them back and replaying them: switchboard.platform.replay.
 """
 
 from __future__ import annotations

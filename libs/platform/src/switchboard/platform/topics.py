@@ -32,7 +32,7 @@ CallEvent: TypeAlias = (
     | pb.CallerSeen
 )
 # The message of any topic of the table: each carries an event_id.
-Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState
+Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState | pb.DeadLetterReplay
 # The decisions that end routing (TERMINAL_TOPICS).
 TerminalEvent: TypeAlias = pb.CallRouted | pb.CallRejected
 
@@ -78,6 +78,12 @@ QUEUE_STATE = Topic(
     compacted=True,
 )
 DEAD_LETTER = Topic("deadletter", pb.DeadLetter, "messages a consumer could not decode or handle, with the reason (any service)")
+DEAD_LETTER_REPLAYS = Topic(
+    "deadletter.replays",
+    pb.DeadLetterReplay,
+    "compacted, keyed <dead letter event id>: the dead letters re-published by `switchboard deadletter replay` (cli)",
+    compacted=True,
+)
 
 ALL_TOPICS: tuple[Topic[Event], ...] = (
     CALL_STARTED,
@@ -97,7 +103,7 @@ ALL_TOPICS: tuple[Topic[Event], ...] = (
 
 # The private state of one service, not events: not in ALL_TOPICS, which the analytics sink reads
 # entirely; the owning service creates its topic when it starts (platform.kafka.ensure_topics).
-PRIVATE_TOPICS: tuple[Topic[Event], ...] = (QUEUE_STATE,)
+PRIVATE_TOPICS: tuple[Topic[Event], ...] = (QUEUE_STATE, DEAD_LETTER_REPLAYS)
 
 BY_NAME: dict[str, Topic[Event]] = {t.name: t for t in ALL_TOPICS}
 TERMINAL_TOPICS: tuple[Topic[TerminalEvent], ...] = (CALL_ROUTED, CALL_REJECTED)
