@@ -517,7 +517,7 @@ class CallerSeen(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., caller_number: _Optional[str] = ...) -> None: ...
 
 class QueueState(_message.Message):
-    __slots__ = ("event_id", "occurred_at", "instance", "seq", "clock", "offsets", "acd", "finished_call_ids", "done_segments", "outbox", "segment")
+    __slots__ = ("event_id", "occurred_at", "instance", "seq", "clock", "offsets", "acd", "finished_call_ids", "done_segments", "outbox", "segment", "chunks", "chunk_of", "chunk_index", "chunk")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -529,6 +529,10 @@ class QueueState(_message.Message):
     DONE_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     OUTBOX_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_OF_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at: _timestamp_pb2.Timestamp
     instance: str
@@ -540,7 +544,21 @@ class QueueState(_message.Message):
     done_segments: _containers.RepeatedCompositeFieldContainer[QueueDoneSegment]
     outbox: _containers.RepeatedCompositeFieldContainer[QueueOutboxRecord]
     segment: int
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., instance: _Optional[str] = ..., seq: _Optional[int] = ..., clock: _Optional[float] = ..., offsets: _Optional[_Iterable[_Union[QueueInputOffset, _Mapping]]] = ..., acd: _Optional[bytes] = ..., finished_call_ids: _Optional[_Iterable[str]] = ..., done_segments: _Optional[_Iterable[_Union[QueueDoneSegment, _Mapping]]] = ..., outbox: _Optional[_Iterable[_Union[QueueOutboxRecord, _Mapping]]] = ..., segment: _Optional[int] = ...) -> None: ...
+    chunks: _containers.RepeatedCompositeFieldContainer[QueueChunkRef]
+    chunk_of: int
+    chunk_index: int
+    chunk: bytes
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., instance: _Optional[str] = ..., seq: _Optional[int] = ..., clock: _Optional[float] = ..., offsets: _Optional[_Iterable[_Union[QueueInputOffset, _Mapping]]] = ..., acd: _Optional[bytes] = ..., finished_call_ids: _Optional[_Iterable[str]] = ..., done_segments: _Optional[_Iterable[_Union[QueueDoneSegment, _Mapping]]] = ..., outbox: _Optional[_Iterable[_Union[QueueOutboxRecord, _Mapping]]] = ..., segment: _Optional[int] = ..., chunks: _Optional[_Iterable[_Union[QueueChunkRef, _Mapping]]] = ..., chunk_of: _Optional[int] = ..., chunk_index: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class QueueChunkRef(_message.Message):
+    __slots__ = ("partition", "offset", "size")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    offset: int
+    size: int
+    def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
 
 class QueueInputOffset(_message.Message):
     __slots__ = ("topic", "partition", "offset")
