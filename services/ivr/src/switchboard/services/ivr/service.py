@@ -190,7 +190,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
-    callers = CallerMemory()
+    callers = CallerMemory.for_config(config)  # forgets callers past the longest duplicate_window
     desk = CallDesk(settings, config, bus, callers)
     listener_ready = asyncio.Event()
     callers_loaded = asyncio.Event()
