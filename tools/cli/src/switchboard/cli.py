@@ -22,7 +22,7 @@ app = typer.Typer(help="Switchboard: call distributor and ping-tree marketplace 
 config_app = typer.Typer(help="Routing configuration (docs/ROUTING.md).", no_args_is_help=True)
 analytics_app = typer.Typer(help="Query the analytics store (ClickHouse / chDB).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-deadletter_app = typer.Typer(help="Dead letters: list them, replay their records (docs/OPERATIONS.md).", no_args_is_help=True)
+deadletter_app = typer.Typer(help="Dead letters: list them, replay their records (docs/DEAD_LETTERS.md).", no_args_is_help=True)
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(deadletter_app, name="deadletter")
 console = Console()

@@ -6,8 +6,8 @@ crash loop (restart, read the record again, fail again) nor a lost message. Each
 logs an error with the reason (`write_failed`); attempts back off from 50 ms to
 `KafkaSettings.retry_max_s` and go on at that interval. When the service is asked to stop while a
 write still fails, `StoppedWhileRetrying` is raised: the consumer ends without committing the
-record, and the next start reads it again (stop-and-restart semantics, docs/OPERATIONS.md,
-"Dead letters").
+record, and the next start reads it again (stop-and-restart semantics,
+docs/DEAD_LETTERS.md).
 
 Errors that no retry can fix (`permanent`, e.g. a record over the broker's size limit) are raised
 at once for the caller to handle (dead-letter the input, or shrink the letter).
