@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
@@ -635,3 +636,35 @@ async def test_a_snapshot_over_the_record_limit_is_written_in_chunks_and_restore
         await second.stop()
     tombstoned = {k for k, v in await state_records(kafka, instance.group) if "/chunk/" in k and v is None}
     assert tombstoned >= chunk_keys
+
+
+async def test_a_decision_the_broker_refuses_for_a_while_is_retried_not_a_crash(instance, bus, kafka):
+    """Publishing the outbox times out (broker hiccup): the runner retries with backoff and publishes it once."""
+    settings = runner_settings(instance, kafka)
+    first = QueueRunner(settings, load_config(settings.config))
+    await first.start()
+    producer = first.store.producer
+    send = producer.send_and_wait
+    refused = 0
+
+    async def flaky(topic, value=None, key=None, **kw):
+        nonlocal refused
+        if topic == CALL_ROUTED.name and refused < 3:
+            refused += 1
+            raise KafkaTimeoutError("injected: the broker did not answer")
+        return await send(topic, value, key=key, **kw)
+
+    producer.send_and_wait = flaky  # type: ignore[method-assign]  # the failure injected at the wiring point
+    stop = asyncio.Event()
+    loop = asyncio.create_task(first.loop(stop))
+    try:
+        c = new_call_id()
+        await bus.publish(CALL_QUEUED, queued(c, "sr"))
+        [routed] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == c)
+        assert refused == 3 and not loop.done()
+    finally:
+        stop.set()
+        await loop
+        await first.stop()
+    assert len([e for _, e in await read_topics(kafka, [CALL_ROUTED]) if e.call_id == c]) == 1
+    assert routed.agent_id in ("r1", "r2")
