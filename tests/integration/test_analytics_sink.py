@@ -270,3 +270,60 @@ def test_sink_restarts_on_existing_tables_and_path_has_one_owner(kafka: KafkaSet
     assert [r[0] for r in res[0]] == sorted(first_ids + second_ids)
     assert res[1] == [[10]]
     assert res[2] == [["sink_restart"]]
+
+
+PREPARE = textwrap.dedent(
+    """
+    import sys
+    from switchboard.analytics import tables
+    from switchboard.analytics.client import open_client
+    client = open_client(sys.argv[1])
+    try:
+        tables.ensure_schema(client, client.database)
+        client.command(sys.argv[2])
+    finally:
+        client.close()
+    """
+)
+
+
+def test_a_batch_clickhouse_refuses_is_bisected_and_the_refused_row_dead_lettered(kafka: KafkaSettings, tmp_path: Path):
+    """A row that fails a table constraint: dead-lettered with ClickHouse's error, every other row stored, all committed."""
+    run = codec.new_id()[:12]
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    group = f"analytics-test-{run}"
+    # An operator's constraint on the existing table (the sink keeps existing tables as they are).
+    constraint = "ALTER TABLE calls_routed ADD CONSTRAINT price_sane CHECK price IS NULL OR price < 10000"
+    proc = subprocess.run([sys.executable, "-c", PREPARE, dsn, constraint], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    good = [f"{run}-good{i}" for i in range(6)]
+    bad = f"{run}-bad"
+    items = []
+    for cid in [*good[:3], bad, *good[3:]]:
+        ev = sample_event(CALL_ROUTED, cid)
+        if cid == bad:
+            ev.price = "20000.00"
+        items.append((CALL_ROUTED.name, cid.encode(), codec.encode(ev)))
+    # One flush for all of them: the batch holds the refused row among good ones.
+    sink = sink_process(kafka, dsn, group, tmp_path, tmp_path / "sink.log", SWITCHBOARD_ANALYTICS_FLUSH_INTERVAL_MS="1500")
+    try:
+        sink.wait_ready()
+        last = asyncio.run(publish_raw(kafka, items))
+        dl_tp, dl_offset, letter = asyncio.run(find_dead_letter(kafka, bad.encode()))
+        assert letter.source_topic == CALL_ROUTED.name
+        assert letter.reason.startswith("clickhouse refused its calls_routed row: DatabaseError: Code: 469.")
+        assert "VIOLATED_CONSTRAINT" in letter.reason and "price_sane" in letter.reason
+        asyncio.run(wait_committed(kafka, group, merge(last, {dl_tp: dl_offset})))
+        assert "rows_refused" in sink.logs()
+        assert sink.stop() == 0, sink.logs()
+    finally:
+        sink.kill()
+    res = chdb_query(
+        dsn,
+        f"SELECT call_id FROM calls_routed FINAL WHERE call_id IN {in_list([*good, bad])} ORDER BY call_id",
+        f"SELECT count() FROM events FINAL WHERE topic = 'call.routed' AND call_id IN {in_list([*good, bad])}",
+        f"SELECT count(), any(reason) FROM dead_letters FINAL WHERE call_id = '{bad}'",
+    )
+    assert res[0] == [[c] for c in sorted(good)]
+    assert res[1] == [[len(good) + 1]]  # its events row was not refused
+    assert res[2][0][0] == 1 and "VIOLATED_CONSTRAINT" in res[2][0][1]

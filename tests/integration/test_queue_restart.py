@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
+from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.kafka import read_all as read_topics
@@ -444,10 +446,10 @@ async def test_crash_after_the_snapshot_before_publishing_publishes_the_same_dec
     await first.start()
     publish = first.store.publish
 
-    async def crash_with_decisions(outbox):
+    async def crash_with_decisions(outbox, stop=None):
         if outbox:
             raise Crash
-        await publish(outbox)
+        await publish(outbox, stop)
 
     first.store.publish = crash_with_decisions  # type: ignore[method-assign]  # the crash injected
     c = new_call_id()
@@ -595,3 +597,74 @@ async def test_a_tombstone_resets_the_state_and_an_unreadable_snapshot_stops_the
     out = broken.logs()
     assert f"the snapshot of queue instance '{instance.group}' is unreadable" in out and "Fix: publish a tombstone" in out
     assert "Traceback" not in out
+
+
+async def test_a_snapshot_over_the_record_limit_is_written_in_chunks_and_restored_whole(instance, bus, kafka):
+    """Many waiting calls: the state is over max_record_bytes, so it goes out in chunks; a restart joins them."""
+    small = kafka.model_copy(update={"max_record_bytes": 10_000})
+    settings = QueueSettings(kafka=small, config=instance.workdir / "acd.yaml", group_id=instance.group, sweep_interval_s=0.1)
+    config = load_config(settings.config)
+    first = QueueRunner(settings, config)
+    await first.start()
+    stop = asyncio.Event()
+    loop = asyncio.create_task(first.loop(stop))
+    calls = [new_call_id() for _ in range(400)]
+    await publish_raw(kafka, [(CALL_QUEUED.name, c.encode(), codec.encode(queued(c, "rp"))) for c in calls])
+    await until("all calls read", lambda: len(first.service.acd.live_calls()) == len(calls), timeout_s=60)
+    stop.set()
+    await loop
+    await first.flush(force=True)
+    waiting = [c.call_id for c in first.service.acd.waiting["rp"]]
+    [on_agent] = [c for c in calls if first.service.acd.agent_of(c) == "p1"]
+    await first.stop()
+    assert len(waiting) == len(calls) - 1 and first.store.chunked >= 1
+    assert first.stats["max_bytes"] > small.max_record_bytes
+    records = await state_records(kafka, instance.group)
+    assert all(v is None or len(v) <= small.max_record_bytes for _, v in records), "every record under the limit"
+    chunk_keys = {k for k, v in records if "/chunk/" in k and v is not None}
+    assert len(chunk_keys) >= 2
+
+    second = QueueRunner(settings, config)
+    await second.start()
+    try:
+        assert second.restored
+        assert [c.call_id for c in second.service.acd.waiting["rp"]] == waiting  # same calls, same order
+        assert second.service.acd.agent_of(on_agent) == "p1"
+        assert all(c.payload.event.call_id == c.call_id for c in second.service.acd.waiting["rp"])  # payloads read back
+        await second.flush(force=True)  # a new chunked snapshot: the previous one's chunks are tombstoned
+    finally:
+        await second.stop()
+    tombstoned = {k for k, v in await state_records(kafka, instance.group) if "/chunk/" in k and v is None}
+    assert tombstoned >= chunk_keys
+
+
+async def test_a_decision_the_broker_refuses_for_a_while_is_retried_not_a_crash(instance, bus, kafka):
+    """Publishing the outbox times out (broker hiccup): the runner retries with backoff and publishes it once."""
+    settings = runner_settings(instance, kafka)
+    first = QueueRunner(settings, load_config(settings.config))
+    await first.start()
+    producer = first.store.producer
+    send = producer.send_and_wait
+    refused = 0
+
+    async def flaky(topic, value=None, key=None, **kw):
+        nonlocal refused
+        if topic == CALL_ROUTED.name and refused < 3:
+            refused += 1
+            raise KafkaTimeoutError("injected: the broker did not answer")
+        return await send(topic, value, key=key, **kw)
+
+    producer.send_and_wait = flaky  # type: ignore[method-assign]  # the failure injected at the wiring point
+    stop = asyncio.Event()
+    loop = asyncio.create_task(first.loop(stop))
+    try:
+        c = new_call_id()
+        await bus.publish(CALL_QUEUED, queued(c, "sr"))
+        [routed] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == c)
+        assert refused == 3 and not loop.done()
+    finally:
+        stop.set()
+        await loop
+        await first.stop()
+    assert len([e for _, e in await read_topics(kafka, [CALL_ROUTED]) if e.call_id == c]) == 1
+    assert routed.agent_id in ("r1", "r2")

@@ -15,7 +15,16 @@ import yaml
 from google.protobuf.message import Message
 
 from switchboard.platform.configfile import load_config
-from switchboard.platform.topics import CALL_QUEUED, CALLERS_SEEN, DEAD_LETTER, DEFAULT_RETENTION, LIVE_CALLS, QUEUE_STATE, Topic
+from switchboard.platform.topics import (
+    CALL_QUEUED,
+    CALLERS_SEEN,
+    DEAD_LETTER,
+    DEAD_LETTER_REPLAYS,
+    DEFAULT_RETENTION,
+    LIVE_CALLS,
+    QUEUE_STATE,
+    Topic,
+)
 from switchboard.services.router.app import create_app
 from switchboard.services.router.service import changelog_topics
 from switchboard.services.router.settings import RouterSettings
@@ -71,6 +80,7 @@ def test_state_topics_are_compacted_and_history_kept_for_its_retention():
     compacted = {
         CALLERS_SEEN.name,
         LIVE_CALLS.name,
+        DEAD_LETTER_REPLAYS.name,
         QUEUE_STATE.name,
         router.internal_topic("view"),
         *(f"{router.app_id}-{table}-changelog" for table in ("auctions", "finished", "loads", "tiers")),

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -19,7 +22,9 @@ app = typer.Typer(help="Switchboard: call distributor and ping-tree marketplace 
 config_app = typer.Typer(help="Routing configuration (docs/ROUTING.md).", no_args_is_help=True)
 analytics_app = typer.Typer(help="Query the analytics store (ClickHouse / chDB).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+deadletter_app = typer.Typer(help="Dead letters: list them, replay their records (docs/DEAD_LETTERS.md).", no_args_is_help=True)
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(deadletter_app, name="deadletter")
 console = Console()
 
 
@@ -395,6 +400,120 @@ def analytics_report(dsn: str = typer.Option("", envvar="SWITCHBOARD_ANALYTICS_D
     from switchboard.analytics import reports
 
     _print_summary(dsn or reports.default_dsn())
+
+
+# ------------------------------------------------------------------ dead letters
+
+_BOOTSTRAP = typer.Option(
+    None, "--bootstrap", help="Kafka host:port[,host:port] (default: SWITCHBOARD_KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)"
+)
+_TOPIC = typer.Option(None, "--topic", help="only letters of records from this source topic")
+_REASON = typer.Option(None, "--reason", help="only letters whose reason contains this text (case-insensitive)")
+_SERVICE = typer.Option(None, "--service", help="only letters written by this service (router, queue, cti, analytics...)")
+_SINCE = typer.Option(
+    None, "--since", help="only letters written since: an age (30s, 15m, 2h, 7d) or an ISO time (2026-01-31T08:00Z)"
+)
+
+
+def _since(value: str | None) -> datetime | None:
+    """An age such as 15m (before now) or an ISO 8601 time (UTC when it names no zone)."""
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", value.strip())
+    if m:
+        seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither an age (30s, 15m, 2h, 7d) nor an ISO time (2026-01-31T08:00Z)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _kafka(bootstrap: str | None) -> Any:
+    from switchboard.platform.settings import KafkaSettings
+
+    return KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()
+
+
+def _letter_dict(stored: Any) -> dict[str, Any]:
+    from switchboard.platform import codec
+
+    letter, replay = stored.letter, stored.replay
+    return {
+        "id": letter.event_id,
+        "time": codec.ts_to_datetime(letter.occurred_at).isoformat(),
+        "service": letter.service,
+        "source_topic": letter.source_topic,
+        "source_partition": letter.source_partition,
+        "source_offset": letter.source_offset,
+        "reason": letter.reason,
+        "key": letter.key.decode(errors="replace"),
+        "value_bytes": len(letter.value) or letter.value_omitted_bytes,
+        "value_in_letter": not letter.value_omitted_bytes,
+        "deadletter_partition": stored.partition,
+        "deadletter_offset": stored.offset,
+        "replayed_to": f"{replay.to_topic}/{replay.to_partition}/{replay.to_offset}" if replay else None,
+    }
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    bootstrap: str | None = _BOOTSTRAP,
+    topic: str | None = _TOPIC,
+    reason: str | None = _REASON,
+    service: str | None = _SERVICE,
+    since: str | None = _SINCE,
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per letter"),
+) -> None:
+    """List the dead letters in the deadletter topic: where each record came from, why, who, when, replayed or not."""
+    from switchboard.platform.replay import Selection, read_letters
+
+    selection = Selection(topic=topic, reason=reason, service=service, since=_since(since))
+    letters = asyncio.run(read_letters(_kafka(bootstrap), selection))
+    rows = [_letter_dict(s) for s in letters]
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    table = Table("time", "service", "source", "reason", "replayed", title=f"{len(rows)} dead letters")
+    for row in rows:
+        source = f"{row['source_topic']}/{row['source_partition']}/{row['source_offset']}"
+        table.add_row(row["time"][:23], row["service"], source, row["reason"][:120], row["replayed_to"] or "")
+    console.print(table)
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    bootstrap: str | None = _BOOTSTRAP,
+    topic: str | None = _TOPIC,
+    reason: str | None = _REASON,
+    service: str | None = _SERVICE,
+    since: str | None = _SINCE,
+    ids: list[str] = typer.Option([], "--id", help="only the letter with this id (repeatable; ids from `deadletter list`)"),
+    to: str | None = typer.Option(None, "--to", help="publish to this topic instead of each record's source topic"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show what would be replayed, publish nothing"),
+    all_letters: bool = typer.Option(False, "--all", help="replay every letter (without any other selection)"),
+) -> None:
+    """Re-publish the original records of the selected dead letters; each is replayed once (recorded in deadletter.replays)."""
+    from switchboard.platform.replay import Selection, read_letters, replay
+
+    selection = Selection(topic=topic, reason=reason, service=service, since=_since(since), ids=frozenset(ids))
+    if selection == Selection() and not all_letters:
+        typer.echo("select the letters to replay (--topic, --reason, --service, --since, --id), or pass --all", err=True)
+        raise typer.Exit(2)
+    kafka = _kafka(bootstrap)
+
+    async def main() -> list[Any]:
+        return await replay(kafka, await read_letters(kafka, selection), to, dry_run=dry_run)
+
+    results = asyncio.run(main())
+    for r in results:
+        letter = r.stored.letter
+        source = f"{letter.source_topic}/{letter.source_partition}/{letter.source_offset}"
+        typer.echo(f"{r.status}: {letter.event_id} {source} -> {r.to_topic} {r.detail}".rstrip())
+    counts = {st: sum(r.status == st for r in results) for st in ("replayed", "would_replay", "already_replayed", "skipped")}
+    typer.echo(", ".join(f"{n} {st.replace('_', ' ')}" for st, n in counts.items() if n) or "no dead letters selected", err=True)
 
 
 if __name__ == "__main__":

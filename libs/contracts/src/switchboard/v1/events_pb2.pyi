@@ -483,7 +483,7 @@ class CtiEvent(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[CtiEventType, str]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
-    __slots__ = ("event_id", "occurred_at", "service", "source_topic", "source_partition", "source_offset", "key", "value", "reason")
+    __slots__ = ("event_id", "occurred_at", "service", "source_topic", "source_partition", "source_offset", "key", "value", "reason", "value_omitted_bytes")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
@@ -493,6 +493,7 @@ class DeadLetter(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_OMITTED_BYTES_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at: _timestamp_pb2.Timestamp
     service: str
@@ -502,7 +503,24 @@ class DeadLetter(_message.Message):
     key: bytes
     value: bytes
     reason: str
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+    value_omitted_bytes: int
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service: _Optional[str] = ..., source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., reason: _Optional[str] = ..., value_omitted_bytes: _Optional[int] = ...) -> None: ...
+
+class DeadLetterReplay(_message.Message):
+    __slots__ = ("event_id", "occurred_at", "letter_id", "to_topic", "to_partition", "to_offset")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    LETTER_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_TOPIC_FIELD_NUMBER: _ClassVar[int]
+    TO_PARTITION_FIELD_NUMBER: _ClassVar[int]
+    TO_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    letter_id: str
+    to_topic: str
+    to_partition: int
+    to_offset: int
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., letter_id: _Optional[str] = ..., to_topic: _Optional[str] = ..., to_partition: _Optional[int] = ..., to_offset: _Optional[int] = ...) -> None: ...
 
 class CallerSeen(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "campaign_id", "caller_number")
@@ -628,7 +646,7 @@ class LiveDecision(_message.Message):
     def __init__(self, rejected: _Optional[bool] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., attempt: _Optional[int] = ..., billable_after_s: _Optional[int] = ..., reason: _Optional[str] = ..., announcement: _Optional[str] = ...) -> None: ...
 
 class QueueState(_message.Message):
-    __slots__ = ("event_id", "occurred_at", "instance", "seq", "clock", "offsets", "acd", "finished_call_ids", "done_segments", "outbox", "segment")
+    __slots__ = ("event_id", "occurred_at", "instance", "seq", "clock", "offsets", "acd", "finished_call_ids", "done_segments", "outbox", "segment", "chunks", "chunk_of", "chunk_index", "chunk")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -640,6 +658,10 @@ class QueueState(_message.Message):
     DONE_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     OUTBOX_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_OF_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at: _timestamp_pb2.Timestamp
     instance: str
@@ -651,7 +673,21 @@ class QueueState(_message.Message):
     done_segments: _containers.RepeatedCompositeFieldContainer[QueueDoneSegment]
     outbox: _containers.RepeatedCompositeFieldContainer[QueueOutboxRecord]
     segment: int
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., instance: _Optional[str] = ..., seq: _Optional[int] = ..., clock: _Optional[float] = ..., offsets: _Optional[_Iterable[_Union[QueueInputOffset, _Mapping]]] = ..., acd: _Optional[bytes] = ..., finished_call_ids: _Optional[_Iterable[str]] = ..., done_segments: _Optional[_Iterable[_Union[QueueDoneSegment, _Mapping]]] = ..., outbox: _Optional[_Iterable[_Union[QueueOutboxRecord, _Mapping]]] = ..., segment: _Optional[int] = ...) -> None: ...
+    chunks: _containers.RepeatedCompositeFieldContainer[QueueChunkRef]
+    chunk_of: int
+    chunk_index: int
+    chunk: bytes
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., instance: _Optional[str] = ..., seq: _Optional[int] = ..., clock: _Optional[float] = ..., offsets: _Optional[_Iterable[_Union[QueueInputOffset, _Mapping]]] = ..., acd: _Optional[bytes] = ..., finished_call_ids: _Optional[_Iterable[str]] = ..., done_segments: _Optional[_Iterable[_Union[QueueDoneSegment, _Mapping]]] = ..., outbox: _Optional[_Iterable[_Union[QueueOutboxRecord, _Mapping]]] = ..., segment: _Optional[int] = ..., chunks: _Optional[_Iterable[_Union[QueueChunkRef, _Mapping]]] = ..., chunk_of: _Optional[int] = ..., chunk_index: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class QueueChunkRef(_message.Message):
+    __slots__ = ("partition", "offset", "size")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    offset: int
+    size: int
+    def __init__(self, partition: _Optional[int] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
 
 class QueueInputOffset(_message.Message):
     __slots__ = ("topic", "partition", "offset")

@@ -34,8 +34,24 @@ from switchboard.core.config import (
 # ---------------------------------------------------------------- YAML reading with positions
 
 
+# Bounds against hostile or broken files: a YAML alias bomb ("billion laughs") is a few hundred
+# bytes whose aliases expand to billions of nodes; every step after composing (positions,
+# interpolation, construction, validation) walks the expanded tree, so it is refused first.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # per file; a config of 10 000 buyers is ~3 MB
+MAX_ALIAS_EXPANSION = 100_000  # nodes that aliases may add to a file beyond the nodes written in it
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose floats remember their text (see ExactFloat)."""
+    """SafeLoader whose floats remember their text (see ExactFloat), and that notes where aliases are used."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_lines: list[int] = []
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.alias_lines.append(self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
@@ -71,6 +87,41 @@ class _Source:
 
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
+
+
+class _AliasBomb(Exception):
+    """The aliases of a composed document expand it past MAX_ALIAS_EXPANSION nodes (or into a cycle)."""
+
+
+def _check_expansion(root: yaml.Node, limit: int) -> None:
+    """Raise _AliasBomb when the tree `root` stands for (aliases expanded) has more than `limit` nodes
+    beyond the distinct nodes composed.
+
+    Linear in the composed graph: each node's expanded size is computed once (memoized by identity),
+    so the check itself never expands anything.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in active:
+            raise _AliasBomb("a recursive alias (an anchor used inside itself)")
+        active.add(id(node))
+        n = 1
+        if isinstance(node, yaml.MappingNode):
+            n += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            n += sum(size(item) for item in node.value)
+        active.discard(id(node))
+        sizes[id(node)] = n
+        if n - len(sizes) > limit:
+            raise _AliasBomb(f"aliases expand the document to more than {limit} nodes beyond the {len(sizes)} written")
+        return n
+
+    size(root)
 
 
 def _record(node: yaml.Node, prefix: _Key, file: str, lines: dict[_Key, tuple[str, int]], problems: list[Problem]) -> None:
@@ -165,6 +216,17 @@ def _read(
     """Parse one file into its top-level mapping, recording field positions in `lines`; None after reporting why not."""
     name = str(file)
     try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    "(file)",
+                    f"{file.stat().st_size} bytes is more than the {MAX_CONFIG_BYTES} a configuration file may have "
+                    "(split it into several files of a directory, or check that this is the right file)",
+                )
+            )
+            return None
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(name, None, "(file)", f"cannot be read: {exc} (check the path and that it is UTF-8 text)"))
@@ -177,6 +239,19 @@ def _read(
                 Problem(name, 1, "(file)", "empty file (add `version: 1` and at least one section, or remove the file)")
             )
             return None
+        if loader.alias_lines:
+            try:
+                _check_expansion(node, MAX_ALIAS_EXPANSION)
+            except _AliasBomb as exc:
+                problems.append(
+                    Problem(
+                        name,
+                        loader.alias_lines[0],
+                        "(yaml)",
+                        f"{exc} (a YAML alias bomb?): write the repeated parts out, or use fewer nested aliases",
+                    )
+                )
+                return None
         local: dict[_Key, tuple[str, int]] = {}
         dup: list[Problem] = []
         _record(node, (), name, local, dup)

@@ -3,7 +3,10 @@
 `EventBus` owns one producer; `consume()` runs a handler per decoded event with
 at-least-once semantics: offsets are committed after the handler returns, an
 undecodable message or a handler error goes to the dead-letter topic with the
-reason and the loop goes on (a consumer never dies of bad input).
+reason and the loop goes on (a consumer never dies of bad input). A dead letter
+that cannot be written holds the consumer on its record, retried with backoff
+(platform.deadletters); stopped meanwhile, the consumer ends without committing
+it, so the next start reads it again.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from aiokafka.structs import TopicPartition
 from google.protobuf.message import Message
 
 from switchboard.platform import codec
+from switchboard.platform.deadletters import write_dead_letter
+from switchboard.platform.retry import StoppedWhileRetrying
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import ALL_TOPICS, DEAD_LETTER, CallEvent, Topic
 
@@ -67,11 +72,24 @@ class EventBus:
             raise ValueError(f"{topic.name} is not compacted: a tombstone there would only be an undecodable record")
         await self._producer.send_and_wait(topic.name, None, key=key.encode())
 
-    async def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        assert self._producer is not None, "EventBus.start() first"
-        letter = codec.dead_letter(self.service, record, reason)
-        await self._producer.send_and_wait(DEAD_LETTER.name, codec.encode(letter), key=record.key)
-        log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
+    async def dead_letter(self, record: ConsumerRecord, reason: str, *, stop: asyncio.Event | None = None) -> None:
+        """Write the record's dead letter, retrying until written (platform.deadletters); StoppedWhileRetrying
+        when `stop` is set first."""
+        producer = self._producer
+        assert producer is not None, "EventBus.start() first"
+
+        async def send(value: bytes, key: bytes | None) -> object:
+            return await producer.send_and_wait(DEAD_LETTER.name, value, key=key)
+
+        letter = await write_dead_letter(send, codec.dead_letter(self.service, record, reason), self.kafka, stop)
+        log.warning(
+            "dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            value_omitted_bytes=letter.value_omitted_bytes,
+        )
 
 
 def leave_group_on_close(consumer: AIOKafkaConsumer) -> None:
@@ -198,19 +216,22 @@ async def consume(
                     try:
                         event = codec.decode(topic, record.value)
                     except codec.UndecodableEvent as exc:
-                        await bus.dead_letter(record, f"undecodable: {exc}")
+                        await bus.dead_letter(record, f"undecodable: {exc}", stop=stop)
                         continue
                     try:
                         await handler(topic, event, record)
-                    except asyncio.CancelledError:
+                    except (asyncio.CancelledError, StoppedWhileRetrying):
                         raise
                     except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
                         log.exception(
                             "handler_failed", topic=record.topic, offset=record.offset, call_id=getattr(event, "call_id", "")
                         )
-                        await bus.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}")
+                        await bus.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}", stop=stop)
             if batches and group_id is not None:
                 await consumer.commit()
+    except StoppedWhileRetrying as exc:
+        # Nothing committed past the record whose dead letter could not be written: read again at the next start.
+        log.error("stopped_with_record_unfinished", error=str(exc))
     finally:
         await consumer.stop()
 

@@ -58,6 +58,22 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = Field(10_000, ge=1000)
     rebalance_timeout_ms: int = Field(6_000, ge=1000)
     heartbeat_interval_ms: int = Field(1_000, ge=100)
+    # Below Kafka's defaults (broker message.max.bytes ~1 MiB, producer max_request_size 1 MiB) with room
+    # for the record's own overhead, so a record sized to it is never refused for its size.
+    max_record_bytes: int = Field(
+        900_000,
+        ge=10_000,
+        le=1_000_000,
+        description="largest record Switchboard writes: a dead letter over it leaves out the copied value (the original "
+        "stays at its source offset), a queue snapshot over it is split into chunks; keep it below the broker's "
+        "message.max.bytes (and the topics' max.message.bytes)",
+    )
+    retry_max_s: float = Field(
+        5.0,
+        gt=0,
+        description="longest wait between two attempts of a write the broker refused or timed out (dead letters, cti "
+        "events): attempts go on, backing off from 50 ms to this, until one succeeds or the service is stopped",
+    )
     security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL")
     ssl_cafile: Path | None = Field(
         None, description="PEM CA bundle the brokers' certificates are checked against; unset: the system CAs"

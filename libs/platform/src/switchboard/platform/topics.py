@@ -35,7 +35,7 @@ CallEvent: TypeAlias = (
     | pb.LiveCall
 )
 # The message of any topic of the table: each carries an event_id.
-Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState
+Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState | pb.DeadLetterReplay
 # The decisions that end routing (TERMINAL_TOPICS).
 TerminalEvent: TypeAlias = pb.CallRouted | pb.CallRejected
 
@@ -125,6 +125,12 @@ DEAD_LETTER = Topic(
     # Operators look at dead letters and replay them after a fix: give them a month, not a week.
     retention=timedelta(days=30),
 )
+DEAD_LETTER_REPLAYS = Topic(
+    "deadletter.replays",
+    pb.DeadLetterReplay,
+    "compacted, keyed <dead letter event id>: the dead letters re-published by `switchboard deadletter replay` (cli)",
+    compacted=True,
+)
 
 ALL_TOPICS: tuple[Topic[Event], ...] = (
     CALL_STARTED,
@@ -145,7 +151,7 @@ ALL_TOPICS: tuple[Topic[Event], ...] = (
 
 # The private state of one service, not events: not in ALL_TOPICS, which the analytics sink reads
 # entirely; the owning service creates its topic when it starts (platform.kafka.ensure_topics).
-PRIVATE_TOPICS: tuple[Topic[Event], ...] = (LIVE_CALLS, QUEUE_STATE)
+PRIVATE_TOPICS: tuple[Topic[Event], ...] = (LIVE_CALLS, QUEUE_STATE, DEAD_LETTER_REPLAYS)
 
 BY_NAME: dict[str, Topic[Event]] = {t.name: t for t in ALL_TOPICS}
 TERMINAL_TOPICS: tuple[Topic[TerminalEvent], ...] = (CALL_ROUTED, CALL_REJECTED)

@@ -19,6 +19,12 @@ attempt (0, from producers that predate re-routing) count as attempt 1.
 
 Every CtiEvent carries the attempt (offer) it is about.
 
+A publish that fails for the broker's sake (down, timeout, not the leader) is
+retried with backoff (platform.retry) while the input record is held: a broker
+hiccup delays screen pops, it does not dead-letter them. Only input that cannot
+make an event (undecodable, or an event the broker refuses for its size) is
+dead-lettered.
+
 Redeliveries: source event ids are remembered (bounded) and a repeat is
 dropped. The CTI event id is derived from the source event id (uuid5), so that
 even a repeat published after a restart carries the same id and CRMs can
@@ -38,6 +44,7 @@ from aiokafka import ConsumerRecord
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus, consume
 from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.retry import retrying
 from switchboard.platform.topics import CALL_ENDED, CALL_ROUTED, CTI_EVENTS, Topic
 from switchboard.services.cti.settings import CtiSettings
 from switchboard.v1 import events_pb2 as pb
@@ -123,8 +130,9 @@ class _Bounded(OrderedDict[str, V]):
 
 
 class CtiService:
-    def __init__(self, settings: CtiSettings, bus: EventBus) -> None:
+    def __init__(self, settings: CtiSettings, bus: EventBus, stop: asyncio.Event | None = None) -> None:
         self.bus = bus
+        self.stop = stop  # ends the retries of a failing publish (StoppedWhileRetrying: the input is not committed)
         self.context: _Bounded[pb.CtiEvent] = _Bounded(settings.context_capacity)
         self.seen: _Bounded[None] = _Bounded(settings.dedupe_capacity)
 
@@ -140,8 +148,16 @@ class CtiService:
             self.context.put(key, out)
         else:
             out = wrap_up(event, self.context.get(key))
-        await self.bus.publish(CTI_EVENTS, out)
-        # Only once published: a failed publish is dead-lettered by consume() with the context still here.
+        await retrying(
+            lambda: self.bus.publish(CTI_EVENTS, out),
+            "cti_event",
+            stop=self.stop,
+            retry_max_s=self.bus.kafka.retry_max_s,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        # Only once published: a permanently failed publish is dead-lettered by consume() with the context still here.
         self.seen.put(source, None)
         if isinstance(event, pb.CallEnded):
             self.context.pop(key, None)
@@ -151,7 +167,7 @@ class CtiService:
 async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
-    service = CtiService(settings, bus)
+    service = CtiService(settings, bus, stop)
     try:
         await consume(bus, INPUTS, service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE))
     finally:

@@ -215,7 +215,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     await ensure_topics(settings.kafka, [LIVE_CALLS])  # private to the ivr: created by its first instance
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
-    callers = CallerMemory()
+    callers = CallerMemory.for_config(config)  # forgets callers past the longest duplicate_window
     desk = CallDesk(settings, config, bus, callers)
     positions: dict[str, int] = {}
     desk.positions = lambda: dict(positions)

@@ -101,9 +101,11 @@ from switchboard.core.engine import has_later_tier
 from switchboard.core.waits import QueueEstimates
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
+from switchboard.platform.deadletters import fitted
 from switchboard.platform.follow import Follower, MissingTopics
 from switchboard.platform.kafka import make_consumer
 from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.retry import StoppedWhileRetrying
 from switchboard.platform.topics import (
     CALL_ENDED,
     CALL_OVERFLOWED,
@@ -236,7 +238,9 @@ class QueueService:
         return out
 
     def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        self._append(DEAD_LETTER, codec.dead_letter(SERVICE, record, reason), record.key or b"")
+        # Fitted now: the outbox is part of the next snapshot, which must stay under the record limit too.
+        letter = fitted(codec.dead_letter(SERVICE, record, reason), self.settings.kafka.max_record_bytes)
+        self._append(DEAD_LETTER, letter, record.key or b"")
         log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
 
     # -- input -----------------------------------------------------------------------------------
@@ -474,8 +478,9 @@ class QueueService:
 class QueueRunner:
     """The Kafka side of the queue service: restore, consume, sweep, snapshot, publish (module docstring)."""
 
-    def __init__(self, settings: QueueSettings, config: RoutingConfig) -> None:
+    def __init__(self, settings: QueueSettings, config: RoutingConfig, stop: asyncio.Event | None = None) -> None:
         self.settings = settings
+        self.stop_event = stop  # ends the retries of a failing publish (the snapshot keeps the outbox)
         self.service = QueueService(settings, config)
         self.clock = self.service.clock
         self.store = StateStore(settings.kafka, settings.group_id, SERVICE)
@@ -518,7 +523,7 @@ class QueueRunner:
         if snapshot is not None:
             # Decisions of the last snapshot may not have been published before the stop: publish them
             # (again) before the next snapshot replaces the outbox.
-            await self.store.publish(snapshot.outbox)
+            await self.store.publish(snapshot.outbox, self.stop_event)
         now = self.clock()
         self._sweep_at = now + self.settings.sweep_interval_s
         await self.flush(force=True)
@@ -668,7 +673,7 @@ class QueueRunner:
         written_ms = (time.perf_counter() - started) * 1000
         self._snapshot_positions = dict(self.positions)
         self._snapshot_at = now
-        await self.store.publish(outbox)
+        await self.store.publish(outbox, self.stop_event)
         for segment in dropped:
             await self.store.drop_segment(segment)
         st = self.stats
@@ -700,12 +705,15 @@ class QueueRunner:
 
 async def run(settings: QueueSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
-    runner = QueueRunner(settings, config)
+    runner = QueueRunner(settings, config, stop)
     try:
         await runner.start()
         mark_ready(SERVICE, queues=len(config.queues), agents=len(config.agents), restored=runner.restored)
         await runner.loop(stop)
         await runner.flush(force=True)  # the last snapshot: the next start reads nothing again
+    except StoppedWhileRetrying as exc:
+        # The last snapshot holds the decisions not published yet: the next start publishes them.
+        log.error("stopped_with_decisions_unpublished", error=str(exc))
     finally:
         await runner.stop()
         st = runner.stats

@@ -12,6 +12,12 @@ records to one partition of queue.state (the partition its key hashes to):
   instance publishes the last outbox again (the same events with the same
   event ids: consumers dedupe them) and re-reads only the inputs after the
   snapshot's offsets, whose decisions were never published.
+* a snapshot larger than `KafkaSettings.max_record_bytes` (many waiting calls) is split:
+  chunks of its encoded bytes first, key "<instance>/chunk/<seq>/<index>", then a head with
+  key "<instance>" naming them (partition, offset). A restart joins the chunks the newest head
+  names; the chunks of the previous snapshot are tombstoned once the next head is written, so a
+  crash in between leaves the previous head's chunks readable (and at worst a few stale chunks
+  for compaction to keep).
 * sealed segments of finished call ids, key "<instance>/done/<n>", written
   once when `SEGMENT_SIZE` ids have finished: the dedupe memory of
   redelivered call.queued, without re-writing up to 100 000 ids in every
@@ -30,6 +36,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -38,14 +45,17 @@ from aiokafka.partitioner import murmur2
 
 from switchboard.core.acd import Acd
 from switchboard.platform import codec
+from switchboard.platform.deadletters import write_dead_letter
 from switchboard.platform.kafka import ensure_topics, make_consumer
+from switchboard.platform.retry import retrying
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import QUEUE_STATE
+from switchboard.platform.topics import DEAD_LETTER, QUEUE_STATE
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
 SEGMENT_SIZE = 1000  # finished call ids per sealed segment (~35 KB)
+CHUNK_OVERHEAD_BYTES = 1024  # a chunk record's own fields, key and record headers, with room to spare
 Ref = tuple[str, int, int]  # (topic, partition, offset) of one record
 
 
@@ -65,6 +75,51 @@ def decode_acd(blob: bytes) -> dict[str, Any]:
 
 def segment_key(instance: str, number: int) -> str:
     return f"{instance}/done/{number}"
+
+
+def chunk_key(instance: str, seq: int, index: int) -> str:
+    return f"{instance}/chunk/{seq}/{index}"
+
+
+def split_snapshot(state: pb.QueueState, max_record_bytes: int) -> list[pb.QueueState]:
+    """The chunk records of `state` when its encoding is over `max_record_bytes`; [] when it fits in one record."""
+    value = codec.encode(state)
+    if len(value) <= max_record_bytes:
+        return []
+    size = max_record_bytes - CHUNK_OVERHEAD_BYTES
+    return [
+        pb.QueueState(
+            event_id=codec.new_id(),
+            occurred_at=state.occurred_at,
+            instance=state.instance,
+            chunk_of=state.seq,
+            chunk_index=i,
+            chunk=value[start : start + size],
+        )
+        for i, start in enumerate(range(0, len(value), size))
+    ]
+
+
+def chunked_head(state: pb.QueueState, refs: list[pb.QueueChunkRef]) -> pb.QueueState:
+    """The record with the snapshot key for a snapshot written in chunks at `refs`."""
+    return pb.QueueState(
+        event_id=state.event_id, occurred_at=state.occurred_at, instance=state.instance, seq=state.seq, chunks=refs
+    )
+
+
+def join_chunks(head: pb.QueueState, chunks: list[pb.QueueState | None]) -> pb.QueueState:
+    """The snapshot of a chunked `head` from its chunk records (in the order of head.chunks); StateError when one is missing."""
+    missing = [i for i, c in enumerate(chunks) if c is None or c.chunk_of != head.seq or c.chunk_index != i]
+    if missing or len(chunks) != len(head.chunks):
+        raise StateError(
+            f"{QUEUE_STATE.name}: snapshot {head.seq} of queue instance {head.instance!r} is written in {len(head.chunks)} "
+            f"chunks and chunks {missing} are missing or not of it. Fix: publish a tombstone (empty value) with key "
+            f"{head.instance!r} to start from an empty state (its waiting calls are forgotten), or run the queue under another "
+            "group_id."
+        )
+    state = pb.QueueState()
+    state.ParseFromString(b"".join(c.chunk for c in chunks if c is not None))
+    return state
 
 
 @dataclass
@@ -114,6 +169,8 @@ class StateStore:
         self.client_id = client_id
         self.partition = 0
         self._producer: AIOKafkaProducer | None = None
+        self.live_chunks: list[str] = []  # keys of the chunks the newest head names (tombstoned after the next head)
+        self.chunked = 0  # snapshots written in chunks
 
     async def start(self) -> None:
         await ensure_topics(self.kafka, [QUEUE_STATE])
@@ -138,9 +195,23 @@ class StateStore:
 
     # -- writing -----------------------------------------------------------------------------------
     async def write_snapshot(self, state: pb.QueueState) -> int:
-        """Write a snapshot; return its size in bytes."""
+        """Write a snapshot, in chunks when it is over max_record_bytes; return its size in bytes."""
         value = codec.encode(state)
-        await self.producer.send_and_wait(QUEUE_STATE.name, value, key=self.instance.encode(), partition=self.partition)
+        chunks = split_snapshot(state, self.kafka.max_record_bytes)
+        keys = [chunk_key(self.instance, c.chunk_of, c.chunk_index) for c in chunks]
+        refs = []
+        for chunk, key in zip(chunks, keys, strict=True):
+            md = await self.producer.send_and_wait(
+                QUEUE_STATE.name, codec.encode(chunk), key=key.encode(), partition=self.partition
+            )
+            refs.append(pb.QueueChunkRef(partition=md.partition, offset=md.offset, size=len(chunk.chunk)))
+        head = codec.encode(chunked_head(state, refs)) if chunks else value
+        await self.producer.send_and_wait(QUEUE_STATE.name, head, key=self.instance.encode(), partition=self.partition)
+        # The previous head's chunks are no longer needed once this head is written.
+        for key in self.live_chunks:
+            await self.producer.send_and_wait(QUEUE_STATE.name, None, key=key.encode(), partition=self.partition)
+        self.live_chunks = keys
+        self.chunked += bool(chunks)
         return len(value)
 
     async def write_segment(self, number: int, call_ids: list[str]) -> pb.QueueDoneSegment:
@@ -162,10 +233,29 @@ class StateStore:
             QUEUE_STATE.name, None, key=segment_key(self.instance, segment.number).encode(), partition=self.partition
         )
 
-    async def publish(self, outbox: Iterable[pb.QueueOutboxRecord]) -> None:
-        """Publish decisions in order (one at a time: a re-offer must not overtake the offer before it)."""
+    async def publish(self, outbox: Iterable[pb.QueueOutboxRecord], stop: asyncio.Event | None = None) -> None:
+        """Publish decisions in order (one at a time: a re-offer must not overtake the offer before it).
+
+        A failing send is retried with backoff (platform.retry), dead letters as platform.deadletters
+        writes them; StoppedWhileRetrying when `stop` is set first: the snapshot holds the outbox, and
+        the next start publishes it again.
+        """
+        producer = self.producer
+
+        async def send_letter(value: bytes, key: bytes | None) -> object:
+            return await producer.send_and_wait(DEAD_LETTER.name, value, key=key)
+
         for record in outbox:
-            await self.producer.send_and_wait(record.topic, record.value, key=record.key or None)
+            if record.topic == DEAD_LETTER.name:
+                await write_dead_letter(send_letter, codec.decode(DEAD_LETTER, record.value), self.kafka, stop)
+                continue
+            await retrying(
+                partial(producer.send_and_wait, record.topic, record.value, key=record.key or None),
+                "queue_decision",
+                stop=stop,
+                retry_max_s=self.kafka.retry_max_s,
+                topic=record.topic,
+            )
 
     # -- reading -----------------------------------------------------------------------------------
     async def latest(self) -> pb.QueueState | None:
@@ -185,10 +275,28 @@ class StateStore:
                     log.info("queue_state_reset", partition=found.partition, offset=found.offset)  # a tombstone: start empty
                     return None
                 if found is not None:
-                    return _decode_snapshot(found, self.instance)
+                    snapshot = _decode_snapshot(found, self.instance)
+                    if snapshot.chunks:
+                        snapshot = await self._join(snapshot)
+                    return snapshot
             return None
         finally:
             await consumer.stop()
+
+    async def _join(self, head: pb.QueueState) -> pb.QueueState:
+        refs = [(QUEUE_STATE.name, c.partition, c.offset) for c in head.chunks]
+        records = await self.read_records(refs)
+        chunks: list[pb.QueueState | None] = []
+        for ref in refs:
+            record = records.get(ref)
+            try:
+                chunks.append(codec.decode(QUEUE_STATE, record.value) if record is not None else None)
+            except codec.UndecodableEvent:
+                chunks.append(None)
+        state = join_chunks(head, chunks)
+        self.live_chunks = [chunk_key(self.instance, head.seq, i) for i in range(len(head.chunks))]
+        log.info("queue_state_chunks_joined", seq=head.seq, chunks=len(head.chunks), bytes=state.ByteSize())
+        return state
 
     async def _latest_in(self, consumer: Any, tp: TopicPartition) -> ConsumerRecord | None:
         """The newest record with the snapshot key in `tp` (a tombstone too), None when there is none.

@@ -106,7 +106,7 @@ def _wire(app: RouterApp, config: RoutingConfig, settings: RouterSettings) -> Ro
         t.name: app.topic(t.name, **_RAW)
         for t in (PING_REQUESTED, POST_REQUESTED, CALL_ROUTED, CALL_REJECTED, CALL_QUEUED, DEAD_LETTER)
     }
-    publisher = Publisher(config, out, internal["ledger"])
+    publisher = Publisher(config, out, internal["ledger"], settings.kafka)
     view = LoadView()
     bookkeeper = Bookkeeper(
         app, config, partitions, internal, publisher.dead_letter, timedelta(seconds=settings.max_call_duration_s)

@@ -21,6 +21,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.core.config import RoutingConfig
 from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.platform import codec
+from switchboard.platform.deadletters import write_dead_letter
+from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import DEAD_LETTER
 from switchboard.services.router import protocol
 from switchboard.v1 import events_pb2 as pb
@@ -37,8 +39,9 @@ def ts_from_ms(ms: int) -> Timestamp:
 
 
 class Publisher:
-    def __init__(self, config: RoutingConfig, out: Mapping[str, TopicT], ledger: TopicT) -> None:
+    def __init__(self, config: RoutingConfig, out: Mapping[str, TopicT], ledger: TopicT, kafka: KafkaSettings) -> None:
         self.config = config
+        self.kafka = kafka
         self.out = out  # topic name → faust topic (raw bytes)
         self.ledger = ledger
 
@@ -50,10 +53,26 @@ class Publisher:
         await self.ledger.send(key=key.encode(), value=protocol.encode(msg))
 
     async def dead_letter(self, event: EventT, reason: str) -> None:
+        """Write the event's dead letter and wait until the broker has it, retrying failures (platform.deadletters).
+
+        The agent holds the event meanwhile (Faust acks it, and so commits past it, only when the
+        agent takes the next one), and a shutdown cancels the retries without acking it.
+        """
         m = event.message
-        letter = codec.dead_letter(SERVICE, m, reason)
-        await self.out[DEAD_LETTER.name].send(key=m.key, value=codec.encode(letter))
-        log.warning("dead_lettered", topic=m.topic, partition=m.partition, offset=m.offset, reason=reason)
+        topic = self.out[DEAD_LETTER.name]
+
+        async def send(value: bytes, key: bytes | None) -> object:
+            return await (await topic.send(key=key, value=value))  # the send, then its delivery
+
+        letter = await write_dead_letter(send, codec.dead_letter(SERVICE, m, reason), self.kafka)
+        log.warning(
+            "dead_lettered",
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            reason=reason,
+            value_omitted_bytes=letter.value_omitted_bytes,
+        )
 
     def decision(
         self, message: type[Decision], call_id: str, ivr: pb.IvrCompleted, routing_started_ms: int, **fields: Any
