@@ -18,7 +18,8 @@ confirmed by a fetch (platform.kafka.confirmed_end_offsets: Tansu under-reports 
 multi-record last batch). A partition already at its end at the start (empty, or positioned at
 its end) is not behind; when none is, on_caught_up is called before the first fetch. A record
 is read `catching_up` when it was in its partition before that end. The positions are looked at
-after each batch the consumer returns, also an empty one.
+after each batch the consumer returns, also an empty one. The loop is watched by /livez
+(`follow:<client_id>`, platform.ops) and counts switchboard_events_consumed and the lag.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from switchboard.platform.kafka import confirmed_end_offsets
+from switchboard.platform import ops
+from switchboard.platform.kafka import confirmed_end_offsets, track_lag
+from switchboard.platform.metrics import EVENTS_CONSUMED, LagTracker
 from switchboard.platform.settings import KafkaSettings
 
 RecordHandler = Callable[[ConsumerRecord, bool], Awaitable[None]]  # (record, catching_up)
@@ -109,19 +112,27 @@ class Follower:
         Follower) and `after_batch` after each batch (an empty one too)."""
         if self.caught_up:
             self._announce(on_caught_up)
-        while not stop.is_set():
-            batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-            for tp, records in batches.items():
-                for record in records:
-                    await handle(record, tp in self.behind and record.offset < self.behind[tp])
-            if self.behind:
-                for tp in list(self.behind):
-                    if await self.consumer.position(tp) >= self.behind[tp]:
-                        del self.behind[tp]
-                if not self.behind:
-                    self._announce(on_caught_up)
-            if after_batch is not None:
-                await after_batch()
+        lag = LagTracker()
+        try:
+            with ops.health().watching(f"follow:{self.client_id}") as loop:
+                while not stop.is_set():
+                    loop.beat()
+                    batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+                    for tp, records in batches.items():
+                        EVENTS_CONSUMED.labels(tp.topic).inc(len(records))
+                        for record in records:
+                            await handle(record, tp in self.behind and record.offset < self.behind[tp])
+                    if self.behind:
+                        for tp in list(self.behind):
+                            if await self.consumer.position(tp) >= self.behind[tp]:
+                                del self.behind[tp]
+                        if not self.behind:
+                            self._announce(on_caught_up)
+                    if after_batch is not None:
+                        await after_batch()
+                    await track_lag(self.consumer, lag)
+        finally:
+            lag.show(())
 
     def _announce(self, on_caught_up: Callable[[], None]) -> None:
         if not self._announced:
