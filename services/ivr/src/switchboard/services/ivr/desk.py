@@ -49,6 +49,7 @@ from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
 from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, IVR_COMPLETED, CallEvent, TerminalEvent, Topic
 from switchboard.services.ivr.callers import CallerMemory
+from switchboard.services.ivr.metrics import CALLS_STARTED
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import events_pb2 as pb
@@ -369,6 +370,7 @@ class CallDesk:
             caller=caller_proto(facts),
         )
         await self._publish(CALL_STARTED, started)  # also for a screened-out call: analytics counts it
+        CALLS_STARTED.labels(campaign.id).inc()
         if rejection is not None:
             announcements = {
                 reasons.BLOCKED: self.settings.blocked_announcement,

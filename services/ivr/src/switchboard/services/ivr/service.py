@@ -71,15 +71,17 @@ from typing import TypeVar
 import grpc
 import structlog
 
-from switchboard.platform import codec
+from switchboard.platform import codec, ops
 from switchboard.platform.configfile import load_config
 from switchboard.platform.follow import assign_all
-from switchboard.platform.kafka import EventBus, make_consumer
+from switchboard.platform.kafka import EventBus, make_consumer, track_lag
 from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.metrics import EVENTS_CONSUMED, LagTracker
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, TerminalEvent, Topic
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
+from switchboard.services.ivr.grpc_ops import add_ops_services, follow_readiness
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.services.ivr.twiml import TwimlWebhook, check_settings
 from switchboard.v1 import call_control_pb2 as cc
@@ -149,17 +151,22 @@ async def listen_terminal(
         for tp in tps:
             await consumer.position(tp)  # resolves the end offset now, not at the first fetch
         ready.set()
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=100, max_records=500)
-            for records in batches.values():
-                for record in records:
-                    topic = topics[record.topic]
-                    try:
-                        event = codec.decode(topic, record.value)
-                    except codec.UndecodableEvent as exc:
-                        log.warning("skipped_undecodable", topic=record.topic, offset=record.offset, reason=str(exc))
-                        continue
-                    on_event(topic, event)
+        lag = LagTracker()
+        with ops.health().watching(f"{SERVICE}-routing-listener") as loop:
+            while not stop.is_set():
+                loop.beat()
+                batches = await consumer.getmany(timeout_ms=100, max_records=500)
+                for records in batches.values():
+                    for record in records:
+                        EVENTS_CONSUMED.labels(record.topic).inc()
+                        topic = topics[record.topic]
+                        try:
+                            event = codec.decode(topic, record.value)
+                        except codec.UndecodableEvent as exc:
+                            log.warning("skipped_undecodable", topic=record.topic, offset=record.offset, reason=str(exc))
+                            continue
+                        on_event(topic, event)
+                await track_lag(consumer, lag)
     finally:
         await consumer.stop()
 
@@ -199,6 +206,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     server: grpc.aio.Server | None = None
     webhook: TwimlWebhook | None = None
     sweeper: asyncio.Task | None = None
+    grpc_health: asyncio.Task | None = None
     try:
         # The listener must be positioned before any call can be started, or a fast result could be missed;
         # the callers seen so far must be loaded, or a restart would let duplicates in.
@@ -206,6 +214,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
             await _first([gate.wait(), asyncio.shield(listener), asyncio.shield(follower)])
         server = grpc.aio.server()
         cc_grpc.add_CallControlServicer_to_server(CallControlService(desk), server)
+        grpc_health = asyncio.create_task(follow_readiness(add_ops_services(server), ops.health(), stop))
         port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         await server.start()
         ready: dict[str, object] = {"grpc_host": settings.grpc_host, "grpc_port": port}
@@ -229,7 +238,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
             await webhook.stop()
         if server is not None:
             await server.stop(settings.shutdown_grace_s)
-        for task in (sweeper, listener, follower):
+        for task in (sweeper, listener, follower, grpc_health):
             if task is not None:
                 try:
                     await asyncio.wait_for(task, 5)

@@ -93,6 +93,7 @@ from switchboard.platform.configfile import load_config
 from switchboard.platform.follow import Follower, MissingTopics
 from switchboard.platform.kafka import make_consumer
 from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.metrics import DEAD_LETTERS, HANDLER_ERRORS, PROCESSING_SECONDS, reason_kind
 from switchboard.platform.topics import (
     CALL_ENDED,
     CALL_QUEUED,
@@ -103,6 +104,7 @@ from switchboard.platform.topics import (
     CallEvent,
     Topic,
 )
+from switchboard.services.queue.metrics import QueueGauges
 from switchboard.services.queue.settings import QueueSettings
 from switchboard.services.queue.state import (
     DoneLog,
@@ -206,6 +208,7 @@ class QueueService:
         self.max_attempts = {c.id: c.routing.max_attempts for c in config.campaigns}
         self.outbox: list[pb.QueueOutboxRecord] = []
         self.outbox_bytes = 0
+        self.gauges = QueueGauges()
 
     # -- output ----------------------------------------------------------------------------------
     def emit(self, topic: Topic[E], event: E, key: bytes | None = None) -> None:
@@ -224,6 +227,7 @@ class QueueService:
 
     def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         self._append(DEAD_LETTER, codec.dead_letter(SERVICE, record, reason), record.key or b"")
+        DEAD_LETTERS.labels(record.topic, reason_kind(reason)).inc()
         log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
 
     # -- input -----------------------------------------------------------------------------------
@@ -281,6 +285,8 @@ class QueueService:
         release = self.acd.release(ev.call_id, self.clock())
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
+            if current is not None:
+                self.gauges.finished(current.queue_id, ev.connected_seconds)
             if end.abandoned and current is not None:
                 self._hung_up_on_offer(current, release.agent_id)
         if release.abandoned:
@@ -546,7 +552,8 @@ class QueueRunner:
         wait_ms = int(min(100.0, self.settings.sweep_interval_s * 1000))
 
         async def on_record(record: ConsumerRecord, catching_up: bool) -> None:
-            self._handle(record, catching_up=catching_up)
+            with PROCESSING_SECONDS.labels(record.topic).time():
+                self._handle(record, catching_up=catching_up)
             self.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
             if self.service.outbox_bytes >= OUTBOX_LIMIT_BYTES:
                 await self.flush()
@@ -558,6 +565,7 @@ class QueueRunner:
                 self.service.sweep()
                 self._sweep_at = now + self.settings.sweep_interval_s
             await self.flush()
+            self.service.gauges.show(self.service.acd, now)
 
         await follower.run(
             on_record,
@@ -573,11 +581,13 @@ class QueueRunner:
         try:
             event = codec.decode(topic, record.value)
         except codec.UndecodableEvent as exc:
+            HANDLER_ERRORS.labels(record.topic).inc()
             self.service.dead_letter(record, f"undecodable: {exc}")
             return
         try:
             self.service.handle(event, record.partition, record.offset, catching_up=catching_up)
         except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
+            HANDLER_ERRORS.labels(record.topic).inc()
             log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=event.call_id)
             self.service.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}")
 

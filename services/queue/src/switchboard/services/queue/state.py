@@ -39,6 +39,7 @@ from aiokafka.partitioner import murmur2
 from switchboard.core.acd import Acd
 from switchboard.platform import codec
 from switchboard.platform.kafka import ensure_topics, make_consumer
+from switchboard.platform.metrics import EVENTS_PUBLISHED
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import QUEUE_STATE
 from switchboard.v1 import events_pb2 as pb
@@ -141,6 +142,7 @@ class StateStore:
         """Write a snapshot; return its size in bytes."""
         value = codec.encode(state)
         await self.producer.send_and_wait(QUEUE_STATE.name, value, key=self.instance.encode(), partition=self.partition)
+        EVENTS_PUBLISHED.labels(QUEUE_STATE.name).inc()
         return len(value)
 
     async def write_segment(self, number: int, call_ids: list[str]) -> pb.QueueDoneSegment:
@@ -166,6 +168,7 @@ class StateStore:
         """Publish decisions in order (one at a time: a re-offer must not overtake the offer before it)."""
         for record in outbox:
             await self.producer.send_and_wait(record.topic, record.value, key=record.key or None)
+            EVENTS_PUBLISHED.labels(record.topic).inc()
 
     # -- reading -----------------------------------------------------------------------------------
     async def latest(self) -> pb.QueueState | None:

@@ -21,8 +21,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.core.config import RoutingConfig
 from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.platform import codec
+from switchboard.platform.metrics import DEAD_LETTERS, HANDLER_ERRORS, reason_kind
 from switchboard.platform.topics import DEAD_LETTER
 from switchboard.services.router import protocol
+from switchboard.services.router.metrics import count_decision
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger("router")
@@ -44,6 +46,7 @@ class Publisher:
 
     async def send(self, topic: str, call_id: str, event: Message) -> None:
         await self.out[topic].send(key=call_id.encode(), value=codec.encode(event))
+        count_decision(event)  # call.routed, call.queued, call.rejected: switchboard_decisions_total
 
     async def to_ledger(self, key: str, msg: protocol.Message) -> None:
         """A message for the ledger agent, keyed by buyer id (so one writer per buyer sees it)."""
@@ -53,6 +56,8 @@ class Publisher:
         m = event.message
         letter = codec.dead_letter(SERVICE, m, reason)
         await self.out[DEAD_LETTER.name].send(key=m.key, value=codec.encode(letter))
+        DEAD_LETTERS.labels(m.topic, reason_kind(reason)).inc()
+        HANDLER_ERRORS.labels(m.topic).inc()
         log.warning("dead_lettered", topic=m.topic, partition=m.partition, offset=m.offset, reason=reason)
 
     def decision(
