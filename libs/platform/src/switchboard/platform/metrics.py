@@ -12,7 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# No `*_created` series: a timestamp per label set doubles what Prometheus stores and nothing here reads it.
+disable_created_metrics()
 
 EVENTS_CONSUMED = Counter("switchboard_events_consumed", "Records read from Kafka, per topic", ["topic"])
 EVENTS_PUBLISHED = Counter("switchboard_events_published", "Records published to Kafka (acknowledged), per topic", ["topic"])

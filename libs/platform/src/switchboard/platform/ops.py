@@ -169,6 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
+            self.server.health.live()  # switchboard_live / switchboard_ready as of this scrape
+            self.server.health.ready()
             self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
         elif path in ("/livez", "/readyz"):
             verdict = self.server.health.live() if path == "/livez" else self.server.health.ready()
