@@ -26,11 +26,12 @@ MASK = "[number]"
 # Fields whose value is a caller's number whatever it looks like.
 NUMBER_FIELDS = frozenset({"caller", "number", "caller_number", "ani", "phone", "from_number", "from_", "msisdn"})
 # E.164 (+ and 8-15 digits), a formatted NANP number ((213) 555-0199, 213-555-0199, 213.555.0199),
-# and a bare run of 10 or 11 digits (2135550199, 12135550199) not part of a longer digit run.
+# and a bare run of 10 or 11 digits (2135550199, 12135550199) that is a word of its own: not inside
+# a longer run, a hex id (call ids) or a decimal number.
 PHONE_SHAPED = re.compile(
     r"\+\d{8,15}(?!\d)"
-    r"|(?<!\d)(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\d)"
-    r"|(?<![\d.])1?\d{10}(?![\d.])"
+    r"|(?<![\w.])(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?![\w.])"
+    r"|(?<![\w.])1?\d{10}(?![\w.])"
 )
 LIBRARY_MIN_LEVEL = logging.WARNING
 

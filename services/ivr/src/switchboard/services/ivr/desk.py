@@ -47,6 +47,7 @@ from switchboard.core.decisions import DecisionHeader
 from switchboard.core.screening import duplicate, duplicate_key, screen
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
+from switchboard.platform.logging import mask_text
 from switchboard.platform.topics import CALL_ENDED, CALL_REJECTED, CALL_STARTED, IVR_COMPLETED, CallEvent, TerminalEvent, Topic
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.metrics import CALLS_STARTED
@@ -292,7 +293,8 @@ class CallDesk:
         await self._publish(CALL_REJECTED, rejected)
         result = result_from_event(rejected)
         call.decide(result)
-        log.info("call_rejected", call_id=call.call_id, campaign=call.campaign_id, reason=reason, detail=detail)
+        # The event's detail names the caller's number (screening, duplicates): never a log line's (DESIGN).
+        log.info("call_rejected", call_id=call.call_id, campaign=call.campaign_id, reason=reason, detail=mask_text(detail))
         return result
 
     async def _complete(self, call: CallState) -> None:
