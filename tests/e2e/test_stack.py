@@ -155,7 +155,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         await stack.start()
         assert stack.buyersim_http and stack.buyersim_grpc
         if binary is not None:  # scraping before the traffic: rate() needs samples from before and during it
-            targets = {name: sp.info["ops_port"] for name, sp in stack.procs.items() if "ops_port" in sp.info}
+            urls = stack.ops_urls()  # what `make run` prints
+            assert set(SERVICES) <= set(urls), urls
+            targets = {name: int(url.rsplit(":", 1)[1]) for name, url in urls.items()}
             prometheus = Prometheus(binary, workdir / "prometheus", targets).start()
         cfg = load_config(demo_config_path, env=stack.config_env())  # as the services read it
         traffic = RecordingTraffic(cfg, seed=7)

@@ -66,7 +66,17 @@ def test_phone_shaped_text_is_masked(text: str):
 
 @pytest.mark.parametrize(
     "text",
-    ["offset 1234", "port 50051", "1764690000123 ms", "c04d0c823a0e20d54bd905", "t-4e1f2e404fbd413fa1234567890c9a4c", "2026-12-02T15:52:41Z", "call t-3f2a9c", "price 12.50", "1.2.3.4"],
+    [
+        "offset 1234",
+        "port 50051",
+        "1764690000123 ms",
+        "c04d0c823a0e20d54bd905",
+        "t-4e1f2e404fbd413fa1234567890c9a4c",
+        "2026-12-02T15:52:41Z",
+        "call t-3f2a9c",
+        "price 12.50",
+        "1.2.3.4",
+    ],
 )
 def test_other_numbers_are_left_alone(text: str):
     assert mask_text(text) == text
