@@ -7,19 +7,22 @@ import json
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from switchboard.core.config import RoutingConfig
 from switchboard.demo.driver import drive
-from switchboard.demo.traffic import TrafficModel
+from switchboard.demo.traffic import DemoCall, TrafficModel
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import read_all, wait_until_drained
+from switchboard.platform.settings import DEMO_CONFIG
 from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, TERMINAL_TOPICS
-from switchboard.stack import Stack
+from switchboard.stack import SERVICES, Stack
 from switchboard.v1 import events_pb2 as pb
+from tests.prometheus import Prometheus, find_prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -107,19 +110,64 @@ def query(dsn: str, sql: str) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
-def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: Path):
-    stack = Stack(workdir=tmp_path / "run", config=demo_config_path)
+class RecordingTraffic(TrafficModel):
+    """The demo traffic, remembering every call it made (the log test looks for their callers' numbers)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[DemoCall] = []
+
+    def next_call(self) -> DemoCall:
+        call = super().next_call()
+        self.calls.append(call)
+        return call
+
+
+@dataclass
+class Run:
+    """What one e2e run of the stack left: the stack (stopped), the edge's stats, every event, Prometheus' answers."""
+
+    stack: Stack
+    cfg: RoutingConfig
+    stats: Any
+    events: list
+    dead: list[str]
+    codes: dict
+    calls: list[DemoCall]
+    decision_rate: float | None = None  # sum(rate(switchboard_decisions_total[30s])) once > 0; None: no prometheus
+    scrape_up: dict[str, float] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The whole stack once for every test here (JSON logs, as in production), scraped by the real Prometheus."""
+    demo_config_path = DEMO_CONFIG
+    workdir = tmp_path_factory.mktemp("e2e")
+    stack = Stack(workdir=workdir / "run", config=demo_config_path, extra_env={"SWITCHBOARD_LOG_JSON": "1"})
     cfg = load_config(demo_config_path)
-    rtb_buyers = {b.id for b in cfg.buyers if b.bid.type == "rtb"}
-    assert rtb_buyers, "the demo has RTB buyers, played by the buyer simulator"
+    binary = find_prometheus()
+    prometheus: Prometheus | None = None
+    traffic: RecordingTraffic | None = None
+    result: dict[str, Any] = {}
 
     async def scenario():
-        nonlocal cfg
+        nonlocal cfg, prometheus, traffic
         await stack.start()
         assert stack.buyersim_http and stack.buyersim_grpc
+        if binary is not None:  # scraping before the traffic: rate() needs samples from before and during it
+            urls = stack.ops_urls()  # what `make run` prints
+            assert set(SERVICES) <= set(urls), urls
+            targets = {name: int(url.rsplit(":", 1)[1]) for name, url in urls.items()}
+            prometheus = Prometheus(binary, workdir / "prometheus", targets).start()
         cfg = load_config(demo_config_path, env=stack.config_env())  # as the services read it
-        stats = await drive(stack.ivr_target, TrafficModel(cfg, seed=7), rate=40, count=CALLS, talk_scale=0.0)
+        traffic = RecordingTraffic(cfg, seed=7)
+        stats = await drive(stack.ivr_target, traffic, rate=40, count=CALLS, talk_scale=0.0)
         kafka = stack.broker.kafka_settings()
+        if prometheus is not None:
+            result["decision_rate"] = await asyncio.to_thread(
+                prometheus.wait_for, "sum(rate(switchboard_decisions_total[30s]))", lambda v: v > 0
+            )
+            result["scrape_up"] = await asyncio.to_thread(prometheus.up)
         # Queued calls end when agents free up; wait until the sink has seen everything there is.
         assert await wait_until_drained(kafka, "analytics", timeout_s=60) == 0
         return stats, await read_all(kafka, ALL_TOPICS)
@@ -128,7 +176,17 @@ def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: 
         stats, events = asyncio.run(scenario())
         dead = stack.dead_services()
     finally:
+        if prometheus is not None:
+            prometheus.stop()
         codes = stack.stop()
+    assert traffic is not None
+    return Run(stack, cfg, stats, events, dead, codes, traffic.calls, **result)
+
+
+def test_200_calls_flow_through_every_service(run: Run):
+    stack, cfg, stats, events, dead, codes = run.stack, run.cfg, run.stats, run.events, run.dead, run.codes
+    rtb_buyers = {b.id for b in cfg.buyers if b.bid.type == "rtb"}
+    assert rtb_buyers, "the demo has RTB buyers, played by the buyer simulator"
     assert not dead, f"services died: {dead}"
     assert all(c == 0 for c in codes.values()), f"unclean exits: {codes}"
 
@@ -214,3 +272,40 @@ def test_200_calls_flow_through_every_service(tmp_path: Path, demo_config_path: 
     assert int(n_routed) == len(routed)
     revenue = query(stack.analytics_dsn, "SELECT toString(sum(price)) AS s FROM calls_routed FINAL")[0]["s"]
     assert Decimal(revenue) == sum((Decimal(ev.price) for ev in routed.values()), Decimal("0"))
+
+
+def test_prometheus_scrapes_every_service_and_sees_decisions(run: Run):
+    if find_prometheus() is None:
+        pytest.skip("prometheus not found (Debian package `prometheus`; .ci/run installs it)")
+    assert run.decision_rate is not None and run.decision_rate > 0
+    assert set(SERVICES) <= set(run.scrape_up), run.scrape_up  # one job per service, by its ready file's ops_port
+    assert all(up == 1 for up in run.scrape_up.values()), run.scrape_up
+
+
+AT_INFO_OR_ABOVE = {"info", "warning", "error", "critical"}
+
+
+def test_every_log_line_is_json_and_none_has_a_caller_number(run: Run):
+    """SWITCHBOARD_LOG_JSON=1: every line of every service (and the buyer simulator) is one JSON object,
+    the libraries' lines too; no caller number of any call the run made is in a line at INFO or above."""
+    logs = {p.stem: p for p in run.stack.log_dir.glob("*.log") if p.stem != "broker"}  # broker.log: Tansu's own (Rust)
+    assert set(SERVICES) <= set(logs), sorted(logs)
+    numbers = {c.caller_number for c in run.calls if c.caller_number}
+    assert len(numbers) > CALLS // 2, "the demo traffic has many callers"
+    shapes = set()
+    for number in numbers:
+        digits = "".join(ch for ch in number if ch.isdigit())
+        shapes |= {number, digits, digits[-10:]}  # E.164, its raw digits, the national number
+    lines = 0
+    for path in logs.values():
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            lines += 1
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                pytest.fail(f"{path.name}:{n} is not JSON: {line[:300]}")
+            assert isinstance(record, dict) and "event" in record and "level" in record, f"{path.name}:{n}: {line[:300]}"
+            if record["level"] in AT_INFO_OR_ABOVE:
+                leaked = [s for s in shapes if s in line]
+                assert not leaked, f"{path.name}:{n} carries caller number(s) {leaked[:3]}: {line[:300]}"
+    assert lines > CALLS, "the services logged the run"

@@ -41,6 +41,12 @@ class FakeConsumer:
     def assign(self, tps: list[TopicPartition]) -> None:
         self.assigned = list(tps)
 
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def highwater(self, tp: TopicPartition) -> int:  # the lag metric's input (platform.kafka.partition_lags)
+        return self.ends.get(tp, 0)
+
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
         for tp in tps:
             self.pos[tp] = 0

@@ -201,6 +201,9 @@ def run(
             await stack.start(progress=lambda name: status.update(f"starting {name}…"))
         sim = f", buyer simulator http {stack.buyersim_http} grpc {stack.buyersim_grpc}" if stack.buyersim_http else ""
         console.print(f"stack up: broker {stack.bootstrap_servers}, gRPC edge {stack.ivr_target}{sim}, logs in {stack.log_dir}")
+        console.print("ops endpoints (docs/OPERATIONS.md):")
+        for name, url in stack.ops_urls().items():
+            console.print(f"  {name:<10} {url}/metrics  {url}/livez  {url}/readyz", highlight=False, soft_wrap=True)
         # The same config the services loaded, with the simulator's addresses filled in.
         run_cfg = load_config(config, env=stack.config_env())
         rtb = RtbView(run_cfg, stack.buyersim_http)

@@ -233,6 +233,16 @@ class Stack:
             await asyncio.sleep(0.05)
         raise StackError(f"service {name} was not ready within {timeout_s}s:\n{sp.log_tail()}")
 
+    def ops_urls(self) -> dict[str, str]:
+        """Service → base URL of its ops server (`/metrics`, `/livez`, `/readyz`), from its ready file's ops_port."""
+        urls: dict[str, str] = {}
+        for name, sp in self.procs.items():
+            if "ops_port" in sp.info:
+                host = sp.info.get("ops_host", "127.0.0.1")
+                host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # listening everywhere: reach it locally
+                urls[name] = f"http://{host}:{sp.info['ops_port']}"
+        return urls
+
     def dead_services(self) -> list[str]:
         return [n for n, sp in self.procs.items() if sp.process.poll() is not None]
 

@@ -18,7 +18,9 @@ confirmed by a fetch (platform.kafka.confirmed_end_offsets: Tansu under-reports 
 multi-record last batch). A partition already at its end at the start (empty, or positioned at
 its end) is not behind; when none is, on_caught_up is called before the first fetch. A record
 is read `catching_up` when it was in its partition before that end. The positions are looked at
-after each batch the consumer returns, also an empty one.
+after each batch the consumer returns, also an empty one. The loop is watched by /livez
+(`follow:<client_id>`, platform.ops), readiness waits for it to catch up (`caught_up:<client_id>`),
+and it counts switchboard_events_consumed and the lag.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from switchboard.platform.kafka import confirmed_end_offsets
+from switchboard.platform import ops
+from switchboard.platform.kafka import confirmed_end_offsets, track_lag
+from switchboard.platform.metrics import EVENTS_CONSUMED, LagTracker
 from switchboard.platform.settings import KafkaSettings
 
 RecordHandler = Callable[[ConsumerRecord, bool], Awaitable[None]]  # (record, catching_up)
@@ -107,21 +111,38 @@ class Follower:
     ) -> None:
         """Hand every record to `handle` until `stop` is set; call `on_caught_up` once caught up (once per
         Follower) and `after_batch` after each batch (an empty one too)."""
+        health = ops.health()
+        check = f"caught_up:{self.client_id}"  # readiness: not before what the log held at the start is read
+        health.set(check, False, "reading up to where the topics ended at the start")
+
+        def caught_up() -> None:
+            health.set(check, True)
+            on_caught_up()
+
         if self.caught_up:
-            self._announce(on_caught_up)
-        while not stop.is_set():
-            batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-            for tp, records in batches.items():
-                for record in records:
-                    await handle(record, tp in self.behind and record.offset < self.behind[tp])
-            if self.behind:
-                for tp in list(self.behind):
-                    if await self.consumer.position(tp) >= self.behind[tp]:
-                        del self.behind[tp]
-                if not self.behind:
-                    self._announce(on_caught_up)
-            if after_batch is not None:
-                await after_batch()
+            self._announce(caught_up)
+        lag = LagTracker()
+        try:
+            with health.watching(f"follow:{self.client_id}") as loop:
+                while not stop.is_set():
+                    loop.beat()
+                    batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+                    for tp, records in batches.items():
+                        EVENTS_CONSUMED.labels(tp.topic).inc(len(records))
+                        for record in records:
+                            await handle(record, tp in self.behind and record.offset < self.behind[tp])
+                    if self.behind:
+                        for tp in list(self.behind):
+                            if await self.consumer.position(tp) >= self.behind[tp]:
+                                del self.behind[tp]
+                        if not self.behind:
+                            self._announce(caught_up)
+                    if after_batch is not None:
+                        await after_batch()
+                    await track_lag(self.consumer, lag)
+        finally:
+            health.clear(check)
+            lag.show(())
 
     def _announce(self, on_caught_up: Callable[[], None]) -> None:
         if not self._announced:

@@ -6,12 +6,15 @@ undecodable message or a handler error goes to the dead-letter topic with the
 reason and the loop goes on (a consumer never dies of bad input). A dead letter
 that cannot be written holds the consumer on its record, retried with backoff
 (platform.deadletters); stopped meanwhile, the consumer ends without committing
-it, so the next start reads it again.
+it, so the next start reads it again. Both count the generic metrics
+(platform.metrics) and keep the process's health (platform.ops): the consumer loop
+beats, its group assignment is the readiness check `assigned:<group>`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
@@ -20,13 +23,22 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer.group_coordinator import GroupCoordinator
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
 from aiokafka.structs import TopicPartition
 from google.protobuf.message import Message
 
-from switchboard.platform import codec
+from switchboard.platform import codec, ops
 from switchboard.platform.deadletters import write_dead_letter
+from switchboard.platform.metrics import (
+    DEAD_LETTERS,
+    EVENTS_CONSUMED,
+    EVENTS_PUBLISHED,
+    HANDLER_ERRORS,
+    PROCESSING_SECONDS,
+    LagTracker,
+    reason_kind,
+)
 from switchboard.platform.retry import StoppedWhileRetrying
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import ALL_TOPICS, DEAD_LETTER, CallEvent, Topic
@@ -64,6 +76,7 @@ class EventBus:
             raise TypeError(f"{topic.name} carries {topic.message.__name__}, not {type(event).__name__}")
         k = key if key is not None else event.call_id
         await self._producer.send_and_wait(topic.name, codec.encode(event), key=k.encode())
+        EVENTS_PUBLISHED.labels(topic.name).inc()
 
     async def tombstone(self, topic: Topic[Message], key: str) -> None:
         """A null value for `key` on a compacted topic: the broker drops the key's records at its next compaction."""
@@ -82,6 +95,8 @@ class EventBus:
             return await producer.send_and_wait(DEAD_LETTER.name, value, key=key)
 
         letter = await write_dead_letter(send, codec.dead_letter(self.service, record, reason), self.kafka, stop)
+        EVENTS_PUBLISHED.labels(DEAD_LETTER.name).inc()
+        DEAD_LETTERS.labels(record.topic, reason_kind(reason)).inc()
         log.warning(
             "dead_lettered",
             topic=record.topic,
@@ -113,6 +128,31 @@ def leave_group_on_close(consumer: AIOKafkaConsumer) -> None:
         self.reset_generation()
 
     coordinator._maybe_leave_group = types.MethodType(_leave, coordinator)
+
+
+async def partition_lags(consumer: AIOKafkaConsumer) -> list[tuple[str, int, int]]:
+    """(topic, partition, high-water mark - position) of every assigned partition the client has fetched.
+
+    No request: the high-water mark comes with each fetch answer, a fetched partition's position is
+    known. A partition not fetched yet, or repositioned meanwhile, is left out of this round.
+    """
+    out: list[tuple[str, int, int]] = []
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), 1.0)
+        except (TimeoutError, KafkaError, IllegalStateError):
+            continue
+        out.append((tp.topic, tp.partition, highwater - position))
+    return out
+
+
+async def track_lag(consumer: AIOKafkaConsumer, lag: LagTracker) -> None:
+    """Update switchboard_consumer_lag for `consumer` when `lag` says it is time (at most once a second)."""
+    if lag.due():
+        lag.show(await partition_lags(consumer))
 
 
 async def true_end_offsets(
@@ -200,40 +240,69 @@ async def consume(
         bus.kafka, group_id, bus.service, *[t.name for t in topics], auto_offset_reset="earliest" if from_beginning else "latest"
     )
     by_name = {t.name: t for t in topics}
+    health = ops.health()
+    assigned_check = f"assigned:{group_id}" if group_id is not None else None
+    if assigned_check:
+        health.set(assigned_check, False, "joining the group")
+    lag = LagTracker()
     await consumer.start()
     leave_group_on_close(consumer)
     ready_sent = False
     try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=100, max_records=500)
-            if not ready_sent and (consumer.assignment() or group_id is None):
-                ready_sent = True
-                if on_ready:
-                    on_ready()
-            for records in batches.values():
-                for record in records:
-                    topic = by_name[record.topic]
-                    try:
-                        event = codec.decode(topic, record.value)
-                    except codec.UndecodableEvent as exc:
-                        await bus.dead_letter(record, f"undecodable: {exc}", stop=stop)
-                        continue
-                    try:
-                        await handler(topic, event, record)
-                    except (asyncio.CancelledError, StoppedWhileRetrying):
-                        raise
-                    except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
-                        log.exception(
-                            "handler_failed", topic=record.topic, offset=record.offset, call_id=getattr(event, "call_id", "")
-                        )
-                        await bus.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}", stop=stop)
-            if batches and group_id is not None:
-                await consumer.commit()
+        with health.watching(f"consume:{group_id or bus.service}") as loop:
+            while not stop.is_set():
+                loop.beat()
+                batches = await consumer.getmany(timeout_ms=100, max_records=500)
+                if assigned_check:
+                    # Empty during a rebalance, and for a member beyond the partition count (docs/OPERATIONS.md).
+                    health.set(assigned_check, bool(consumer.assignment()), "" if consumer.assignment() else "no partitions")
+                if not ready_sent and (consumer.assignment() or group_id is None):
+                    ready_sent = True
+                    if on_ready:
+                        on_ready()
+                for records in batches.values():
+                    for record in records:
+                        loop.beat()
+                        await _handle_one(bus, by_name[record.topic], record, handler, stop)
+                if batches and group_id is not None:
+                    await consumer.commit()
+                await track_lag(consumer, lag)
     except StoppedWhileRetrying as exc:
         # Nothing committed past the record whose dead letter could not be written: read again at the next start.
         log.error("stopped_with_record_unfinished", error=str(exc))
     finally:
+        if assigned_check:
+            health.clear(assigned_check)
+        lag.show(())
         await consumer.stop()
+
+
+async def _handle_one(
+    bus: EventBus,
+    topic: Topic[M],
+    record: ConsumerRecord,
+    handler: Callable[[Topic[M], M, ConsumerRecord], Awaitable[None]],
+    stop: asyncio.Event,
+) -> None:
+    """Decode and handle one record (consume's loop body): counted, timed, dead-lettered on failure."""
+    EVENTS_CONSUMED.labels(record.topic).inc()
+    started = time.perf_counter()
+    try:
+        event = codec.decode(topic, record.value)
+    except codec.UndecodableEvent as exc:
+        HANDLER_ERRORS.labels(record.topic).inc()
+        await bus.dead_letter(record, f"undecodable: {exc}", stop=stop)
+        return
+    try:
+        await handler(topic, event, record)
+    except (asyncio.CancelledError, StoppedWhileRetrying):
+        raise
+    except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
+        HANDLER_ERRORS.labels(record.topic).inc()
+        log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=getattr(event, "call_id", ""))
+        await bus.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}", stop=stop)
+    finally:
+        PROCESSING_SECONDS.labels(record.topic).observe(time.perf_counter() - started)
 
 
 async def ensure_topics(

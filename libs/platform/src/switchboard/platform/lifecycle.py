@@ -3,10 +3,13 @@
 - `run_service(main)`: runs `main(stop)` in asyncio; SIGINT/SIGTERM set `stop`
   and the service shuts down in order (exit code 0).
 - `service_main(name, settings_factory, run)`: a service's `python -m` entry:
-  settings → logging → `run_service`, known startup errors → exit 2.
-- `mark_ready(service, **info)`: when SWITCHBOARD_READY_DIR is set, writes
-  `<dir>/<service>.ready` as JSON (pid plus e.g. the bound gRPC port). The stack
-  supervisor and the tests wait for that file instead of sleeping.
+  settings → logging → the ops server (platform.ops: /metrics, /livez, /readyz) →
+  `run_service`, known startup errors → exit 2.
+- `mark_ready(service, **info)`: the service finished starting: readiness check
+  "started" passes, and when SWITCHBOARD_READY_DIR is set it writes
+  `<dir>/<service>.ready` as JSON (pid, the ops server's `ops_port`, plus e.g. the
+  bound gRPC port). The stack supervisor and the tests wait for that file instead
+  of sleeping.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from switchboard.platform import ops
 from switchboard.platform.logging import configure_logging
 from switchboard.platform.settings import ServiceSettings
 
@@ -36,9 +40,13 @@ def ready_path(service: str, ready_dir: str | Path | None = None) -> Path | None
 
 
 def mark_ready(service: str, **info: object) -> None:
+    ops.health().set(ops.STARTED, True)
     path = ready_path(service)
     if path is None:
         return
+    running = ops.current()
+    if running is not None:
+        info = {"ops_host": running.settings.host, "ops_port": running.port, **info}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps({"service": service, "pid": os.getpid(), **info}))
@@ -79,7 +87,25 @@ def service_main(
     log = configure_logging(settings.log, service=name)
     logged = tuple(log_errors or {})
     try:
-        run_service(lambda stop: run(settings, stop))
+        service_ops = ops.start_ops(settings.ops)
+    except OSError as exc:  # e.g. the port is taken
+        log.error("ops_listen_failed", host=settings.ops.host, port=settings.ops.port, error=str(exc))
+        sys.exit(2)
+
+    async def with_ops(stop: asyncio.Event) -> None:
+        # The event-loop heartbeat and the broker probe run next to the service; readiness goes
+        # false the moment the stop is asked for, before the service starts shutting down.
+        watcher = asyncio.create_task(service_ops.watch(settings.kafka, stop))
+        stopping = asyncio.create_task(stop.wait())
+        stopping.add_done_callback(lambda _: service_ops.health.shutting_down())
+        try:
+            await run(settings, stop)
+        finally:
+            stop.set()
+            await watcher
+
+    try:
+        run_service(with_ops)
     except print_errors as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)

@@ -2,7 +2,7 @@
 
 Each service has its own env prefix (SWITCHBOARD_ROUTER_, SWITCHBOARD_IVR_, ...)
 and embeds the shared blocks below, which read their own prefixes:
-SWITCHBOARD_KAFKA_* and SWITCHBOARD_LOG_*. Nothing here connects anywhere.
+SWITCHBOARD_KAFKA_*, SWITCHBOARD_LOG_* and SWITCHBOARD_OPS_*. Nothing here connects anywhere.
 """
 
 from __future__ import annotations
@@ -224,6 +224,22 @@ class LogSettings(BaseSettings):
     json_format: bool = Field(False, validation_alias=AliasChoices("SWITCHBOARD_LOG_JSON", "json_format"))
 
 
+class OpsSettings(BaseSettings):
+    """The ops HTTP server of every service: /metrics, /livez, /readyz (docs/OPERATIONS.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_OPS_", extra="ignore")
+
+    # Loopback by default: a laptop run exposes nothing; the manifests set 0.0.0.0 so Prometheus can scrape.
+    host: str = Field("127.0.0.1", description="address the ops server listens on")
+    port: int = Field(0, ge=0, le=65535, description="ops server port; 0: an ephemeral port (written to the ready file)")
+    stall_after_s: float = Field(
+        30.0, gt=0, description="/livez fails when the event loop or a consumer loop made no progress for this long"
+    )
+    broker_check_s: float = Field(
+        2.0, gt=0, description="how often readiness asks the broker for metadata (also the answer's timeout)"
+    )
+
+
 def config_path_field(service_prefix: str) -> Any:
     """The routing configuration path: SWITCHBOARD_<SERVICE>_CONFIG or the shared SWITCHBOARD_CONFIG.
 
@@ -243,4 +259,4 @@ class ServiceSettings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     log: LogSettings = Field(default_factory=LogSettings)
-    metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port on 127.0.0.1; 0 disables")
+    ops: OpsSettings = Field(default_factory=OpsSettings)

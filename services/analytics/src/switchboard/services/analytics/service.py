@@ -50,10 +50,11 @@ from aiokafka.errors import KafkaError
 
 from switchboard.analytics import tables
 from switchboard.analytics.client import database_of, open_client, redact
-from switchboard.platform import codec
-from switchboard.platform.kafka import EventBus, leave_group_on_close, make_consumer
+from switchboard.platform import codec, ops
+from switchboard.platform.kafka import EventBus, leave_group_on_close, make_consumer, track_lag
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.retry import StoppedWhileRetrying
+from switchboard.platform.metrics import EVENTS_CONSUMED, LagTracker
 from switchboard.platform.topics import ALL_TOPICS, BY_NAME, DEAD_LETTER
 from switchboard.services.analytics.settings import AnalyticsSettings
 
@@ -286,26 +287,35 @@ class AnalyticsSink:
             consumer_started = True
             ready = False
             backoff = 0.0
-            while not stop.is_set():
-                if self.batch.due(s.batch_rows, interval_s):
-                    if await self.flush():
-                        backoff = 0.0
-                    else:  # storage down: keep the batch, stop fetching, retry with backoff
-                        backoff = min(s.retry_max_ms / 1000, max(0.1, backoff * 2))
-                        await _wait(stop, backoff)
-                        continue
-                timeout_ms = max(1, int(min(0.1, self.batch.wait_s(interval_s)) * 1000))
-                room = max(1, s.batch_rows - self.batch.records)
-                fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=room)
-                if not ready and self.consumer.assignment():
-                    ready = True
-                    mark_ready(SERVICE, dsn=redact(s.dsn), database=self.database, group_id=s.group_id)
-                    log.info("ready", partitions=len(self.consumer.assignment()))
-                for records in fetched.values():
-                    for record in records:
-                        await self.add(record)
-                if fetched:
-                    log.debug("fetched", records=sum(map(len, fetched.values())), pending=self.batch.records)
+            health = ops.health()
+            assigned = f"assigned:{s.group_id}"
+            health.set(assigned, False, "joining the group")
+            lag = LagTracker()
+            with health.watching(f"consume:{s.group_id}") as loop:
+                while not stop.is_set():
+                    loop.beat()
+                    if self.batch.due(s.batch_rows, interval_s):
+                        if await self.flush():
+                            backoff = 0.0
+                        else:  # storage down: keep the batch, stop fetching, retry with backoff
+                            backoff = min(s.retry_max_ms / 1000, max(0.1, backoff * 2))
+                            await _wait(stop, backoff)
+                            continue
+                    timeout_ms = max(1, int(min(0.1, self.batch.wait_s(interval_s)) * 1000))
+                    room = max(1, s.batch_rows - self.batch.records)
+                    fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=room)
+                    health.set(assigned, bool(self.consumer.assignment()), "" if self.consumer.assignment() else "no partitions")
+                    if not ready and self.consumer.assignment():
+                        ready = True
+                        mark_ready(SERVICE, dsn=redact(s.dsn), database=self.database, group_id=s.group_id)
+                        log.info("ready", partitions=len(self.consumer.assignment()))
+                    for records in fetched.values():
+                        for record in records:
+                            EVENTS_CONSUMED.labels(record.topic).inc()
+                            await self.add(record)
+                    if fetched:
+                        log.debug("fetched", records=sum(map(len, fetched.values())), pending=self.batch.records)
+                    await track_lag(self.consumer, lag)
             if not await self.flush():
                 log.error("final_flush_failed", pending=self.batch.records, note="uncommitted: redelivered on restart")
         except StoppedWhileRetrying as exc:

@@ -45,6 +45,7 @@ from switchboard.platform.topics import (
     Topic,
 )
 from switchboard.services.bidder import protocol
+from switchboard.services.bidder.metrics import BUYER_FAULTS, RTB_LATENCY, count_answer, is_fault
 from switchboard.services.bidder.protocol import Answer
 from switchboard.services.bidder.rtb import Pinger
 from switchboard.services.bidder.settings import BidderSettings
@@ -143,7 +144,9 @@ class Bidder:
         if result is None:
             assert buyer is not None and isinstance(buyer.bid, RtbBid)
             timeout = rtb_timeout_s(buyer.bid, ping, self.settings.deadline_margin_ms)
+            asked = time.monotonic()
             result = await self.pinger.ping(ping, buyer_id, buyer.bid.url, timeout)
+            RTB_LATENCY.labels(buyer_id).observe(time.monotonic() - asked)
             if result.outcome == pb.BID_OUTCOME_NO_BID:
                 log.info(
                     "no_bid",
@@ -153,6 +156,7 @@ class Bidder:
                     reason=result.reason,
                     detail=result.detail,
                 )
+        count_answer(buyer_id, result.outcome, result.reason)
         event = bid_event(ping, buyer_id, result, time.monotonic() - started)
         try:
             await self.bus.publish(BID_RECEIVED, event)
@@ -169,6 +173,8 @@ class Bidder:
         else:
             timeout = rtb_timeout_s(buyer.bid, post, self.settings.deadline_margin_ms)
             result = await self.pinger.post(post, buyer.bid.url, timeout)
+        if not result.accepted and is_fault(result.reason):
+            BUYER_FAULTS.labels(post.buyer_id, result.reason).inc()
         log.info(
             "post_answered",
             call_id=post.call_id,

@@ -49,6 +49,7 @@ from switchboard.core.decisions import DecisionHeader
 from switchboard.core.screening import duplicate, duplicate_key, screen
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
+from switchboard.platform.logging import mask_text
 from switchboard.platform.topics import (
     CALL_ENDED,
     CALL_REJECTED,
@@ -60,6 +61,7 @@ from switchboard.platform.topics import (
     Topic,
 )
 from switchboard.services.ivr.callers import CallerMemory
+from switchboard.services.ivr.metrics import CALLS_STARTED
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import events_pb2 as pb
@@ -540,7 +542,8 @@ class CallDesk:
         await self._publish(CALL_REJECTED, rejected)
         result = result_from_event(rejected)
         call.decide(result)
-        log.info("call_rejected", call_id=call.call_id, campaign=call.campaign_id, reason=reason, detail=detail)
+        # The event's detail names the caller's number (screening, duplicates): never a log line's (DESIGN).
+        log.info("call_rejected", call_id=call.call_id, campaign=call.campaign_id, reason=reason, detail=mask_text(detail))
         return result
 
     async def _complete(self, call: CallState) -> None:
@@ -623,6 +626,7 @@ class CallDesk:
             caller=caller_proto(facts),
         )
         await self._publish(CALL_STARTED, started)  # also for a screened-out call: analytics counts it
+        CALLS_STARTED.labels(campaign.id).inc()
         if rejection is not None:
             announcements = {
                 reasons.BLOCKED: self.settings.blocked_announcement,

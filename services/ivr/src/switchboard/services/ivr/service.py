@@ -77,16 +77,18 @@ import grpc
 import structlog
 from aiokafka.errors import KafkaError
 
-from switchboard.platform import codec
+from switchboard.platform import codec, ops
 from switchboard.platform.configfile import load_config
 from switchboard.platform.follow import assign_all
-from switchboard.platform.kafka import EventBus, ensure_topics, make_consumer
+from switchboard.platform.kafka import EventBus, ensure_topics, make_consumer, track_lag
 from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.metrics import EVENTS_CONSUMED, LagTracker
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, LIVE_CALLS, TerminalEvent, Topic
 from switchboard.services.ivr import livecalls, security
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
+from switchboard.services.ivr.grpc_ops import add_ops_services, follow_readiness
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.services.ivr.twiml import TwimlWebhook, check_settings
 from switchboard.v1 import call_control_pb2 as cc
@@ -166,18 +168,23 @@ async def listen_terminal(
                 log.info("decisions_reread", topic=tp.topic, partition=tp.partition, records=end - earlier)
             positions[f"{tp.topic}/{tp.partition}"] = min(end, earlier) if earlier is not None else end
         ready.set()
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=100, max_records=500)
-            for records in batches.values():
-                for record in records:
-                    positions[f"{record.topic}/{record.partition}"] = record.offset + 1
-                    topic = topics[record.topic]
-                    try:
-                        event = codec.decode(topic, record.value)
-                    except codec.UndecodableEvent as exc:
-                        log.warning("skipped_undecodable", topic=record.topic, offset=record.offset, reason=str(exc))
-                        continue
-                    on_event(topic, event)
+        lag = LagTracker()
+        with ops.health().watching(f"{SERVICE}-routing-listener") as loop:
+            while not stop.is_set():
+                loop.beat()
+                batches = await consumer.getmany(timeout_ms=100, max_records=500)
+                for records in batches.values():
+                    for record in records:
+                        EVENTS_CONSUMED.labels(record.topic).inc()
+                        positions[f"{record.topic}/{record.partition}"] = record.offset + 1
+                        topic = topics[record.topic]
+                        try:
+                            event = codec.decode(topic, record.value)
+                        except codec.UndecodableEvent as exc:
+                            log.warning("skipped_undecodable", topic=record.topic, offset=record.offset, reason=str(exc))
+                            continue
+                        on_event(topic, event)
+                await track_lag(consumer, lag)
     finally:
         await consumer.stop()
 
@@ -228,6 +235,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     server: grpc.aio.Server | None = None
     webhook: TwimlWebhook | None = None
     sweeper: asyncio.Task | None = None
+    grpc_health: asyncio.Task | None = None
     try:
         # The live calls first: the listener starts where their pending decisions can be. The listener must be
         # positioned before any call can be started, or a fast result could be missed; the callers seen so far
@@ -240,6 +248,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
             await _first([gate.wait(), asyncio.shield(listener), asyncio.shield(follower), asyncio.shield(live)])
         server = security.server(edge_tokens)  # the client credential check
         cc_grpc.add_CallControlServicer_to_server(CallControlService(desk), server)
+        grpc_health = asyncio.create_task(follow_readiness(add_ops_services(server), ops.health(), stop))
         port = security.add_port(server, settings)  # TLS when configured
         await server.start()
         ready: dict[str, object] = {"grpc_host": settings.grpc_host, "grpc_port": port, "grpc_tls": settings.grpc_tls}
@@ -264,7 +273,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
             await webhook.stop()
         if server is not None:
             await server.stop(settings.shutdown_grace_s)
-        for task in (sweeper, listener, follower, live):
+        for task in (sweeper, listener, follower, live, grpc_health):
             if task is not None:
                 try:
                     await asyncio.wait_for(task, 5)

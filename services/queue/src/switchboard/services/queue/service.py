@@ -105,6 +105,7 @@ from switchboard.platform.deadletters import fitted
 from switchboard.platform.follow import Follower, MissingTopics
 from switchboard.platform.kafka import make_consumer
 from switchboard.platform.lifecycle import mark_ready
+from switchboard.platform.metrics import DEAD_LETTERS, HANDLER_ERRORS, PROCESSING_SECONDS, reason_kind
 from switchboard.platform.retry import StoppedWhileRetrying
 from switchboard.platform.topics import (
     CALL_ENDED,
@@ -117,6 +118,7 @@ from switchboard.platform.topics import (
     CallEvent,
     Topic,
 )
+from switchboard.services.queue.metrics import QueueGauges
 from switchboard.services.queue.settings import QueueSettings
 from switchboard.services.queue.state import (
     DoneLog,
@@ -221,6 +223,7 @@ class QueueService:
         self.estimates = QueueEstimates()  # arrival rates and handle times: projected waits (core.waits)
         self.outbox: list[pb.QueueOutboxRecord] = []
         self.outbox_bytes = 0
+        self.gauges = QueueGauges(self.estimates)
 
     # -- output ----------------------------------------------------------------------------------
     def emit(self, topic: Topic[E], event: E, key: bytes | None = None) -> None:
@@ -241,6 +244,7 @@ class QueueService:
         # Fitted now: the outbox is part of the next snapshot, which must stay under the record limit too.
         letter = fitted(codec.dead_letter(SERVICE, record, reason), self.settings.kafka.max_record_bytes)
         self._append(DEAD_LETTER, letter, record.key or b"")
+        DEAD_LETTERS.labels(record.topic, reason_kind(reason)).inc()
         log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, reason=reason)
 
     # -- input -----------------------------------------------------------------------------------
@@ -602,7 +606,8 @@ class QueueRunner:
         wait_ms = int(min(100.0, self.settings.sweep_interval_s * 1000))
 
         async def on_record(record: ConsumerRecord, catching_up: bool) -> None:
-            self._handle(record, catching_up=catching_up)
+            with PROCESSING_SECONDS.labels(record.topic).time():
+                self._handle(record, catching_up=catching_up)
             self.positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
             if self.service.outbox_bytes >= OUTBOX_LIMIT_BYTES:
                 await self.flush()
@@ -614,6 +619,7 @@ class QueueRunner:
                 self.service.sweep()
                 self._sweep_at = now + self.settings.sweep_interval_s
             await self.flush()
+            self.service.gauges.show(self.service.acd, now)
 
         await follower.run(
             on_record,
@@ -629,11 +635,13 @@ class QueueRunner:
         try:
             event = codec.decode(topic, record.value)
         except codec.UndecodableEvent as exc:
+            HANDLER_ERRORS.labels(record.topic).inc()
             self.service.dead_letter(record, f"undecodable: {exc}")
             return
         try:
             self.service.handle(event, record.partition, record.offset, catching_up=catching_up)
         except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
+            HANDLER_ERRORS.labels(record.topic).inc()
             log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=event.call_id)
             self.service.dead_letter(record, f"handler error: {type(exc).__name__}: {exc}")
 

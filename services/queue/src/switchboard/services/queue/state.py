@@ -48,6 +48,7 @@ from switchboard.platform import codec
 from switchboard.platform.deadletters import write_dead_letter
 from switchboard.platform.kafka import ensure_topics, make_consumer
 from switchboard.platform.retry import retrying
+from switchboard.platform.metrics import EVENTS_PUBLISHED
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import DEAD_LETTER, QUEUE_STATE
 from switchboard.v1 import events_pb2 as pb
@@ -212,6 +213,7 @@ class StateStore:
             await self.producer.send_and_wait(QUEUE_STATE.name, None, key=key.encode(), partition=self.partition)
         self.live_chunks = keys
         self.chunked += bool(chunks)
+        EVENTS_PUBLISHED.labels(QUEUE_STATE.name).inc()
         return len(value)
 
     async def write_segment(self, number: int, call_ids: list[str]) -> pb.QueueDoneSegment:
@@ -256,6 +258,7 @@ class StateStore:
                 retry_max_s=self.kafka.retry_max_s,
                 topic=record.topic,
             )
+            EVENTS_PUBLISHED.labels(record.topic).inc()
 
     # -- reading -----------------------------------------------------------------------------------
     async def latest(self) -> pb.QueueState | None:

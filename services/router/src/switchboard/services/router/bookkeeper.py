@@ -44,6 +44,7 @@ import faust
 import structlog
 from faust.types import EventT
 
+from switchboard.core.call_end import is_billable
 from switchboard.core.config import RoutingConfig
 from switchboard.core.eligibility import caps_exclusion
 from switchboard.core.ledger import (
@@ -58,6 +59,7 @@ from switchboard.core.ledger import (
     swrr_routed,
 )
 from switchboard.services.router import protocol
+from switchboard.services.router.metrics import REVENUE
 
 log = structlog.get_logger("router")
 
@@ -197,11 +199,12 @@ class Bookkeeper:
         except StopIteration:
             tz = "UTC"
         ended_at = datetime.fromisoformat(msg["ended_at"])
-        ended = call_ended(
-            load, call_id, ended_at, int(msg["connected_seconds"]), int(msg["billable_after_s"]), tz, bool(msg["answered"])
-        )
+        seconds, billable_after_s, answered = int(msg["connected_seconds"]), int(msg["billable_after_s"]), bool(msg["answered"])
+        ended = call_ended(load, call_id, ended_at, seconds, billable_after_s, tz, answered)
         rec = {**rec, "closed": [*rec["closed"], call_id][-CLOSED:]}
         await self._store(buyer_id, rec, ended)
+        if is_billable(seconds, billable_after_s, answered):  # the sale call_ended booked, at its price
+            REVENUE.labels(msg.get("campaign_id", ""), buyer_id).inc(float(load.open_calls[call_id]))
 
     async def reap(self, msg: protocol.Reap) -> None:
         """Release the buyer's calls whose end never came, as ended without a sale (decided here, on the exact state)."""

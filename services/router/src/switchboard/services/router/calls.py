@@ -357,7 +357,9 @@ class Calls:
         end = meaning_of(ended.outcome, ended.connected_seconds, offer.billable_after_s)
         seconds = end.connected_seconds
         ended_at = codec.ts_to_datetime(ended.occurred_at) if ended.HasField("occurred_at") else _now()
-        await self.release(call_id, offer.buyer_id, ended_at, seconds, end.answered, offer.billable_after_s)
+        await self.release(
+            call_id, offer.buyer_id, ended_at, seconds, end.answered, offer.billable_after_s, rec.ivr_completed().campaign_id
+        )
         failure = end.offer_outcome
         if failure is None:
             log.info("call_finished", call_id=call_id, buyer_id=offer.buyer_id, attempt=offer.attempt, seconds=seconds)
@@ -530,7 +532,14 @@ class Calls:
         self.records.put(call_id, rec.waiting_for(offer))
 
     async def release(
-        self, call_id: str, buyer_id: str, ended_at: datetime, seconds: int, answered: bool, billable_after_s: int | None = None
+        self,
+        call_id: str,
+        buyer_id: str,
+        ended_at: datetime,
+        seconds: int,
+        answered: bool,
+        billable_after_s: int | None = None,
+        campaign_id: str = "",
     ) -> None:
         try:
             buyer = self.config.buyer(buyer_id)
@@ -548,6 +557,7 @@ class Calls:
             answered=answered,
             billable_after_s=billable,
             ended_at=ended_at.isoformat(),
+            campaign_id=campaign_id,
         )
         await self.publisher.to_ledger(buyer_id, msg)
 

@@ -72,6 +72,7 @@ class Release(TypedDict):
     answered: bool
     billable_after_s: int
     ended_at: str  # ISO 8601
+    campaign_id: NotRequired[str]  # for the revenue metric; absent in releases of older routers
 
 
 class Reap(TypedDict):

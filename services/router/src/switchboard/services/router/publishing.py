@@ -23,8 +23,10 @@ from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.platform import codec
 from switchboard.platform.deadletters import write_dead_letter
 from switchboard.platform.settings import KafkaSettings
+from switchboard.platform.metrics import DEAD_LETTERS, HANDLER_ERRORS, reason_kind
 from switchboard.platform.topics import DEAD_LETTER
 from switchboard.services.router import protocol
+from switchboard.services.router.metrics import count_decision
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger("router")
@@ -47,6 +49,7 @@ class Publisher:
 
     async def send(self, topic: str, call_id: str, event: Message) -> None:
         await self.out[topic].send(key=call_id.encode(), value=codec.encode(event))
+        count_decision(event)  # call.routed, call.queued, call.rejected: switchboard_decisions_total
 
     async def to_ledger(self, key: str, msg: protocol.Message) -> None:
         """A message for the ledger agent, keyed by buyer id (so one writer per buyer sees it)."""
@@ -65,6 +68,8 @@ class Publisher:
             return await (await topic.send(key=key, value=value))  # the send, then its delivery
 
         letter = await write_dead_letter(send, codec.dead_letter(SERVICE, m, reason), self.kafka)
+        DEAD_LETTERS.labels(m.topic, reason_kind(reason)).inc()
+        HANDLER_ERRORS.labels(m.topic).inc()
         log.warning(
             "dead_lettered",
             topic=m.topic,

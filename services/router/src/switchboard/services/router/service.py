@@ -21,11 +21,13 @@ import structlog
 from faust.tables.manager import TableManager
 from google.protobuf.message import Message
 
+from switchboard.platform import ops
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import check_partition_counts, ensure_topics
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.topics import BID_RECEIVED, CALL_ENDED, CALL_OVERFLOWED, IVR_COMPLETED, POST_ANSWERED, Topic
 from switchboard.services.router.app import RouterApp, create_app
+from switchboard.services.router.metrics import install_sensor, watch_worker
 from switchboard.services.router.settings import RouterSettings
 from switchboard.services.router.view import ViewReader
 
@@ -76,6 +78,9 @@ async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
     await check_partition_counts(settings.kafka, [*(t.name for t in ROUTER_INPUTS), *(t.name for t in internal_topics(settings))])
     await ensure_topics(settings.kafka, internal_topics(settings))
     app, router = create_app(settings, config)
+    health = ops.health()
+    install_sensor(app, health)  # before the app starts: Faust's sensors see every event
+    watching = asyncio.create_task(watch_worker(app, health, stop))
     reader = ViewReader(settings.kafka, settings.internal_topic("view"), router.view)
     reading = asyncio.create_task(reader.run())
     app.in_worker = True  # what faust.Worker sets: the app runs agents and owns partitions
@@ -108,6 +113,8 @@ async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reading
+        stop.set()
+        await watching
         log.info("router_stopped")
 
 

@@ -1,0 +1,55 @@
+"""The queue's domain metrics (docs/OPERATIONS.md): waiting calls, agents by state, projected wait.
+
+Set from the ACD state after every batch (QueueRunner), so they are what the state is, not a
+running count that a restart would reset.
+
+Projected wait of a call arriving now at a queue: core.waits' estimate for the place after the
+last waiting call (0 while an agent slot is free for it, else k·h/c over the queue's agent slots,
+h the queue's mean handle time from core.waits.QueueEstimates, the same the ACD's overflow reads).
+Before any call finished there, the wait of the oldest waiting call stands in (a lower bound).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Gauge
+
+from switchboard.core.acd import Acd
+from switchboard.core.waits import QueueEstimates, projected_wait_s
+
+WAITING = Gauge("switchboard_queue_waiting_calls", "Calls waiting for an agent, per queue", ["queue"])
+AGENTS = Gauge(
+    "switchboard_agents",
+    "Agents of a queue by state: available (a free call slot) or busy (every slot taken)",
+    ["queue", "state"],
+)
+PROJECTED_WAIT = Gauge(
+    "switchboard_queue_projected_wait_seconds", "Estimated wait of a call arriving now at the queue (module doc)", ["queue"]
+)
+
+def projected_wait(waiting: int, free_slots: int, slots: int, handle_time_s: float | None, oldest_wait_s: float) -> float:
+    """Seconds a call arriving now would wait (module doc)."""
+    estimate = projected_wait_s(waiting + 1, slots, free_slots, handle_time_s)
+    if estimate is None:
+        return oldest_wait_s if waiting + 1 > free_slots else 0.0
+    return estimate
+
+
+class QueueGauges:
+    """The gauges, set from an Acd and the queue's running estimates."""
+
+    def __init__(self, estimates: QueueEstimates) -> None:
+        self.estimates = estimates
+
+    def show(self, acd: Acd, now: float) -> None:
+        for queue_id in acd.queues:
+            waiting = acd.waiting.get(queue_id, [])
+            agents = acd.agents_of(queue_id)
+            available = sum(1 for a in agents if a.has_capacity)
+            slots, free_slots = acd.slots(queue_id)
+            oldest = max((now - c.enqueued_at for c in waiting), default=0.0)
+            WAITING.labels(queue_id).set(len(waiting))
+            AGENTS.labels(queue_id, "available").set(available)
+            AGENTS.labels(queue_id, "busy").set(len(agents) - available)
+            PROJECTED_WAIT.labels(queue_id).set(
+                projected_wait(len(waiting), free_slots, slots, self.estimates.handle_time_s(queue_id), oldest)
+            )
