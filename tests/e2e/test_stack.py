@@ -159,6 +159,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             assert set(SERVICES) <= set(urls), urls
             targets = {name: int(url.rsplit(":", 1)[1]) for name, url in urls.items()}
             prometheus = Prometheus(binary, workdir / "prometheus", targets).start()
+            # Every target scraped once before the traffic: a counter first seen after the burst has no rate.
+            await asyncio.to_thread(prometheus.wait_for, "count(up == 1)", lambda v: v >= len(targets))
         cfg = load_config(demo_config_path, env=stack.config_env())  # as the services read it
         traffic = RecordingTraffic(cfg, seed=7)
         stats = await drive(stack.ivr_target, traffic, rate=40, count=CALLS, talk_scale=0.0)

@@ -9,11 +9,11 @@ from prometheus_client import REGISTRY
 
 from switchboard.core import reasons
 from switchboard.core.acd import Acd
+from switchboard.core.waits import QueueEstimates
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
 from switchboard.platform.metrics import LagTracker, reason_kind
 from switchboard.services.bidder.metrics import count_answer, is_fault
-from switchboard.core.waits import QueueEstimates
 from switchboard.services.queue.metrics import QueueGauges, projected_wait
 from switchboard.services.router.metrics import count_decision
 from switchboard.v1 import events_pb2 as pb

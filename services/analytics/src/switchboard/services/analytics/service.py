@@ -53,8 +53,8 @@ from switchboard.analytics.client import database_of, open_client, redact
 from switchboard.platform import codec, ops
 from switchboard.platform.kafka import EventBus, leave_group_on_close, make_consumer, track_lag
 from switchboard.platform.lifecycle import mark_ready
-from switchboard.platform.retry import StoppedWhileRetrying
 from switchboard.platform.metrics import EVENTS_CONSUMED, LagTracker
+from switchboard.platform.retry import StoppedWhileRetrying
 from switchboard.platform.topics import ALL_TOPICS, BY_NAME, DEAD_LETTER
 from switchboard.services.analytics.settings import AnalyticsSettings
 

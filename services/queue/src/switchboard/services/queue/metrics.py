@@ -26,6 +26,7 @@ PROJECTED_WAIT = Gauge(
     "switchboard_queue_projected_wait_seconds", "Estimated wait of a call arriving now at the queue (module doc)", ["queue"]
 )
 
+
 def projected_wait(waiting: int, free_slots: int, slots: int, handle_time_s: float | None, oldest_wait_s: float) -> float:
     """Seconds a call arriving now would wait (module doc)."""
     estimate = projected_wait_s(waiting + 1, slots, free_slots, handle_time_s)

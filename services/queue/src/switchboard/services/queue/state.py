@@ -47,8 +47,8 @@ from switchboard.core.acd import Acd
 from switchboard.platform import codec
 from switchboard.platform.deadletters import write_dead_letter
 from switchboard.platform.kafka import ensure_topics, make_consumer
-from switchboard.platform.retry import retrying
 from switchboard.platform.metrics import EVENTS_PUBLISHED
+from switchboard.platform.retry import retrying
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import DEAD_LETTER, QUEUE_STATE
 from switchboard.v1 import events_pb2 as pb

@@ -22,8 +22,8 @@ from switchboard.core.config import RoutingConfig
 from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.platform import codec
 from switchboard.platform.deadletters import write_dead_letter
-from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.metrics import DEAD_LETTERS, HANDLER_ERRORS, reason_kind
+from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import DEAD_LETTER
 from switchboard.services.router import protocol
 from switchboard.services.router.metrics import count_decision
