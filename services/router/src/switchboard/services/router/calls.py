@@ -81,6 +81,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def facts_of(ivr: pb.IvrCompleted) -> CallFacts:
+    """What eligibility reads of a call: its ivr.completed (or the one rebuilt from its hand-off to a queue)."""
+    return CallFacts(
+        call_id=ivr.call_id,
+        campaign_id=ivr.campaign_id,
+        publisher_id=ivr.publisher_id,
+        state=ivr.caller.state,
+        zip=ivr.caller.zip,
+        area_code=ivr.caller.area_code,
+        answers=dict(ivr.answers),
+    )
+
+
 class Calls:
     def __init__(
         self,
@@ -165,15 +178,7 @@ class Calls:
                 # could sell it twice.
                 log.warning("stale_ivr_completed_ignored", call_id=call_id, age_s=round(age_ms / 1000, 1))
                 return
-        facts = CallFacts(
-            call_id=call_id,
-            campaign_id=ivr.campaign_id,
-            publisher_id=ivr.publisher_id,
-            state=ivr.caller.state,
-            zip=ivr.caller.zip,
-            area_code=ivr.caller.area_code,
-            answers=dict(ivr.answers),
-        )
+        facts = facts_of(ivr)
         now = _now()
         started_ms = ivr.occurred_at.ToMilliseconds() if ivr.HasField("occurred_at") else int(now.timestamp() * 1000)
         rec = CallRecord.opened(ivr, started_ms)
@@ -205,15 +210,7 @@ class Calls:
             answers=dict(queued.answers),
             qualified=True,
         )
-        facts = CallFacts(
-            call_id=call_id,
-            campaign_id=queued.campaign_id,
-            publisher_id=queued.publisher_id,
-            state=queued.caller.state,
-            zip=queued.caller.zip,
-            area_code=queued.caller.area_code,
-            answers=dict(queued.answers),
-        )
+        facts = facts_of(ivr)
         started_ms = (
             queued.routing_started_at.ToMilliseconds() if queued.HasField("routing_started_at") else int(time.time() * 1000)
         )
