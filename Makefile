@@ -38,7 +38,7 @@ lint: install
 	$(UV) lock --check --quiet
 
 test: install
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=15
 
 test-unit: install
 	$(PY) -m pytest -q -m "not integration and not e2e"
