@@ -366,17 +366,21 @@ class Acd:
         """The waiting calls (of `queue_id`, or of every queue) in the order dispatch serves them at `now`:
         higher effective priority first, then a call back from an agent, then the oldest first arrival."""
         calls = self._waiting_ids.values() if queue_id is None else self.waiting.get(queue_id, [])
-        return sorted(
-            calls,
-            key=lambda c: (-effective_priority(c, self.queues[c.queue_id], now), not c.requeued, c.enqueued_at, c.seq),
-        )
+        return sorted(calls, key=lambda c: self._service_key(c, self.queues[c.queue_id], now))
+
+    @staticmethod
+    def _service_key(call: WaitingCall, queue: Queue, now: float) -> tuple[int, bool, float, int]:
+        return (-effective_priority(call, queue, now), not call.requeued, call.enqueued_at, call.seq)
 
     def position(self, call_id: str, now: float) -> int:
         """The waiting call's 1-based place in its queue's service order at `now` (0: not waiting)."""
         call = self._waiting_ids.get(call_id)
         if call is None:
             return 0
-        return next(i for i, c in enumerate(self.in_service_order(now, call.queue_id), 1) if c is call)
+        queue = self.queues[call.queue_id]
+        key = self._service_key(call, queue, now)
+        # The calls that rank before it, counted in one pass (no sort of the whole queue per question).
+        return 1 + sum(1 for c in self.waiting[call.queue_id] if c is not call and self._service_key(c, queue, now) < key)
 
     def slots(self, queue_id: str, needs: Mapping[str, str] | None = None) -> tuple[int, int]:
         """(all, free) call slots of the queue's agents whose skills cover `needs` (every agent without)."""
@@ -439,6 +443,9 @@ class Acd:
             return Offer("assigned", assignment=self._assign(call, agent, queue, now, considered), considered=considered)
         self.waiting[queue.id].append(call)
         self._waiting_ids[call.call_id] = call
+        if not queue.priority and queue.priority_aging_s is None:
+            # FIFO: the newest arrival is last. Counted, not ranked: a long queue takes each arrival in O(1).
+            return Offer("waiting", position=len(self.waiting[queue.id]), considered=considered)
         return Offer("waiting", position=self.position(call.call_id, now), considered=considered)
 
     def release(self, call_id: str, now: float) -> Release:
