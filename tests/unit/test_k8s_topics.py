@@ -23,6 +23,7 @@ from switchboard.platform.topics import (
     DEFAULT_RETENTION,
     LIVE_CALLS,
     QUEUE_STATE,
+    QUEUE_SUMMARY,
     Topic,
 )
 from switchboard.services.router.app import create_app
@@ -82,6 +83,7 @@ def test_state_topics_are_compacted_and_history_kept_for_its_retention():
         LIVE_CALLS.name,
         DEAD_LETTER_REPLAYS.name,
         QUEUE_STATE.name,
+        QUEUE_SUMMARY.name,
         router.internal_topic("view"),
         *(f"{router.app_id}-{table}-changelog" for table in ("auctions", "finished", "loads", "tiers")),
     }

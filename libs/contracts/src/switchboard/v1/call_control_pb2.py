@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from switchboard.v1 import events_pb2 as switchboard_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!switchboard/v1/call_control.proto\x12\x0eswitchboard.v1\x1a\x1bswitchboard/v1/events.proto\"Q\n\x10StartCallRequest\x12\x15\n\rcaller_number\x18\x01 \x01(\t\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\t\"\xb5\x01\n\x11StartCallResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x08\x12\x15\n\rreject_reason\x18\x04 \x01(\t\x12\x10\n\x08ivr_flow\x18\x05 \x01(\t\x12)\n\x06prompt\x18\x06 \x01(\x0b\x32\x19.switchboard.v1.IvrPrompt\x12\x14\n\x0c\x61nnouncement\x18\x07 \x01(\t\"\xad\x01\n\x14SubmitAnswersRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x42\n\x07\x61nswers\x18\x02 \x03(\x0b\x32\x31.switchboard.v1.SubmitAnswersRequest.AnswersEntry\x12\x10\n\x08\x63omplete\x18\x03 \x01(\x08\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\x15SubmitAnswersResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\":\n\x13\x41waitRoutingRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\x05\"\x92\x02\n\rRoutingResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.switchboard.v1.RoutingStatus\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.switchboard.v1.TargetKind\x12\x10\n\x08\x62uyer_id\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x06 \x01(\t\x12\r\n\x05price\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x14\n\x0c\x61nnouncement\x18\t \x01(\t\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12\x18\n\x10\x62illable_after_s\x18\x0b \x01(\x05\"p\n\x14ReportOutcomeRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12,\n\x07outcome\x18\x02 \x01(\x0e\x32\x1b.switchboard.v1.CallOutcome\x12\x19\n\x11\x63onnected_seconds\x18\x03 \x01(\x05\"\x17\n\x15ReportOutcomeResponse\"$\n\x11NextPromptRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\"k\n\x12SubmitInputRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.switchboard.v1.InputKind\x12\r\n\x05input\x18\x04 \x01(\t\"\xcd\x02\n\tIvrPrompt\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12*\n\x07\x65xpects\x18\x05 \x01(\x0e\x32\x19.switchboard.v1.InputKind\x12\x12\n\nnum_digits\x18\x06 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x12\n\nanswer_key\x18\x08 \x01(\t\x12\x37\n\x07\x63hoices\x18\t \x03(\x0b\x32&.switchboard.v1.IvrPrompt.ChoicesEntry\x12\x10\n\x08\x66inished\x18\n \x01(\x08\x12\x11\n\tqualified\x18\x0b \x01(\x08\x12\x0e\n\x06reason\x18\x0c \x01(\t\x1a.\n\x0c\x43hoicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x83\x01\n\rRoutingStatus\x12\x1e\n\x1aROUTING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16ROUTING_STATUS_PENDING\x10\x01\x12\x19\n\x15ROUTING_STATUS_ROUTED\x10\x02\x12\x1b\n\x17ROUTING_STATUS_REJECTED\x10\x03*v\n\tInputKind\x12\x1a\n\x16INPUT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11INPUT_KIND_DIGITS\x10\x01\x12\x15\n\x11INPUT_KIND_SPEECH\x10\x02\x12\x1f\n\x1bINPUT_KIND_DIGITS_OR_SPEECH\x10\x03\x32\x89\x04\n\x0b\x43\x61llControl\x12P\n\tStartCall\x12 .switchboard.v1.StartCallRequest\x1a!.switchboard.v1.StartCallResponse\x12\\\n\rSubmitAnswers\x12$.switchboard.v1.SubmitAnswersRequest\x1a%.switchboard.v1.SubmitAnswersResponse\x12R\n\x0c\x41waitRouting\x12#.switchboard.v1.AwaitRoutingRequest\x1a\x1d.switchboard.v1.RoutingResult\x12\\\n\rReportOutcome\x12$.switchboard.v1.ReportOutcomeRequest\x1a%.switchboard.v1.ReportOutcomeResponse\x12J\n\nNextPrompt\x12!.switchboard.v1.NextPromptRequest\x1a\x19.switchboard.v1.IvrPrompt\x12L\n\x0bSubmitInput\x12\".switchboard.v1.SubmitInputRequest\x1a\x19.switchboard.v1.IvrPromptb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!switchboard/v1/call_control.proto\x12\x0eswitchboard.v1\x1a\x1bswitchboard/v1/events.proto\"Q\n\x10StartCallRequest\x12\x15\n\rcaller_number\x18\x01 \x01(\t\x12\x15\n\rdialed_number\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\t\"\xb5\x01\n\x11StartCallResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x08\x12\x15\n\rreject_reason\x18\x04 \x01(\t\x12\x10\n\x08ivr_flow\x18\x05 \x01(\t\x12)\n\x06prompt\x18\x06 \x01(\x0b\x32\x19.switchboard.v1.IvrPrompt\x12\x14\n\x0c\x61nnouncement\x18\x07 \x01(\t\"\xad\x01\n\x14SubmitAnswersRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x42\n\x07\x61nswers\x18\x02 \x03(\x0b\x32\x31.switchboard.v1.SubmitAnswersRequest.AnswersEntry\x12\x10\n\x08\x63omplete\x18\x03 \x01(\x08\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"(\n\x15SubmitAnswersResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\":\n\x13\x41waitRoutingRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x12\n\ntimeout_ms\x18\x02 \x01(\x05\"\xf8\x02\n\rRoutingResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.switchboard.v1.RoutingStatus\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.switchboard.v1.TargetKind\x12\x10\n\x08\x62uyer_id\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x06 \x01(\t\x12\r\n\x05price\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x14\n\x0c\x61nnouncement\x18\t \x01(\t\x12\x0f\n\x07\x61ttempt\x18\n \x01(\x05\x12\x18\n\x10\x62illable_after_s\x18\x0b \x01(\x05\x12\x16\n\x0equeue_position\x18\x0c \x01(\x05\x12\x18\n\x10projected_wait_s\x18\r \x01(\x05\x12\x18\n\x10\x63\x61llback_offered\x18\x0e \x01(\x08\x12\x18\n\x10\x63\x61llback_attempt\x18\x0f \x01(\x05\"p\n\x14ReportOutcomeRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12,\n\x07outcome\x18\x02 \x01(\x0e\x32\x1b.switchboard.v1.CallOutcome\x12\x19\n\x11\x63onnected_seconds\x18\x03 \x01(\x05\"\x17\n\x15ReportOutcomeResponse\"$\n\x11NextPromptRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\"k\n\x12SubmitInputRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.switchboard.v1.InputKind\x12\r\n\x05input\x18\x04 \x01(\t\"\xcd\x02\n\tIvrPrompt\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12*\n\x07\x65xpects\x18\x05 \x01(\x0e\x32\x19.switchboard.v1.InputKind\x12\x12\n\nnum_digits\x18\x06 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x12\n\nanswer_key\x18\x08 \x01(\t\x12\x37\n\x07\x63hoices\x18\t \x03(\x0b\x32&.switchboard.v1.IvrPrompt.ChoicesEntry\x12\x10\n\x08\x66inished\x18\n \x01(\x08\x12\x11\n\tqualified\x18\x0b \x01(\x08\x12\x0e\n\x06reason\x18\x0c \x01(\t\x1a.\n\x0c\x43hoicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x16RequestCallbackRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08\x61t_local\x18\x02 \x01(\t\"R\n\x17RequestCallbackResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61nnouncement\x18\x02 \x01(\t\x12\x10\n\x08\x61t_local\x18\x03 \x01(\t\"\x17\n\x15WatchCallbacksRequest\"\xcc\x01\n\x11\x43\x61llbackPlacement\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x15\n\rcaller_number\x18\x02 \x01(\t\x12\x15\n\rdialed_number\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x18\n\x10\x63\x61llback_attempt\x18\x07 \x01(\x05\x12\x10\n\x08language\x18\x08 \x01(\t\x12\x14\n\x0c\x61nnouncement\x18\t \x01(\t*\x9f\x01\n\rRoutingStatus\x12\x1e\n\x1aROUTING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16ROUTING_STATUS_PENDING\x10\x01\x12\x19\n\x15ROUTING_STATUS_ROUTED\x10\x02\x12\x1b\n\x17ROUTING_STATUS_REJECTED\x10\x03\x12\x1a\n\x16ROUTING_STATUS_WAITING\x10\x04*v\n\tInputKind\x12\x1a\n\x16INPUT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11INPUT_KIND_DIGITS\x10\x01\x12\x15\n\x11INPUT_KIND_SPEECH\x10\x02\x12\x1f\n\x1bINPUT_KIND_DIGITS_OR_SPEECH\x10\x03\x32\xcb\x05\n\x0b\x43\x61llControl\x12P\n\tStartCall\x12 .switchboard.v1.StartCallRequest\x1a!.switchboard.v1.StartCallResponse\x12\\\n\rSubmitAnswers\x12$.switchboard.v1.SubmitAnswersRequest\x1a%.switchboard.v1.SubmitAnswersResponse\x12R\n\x0c\x41waitRouting\x12#.switchboard.v1.AwaitRoutingRequest\x1a\x1d.switchboard.v1.RoutingResult\x12\\\n\rReportOutcome\x12$.switchboard.v1.ReportOutcomeRequest\x1a%.switchboard.v1.ReportOutcomeResponse\x12J\n\nNextPrompt\x12!.switchboard.v1.NextPromptRequest\x1a\x19.switchboard.v1.IvrPrompt\x12L\n\x0bSubmitInput\x12\".switchboard.v1.SubmitInputRequest\x1a\x19.switchboard.v1.IvrPrompt\x12\x62\n\x0fRequestCallback\x12&.switchboard.v1.RequestCallbackRequest\x1a\'.switchboard.v1.RequestCallbackResponse\x12\\\n\x0eWatchCallbacks\x12%.switchboard.v1.WatchCallbacksRequest\x1a!.switchboard.v1.CallbackPlacement0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITANSWERSREQUEST_ANSWERSENTRY']._serialized_options = b'8\001'
   _globals['_IVRPROMPT_CHOICESENTRY']._loaded_options = None
   _globals['_IVRPROMPT_CHOICESENTRY']._serialized_options = b'8\001'
-  _globals['_ROUTINGSTATUS']._serialized_start=1527
-  _globals['_ROUTINGSTATUS']._serialized_end=1658
-  _globals['_INPUTKIND']._serialized_start=1660
-  _globals['_INPUTKIND']._serialized_end=1778
+  _globals['_ROUTINGSTATUS']._serialized_start=2006
+  _globals['_ROUTINGSTATUS']._serialized_end=2165
+  _globals['_INPUTKIND']._serialized_start=2167
+  _globals['_INPUTKIND']._serialized_end=2285
   _globals['_STARTCALLREQUEST']._serialized_start=82
   _globals['_STARTCALLREQUEST']._serialized_end=163
   _globals['_STARTCALLRESPONSE']._serialized_start=166
@@ -53,19 +53,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AWAITROUTINGREQUEST']._serialized_start=567
   _globals['_AWAITROUTINGREQUEST']._serialized_end=625
   _globals['_ROUTINGRESULT']._serialized_start=628
-  _globals['_ROUTINGRESULT']._serialized_end=902
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=904
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=1016
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=1018
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=1041
-  _globals['_NEXTPROMPTREQUEST']._serialized_start=1043
-  _globals['_NEXTPROMPTREQUEST']._serialized_end=1079
-  _globals['_SUBMITINPUTREQUEST']._serialized_start=1081
-  _globals['_SUBMITINPUTREQUEST']._serialized_end=1188
-  _globals['_IVRPROMPT']._serialized_start=1191
-  _globals['_IVRPROMPT']._serialized_end=1524
-  _globals['_IVRPROMPT_CHOICESENTRY']._serialized_start=1478
-  _globals['_IVRPROMPT_CHOICESENTRY']._serialized_end=1524
-  _globals['_CALLCONTROL']._serialized_start=1781
-  _globals['_CALLCONTROL']._serialized_end=2302
+  _globals['_ROUTINGRESULT']._serialized_end=1004
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=1006
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=1118
+  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=1120
+  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=1143
+  _globals['_NEXTPROMPTREQUEST']._serialized_start=1145
+  _globals['_NEXTPROMPTREQUEST']._serialized_end=1181
+  _globals['_SUBMITINPUTREQUEST']._serialized_start=1183
+  _globals['_SUBMITINPUTREQUEST']._serialized_end=1290
+  _globals['_IVRPROMPT']._serialized_start=1293
+  _globals['_IVRPROMPT']._serialized_end=1626
+  _globals['_IVRPROMPT_CHOICESENTRY']._serialized_start=1580
+  _globals['_IVRPROMPT_CHOICESENTRY']._serialized_end=1626
+  _globals['_REQUESTCALLBACKREQUEST']._serialized_start=1628
+  _globals['_REQUESTCALLBACKREQUEST']._serialized_end=1687
+  _globals['_REQUESTCALLBACKRESPONSE']._serialized_start=1689
+  _globals['_REQUESTCALLBACKRESPONSE']._serialized_end=1771
+  _globals['_WATCHCALLBACKSREQUEST']._serialized_start=1773
+  _globals['_WATCHCALLBACKSREQUEST']._serialized_end=1796
+  _globals['_CALLBACKPLACEMENT']._serialized_start=1799
+  _globals['_CALLBACKPLACEMENT']._serialized_end=2003
+  _globals['_CALLCONTROL']._serialized_start=2288
+  _globals['_CALLCONTROL']._serialized_end=3003
 # @@protoc_insertion_point(module_scope)

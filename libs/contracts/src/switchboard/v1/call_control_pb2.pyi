@@ -14,6 +14,7 @@ class RoutingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROUTING_STATUS_PENDING: _ClassVar[RoutingStatus]
     ROUTING_STATUS_ROUTED: _ClassVar[RoutingStatus]
     ROUTING_STATUS_REJECTED: _ClassVar[RoutingStatus]
+    ROUTING_STATUS_WAITING: _ClassVar[RoutingStatus]
 
 class InputKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -25,6 +26,7 @@ ROUTING_STATUS_UNSPECIFIED: RoutingStatus
 ROUTING_STATUS_PENDING: RoutingStatus
 ROUTING_STATUS_ROUTED: RoutingStatus
 ROUTING_STATUS_REJECTED: RoutingStatus
+ROUTING_STATUS_WAITING: RoutingStatus
 INPUT_KIND_UNSPECIFIED: InputKind
 INPUT_KIND_DIGITS: InputKind
 INPUT_KIND_SPEECH: InputKind
@@ -90,7 +92,7 @@ class AwaitRoutingRequest(_message.Message):
     def __init__(self, call_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class RoutingResult(_message.Message):
-    __slots__ = ("call_id", "status", "kind", "buyer_id", "agent_id", "destination", "price", "reason", "announcement", "attempt", "billable_after_s")
+    __slots__ = ("call_id", "status", "kind", "buyer_id", "agent_id", "destination", "price", "reason", "announcement", "attempt", "billable_after_s", "queue_position", "projected_wait_s", "callback_offered", "callback_attempt")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +104,10 @@ class RoutingResult(_message.Message):
     ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BILLABLE_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_OFFERED_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     status: RoutingStatus
     kind: _events_pb2.TargetKind
@@ -113,7 +119,11 @@ class RoutingResult(_message.Message):
     announcement: str
     attempt: int
     billable_after_s: int
-    def __init__(self, call_id: _Optional[str] = ..., status: _Optional[_Union[RoutingStatus, str]] = ..., kind: _Optional[_Union[_events_pb2.TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., reason: _Optional[str] = ..., announcement: _Optional[str] = ..., attempt: _Optional[int] = ..., billable_after_s: _Optional[int] = ...) -> None: ...
+    queue_position: int
+    projected_wait_s: int
+    callback_offered: bool
+    callback_attempt: int
+    def __init__(self, call_id: _Optional[str] = ..., status: _Optional[_Union[RoutingStatus, str]] = ..., kind: _Optional[_Union[_events_pb2.TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., reason: _Optional[str] = ..., announcement: _Optional[str] = ..., attempt: _Optional[int] = ..., billable_after_s: _Optional[int] = ..., queue_position: _Optional[int] = ..., projected_wait_s: _Optional[int] = ..., callback_offered: _Optional[bool] = ..., callback_attempt: _Optional[int] = ...) -> None: ...
 
 class ReportOutcomeRequest(_message.Message):
     __slots__ = ("call_id", "outcome", "connected_seconds")
@@ -181,3 +191,47 @@ class IvrPrompt(_message.Message):
     qualified: bool
     reason: str
     def __init__(self, call_id: _Optional[str] = ..., node: _Optional[str] = ..., text: _Optional[str] = ..., language: _Optional[str] = ..., expects: _Optional[_Union[InputKind, str]] = ..., num_digits: _Optional[int] = ..., attempt: _Optional[int] = ..., answer_key: _Optional[str] = ..., choices: _Optional[_Mapping[str, str]] = ..., finished: _Optional[bool] = ..., qualified: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RequestCallbackRequest(_message.Message):
+    __slots__ = ("call_id", "at_local")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_LOCAL_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    at_local: str
+    def __init__(self, call_id: _Optional[str] = ..., at_local: _Optional[str] = ...) -> None: ...
+
+class RequestCallbackResponse(_message.Message):
+    __slots__ = ("call_id", "announcement", "at_local")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
+    AT_LOCAL_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    announcement: str
+    at_local: str
+    def __init__(self, call_id: _Optional[str] = ..., announcement: _Optional[str] = ..., at_local: _Optional[str] = ...) -> None: ...
+
+class WatchCallbacksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CallbackPlacement(_message.Message):
+    __slots__ = ("call_id", "caller_number", "dialed_number", "destination", "agent_id", "attempt", "callback_attempt", "language", "announcement")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DIALED_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    caller_number: str
+    dialed_number: str
+    destination: str
+    agent_id: str
+    attempt: int
+    callback_attempt: int
+    language: str
+    announcement: str
+    def __init__(self, call_id: _Optional[str] = ..., caller_number: _Optional[str] = ..., dialed_number: _Optional[str] = ..., destination: _Optional[str] = ..., agent_id: _Optional[str] = ..., attempt: _Optional[int] = ..., callback_attempt: _Optional[int] = ..., language: _Optional[str] = ..., announcement: _Optional[str] = ...) -> None: ...

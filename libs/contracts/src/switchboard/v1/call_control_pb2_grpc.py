@@ -64,6 +64,16 @@ class CallControlStub:
                 request_serializer=switchboard_dot_v1_dot_call__control__pb2.SubmitInputRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.FromString,
                 _registered_method=True)
+        self.RequestCallback = channel.unary_unary(
+                '/switchboard.v1.CallControl/RequestCallback',
+                request_serializer=switchboard_dot_v1_dot_call__control__pb2.RequestCallbackRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_call__control__pb2.RequestCallbackResponse.FromString,
+                _registered_method=True)
+        self.WatchCallbacks = channel.unary_stream(
+                '/switchboard.v1.CallControl/WatchCallbacks',
+                request_serializer=switchboard_dot_v1_dot_call__control__pb2.WatchCallbacksRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_call__control__pb2.CallbackPlacement.FromString,
+                _registered_method=True)
 
 
 class CallControlServicer:
@@ -116,6 +126,25 @@ class CallControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestCallback(self, request, context):
+        """The caller accepted the callback a WAITING result offered (key 1 / "yes"): the queue keeps the
+        caller's place (virtual hold); the edge says `announcement` and ends the caller's leg without a
+        ReportOutcome. Emits callback.requested. Refused when no callback was offered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchCallbacks(self, request, context):
+        """The edge's outbound channel: every callback due on calls of this ivr instance (the queue
+        reserved an agent). The edge dials `caller_number`, bridges an answered call to `destination`
+        and reports it with ReportOutcome (CALL_OUTCOME_CALLBACK_NO_ANSWER when the caller did not
+        answer). Placements not reported are sent again when the stream reopens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CallControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +177,16 @@ def add_CallControlServicer_to_server(servicer, server):
                     servicer.SubmitInput,
                     request_deserializer=switchboard_dot_v1_dot_call__control__pb2.SubmitInputRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.SerializeToString,
+            ),
+            'RequestCallback': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestCallback,
+                    request_deserializer=switchboard_dot_v1_dot_call__control__pb2.RequestCallbackRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_call__control__pb2.RequestCallbackResponse.SerializeToString,
+            ),
+            'WatchCallbacks': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCallbacks,
+                    request_deserializer=switchboard_dot_v1_dot_call__control__pb2.WatchCallbacksRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_call__control__pb2.CallbackPlacement.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -312,6 +351,60 @@ class CallControl:
             '/switchboard.v1.CallControl/SubmitInput',
             switchboard_dot_v1_dot_call__control__pb2.SubmitInputRequest.SerializeToString,
             switchboard_dot_v1_dot_call__control__pb2.IvrPrompt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestCallback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.CallControl/RequestCallback',
+            switchboard_dot_v1_dot_call__control__pb2.RequestCallbackRequest.SerializeToString,
+            switchboard_dot_v1_dot_call__control__pb2.RequestCallbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCallbacks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/switchboard.v1.CallControl/WatchCallbacks',
+            switchboard_dot_v1_dot_call__control__pb2.WatchCallbacksRequest.SerializeToString,
+            switchboard_dot_v1_dot_call__control__pb2.CallbackPlacement.FromString,
             options,
             channel_credentials,
             insecure,

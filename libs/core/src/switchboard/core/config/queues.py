@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from switchboard.core.config.conditions import Condition, _check_answers
+from switchboard.core.config.schedules import _check_timezone
 from switchboard.core.config.types import _Model
 
 # How a queue orders its free agents for a call (Queue.strategy spells the same names).
@@ -37,6 +38,17 @@ class PriorityRule(_Model):
     priority: int
 
 
+class QueueAnnouncements(_Model):
+    """`queues[].announcements.<language>`: what the edge says to a waiting caller (core.announce fills the
+    placeholders {position}, {minutes}, {when}); unset texts come from the built-in ones of the language."""
+
+    waiting: str | None = None  # position and projected wait
+    waiting_unknown: str | None = None  # position when the projected wait is unknown
+    callback_offer: str | None = None  # "press 1 / say yes to be called back, keeping your place"
+    callback_accepted: str | None = None  # before the caller hangs up
+    callback_answered: str | None = None  # the caller picked up the callback, before the agent is bridged
+
+
 class Queue(_Model):
     id: str
     strategy: Literal["longest_idle", "round_robin", "fewest_calls", "best_performer"] = "longest_idle"
@@ -52,6 +64,25 @@ class Queue(_Model):
     # or whose projected wait exceeds overflow_when_projected_wait_s, goes on to them (None: never).
     overflow_after_s: int | None = Field(None, ge=0)
     overflow_when_projected_wait_s: int | None = Field(None, ge=0)
+    # Announcements (docs/ACD.md): position and projected wait are said when a call starts waiting and
+    # then every announce_every_s (0: only when it starts waiting).
+    announce_every_s: int = Field(60, ge=0)
+    announcements: dict[str, QueueAnnouncements] = {}  # language → texts
+    # Callbacks (docs/ACD.md): offered once the projected wait exceeds callback_offer_after_s; a callback the
+    # caller does not answer is tried again callback_retry_after_s later, callback_retries times, then the call
+    # ends `callback_failed`; one not placed within callback_max_wait_s of being accepted (or of its chosen
+    # time) ends `callback_expired`. Scheduled callbacks ("call me at 17:30") are read in `timezone`.
+    callback_retries: int = Field(2, ge=0)
+    callback_retry_after_s: int = Field(120, ge=1)
+    callback_max_wait_s: int = Field(4 * 3600, ge=60)
+    timezone: str = "UTC"
+    # After each call an agent is in wrap-up (no calls) this long, or until it ends the wrap-up (AgentDesk).
+    wrap_up_s: int = Field(0, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        return _check_timezone(v)
 
 
 class Agent(_Model):
@@ -60,6 +91,17 @@ class Agent(_Model):
     queues: list[str] = Field(min_length=1)
     skills: dict[str, list[str]] = {}
     location: str = ""
-    performance: float = Field(0.5, ge=0, le=1)
+    # 0..1 for best_performer; `learned`: the share of its recent offers the agent answered (docs/ACD.md).
+    performance: float | Literal["learned"] = 0.5
+    # always: logged in and ready from the start (a static roster); desk: takes calls only while logged in
+    # through AgentDesk (docs/ACD.md "Agents").
+    login: Literal["always", "desk"] = "always"
     max_concurrent: int = Field(1, ge=1)
     destination: str = ""
+
+    @field_validator("performance")
+    @classmethod
+    def _performance(cls, v: float | str) -> float | str:
+        if isinstance(v, float | int) and not 0 <= v <= 1:
+            raise ValueError(f"performance {v} is not between 0 and 1 (or write `learned`)")
+        return v
