@@ -19,9 +19,19 @@ from aiokafka.partitioner import DefaultPartitioner
 from switchboard.platform import codec
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_OVERFLOWED, CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, IVR_COMPLETED
+from switchboard.platform.topics import CALL_OVERFLOWED, CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, IVR_COMPLETED, QUEUE_SUMMARY
 from switchboard.v1 import events_pb2 as pb
-from tests.support import RESULT_TOPICS, Results, ServiceProcess, by_target, event_bus, ivr, service_env, stop_services
+from tests.support import (
+    RESULT_TOPICS,
+    Results,
+    ServiceProcess,
+    by_target,
+    event_bus,
+    ivr,
+    publish_raw,
+    service_env,
+    stop_services,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +166,29 @@ async def test_queue_tier_produces_call_queued(services: Services) -> None:
     assert isinstance(queued, pb.CallQueued)
     assert (queued.queue_id, queued.tier_index) == ("sales", 1)
     assert by_target(queued)["texan"].excluded_by == "filter:states"
+
+
+async def test_call_queued_carries_the_queues_outlook_from_queue_summary(services: Services) -> None:
+    """The router follows queue.summary and stamps call.queued (docs/ACD.md "Projected wait")."""
+    # Dated a day ahead so that it stays the newest summary of `sales` whatever this module's queue
+    # service writes meanwhile (the router keeps the latest occurred_at per queue).
+    ahead = pb.QueueSummary(event_id=codec.new_id(), queue_id="sales", waiting=41, projected_wait_s=600)
+    ahead.occurred_at.FromSeconds(int(time.time()) + 86_400)
+    await publish_raw(services.kafka, [(QUEUE_SUMMARY.name, b"sales", ahead.SerializeToString())])
+    deadline = time.monotonic() + 30
+    async with Results(services.kafka) as results, event_bus(services.kafka) as bus:
+        while True:  # the router reads the summary soon, not at once: queue calls until one carries it
+            event = ivr("queued")
+            await bus.publish(IVR_COMPLETED, event)
+            while not (found := [e for t, e in results.terminal(event.call_id) if t == CALL_QUEUED.name]):
+                assert time.monotonic() < deadline, results.terminal(event.call_id)
+                await asyncio.sleep(0.01)
+            queued = found[0]
+            assert isinstance(queued, pb.CallQueued)
+            if queued.position != -1:
+                break
+            assert queued.projected_wait_s == -1 and time.monotonic() < deadline
+    assert (queued.position, queued.projected_wait_s) == (42, 600)
 
 
 async def test_a_queue_with_nobody_overflows_to_the_next_tiers_buyers(services: Services) -> None:

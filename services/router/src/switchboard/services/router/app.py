@@ -14,7 +14,7 @@ buyer id / tier key: `loads` and `tiers` (bookkeeper.py).
 
 The parts are plain classes that get what they use passed in: the tables (through
 record.CallRecords / FinishedCalls), the topics, a publishing.Publisher, the worker's LoadView
-(view.py) and the BidsRead the call side writes and the deadline timer reads. Only `_wire`
+(view.py), its QueueOutlook (outlook.py: call.queued's position and projected wait) and the BidsRead the call side writes and the deadline timer reads. Only `_wire`
 knows all of them; `Router` holds them for the service (service.py reads its view).
 """
 
@@ -45,6 +45,7 @@ from switchboard.platform.topics import (
 from switchboard.services.router.bookkeeper import Bookkeeper
 from switchboard.services.router.calls import Calls
 from switchboard.services.router.deadlines import BidsRead, DeadlineTimer
+from switchboard.services.router.outlook import QueueOutlook
 from switchboard.services.router.publishing import Publisher
 from switchboard.services.router.record import CallRecords, FinishedCalls
 from switchboard.services.router.settings import RouterSettings
@@ -75,6 +76,7 @@ class Router:
     sweeper: Sweeper
     bookkeeper: Bookkeeper
     view: LoadView
+    outlook: QueueOutlook
 
 
 def _wire(app: RouterApp, config: RoutingConfig, settings: RouterSettings) -> Router:
@@ -108,6 +110,7 @@ def _wire(app: RouterApp, config: RoutingConfig, settings: RouterSettings) -> Ro
     }
     publisher = Publisher(config, out, internal["ledger"], settings.kafka)
     view = LoadView()
+    outlook = QueueOutlook()
     bookkeeper = Bookkeeper(
         app, config, partitions, internal, publisher.dead_letter, timedelta(seconds=settings.max_call_duration_s)
     )
@@ -123,6 +126,7 @@ def _wire(app: RouterApp, config: RoutingConfig, settings: RouterSettings) -> Ro
         settings.deadlines_topic,
         replies_topic,
         finished_retention_ms,
+        outlook,
     )
     timer = DeadlineTimer(
         records,
@@ -138,7 +142,7 @@ def _wire(app: RouterApp, config: RoutingConfig, settings: RouterSettings) -> Ro
     app.agent(internal["ledger"], name="ledger")(bookkeeper.process)
     app.timer(settings.deadline_tick_ms / 1000, name="deadlines")(timer.signal_expired)
     app.timer(settings.sweep_interval_s, name="sweep")(sweeper.sweep)
-    return Router(calls, timer, sweeper, bookkeeper, view)
+    return Router(calls, timer, sweeper, bookkeeper, view, outlook)
 
 
 def create_app(settings: RouterSettings, config: RoutingConfig) -> tuple[RouterApp, Router]:

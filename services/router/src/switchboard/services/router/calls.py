@@ -59,6 +59,7 @@ from switchboard.platform import codec
 from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, PING_REQUESTED, POST_REQUESTED
 from switchboard.services.router import protocol
 from switchboard.services.router.deadlines import BidsRead
+from switchboard.services.router.outlook import QueueOutlook
 from switchboard.services.router.publishing import Publisher, ts_from_ms
 from switchboard.services.router.record import (
     Auction,
@@ -106,6 +107,7 @@ class Calls:
         deadlines_topic: str,
         replies_topic: str,
         finished_retention_ms: int,
+        outlook: QueueOutlook | None = None,
     ) -> None:
         self.config = config
         self.records = records
@@ -116,6 +118,7 @@ class Calls:
         self.deadlines_topic = deadlines_topic
         self.replies_topic = replies_topic
         self.finished_retention_ms = finished_retention_ms
+        self.outlook = outlook or QueueOutlook()  # the queues' latest summaries: call.queued's position and wait
 
     # ------------------------------------------------------------ stream side
 
@@ -576,6 +579,7 @@ class Calls:
                 tier_index=action.tier_index,
                 attempt=action.attempt,
             )
+            out.position, out.projected_wait_s = self.outlook.stamp(action.queue_id)
             topic, kind = CALL_QUEUED.name, FinishedKind.QUEUED
             log.info("call_queued", call_id=call_id, queue_id=action.queue_id)
         else:

@@ -25,9 +25,18 @@ from switchboard.platform import ops
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import check_partition_counts, ensure_topics
 from switchboard.platform.lifecycle import mark_ready
-from switchboard.platform.topics import BID_RECEIVED, CALL_ENDED, CALL_OVERFLOWED, IVR_COMPLETED, POST_ANSWERED, Topic
+from switchboard.platform.topics import (
+    BID_RECEIVED,
+    CALL_ENDED,
+    CALL_OVERFLOWED,
+    IVR_COMPLETED,
+    POST_ANSWERED,
+    QUEUE_SUMMARY,
+    Topic,
+)
 from switchboard.services.router.app import RouterApp, create_app
 from switchboard.services.router.metrics import install_sensor, watch_worker
+from switchboard.services.router.outlook import OutlookReader, reader_failed
 from switchboard.services.router.settings import RouterSettings
 from switchboard.services.router.view import ViewReader
 
@@ -76,13 +85,17 @@ def router_topics(settings: RouterSettings) -> list[Topic]:
 async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
     await check_partition_counts(settings.kafka, [*(t.name for t in ROUTER_INPUTS), *(t.name for t in internal_topics(settings))])
-    await ensure_topics(settings.kafka, internal_topics(settings))
+    # queue.summary is the queue service's; created here too so that a router started first can follow it.
+    await ensure_topics(settings.kafka, [*internal_topics(settings), QUEUE_SUMMARY])
     app, router = create_app(settings, config)
     health = ops.health()
     install_sensor(app, health)  # before the app starts: Faust's sensors see every event
     watching = asyncio.create_task(watch_worker(app, health, stop))
     reader = ViewReader(settings.kafka, settings.internal_topic("view"), router.view)
     reading = asyncio.create_task(reader.run())
+    # Not awaited for readiness (outlook.py): the stamps are -1 until the first summaries are read.
+    outlooking = asyncio.create_task(OutlookReader(settings.kafka, router.outlook).run())
+    outlooking.add_done_callback(reader_failed)
     app.in_worker = True  # what faust.Worker sets: the app runs agents and owns partitions
     starting: asyncio.Task | None = None
     stopping = asyncio.create_task(stop.wait())
@@ -111,8 +124,11 @@ async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
                 starting.cancel()
             await app.stop()
         reading.cancel()
+        outlooking.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reading
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await outlooking
         stop.set()
         await watching
         log.info("router_stopped")
