@@ -171,11 +171,23 @@ def run(
     simulate_buyers: bool = typer.Option(
         True, help="start the buyer simulator for the RTB buyers (--no-simulate-buyers: they must be reachable)"
     ),
+    callback_accept_rate: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="share of waiting callers offered a callback who accept it"
+    ),
+    callback_answer_rate: float = typer.Option(
+        0.8, min=0.0, max=1.0, help="share of callbacks the demo callers answer (the rest are retried by the queue)"
+    ),
 ) -> None:
-    """Bring the whole stack up locally, drive demo calls through the gRPC edge, show it live."""
+    """Bring the whole stack up locally, drive demo calls through the gRPC edge, show it live.
+
+    Agents configured `login: desk` log in through AgentDesk and wrap up their calls (demo/desk.py);
+    callers waiting in a queue hear their place and projected wait and may accept a callback, which
+    the demo's callback edge places (demo/callbacks.py)."""
     from switchboard.core.config import ConfigError
+    from switchboard.demo.callbacks import DemoCallbacks
+    from switchboard.demo.desk import DemoAgents
     from switchboard.demo.driver import DriveStats, drive
-    from switchboard.demo.live import RtbView, render
+    from switchboard.demo.live import RtbView, acd_table, render
     from switchboard.demo.traffic import TrafficModel
     from switchboard.platform.configfile import load_config
     from switchboard.platform.kafka import wait_until_drained
@@ -208,6 +220,13 @@ def run(
         run_cfg = load_config(config, env=stack.config_env())
         rtb = RtbView(run_cfg, stack.buyersim_http)
         stats = DriveStats()
+        desk_agents = any(a.login == "desk" for a in run_cfg.agents)
+        agents = DemoAgents(stack.desk_target, run_cfg, seed=seed) if desk_agents else None
+        callbacks = DemoCallbacks(stack.ivr_target, stats, answer_rate=callback_answer_rate, seed=seed)
+        acd_stop = asyncio.Event()
+        acd = [asyncio.create_task(callbacks.run(acd_stop))]
+        if agents is not None:
+            acd.append(asyncio.create_task(agents.run(acd_stop)))
         driver = asyncio.create_task(
             drive(
                 stack.ivr_target,
@@ -219,17 +238,22 @@ def run(
                 stats=stats,
                 answer_rate=answer_rate,
                 seed=seed,
+                callback_accept_rate=callback_accept_rate,
             )
         )
-        with Live(render(stats, rate, rtb=rtb), console=console, refresh_per_second=4) as live:
+        with Live(render(stats, rate, rtb=rtb, agents=agents), console=console, refresh_per_second=4) as live:
             while not driver.done():
                 await asyncio.wait({driver}, timeout=0.25)
                 await rtb.refresh()
                 dead = stack.dead_services()
-                live.update(render(stats, rate, dead, rtb=rtb))
+                live.update(render(stats, rate, dead, rtb=rtb, agents=agents))
                 if dead:
                     stop.set()
         await driver
+        acd_stop.set()
+        await asyncio.gather(*acd)
+        if stats.waited or stats.callbacks:
+            console.print(acd_table(stats, agents))
         with console.status("waiting for analytics to catch up…"):
             await wait_until_drained(stack.kafka_settings(), "analytics", timeout_s=30)
         return stats

@@ -109,6 +109,11 @@ class Stack:
         return f"127.0.0.1:{self.procs['ivr'].info['grpc_port']}"
 
     @property
+    def desk_target(self) -> str:
+        """The queue service's AgentDesk gRPC address (its ready file's desk_port)."""
+        return f"127.0.0.1:{self.procs['queue'].info['desk_port']}"
+
+    @property
     def buyersim_http(self) -> str | None:
         """`127.0.0.1:<port>` of the buyer simulator's HTTP server, None when it is not running."""
         sp = self.procs.get(BUYERSIM)

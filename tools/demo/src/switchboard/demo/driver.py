@@ -33,6 +33,8 @@ class CallResult:
         default_factory=list
     )  # every offer in order: buyer id or "agent:<id>"; the last one answered when routed
     billable: bool = False  # routed to a buyer and connected for its billable_after_s: a sale
+    announcements: list[str] = field(default_factory=list)  # what the queue said while the caller waited (WAITING)
+    callback: bool = False  # the caller accepted a callback and hung up (the callback edge takes it on)
 
 
 @dataclass
@@ -41,6 +43,19 @@ class DriveStats:
     sent: int = 0
     results: list[CallResult] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
+    # The ACD side (docs/ACD.md): callbacks by stage (requested, placed, connected, no_answer) as the demo's
+    # callback edge saw them, and the last thing the queue told a waiting caller.
+    callbacks: Counter = field(default_factory=Counter)
+    last_announcement: str = ""
+
+    @property
+    def waited(self) -> list[CallResult]:
+        return [r for r in self.results if r.announcements]
+
+    @property
+    def overflowed_to_buyers(self) -> int:
+        """Calls that waited in a queue and were then sold to a buyer (the queue overflowed them)."""
+        return sum(1 for r in self.results if r.announcements and r.buyer_id)
 
     @property
     def routed(self) -> list[CallResult]:
@@ -121,6 +136,8 @@ async def one_call(
     max_offers: int = 10,
     rng: random.Random | None = None,
     await_timeout_ms: int = 15000,
+    callback_accept_rate: float = 0.0,
+    on_announcement: Callable[[str], None] | None = None,
 ) -> CallResult:
     """One call through the edge, as a telephony adapter would drive it.
 
@@ -130,6 +147,11 @@ async def one_call(
     after that the simulated caller gives up (CALLER_HANGUP, status
     "abandoned"). The answered call is talked through and reported ANSWERED.
     With report_outcome=False nothing is reported and the first offer counts.
+
+    A caller waiting in an ACD queue hears WAITING results (position and projected wait,
+    `on_announcement`); offered a callback, it accepts with probability `callback_accept_rate`
+    (RequestCallback) and hangs up without a report (status "callback": the demo's callback edge,
+    callbacks.py, answers the call back).
     """
     rng = rng or random.Random()
     start = await stub.StartCall(cc.StartCallRequest(caller_number=call.caller_number, dialed_number=call.dialed_number))
@@ -151,17 +173,40 @@ async def one_call(
     t0 = time.monotonic()
     decision_ms = 0.0
     attempts: list[str] = []
+    heard: list[str] = []
+    offered_callback = False
     while True:
         res = await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=await_timeout_ms))
         if not decision_ms:
             decision_ms = (time.monotonic() - t0) * 1000
+        if res.status == cc.ROUTING_STATUS_WAITING:
+            heard.append(res.announcement)
+            if on_announcement:
+                on_announcement(res.announcement)
+            if res.callback_offered and not offered_callback:
+                offered_callback = True  # the caller decides once
+                if rng.random() < callback_accept_rate:
+                    await stub.RequestCallback(cc.RequestCallbackRequest(call_id=cid))
+                    return CallResult(
+                        cid, "callback", decision_ms=decision_ms, attempts=attempts, announcements=heard, callback=True
+                    )
+            continue
+        if res.status == cc.ROUTING_STATUS_PENDING and heard:
+            continue  # waiting in a queue between announcements: the queue ends the wait (max_wait_s)
         if res.status == cc.ROUTING_STATUS_REJECTED:
-            return CallResult(cid, "rejected", reason=res.reason, decision_ms=decision_ms, attempts=attempts)
+            return CallResult(cid, "rejected", reason=res.reason, decision_ms=decision_ms, attempts=attempts, announcements=heard)
         if res.status != cc.ROUTING_STATUS_ROUTED:
             return CallResult(cid, "pending", reason="no decision in time", decision_ms=decision_ms, attempts=attempts)
         attempts.append(_target(res))
         routed = CallResult(
-            cid, "routed", res.buyer_id, res.agent_id, Decimal(res.price or "0"), decision_ms=decision_ms, attempts=attempts
+            cid,
+            "routed",
+            res.buyer_id,
+            res.agent_id,
+            Decimal(res.price or "0"),
+            decision_ms=decision_ms,
+            attempts=attempts,
+            announcements=heard,
         )
         if not report_outcome:
             return routed
@@ -194,6 +239,7 @@ async def drive(
     talk_scale: float = 0.01,
     answer_rate: float = 1.0,
     seed: int = 1,
+    callback_accept_rate: float = 0.0,
 ) -> DriveStats:
     """Start `rate` calls per second until `count` calls, `duration_s` or `stop`; wait for all to finish.
 
@@ -211,13 +257,26 @@ async def drive(
 
         async def run_one(call: DemoCall) -> None:
             try:
-                result = await one_call(stub, call, talk_scale=talk_scale, answer_rate=answer_rate, rng=rng)
+                result = await one_call(
+                    stub,
+                    call,
+                    talk_scale=talk_scale,
+                    answer_rate=answer_rate,
+                    rng=rng,
+                    callback_accept_rate=callback_accept_rate,
+                    on_announcement=heard,
+                )
+                if result.callback:
+                    stats.callbacks["requested"] += 1
             except grpc.aio.AioRpcError as exc:
                 stats.errors[exc.code().name] += 1
                 result = CallResult("", "error", reason=exc.code().name)
             stats.results.append(result)
             if on_result:
                 on_result(result)
+
+        def heard(text: str) -> None:
+            stats.last_announcement = text
 
         interval = 1.0 / rate
         next_at = loop.time()

@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from switchboard.core.config import RoutingConfig
+from switchboard.demo.desk import DemoAgents
 from switchboard.demo.driver import DriveStats
 
 
@@ -73,7 +74,37 @@ class RtbView:
         return t
 
 
-def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None, rtb: RtbView | None = None) -> Group:
+def acd_table(stats: DriveStats, agents: DemoAgents | None) -> Table:
+    """The in-house ACD as the edge and the agents' desks see it: waits announced, callbacks, overflow, agents."""
+    acd = Table(title="In-house ACD (queues, callbacks, agents)", expand=True, show_header=False)
+    acd.add_column("what")
+    acd.add_column("value")
+    waited = stats.waited
+    acd.add_row("callers told their place and wait", f"{len(waited)} ({sum(len(r.announcements) for r in waited)} announcements)")
+    acd.add_row("last announcement", stats.last_announcement or "-")
+    cb = stats.callbacks
+    acd.add_row(
+        "callbacks",
+        f"requested {cb['requested']}, placed {cb['placed']}, connected {cb['connected']}, not answered {cb['no_answer']}",
+    )
+    acd.add_row("overflowed to buyers", str(stats.overflowed_to_buyers))
+    if agents is not None and agents.agent_ids:
+        acd.add_row(
+            "agents (AgentDesk)",
+            ", ".join(f"{a}: {agents.states[a]} ({agents.offers[a]} calls)" for a in agents.agent_ids),
+        )
+        if agents.dispositions:
+            acd.add_row("dispositions", ", ".join(f"{d} {n}" for d, n in agents.dispositions.most_common()))
+    return acd
+
+
+def render(
+    stats: DriveStats,
+    target_rate: float,
+    dead: list[str] | None = None,
+    rtb: RtbView | None = None,
+    agents: DemoAgents | None = None,
+) -> Group:
     elapsed = time.monotonic() - stats.started_at
     done = len(stats.results)
     routed = stats.routed
@@ -114,6 +145,8 @@ def render(stats: DriveStats, target_rate: float, dead: list[str] | None = None,
     parts: list[RenderableType] = [Panel(head, title="Switchboard live — Ctrl-C to stop"), grid]
     if rtb is not None and rtb.transport:
         parts.append(rtb.table(stats))
+    if stats.waited or stats.callbacks or (agents is not None and agents.agent_ids):
+        parts.append(acd_table(stats, agents))
     if dead:
         parts.append(Panel(f"[red]stopped unexpectedly: {', '.join(dead)} (see var/run/logs)"))
     return Group(*parts)
