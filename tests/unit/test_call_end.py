@@ -18,6 +18,7 @@ BUYER = {
     pb.CALL_OUTCOME_CALLER_HANGUP: ((None, False), (None, False)),
     pb.CALL_OUTCOME_BUYER_HANGUP: (("buyer_hangup", False), (None, False)),
     pb.CALL_OUTCOME_DECLINED: (("reject", False), ("reject", False)),
+    pb.CALL_OUTCOME_CALLBACK_NO_ANSWER: (("failed", False), ("failed", False)),
 }
 AGENT = {
     pb.CALL_OUTCOME_UNSPECIFIED: None,
@@ -28,6 +29,7 @@ AGENT = {
     pb.CALL_OUTCOME_CALLER_HANGUP: None,
     pb.CALL_OUTCOME_BUYER_HANGUP: None,  # the agent hung up: over
     pb.CALL_OUTCOME_DECLINED: "declined",
+    pb.CALL_OUTCOME_CALLBACK_NO_ANSWER: "callback_no_answer",
 }
 TALKED = {pb.CALL_OUTCOME_ANSWERED, pb.CALL_OUTCOME_BUYER_HANGUP, pb.CALL_OUTCOME_CALLER_HANGUP}
 

@@ -16,6 +16,8 @@ for the next offer) and the simulator all read it by the one rule here, `meaning
                    |                                           | declined)
     BUYER_HANGUP   | failed (buyer_hangup) below the offer's   | over (the agent hung up)
                    | billable_after_s, else over               |
+    CALLBACK_NO_   | failed (failed): never sent for a buyer   | failed (callback_no_answer):
+    ANSWER         |                                           | the queue retries the callback
     anything else  | failed (failed)                           | over
 
 `answered`: someone picked up and the caller talked (connected seconds with ANSWERED,
@@ -36,8 +38,17 @@ OFFER_FAILURES: Final = ("reject", "no_answer", "busy", "failed", "buyer_hangup"
 # ...or the caller hung up before it connected: the call is over, rejected "abandoned".
 CALLER_HANGUP: Final = "caller_hangup"
 
-# The callee did not take the call, whoever it was and however long it rang: re-routable for any offer.
-NOT_TAKEN: Final = frozenset({pb.CALL_OUTCOME_NO_ANSWER, pb.CALL_OUTCOME_BUSY, pb.CALL_OUTCOME_FAILED, pb.CALL_OUTCOME_DECLINED})
+# The callee did not take the call, whoever it was and however long it rang (or, for a callback, the
+# caller called back did not answer): re-routable for any offer.
+NOT_TAKEN: Final = frozenset(
+    {
+        pb.CALL_OUTCOME_NO_ANSWER,
+        pb.CALL_OUTCOME_BUSY,
+        pb.CALL_OUTCOME_FAILED,
+        pb.CALL_OUTCOME_DECLINED,
+        pb.CALL_OUTCOME_CALLBACK_NO_ANSWER,
+    }
+)
 _BUYER_FAILURES: Final[dict[int, str]] = {
     pb.CALL_OUTCOME_DECLINED: "reject",
     pb.CALL_OUTCOME_NO_ANSWER: "no_answer",
@@ -50,6 +61,8 @@ _AGENT_FAILURES: Final[dict[int, str]] = {
     pb.CALL_OUTCOME_DECLINED: "declined",
     pb.CALL_OUTCOME_BUSY: "busy",
     pb.CALL_OUTCOME_FAILED: "failed",
+    # The queue reads it before meaning_of (a callback try is retried later, not re-offered at once).
+    pb.CALL_OUTCOME_CALLBACK_NO_ANSWER: "callback_no_answer",
 }
 # Outcomes after which connected seconds mean the caller talked to someone.
 _TALKED: Final = frozenset({pb.CALL_OUTCOME_ANSWERED, pb.CALL_OUTCOME_BUYER_HANGUP, pb.CALL_OUTCOME_CALLER_HANGUP})

@@ -102,6 +102,8 @@ class Agent(_Model):
     @field_validator("performance")
     @classmethod
     def _performance(cls, v: float | str) -> float | str:
-        if isinstance(v, float | int) and not 0 <= v <= 1:
-            raise ValueError(f"performance {v} is not between 0 and 1 (or write `learned`)")
+        if isinstance(v, float | int) and v < 0:
+            raise ValueError(f"must be at least 0, got {v:g} (set performance between 0 and 1, or write `learned`)")
+        if isinstance(v, float | int) and v > 1:
+            raise ValueError(f"must be at most 1, got {v:g} (set performance between 0 and 1, or write `learned`)")
         return v
