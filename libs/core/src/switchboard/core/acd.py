@@ -328,7 +328,6 @@ class QueueFigures:
     longest_wait_s: float
 
 
-
 def call_priority(queue: Queue, campaign_id: str, publisher_id: str, answers: Mapping[str, str]) -> int:
     """The priority the queue's rules give a call: the first rule whose `when` holds, else 0 (module doc)."""
     for rule in queue.priority:
@@ -440,9 +439,7 @@ class Acd:
         higher effective priority first, then a call back from an agent, then the oldest first arrival."""
         calls = self._waiting_ids.values() if queue_id is None else self.waiting.get(queue_id, [])
         # A call held until later (a scheduled callback, a callback retry) is not served and holds nobody up.
-        return sorted(
-            (c for c in calls if not _held(c, now)), key=lambda c: self._service_key(c, self.queues[c.queue_id], now)
-        )
+        return sorted((c for c in calls if not _held(c, now)), key=lambda c: self._service_key(c, self.queues[c.queue_id], now))
 
     @staticmethod
     def _service_key(call: WaitingCall, queue: Queue, now: float) -> tuple[int, bool, float, int]:
