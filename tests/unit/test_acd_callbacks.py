@@ -88,8 +88,8 @@ def test_a_scheduled_callback_is_not_served_before_its_time() -> None:
     (first,) = acd.release("busy", 10.0).assignments
     assert first.call.call_id == "now"
     assert acd.release("now", 100.0).assignments == ()  # 100 < 500: the agent stays free
-    assert acd.dispatch(499.0) == []
-    (cb,) = acd.dispatch(500.0)
+    assert acd.serve_due(499.0) == []
+    (cb,) = acd.serve_due(500.0)
     assert cb.call.call_id == "cb" and cb.call.callback_attempt == 1
 
 
@@ -104,8 +104,8 @@ def test_an_unanswered_callback_is_retried_then_fails() -> None:
     assert (missed.status, missed.agent_id, missed.retry_at) == ("retry", "ana", 140.0)
     assert acd.agents["ana"].has_capacity and "ana" not in missed.call.tried  # type: ignore[union-attr]
     assert acd.callback_no_answer("cb", 21.0, attempt=1).status == "ignored"  # not on an agent (redelivery)
-    assert acd.dispatch(139.0) == []
-    (a2,) = acd.dispatch(140.0)
+    assert acd.serve_due(139.0) == []
+    (a2,) = acd.serve_due(140.0)
     assert (a2.call.attempt, a2.call.callback_attempt) == (2, 2)
     assert acd.callback_no_answer("cb", 150.0, attempt=1).reason == "stale_attempt"
     failed = acd.callback_no_answer("cb", 150.0, attempt=2)

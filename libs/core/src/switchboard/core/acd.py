@@ -805,6 +805,14 @@ class Acd:
         self._waiting_ids[call_id] = call
         return CallbackMissed("retry", call, agent_id, retry_at=call.not_before, others=tuple(self.dispatch(now)))
 
+    def serve_due(self, now: float) -> list[Assignment]:
+        """Calls held until now (a scheduled callback's time, a retry's delay) may be served: the owner's sweep calls
+        this, as nothing else frees capacity for them. Dispatches only when some hold ended."""
+        due = [c for c in self._waiting_ids.values() if c.not_before is not None and now >= c.not_before]
+        for call in due:
+            call.not_before = None
+        return self.dispatch(now) if due else []
+
     def expire_callbacks(self, now: float) -> list[CallbackExpired]:
         """Remove and return the waiting callbacks not placed within callback_max_wait_s of acceptance (or of their time)."""
         out: list[CallbackExpired] = []

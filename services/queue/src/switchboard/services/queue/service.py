@@ -557,6 +557,8 @@ class QueueService:
             self._abandon(abandoned)
         for expired in self.acd.expire_callbacks(now):
             self._callback_expired(expired)
+        for assignment in self.acd.serve_due(now):  # callbacks whose time or retry delay came
+            self._route(assignment)
         # After expire: a call past its max_wait_s is abandoned, not given the reaped agent's slot.
         reap = self.acd.reap(now, self.settings.max_call_duration_s)
         for r in reap.reaped:
