@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +29,12 @@ class IvrSettings(ServiceSettings):
     )
     ended_memory: int = Field(10_000, gt=0, description="ended calls remembered so a retried final ReportOutcome is answered OK")
     shutdown_grace_s: float = Field(5.0, ge=0, description="in-flight RPCs get this long on SIGTERM")
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="this instance's stable name (a StatefulSet pod name; default the host name): the instance that "
+        "accepted a callback places it (WatchCallbacks), also after its restart",
+    )
 
     # -- who may talk to the gRPC edge (security.py, docs/IVR.md "Securing the gRPC edge") ------------------
     grpc_tls_cert_file: Path | None = Field(

@@ -61,6 +61,8 @@ from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
+EDGE = "twiml"  # CallState.edge of the calls this webhook starts: their callbacks go out through the CPaaS REST API
+
 SIGNATURE_HEADER = "X-Twilio-Signature"
 VOICE, GATHER, ROUTE, DIAL, STATUS = "/twiml/voice", "/twiml/gather", "/twiml/route", "/twiml/dial", "/twiml/status"
 # CallStatus values of a call that is over (the caller is gone).
@@ -313,7 +315,8 @@ class TwimlWebhook:
         if self.desk.has_ended(call_id):
             raise CallError(grpc.StatusCode.NOT_FOUND, f"call {call_id} already ended")  # a retry after the end: <Hangup/>
         start = await self.desk.start_call(
-            cc.StartCallRequest(call_id=call_id, caller_number=form.get("From", ""), dialed_number=form.get("To", ""))
+            cc.StartCallRequest(call_id=call_id, caller_number=form.get("From", ""), dialed_number=form.get("To", "")),
+            edge=EDGE,
         )
         if not start.accepted:
             return await self._goodbye(call_id, start.announcement)
