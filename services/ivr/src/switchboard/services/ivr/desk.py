@@ -1040,6 +1040,15 @@ class CallDesk:
             at_local=at_local,
         )
 
+    def call_language(self, call_id: str) -> str:
+        """The language a live call's announcements are said in (language_of)."""
+        return self.language_of(self.call(call_id))
+
+    def current_placement(self, call_id: str) -> cc.CallbackPlacement | None:
+        """The callback this instance has to place for the live call `call_id` now, if any."""
+        call = self.calls.get(call_id)
+        return self.placement_for(call) if call is not None else None
+
     def placement_for(self, call: CallState) -> cc.CallbackPlacement | None:
         """The callback this instance has to place for `call` now (a callback offer not reported yet), or None."""
         r = call.result

@@ -89,6 +89,7 @@ from switchboard.services.ivr import livecalls, security
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
 from switchboard.services.ivr.grpc_ops import add_ops_services, follow_readiness
+from switchboard.services.ivr.outbound import OutboundCallbacks
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.services.ivr.twiml import TwimlWebhook, check_settings
 from switchboard.v1 import call_control_pb2 as cc
@@ -261,6 +262,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     server: grpc.aio.Server | None = None
     webhook: TwimlWebhook | None = None
     sweeper: asyncio.Task | None = None
+    outbound: asyncio.Task | None = None
     grpc_health: asyncio.Task | None = None
     try:
         # The live calls first: the listener starts where their pending decisions can be. The listener must be
@@ -283,6 +285,8 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
         if settings.twiml_enabled:  # the same desk behind both edges
             webhook = TwimlWebhook(desk, settings)
             ready.update(twiml_host=settings.twiml_host, twiml_port=await webhook.start())
+        if settings.outbound_enabled:  # TwiML callers called back through the CPaaS REST API
+            outbound = asyncio.create_task(OutboundCallbacks(desk, settings).run(stop))
         sweeper = asyncio.create_task(_sweeper(desk, bus, stop))
         mark_ready(SERVICE, **ready)
         log.info(
@@ -293,15 +297,16 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
             callers=len(callers.last_seen),
             live_calls=len(desk.calls),
         )
-        # A dead listener is fatal: fail loudly.
-        await _first([stop.wait(), asyncio.shield(listener), asyncio.shield(follower), asyncio.shield(live)])
+        # A dead listener (or outbound placer) is fatal: fail loudly.
+        watched = [listener, follower, live, *([outbound] if outbound else [])]
+        await _first([stop.wait(), *(asyncio.shield(t) for t in watched)])
     finally:
         stop.set()
         if webhook is not None:
             await webhook.stop()
         if server is not None:
             await server.stop(settings.shutdown_grace_s)
-        for task in (sweeper, listener, follower, live, grpc_health):
+        for task in (sweeper, outbound, listener, follower, live, grpc_health):
             if task is not None:
                 try:
                     await asyncio.wait_for(task, 5)
