@@ -71,7 +71,7 @@ class RestApi:
             def log_message(self, *args: object) -> None:  # quiet: the test output is enough
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
                 form = {k: v[0] for k, v in parse_qs(body).items()}
                 scheme, _, encoded = (self.headers.get("Authorization") or "").partition(" ")
