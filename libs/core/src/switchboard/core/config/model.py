@@ -315,4 +315,3 @@ def _announcement_language_problems(data: Mapping[str, Any]) -> list[Problem]:
                     )
                 )
     return problems
-
