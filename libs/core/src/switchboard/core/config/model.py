@@ -247,9 +247,9 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
 _CALLBACK_KEYS = ("callback_retries", "callback_retry_after_s", "callback_max_wait_s")
 
 
-def _callback_problems(data: Mapping[str, Any]) -> list[Problem]:
+def _callback_problems(data: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
     """A callback setting written for a queue that never offers callbacks would be read by nothing."""
-    problems: list[Problem] = []
+    problems: list[tuple[FieldPath, str]] = []
     for qi, q in _items(data, "queues"):
         if q.get("callback_offer_after_s") is not None:
             continue
@@ -280,7 +280,7 @@ def _flow_languages(flow: Mapping[str, Any]) -> set[str]:
     return langs
 
 
-def _announcement_language_problems(data: Mapping[str, Any]) -> list[Problem]:
+def _announcement_language_problems(data: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
     """`queues[].announcements.<language>` for a language no call of the queue can have would never be said.
 
     A call's language is its campaign's IVR flow's (its `language`, or one a set_language node chose);
@@ -298,7 +298,7 @@ def _announcement_language_problems(data: Mapping[str, Any]) -> list[Problem]:
         for _, t in _items(routing, "tiers"):
             if t.get("strategy") == "queue" and isinstance(t.get("queue"), str):
                 langs_of_queue.setdefault(t["queue"], set()).update(langs)
-    problems: list[Problem] = []
+    problems: list[tuple[FieldPath, str]] = []
     for qi, q in _items(data, "queues"):
         langs = langs_of_queue.get(str(q.get("id")))
         announcements = q.get("announcements")
