@@ -300,18 +300,18 @@ def _announcement_language_problems(data: Mapping[str, Any]) -> list[tuple[Field
                 langs_of_queue.setdefault(t["queue"], set()).update(langs)
     problems: list[tuple[FieldPath, str]] = []
     for qi, q in _items(data, "queues"):
-        langs = langs_of_queue.get(str(q.get("id")))
+        known = langs_of_queue.get(str(q.get("id")))
         announcements = q.get("announcements")
-        if langs is None or not isinstance(announcements, Mapping):
+        if known is None or not isinstance(announcements, Mapping):
             continue
-        reachable = langs | {lang.split("-")[0] for lang in langs}
+        reachable = known | {lang.split("-")[0] for lang in known}
         for lang in announcements:
             if str(lang) not in reachable:
                 problems.append(
                     (
                         ("queues", qi, "announcements", lang),
                         f"no call of this queue can be in {str(lang)!r}: its campaigns' calls are in "
-                        f"{', '.join(sorted(langs))} (announce in one of those, or add {lang} to a campaign's IVR flow)",
+                        f"{', '.join(sorted(known))} (announce in one of those, or add {lang} to a campaign's IVR flow)",
                     )
                 )
     return problems
