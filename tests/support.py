@@ -366,5 +366,23 @@ def ivr(campaign: str, state: str = "CA", call_id: str | None = None) -> pb.IvrC
     )
 
 
+async def publish_agent_offer(bus: EventBus, call_id: str, attempt: int, callback_attempt: int = 0) -> None:
+    """Stand in for the queue: call.routed of `call_id` to agent ana (a callback try with callback_attempt > 0)."""
+    await bus.publish(
+        CALL_ROUTED,
+        pb.CallRouted(
+            event_id=codec.new_id(),
+            call_id=call_id,
+            occurred_at=codec.now_ts(),
+            campaign_id="inhouse",
+            kind=pb.TARGET_KIND_AGENT,
+            agent_id="ana",
+            destination="sip:ana@switchboard.local",
+            attempt=attempt,
+            callback_attempt=callback_attempt,
+        ),
+    )
+
+
 def by_target(event: pb.CallRouted | pb.CallRejected | pb.CallQueued) -> dict[str, pb.TraceEntry]:
     return {e.target_id: e for e in event.trace.entries}

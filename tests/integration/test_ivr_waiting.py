@@ -16,11 +16,20 @@ import pytest
 
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
-from switchboard.platform.topics import CALL_ENDED, CALL_ROUTED, CALLBACK_REQUESTED, QUEUE_STATUS
+from switchboard.platform.topics import CALL_ENDED, CALLBACK_REQUESTED, QUEUE_STATUS
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
 from switchboard.v1 import events_pb2 as pb
-from tests.support import ServiceProcess, event_bus, new_call_id, read_all, running_service, service_env, wait_event
+from tests.support import (
+    ServiceProcess,
+    event_bus,
+    new_call_id,
+    publish_agent_offer,
+    read_all,
+    running_service,
+    service_env,
+    wait_event,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -87,23 +96,6 @@ async def _status(bus: EventBus, cid: str, position: int, wait_s: int, offered: 
     return status
 
 
-async def _routed(bus: EventBus, cid: str, attempt: int, callback_attempt: int = 0) -> None:
-    await bus.publish(
-        CALL_ROUTED,
-        pb.CallRouted(
-            event_id=codec.new_id(),
-            call_id=cid,
-            occurred_at=codec.now_ts(),
-            campaign_id="inhouse",
-            kind=pb.TARGET_KIND_AGENT,
-            agent_id="ana",
-            destination="sip:ana@switchboard.local",
-            attempt=attempt,
-            callback_attempt=callback_attempt,
-        ),
-    )
-
-
 async def _await(stub: cc_grpc.CallControlStub, cid: str, timeout_ms: int = 20_000) -> cc.RoutingResult:
     return await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=timeout_ms))
 
@@ -160,7 +152,7 @@ async def test_waiting_results_say_each_newer_status_once_and_a_decision_wins(st
         assert (second.status, second.queue_position, second.projected_wait_s) == (cc.ROUTING_STATUS_WAITING, 1, -1)
         assert "number 1 in line" in second.announcement and "minute" not in second.announcement
         # An agent takes the call: ROUTED, also when a status arrives after it.
-        await _routed(bus, cid, attempt=1)
+        await publish_agent_offer(bus, cid, attempt=1)
         routed = await _await(stub, cid)
         assert (routed.status, routed.agent_id) == (cc.ROUTING_STATUS_ROUTED, "ana")
         await _status(bus, cid, 1, 30)
@@ -219,7 +211,7 @@ async def test_callback_accepted_placed_not_answered_then_answered(stub, kafka):
         assert len({e.event_id for e in requested}) == 1  # one event for the two RPCs
 
         async with _watch(stub) as got:
-            await _routed(bus, cid, attempt=1, callback_attempt=1)
+            await publish_agent_offer(bus, cid, attempt=1, callback_attempt=1)
             placement = await _next(got, cid)
         assert (
             placement.caller_number,
@@ -242,7 +234,7 @@ async def test_callback_accepted_placed_not_answered_then_answered(stub, kafka):
         assert (no_answer.attempt, no_answer.agent_id) == (1, "ana")
 
         # The retry comes while no edge listens: sent when a stream opens.
-        await _routed(bus, cid, attempt=2, callback_attempt=2)
+        await publish_agent_offer(bus, cid, attempt=2, callback_attempt=2)
         async with _watch(stub) as got:
             retry = await _next(got, cid)
             assert (retry.attempt, retry.callback_attempt) == (2, 2)
@@ -258,7 +250,7 @@ async def test_callback_accepted_placed_not_answered_then_answered(stub, kafka):
 async def test_callback_no_answer_is_refused_for_an_offer_that_is_no_callback(stub, kafka):
     cid = await _waiting_call(stub)
     async with event_bus(kafka) as bus:
-        await _routed(bus, cid, attempt=1)
+        await publish_agent_offer(bus, cid, attempt=1)
         assert (await _await(stub, cid)).status == cc.ROUTING_STATUS_ROUTED
     code = await _code(stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_CALLBACK_NO_ANSWER)))
     assert code == grpc.StatusCode.FAILED_PRECONDITION

@@ -20,10 +20,19 @@ import pytest
 
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
-from switchboard.platform.topics import CALL_ENDED, CALL_ROUTED, CALLBACK_REQUESTED, QUEUE_STATUS
+from switchboard.platform.topics import CALL_ENDED, CALLBACK_REQUESTED, QUEUE_STATUS
 from switchboard.v1 import events_pb2 as pb
 from tests.integration.test_ivr_twiml import PUBLIC, TOKEN, Call, Cpaas, Verb, new_caller, new_sid, only, said, tags
-from tests.support import ServiceProcess, event_bus, read_all, running_service, service_env, until, wait_event
+from tests.support import (
+    ServiceProcess,
+    event_bus,
+    publish_agent_offer,
+    read_all,
+    running_service,
+    service_env,
+    until,
+    wait_event,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -166,23 +175,6 @@ async def _status(bus: EventBus, cid: str, position: int, wait_s: int, offered: 
     )
 
 
-async def _callback_routed(bus: EventBus, cid: str, attempt: int) -> None:
-    await bus.publish(
-        CALL_ROUTED,
-        pb.CallRouted(
-            event_id=codec.new_id(),
-            call_id=cid,
-            occurred_at=codec.now_ts(),
-            campaign_id="inhouse",
-            kind=pb.TARGET_KIND_AGENT,
-            agent_id="ana",
-            destination="sip:ana@switchboard.local",
-            attempt=attempt,
-            callback_attempt=attempt,
-        ),
-    )
-
-
 async def _until_hold(c: Call, redirect: Verb, polls: int = 100) -> list[Verb]:
     """Follow the hold loop's <Redirect>s until a WAITING answer (an announcement and the hold music)."""
     for _ in range(polls):
@@ -231,7 +223,7 @@ async def test_hold_loop_key_1_and_the_callback_through_the_rest_api(cpaas, kafk
         assert await c.hang_up() == []  # the caller's leg ends; the call waits on virtual hold
 
         # The queue reserves ana: the ivr asks the REST API to call the caller back.
-        await _callback_routed(bus, c.sid, 1)
+        await publish_agent_offer(bus, c.sid, 1, callback_attempt=1)
         await until("the first Calls create", lambda: api.created_for(c.sid))
         [first] = api.created_for(c.sid)
         assert first.auth == (ACCOUNT, API_TOKEN) and not api.refused
@@ -248,7 +240,7 @@ async def test_hold_loop_key_1_and_the_callback_through_the_rest_api(cpaas, kafk
         assert (no_answer.attempt, no_answer.agent_id) == (1, "ana")
 
         # The retry is answered: the greeting, then the reserved agent.
-        await _callback_routed(bus, c.sid, 2)
+        await publish_agent_offer(bus, c.sid, 2, callback_attempt=2)
         await until("the second Calls create", lambda: len(api.created_for(c.sid)) == 2)
         second = api.created_for(c.sid)[1]
         leg = Call(cpaas, second.sid, NUMBER, c.caller)
@@ -275,7 +267,7 @@ async def test_other_key_keeps_waiting_and_a_refused_create_counts_as_not_answer
         said_yes = await c.speak(gather, "yes please")
         assert tags(said_yes) == ["Say", "Hangup"]
         api.fail_next = 1
-        await _callback_routed(bus, c.sid, 1)
+        await publish_agent_offer(bus, c.sid, 1, callback_attempt=1)
         [failed] = await wait_event(
             kafka, CALL_ENDED, lambda e: e.call_id == c.sid and e.outcome == pb.CALL_OUTCOME_CALLBACK_NO_ANSWER
         )
