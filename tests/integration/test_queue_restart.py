@@ -33,7 +33,10 @@ from switchboard.platform.topics import (
     CALL_QUEUED,
     CALL_REJECTED,
     CALL_ROUTED,
+    CALLBACK_REQUESTED,
     QUEUE_STATE,
+    QUEUE_STATUS,
+    QUEUE_SUMMARY,
 )
 from switchboard.services.queue.service import QueueRunner
 from switchboard.services.queue.settings import QueueSettings
@@ -45,6 +48,7 @@ from tests.support import (
     ServiceProcess,
     new_call_id,
     publish_raw,
+    read_all,
     service_env,
     start_service,
     until,
@@ -64,6 +68,7 @@ queues:
   - {{id: crash, strategy: longest_idle, max_wait_s: 300}}
   - {{id: mark, max_wait_s: 300}}
   - {{id: rp, max_wait_s: 300}}
+  - {{id: kc, max_wait_s: {MAX_WAIT_S}, announce_every_s: 1}}
 agents:
   - {{id: r1, queues: [sr]}}
   - {{id: r2, queues: [sr]}}
@@ -74,13 +79,14 @@ agents:
   - {{id: k4, queues: [crash]}}
   - {{id: m1, queues: [mark], max_concurrent: 100000}}
   - {{id: p1, queues: [rp]}}
+  - {{id: kc1, queues: [kc]}}
 """
 CRASH_AGENTS = {"k1", "k2", "k3", "k4"}
 
 
 # -- helpers -------------------------------------------------------------------------------------
 async def start_group_at_end(kafka: KafkaSettings, group: str) -> None:
-    """Commit the current end of call.queued / call.ended for `group`: a new queue instance starts there.
+    """Commit the current end of the queue's inputs for `group`: a new queue instance starts there.
 
     (Without a snapshot the queue starts at its group's committed offsets, else at the beginning.)
     Tansu's ListOffsets can fall short of the end by one record batch: a fetch tells the true end.
@@ -90,7 +96,9 @@ async def start_group_at_end(kafka: KafkaSettings, group: str) -> None:
     try:
         await consumer.topics()
         tps = [
-            TopicPartition(t.name, p) for t in (CALL_QUEUED, CALL_ENDED) for p in sorted(consumer.partitions_for_topic(t.name))
+            TopicPartition(t.name, p)
+            for t in (CALL_QUEUED, CALL_ENDED, CALLBACK_REQUESTED)
+            for p in sorted(consumer.partitions_for_topic(t.name))
         ]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
@@ -668,3 +676,50 @@ async def test_a_decision_the_broker_refuses_for_a_while_is_retried_not_a_crash(
         await first.stop()
     assert len([e for _, e in await read_topics(kafka, [CALL_ROUTED]) if e.call_id == c]) == 1
     assert routed.agent_id in ("r1", "r2")
+
+
+# -- callbacks on virtual hold -------------------------------------------------------------------
+def callback_requested(call_id: str, queue_id: str) -> pb.CallbackRequested:
+    return pb.CallbackRequested(event_id=codec.new_id(), call_id=call_id, occurred_at=codec.now_ts(), queue_id=queue_id)
+
+
+async def test_kill_9_with_callbacks_pending_places_every_callback_exactly_once(instance, bus, kafka):
+    """Callbacks on virtual hold are in the snapshot: after a SIGKILL each is placed once (docs/ACD.md, Callbacks)."""
+    instance.start()
+    busy = new_call_id()
+    callers = [new_call_id() for _ in range(3)]
+    await bus.publish(CALL_QUEUED, queued(busy, "kc"))
+    [on_agent] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == busy)
+    for c in callers:
+        await bus.publish(CALL_QUEUED, queued(c, "kc"))
+        await wait_event(kafka, QUEUE_STATUS, lambda e, c=c: e.call_id == c)
+        await bus.publish(CALLBACK_REQUESTED, callback_requested(c, "kc"))
+    for c in callers:
+        await wait_event(kafka, QUEUE_STATUS, lambda e, c=c: e.call_id == c and e.kind == pb.QUEUE_STATUS_KIND_CALLBACK_ACCEPTED)
+    assert instance.process is not None
+    instance.process.kill()  # SIGKILL: no last snapshot
+    restarted_at = time.time()
+    instance.start()
+    # The restarted queue holds the three callbacks, past their max_wait_s: not abandoned (virtual hold).
+    await wait_event(
+        kafka,
+        QUEUE_SUMMARY,
+        lambda e: (
+            e.queue_id == "kc"
+            and e.occurred_at.ToNanoseconds() / 1e9 >= restarted_at
+            and e.callbacks_waiting == 3
+            and e.longest_wait_s > MAX_WAIT_S
+        ),
+    )
+    await bus.publish(CALL_ENDED, ended(busy, attempt=on_agent.attempt))
+    for c in callers:  # one agent: placed one after the other, in their order
+        [r] = await wait_event(kafka, CALL_ROUTED, lambda e, c=c: e.call_id == c)
+        assert r.callback_attempt == 1 and r.agent_id == "kc1"
+        await bus.publish(CALL_ENDED, ended(c, attempt=r.attempt))
+    tail = new_call_id()
+    await bus.publish(CALL_QUEUED, queued(tail, "kc"))
+    await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == tail)  # everything before it was handled
+    for c in callers:
+        placements = await read_all(kafka, CALL_ROUTED, lambda e, c=c: e.call_id == c)
+        assert len({p.event_id for p in placements}) == 1, f"{c}: placed {len(placements)} times"
+        assert await read_all(kafka, CALL_REJECTED, lambda e, c=c: e.call_id == c) == []

@@ -470,6 +470,30 @@ REFUSALS = [
         ("required field is missing", "destination:"),
         "  - id: b1",
     ),
+    (
+        "callback-setting-without-offer",
+        "    strategy: longest_idle\nagents:",
+        "    strategy: longest_idle\n    callback_retries: 3\nagents:",
+        "queues.0.callback_retries",
+        ("callback_retries is set but callback_offer_after_s is not", "set callback_offer_after_s, or remove callback_retries"),
+        "callback_retries: 3",
+    ),
+    (
+        "announcement-language-no-call-has",
+        "    strategy: longest_idle\nagents:",
+        '    strategy: longest_idle\n    announcements: {fr: {waiting: "Vous êtes le numéro {position}"}}\nagents:',
+        "queues.0.announcements.fr",
+        ("no call of this queue can be in 'fr'", "calls are in en", "add fr to a campaign's IVR flow"),
+        "announcements: {fr",
+    ),
+    (
+        "announcement-unknown-placeholder",
+        "    strategy: longest_idle\nagents:",
+        '    strategy: longest_idle\n    announcements: {en: {waiting: "You are number {place}"}}\nagents:',
+        "queues.0.announcements.en.waiting",
+        ("unknown placeholder {place}", "use {position}, {minutes}, {when}"),
+        "announcements: {en",
+    ),
 ]
 
 

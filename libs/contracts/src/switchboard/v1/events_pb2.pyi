@@ -571,7 +571,7 @@ class CallerSeen(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., caller_number: _Optional[str] = ...) -> None: ...
 
 class LiveCall(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "version", "started_at", "dialed_number", "campaign_id", "publisher_id", "caller", "answers", "completed", "start_reject", "flow", "decision", "reported_attempt", "last_outcome", "last_connected_seconds", "ended", "decision_from")
+    __slots__ = ("event_id", "call_id", "occurred_at", "version", "started_at", "dialed_number", "campaign_id", "publisher_id", "caller", "answers", "completed", "start_reject", "flow", "decision", "reported_attempt", "last_outcome", "last_connected_seconds", "ended", "decision_from", "virtual_hold", "hold_instance", "hold_queue_id", "hold_edge")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -605,6 +605,10 @@ class LiveCall(_message.Message):
     LAST_CONNECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
     DECISION_FROM_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_HOLD_FIELD_NUMBER: _ClassVar[int]
+    HOLD_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    HOLD_QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EDGE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -624,7 +628,11 @@ class LiveCall(_message.Message):
     last_connected_seconds: int
     ended: bool
     decision_from: _containers.ScalarMap[str, int]
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dialed_number: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., completed: _Optional[bool] = ..., start_reject: _Optional[str] = ..., flow: _Optional[_Union[LiveIvrFlow, _Mapping]] = ..., decision: _Optional[_Union[LiveDecision, _Mapping]] = ..., reported_attempt: _Optional[int] = ..., last_outcome: _Optional[_Union[CallOutcome, str]] = ..., last_connected_seconds: _Optional[int] = ..., ended: _Optional[bool] = ..., decision_from: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    virtual_hold: bool
+    hold_instance: str
+    hold_queue_id: str
+    hold_edge: str
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dialed_number: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., completed: _Optional[bool] = ..., start_reject: _Optional[str] = ..., flow: _Optional[_Union[LiveIvrFlow, _Mapping]] = ..., decision: _Optional[_Union[LiveDecision, _Mapping]] = ..., reported_attempt: _Optional[int] = ..., last_outcome: _Optional[_Union[CallOutcome, str]] = ..., last_connected_seconds: _Optional[int] = ..., ended: _Optional[bool] = ..., decision_from: _Optional[_Mapping[str, int]] = ..., virtual_hold: _Optional[bool] = ..., hold_instance: _Optional[str] = ..., hold_queue_id: _Optional[str] = ..., hold_edge: _Optional[str] = ...) -> None: ...
 
 class LiveIvrFlow(_message.Message):
     __slots__ = ("flow_id", "node", "language", "attempt", "answers", "steps", "done", "qualified", "reason")
@@ -656,7 +664,7 @@ class LiveIvrFlow(_message.Message):
     def __init__(self, flow_id: _Optional[str] = ..., node: _Optional[str] = ..., language: _Optional[str] = ..., attempt: _Optional[int] = ..., answers: _Optional[_Mapping[str, str]] = ..., steps: _Optional[int] = ..., done: _Optional[bool] = ..., qualified: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class LiveDecision(_message.Message):
-    __slots__ = ("rejected", "kind", "buyer_id", "agent_id", "destination", "price", "attempt", "billable_after_s", "reason", "announcement")
+    __slots__ = ("rejected", "kind", "buyer_id", "agent_id", "destination", "price", "attempt", "billable_after_s", "reason", "announcement", "callback_attempt")
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     BUYER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -667,6 +675,7 @@ class LiveDecision(_message.Message):
     BILLABLE_AFTER_S_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     rejected: bool
     kind: TargetKind
     buyer_id: str
@@ -677,7 +686,8 @@ class LiveDecision(_message.Message):
     billable_after_s: int
     reason: str
     announcement: str
-    def __init__(self, rejected: _Optional[bool] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., attempt: _Optional[int] = ..., billable_after_s: _Optional[int] = ..., reason: _Optional[str] = ..., announcement: _Optional[str] = ...) -> None: ...
+    callback_attempt: int
+    def __init__(self, rejected: _Optional[bool] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., attempt: _Optional[int] = ..., billable_after_s: _Optional[int] = ..., reason: _Optional[str] = ..., announcement: _Optional[str] = ..., callback_attempt: _Optional[int] = ...) -> None: ...
 
 class QueueState(_message.Message):
     __slots__ = ("event_id", "occurred_at", "instance", "seq", "clock", "offsets", "acd", "finished_call_ids", "done_segments", "outbox", "segment", "chunks", "chunk_of", "chunk_index", "chunk")

@@ -136,6 +136,14 @@ class WaitingCall:
     requeued: bool = False  # back from an agent that did not take it: served before first-time waiters of its priority
     priority: int = 0  # from the queue's priority rules (call_priority); higher is served first
     can_overflow: bool = False  # the campaign has tiers after the queue's: overflow goes on to them (module doc)
+    # Statuses and callbacks (module doc): per call, so that a restart keeps them.
+    announce_at: float | None = None  # when the call's next queue.status WAITING is due (None: none)
+    callback_offered: bool = False  # a callback was offered (once; later statuses say so too)
+    callback: bool = False  # virtual hold: the caller accepted a callback and is off the line
+    callback_since: float | None = None  # accepted (or its chosen time): callback_max_wait_s counts from it
+    not_before: float | None = None  # not served before this time (a scheduled callback, a retry)
+    callback_attempt: int = 0  # callback tries placed (call.routed with callback_attempt) so far
+    callback_misses: int = 0  # tries the caller did not answer
 
 
 @dataclass
@@ -272,6 +280,65 @@ class Reap:
     assignments: tuple[Assignment, ...]  # waiting calls that got the freed capacity
 
 
+# -- statuses and callbacks (module doc, "Statuses and callbacks") ----------------------------------
+@dataclass(frozen=True)
+class Status:
+    """Where a waiting call stands, for its queue.status (`statuses`)."""
+
+    call: WaitingCall
+    queue: Queue
+    kind: Literal["waiting", "callback_offered"]
+    position: int  # 1-based place in the queue's service order
+    projected_wait_s: float | None  # None: unknown (no handle time learned yet)
+    priority: int  # effective priority now
+    waited_s: float
+    waiting: int  # calls waiting in the queue (callbacks on virtual hold included)
+
+
+@dataclass(frozen=True)
+class CallbackAccepted:
+    """What `request_callback` did: `accepted`, or why not (the call is not waiting here, or is on hold already)."""
+
+    status: Literal["accepted", "not_waiting", "already"]
+    call: WaitingCall | None = None
+
+
+@dataclass(frozen=True)
+class CallbackMissed:
+    """What `callback_no_answer` did with a callback whose caller did not answer."""
+
+    status: Literal["retry", "failed", "ignored"]
+    call: WaitingCall | None = None
+    agent_id: str | None = None  # the reserved agent, free again
+    retry_at: float | None = None
+    reason: str = ""  # ignored: unknown_call, not_callback, stale_attempt; failed: callback_failed
+    detail: str = ""
+    others: tuple[Assignment, ...] = ()  # waiting calls that got the freed slot
+
+
+@dataclass(frozen=True)
+class CallbackExpired:
+    call: WaitingCall
+    queue: Queue
+    at: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """A queue's live figures (queue.summary); `projected_wait_s` for a call with no needs arriving now."""
+
+    queue_id: str
+    waiting: int
+    callbacks_waiting: int
+    agents_logged_in: int
+    agents_ready: int
+    slots: int
+    busy_slots: int
+    projected_wait_s: float | None
+    longest_wait_s: float
+
+
 def call_priority(queue: Queue, campaign_id: str, publisher_id: str, answers: Mapping[str, str]) -> int:
     """The priority the queue's rules give a call: the first rule whose `when` holds, else 0 (module doc)."""
     for rule in queue.priority:
@@ -319,6 +386,11 @@ def skill_gap(agent: Agent, needs: Mapping[str, str]) -> str | None:
 
 
 LOCATION = "location"  # the match key an agent's `location` answers (skill_gap)
+
+
+def _held(call: WaitingCall, now: float) -> bool:
+    """The call may not be served yet: a scheduled callback before its time, a callback retry before its delay."""
+    return call.not_before is not None and now < call.not_before
 
 
 class Acd:
@@ -378,7 +450,8 @@ class Acd:
         """The waiting calls (of `queue_id`, or of every queue) in the order dispatch serves them at `now`:
         higher effective priority first, then a call back from an agent, then the oldest first arrival."""
         calls = self._waiting_ids.values() if queue_id is None else self.waiting.get(queue_id, [])
-        return sorted(calls, key=lambda c: self._service_key(c, self.queues[c.queue_id], now))
+        # A call held until later (a scheduled callback, a callback retry) is not served and holds nobody up.
+        return sorted((c for c in calls if not _held(c, now)), key=lambda c: self._service_key(c, self.queues[c.queue_id], now))
 
     @staticmethod
     def _service_key(call: WaitingCall, queue: Queue, now: float) -> tuple[int, bool, float, int]:
@@ -392,7 +465,11 @@ class Acd:
         queue = self.queues[call.queue_id]
         key = self._service_key(call, queue, now)
         # The calls that rank before it, counted in one pass (no sort of the whole queue per question).
-        return 1 + sum(1 for c in self.waiting[call.queue_id] if c is not call and self._service_key(c, queue, now) < key)
+        return 1 + sum(
+            1
+            for c in self.waiting[call.queue_id]
+            if c is not call and not _held(c, now) and self._service_key(c, queue, now) < key
+        )
 
     def slots(self, queue_id: str, needs: Mapping[str, str] | None = None) -> tuple[int, int]:
         """(all, free) call slots of the queue's agents whose skills cover `needs` (every agent without)."""
@@ -458,6 +535,7 @@ class Acd:
             return Offer("assigned", assignment=self._assign(call, agent, queue, now, considered), considered=considered)
         self.waiting[queue.id].append(call)
         self._waiting_ids[call.call_id] = call
+        call.announce_at = now  # its first queue.status: WAITING (statuses)
         if not queue.priority and queue.priority_aging_s is None:
             # FIFO: the newest arrival is last. Counted, not ranked: a long queue takes each arrival in O(1).
             return Offer("waiting", position=len(self.waiting[queue.id]), considered=considered)
@@ -488,7 +566,11 @@ class Acd:
         Finished call: nothing. Unknown call: the hang-up is remembered (`remembered`), and its
         offer, when it comes, is rejected "abandoned".
         """
-        if call_id in self._on_agent or call_id in self._waiting_ids:
+        live = self.call_of(call_id)
+        if live is not None and live.callback:
+            # Virtual hold: the caller hung up on purpose; the callback's own outcome is reported by the edge.
+            return Release(None, None, ())
+        if live is not None:
             return self.release(call_id, now)
         if call_id in self._done:
             return Release(None, None, ())
@@ -580,6 +662,8 @@ class Acd:
         call.requeued = True
         self.waiting[queue.id].insert(0, call)
         self._waiting_ids[call.call_id] = call
+        if not call.callback:  # the caller is back on hold: tell it where it stands again
+            call.announce_at = now
         return Reoffer("waiting", call, considered=considered)
 
     def expire(self, now: float) -> list[Abandoned]:
@@ -587,7 +671,8 @@ class Acd:
         out: list[Abandoned] = []
         for queue_id, calls in self.waiting.items():
             queue = self.queues[queue_id]
-            for call in [c for c in calls if now - c.enqueued_at >= queue.max_wait_s]:
+            # A callback's caller is not on the line: expire_callbacks bounds its wait instead.
+            for call in [c for c in calls if not c.callback and now - c.enqueued_at >= queue.max_wait_s]:
                 self._unwait(call)
                 self._finish(call.call_id)
                 out.append(Abandoned(call, queue, now, "max_wait"))
@@ -599,7 +684,7 @@ class Acd:
         `overflow_when_projected_wait_s`. Only calls that can overflow; max_wait_s is `expire`'s."""
         out: list[Overflowed] = []
         for call in self.in_service_order(now):
-            if not call.can_overflow:
+            if not call.can_overflow or call.callback:  # a callback is a promise to call back, not to resell
                 continue
             queue = self.queues[call.queue_id]
             waited = now - call.enqueued_at
@@ -637,6 +722,149 @@ class Acd:
                 self._unwait(call)
                 out.append(self._assign(call, agent, queue, now, considered))
         return out
+
+    # -- statuses and callbacks ----------------------------------------------
+    def statuses(self, now: float, handle_time_s: Callable[[str], float | None] = lambda _q: None) -> list[Status]:
+        """The queue.status events due at `now`, for the callers on hold (not the callbacks: off the line).
+
+        A call is due a WAITING status when it starts waiting (again) and then every announce_every_s
+        of its queue (0: only then). The first time its projected wait exceeds callback_offer_after_s
+        it gets a CALLBACK_OFFERED status instead (once; the WAITING timer starts again from it).
+        """
+        out: list[Status] = []
+        for queue_id, calls in self.waiting.items():
+            if not calls:
+                continue
+            queue = self.queues[queue_id]
+            offer_after = queue.callback_offer_after_s
+            due = [c for c in calls if not c.callback and c.announce_at is not None and now >= c.announce_at]
+            if not due and (offer_after is None or all(c.callback or c.callback_offered for c in calls)):
+                continue  # nothing to say: no sort of the queue
+            order = self.in_service_order(now, queue_id)
+            for place, call in enumerate(order, start=1):
+                if call.callback:
+                    continue
+                total, free = self.slots(queue_id, call.needs)  # the agents who can take it, as projected_wait
+                projected = projected_wait_s(place, total, free, handle_time_s(queue_id))
+                kind: Literal["waiting", "callback_offered"] | None = None
+                if offer_after is not None and not call.callback_offered and projected is not None and projected > offer_after:
+                    call.callback_offered = True
+                    kind = "callback_offered"
+                elif call.announce_at is not None and now >= call.announce_at:
+                    kind = "waiting"
+                if kind is None:
+                    continue
+                call.announce_at = now + queue.announce_every_s if queue.announce_every_s > 0 else None
+                out.append(
+                    Status(
+                        call,
+                        queue,
+                        kind,
+                        place,
+                        projected,
+                        effective_priority(call, queue, now),
+                        max(0.0, now - call.enqueued_at),
+                        len(calls),
+                    )
+                )
+        return out
+
+    def request_callback(self, call_id: str, now: float, at: float | None = None) -> CallbackAccepted:
+        """The caller of a waiting call accepted a callback (at `at`, None: as soon as an agent is free).
+
+        Virtual hold: the call keeps its place (priority, first arrival) and is not served before `at`;
+        max_wait_s and overflow no longer apply, callback_max_wait_s counts from `at` (or now).
+        """
+        call = self._waiting_ids.get(call_id)
+        if call is None:
+            return CallbackAccepted("not_waiting")
+        if call.callback:
+            return CallbackAccepted("already", call)
+        call.callback = True
+        call.callback_since = now if at is None else max(now, at)
+        call.not_before = None if at is None or at <= now else at
+        call.announce_at = None
+        return CallbackAccepted("accepted", call)
+
+    def callback_no_answer(self, call_id: str, now: float, *, attempt: int = 0) -> CallbackMissed:
+        """The caller did not answer the callback try of `call_id` (CALL_OUTCOME_CALLBACK_NO_ANSWER).
+
+        The reserved agent is free (it is not to blame: it may take the call on the next try) and the
+        call goes back to its place, not served before now + callback_retry_after_s; after
+        callback_retries retries the call is finished (`failed`: call.rejected callback_failed).
+        """
+        agent_id = self._on_agent.get(call_id)
+        call = self._active.get(call_id)
+        if agent_id is None or call is None:
+            return CallbackMissed("ignored", reason="unknown_call", detail=f"call {call_id} is not on an agent")
+        if not call.callback:
+            return CallbackMissed("ignored", call, reason="not_callback", detail=f"call {call_id} is not a callback")
+        if attempt and attempt != call.attempt:
+            return CallbackMissed(
+                "ignored", call, reason="stale_attempt", detail=f"report about offer {attempt}, the call is at {call.attempt}"
+            )
+        del self._on_agent[call_id]
+        del self._active[call_id]
+        self._assigned_at.pop(call_id, None)
+        self._free(agent_id, call_id, now)
+        call.callback_misses += 1
+        call.attempt += 1  # the next try is a new offer: a late report about this one is stale
+        queue = self.queues[call.queue_id]
+        if call.callback_misses > queue.callback_retries:
+            self._finish(call_id)
+            detail = f"the caller did not answer {call.callback_misses} callback(s) (callback_retries {queue.callback_retries})"
+            return CallbackMissed(
+                "failed", call, agent_id, reason=reasons.CALLBACK_FAILED, detail=detail, others=tuple(self.dispatch(now))
+            )
+        call.requeued = True  # its place: ahead of first-time waiters of its priority, as a re-offered call
+        call.not_before = now + queue.callback_retry_after_s
+        self.waiting[queue.id].insert(0, call)
+        self._waiting_ids[call_id] = call
+        return CallbackMissed("retry", call, agent_id, retry_at=call.not_before, others=tuple(self.dispatch(now)))
+
+    def serve_due(self, now: float) -> list[Assignment]:
+        """Calls held until now (a scheduled callback's time, a retry's delay) may be served: the owner's sweep calls
+        this, as nothing else frees capacity for them. Dispatches only when some hold ended."""
+        due = [c for c in self._waiting_ids.values() if c.not_before is not None and now >= c.not_before]
+        for call in due:
+            call.not_before = None
+        return self.dispatch(now) if due else []
+
+    def expire_callbacks(self, now: float) -> list[CallbackExpired]:
+        """Remove and return the waiting callbacks not placed within callback_max_wait_s of acceptance (or of their time)."""
+        out: list[CallbackExpired] = []
+        for queue_id, calls in self.waiting.items():
+            queue = self.queues[queue_id]
+            for call in calls:
+                since = call.callback_since
+                if call.callback and since is not None and now - since >= queue.callback_max_wait_s:
+                    detail = (
+                        f"callback not placed within callback_max_wait_s {queue.callback_max_wait_s}s "
+                        f"({call.callback_misses} unanswered tries)"
+                    )
+                    out.append(CallbackExpired(call, queue, now, detail))
+        for e in out:
+            self._unwait(e.call)
+            self._finish(e.call.call_id)
+        return out
+
+    def figures(self, queue_id: str, now: float, handle_time_s: float | None) -> QueueFigures:
+        """The queue's live figures for queue.summary (`projected_wait_s`: a call with no needs arriving now)."""
+        calls = self.waiting.get(queue_id, [])
+        total, free = self.slots(queue_id)
+        agents = self.agents_of(queue_id)
+        servable = sum(1 for c in calls if not _held(c, now))
+        return QueueFigures(
+            queue_id=queue_id,
+            waiting=len(calls),
+            callbacks_waiting=sum(1 for c in calls if c.callback),
+            agents_logged_in=len(agents),
+            agents_ready=sum(1 for a in agents if a.has_capacity),
+            slots=total,
+            busy_slots=total - free,
+            projected_wait_s=projected_wait_s(servable + 1, total, free, handle_time_s),
+            longest_wait_s=max((now - c.enqueued_at for c in calls), default=0.0),
+        )
 
     # -- matching ------------------------------------------------------------
     def pick(
@@ -686,6 +914,8 @@ class Acd:
         state = self.agents[agent.id]
         state.active.add(call.call_id)
         state.handled += 1
+        if call.callback:
+            call.callback_attempt += 1  # the edge places this try (call.routed callback_attempt)
         self._on_agent[call.call_id] = agent.id
         self._active[call.call_id] = call
         self._assigned_at[call.call_id] = now
@@ -840,7 +1070,24 @@ def _call_dict(call: WaitingCall, payload: Callable[[Any], Any] | None) -> dict[
         out["priority"] = call.priority
     if call.can_overflow:
         out["can_overflow"] = True
+    for key in _CALLBACK_TIMES:
+        if getattr(call, key) is not None:
+            out[key] = getattr(call, key)
+    for key in ("callback_offered", "callback"):
+        if getattr(call, key):
+            out[key] = True
+    for key in ("callback_attempt", "callback_misses"):
+        if getattr(call, key):
+            out[key] = getattr(call, key)
     return out
+
+
+# WaitingCall times of statuses and callbacks: in snapshots, moved by time_shift like enqueued_at.
+_CALLBACK_TIMES = ("announce_at", "callback_since", "not_before")
+
+
+def _shifted(value: Any, time_shift: float) -> float | None:
+    return None if value is None else float(value) + time_shift
 
 
 def _call_from(item: Mapping[str, Any], payloads: Mapping[str, Any], time_shift: float) -> WaitingCall:
@@ -857,6 +1104,13 @@ def _call_from(item: Mapping[str, Any], payloads: Mapping[str, Any], time_shift:
         requeued=bool(item.get("requeued", False)),
         priority=int(item.get("priority", 0)),
         can_overflow=bool(item.get("can_overflow", False)),
+        announce_at=_shifted(item.get("announce_at"), time_shift),
+        callback_offered=bool(item.get("callback_offered", False)),
+        callback=bool(item.get("callback", False)),
+        callback_since=_shifted(item.get("callback_since"), time_shift),
+        not_before=_shifted(item.get("not_before"), time_shift),
+        callback_attempt=int(item.get("callback_attempt", 0)),
+        callback_misses=int(item.get("callback_misses", 0)),
     )
 
 

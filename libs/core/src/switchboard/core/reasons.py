@@ -25,6 +25,8 @@ In the queue (core.acd):
     NO_MATCHING_AGENT   no agent of the queue covers the caller's needs
     ALL_DECLINED        every matching agent let the call go (no answer, declined, busy, failed)
     MAX_ATTEMPTS        more offers than the campaign's routing.max_attempts
+    CALLBACK_FAILED     the caller did not answer the callback, callback_retries retries included
+    CALLBACK_EXPIRED    the callback was not placed within callback_max_wait_s of its acceptance (or time)
 Anywhere:
     ABANDONED           the caller hung up before anyone took the call: in the IVR (the ivr), while
                         the router decides or a buyer's offer rings (the router), waiting in a queue
@@ -74,6 +76,8 @@ OUTSIDE_HOURS: Final = "outside_hours"
 UNKNOWN_QUEUE: Final = "unknown_queue"
 NO_AGENTS: Final = "no_agents"
 NO_MATCHING_AGENT: Final = "no_matching_agent"
+CALLBACK_FAILED: Final = "callback_failed"
+CALLBACK_EXPIRED: Final = "callback_expired"
 
 ABANDONED: Final = "abandoned"
 
@@ -89,7 +93,16 @@ ROUTING_REASONS: Final = (
     OUTSIDE_HOURS,
     ABANDONED,
 )
-QUEUE_REASONS: Final = (UNKNOWN_QUEUE, NO_AGENTS, NO_MATCHING_AGENT, ALL_DECLINED, MAX_ATTEMPTS, ABANDONED)
+QUEUE_REASONS: Final = (
+    UNKNOWN_QUEUE,
+    NO_AGENTS,
+    NO_MATCHING_AGENT,
+    ALL_DECLINED,
+    MAX_ATTEMPTS,
+    ABANDONED,
+    CALLBACK_FAILED,
+    CALLBACK_EXPIRED,
+)
 ALL_REASONS: Final = frozenset((*EDGE_REASONS, *ROUTING_REASONS, *QUEUE_REASONS))
 TIMEOUT: Final = "timeout"
 MALFORMED: Final = "malformed"

@@ -24,6 +24,16 @@ Erlang C, λ arrivals per second (Poisson), μ = 1/h, c agents, offered load a =
 utilisation ρ = a/c < 1, nobody abandons:
     P(wait) = C(c, a) = (a^c / c!) / (1 − ρ) / (Σ_{k<c} a^k / k! + (a^c / c!) / (1 − ρ))
     ASA     = C(c, a) / (c·μ − λ)       (mean wait over all calls)
+
+Erlang A (M/M/c+M, `erlang_a`): the same queue where every waiting caller hangs up after an
+exponential patience of mean 1/θ unless served first. Calls in the system form a birth–death
+chain: births at λ, deaths at min(n, c)·μ + max(n − c, 0)·θ, stable at any load (impatience
+empties the queue). Its stationary distribution π_n (π_n = π_{n−1}·λ / death(n), summed until
+the terms vanish, then normalised) gives, by PASTA and Little's law:
+    P(wait)    = Σ_{n≥c} π_n            (an arrival finds every agent busy)
+    P(abandon) = θ·E[Lq] / λ            (the abandonment flow over the arrival flow)
+    mean wait  = E[Lq] / λ              (over all calls, those who abandon included)
+with E[Lq] = Σ_{n>c} (n − c)·π_n. Exact up to the truncation (terms below 1e-16 of the largest).
 """
 
 from __future__ import annotations
@@ -57,6 +67,35 @@ def erlang_c(arrivals_per_s: float, handle_time_s: float, agents: int) -> Erlang
     tail = term / (1 - rho)  # (a^c / c!) / (1 − ρ)
     p_wait = tail / (total + tail)
     return ErlangC(p_wait, p_wait * handle_time_s / (agents - a))
+
+
+@dataclass(frozen=True)
+class ErlangA:
+    wait_probability: float
+    abandon_probability: float
+    avg_wait_s: float  # over all calls: those answered at once (0), those who waited, those who hung up
+
+
+def erlang_a(arrivals_per_s: float, handle_time_s: float, agents: int, patience_s: float) -> ErlangA:
+    """Erlang A (M/M/c+M) for λ = `arrivals_per_s`, h = `handle_time_s`, c = `agents` and a mean
+    patience of `patience_s` (module doc): the birth–death chain solved numerically."""
+    if arrivals_per_s <= 0 or handle_time_s <= 0 or agents < 1 or patience_s <= 0:
+        raise ValueError("Erlang A needs an arrival rate, a handle time, a patience above 0 and at least one agent")
+    lam, mu, theta = arrivals_per_s, 1.0 / handle_time_s, 1.0 / patience_s
+    # Unnormalised π_n relative to π_0 = 1. Past c the ratio λ/(cμ + kθ) falls to 0, so the tail ends.
+    weights = [1.0]
+    n = 0
+    while True:
+        n += 1
+        death = min(n, agents) * mu + max(n - agents, 0) * theta
+        nxt = weights[-1] * lam / death
+        weights.append(nxt)
+        if n > agents and nxt < 1e-16 * max(weights):
+            break
+    total = math.fsum(weights)
+    p_wait = math.fsum(weights[agents:]) / total
+    queue_length = math.fsum((k - agents) * w for k, w in enumerate(weights) if k > agents) / total
+    return ErlangA(p_wait, theta * queue_length / lam, queue_length / lam)
 
 
 def projected_wait_s(position: int, slots: int, free_slots: int, handle_time_s: float | None) -> float | None:

@@ -148,6 +148,21 @@ class _Queue:
     abandoned_hangup: int = 0
     abandoned_wait_sum: float = 0.0
     rejected: int = 0
+    by_priority: dict[int, _PriorityWaits] = field(default_factory=dict)
+
+    def priority(self, p: int) -> _PriorityWaits:
+        return self.by_priority.setdefault(p, _PriorityWaits())
+
+
+@dataclass
+class _PriorityWaits:
+    """The waits of a queue's calls of one priority (the priority they arrived with, before aging)."""
+
+    calls: int = 0
+    reached_agent: int = 0
+    wait_sum: float = 0.0
+    wait_max: float = 0.0
+    abandoned: int = 0
 
 
 @dataclass
@@ -229,16 +244,21 @@ class Tally:
     def overflowed(self, queue_id: str) -> None:
         self.queues[queue_id].overflowed += 1
 
-    def queued(self, queue_id: str) -> None:
+    def queued(self, queue_id: str, priority: int = 0) -> None:
         if queue_id in self.queues:
             self.queues[queue_id].calls += 1
+            self.queues[queue_id].priority(priority).calls += 1
 
-    def first_agent_offer(self, queue_id: str, waited: bool, wait_s: float) -> None:
+    def first_agent_offer(self, queue_id: str, waited: bool, wait_s: float, priority: int = 0) -> None:
         q = self.queues[queue_id]
         q.reached_agent += 1
         q.waited += waited
         q.wait_sum += wait_s
         q.wait_max = max(q.wait_max, wait_s)
+        p = q.priority(priority)
+        p.reached_agent += 1
+        p.wait_sum += wait_s
+        p.wait_max = max(p.wait_max, wait_s)
 
     def finished(self, call: SimCall, outcome: Outcome) -> None:
         self.kinds[outcome.kind] += 1
@@ -273,8 +293,10 @@ class Tally:
                 q = self.queues[outcome.queue_id]
                 if outcome.why == "max_wait":
                     q.abandoned_max_wait += 1
+                    q.priority(call.priority).abandoned += 1
                 elif outcome.why == "caller_hangup":
                     q.abandoned_hangup += 1
+                    q.priority(call.priority).abandoned += 1
                 else:
                     q.rejected += 1
                 if outcome.why is not None:
@@ -331,6 +353,17 @@ class Tally:
                 "agent_no_answer": q.agent_no_answer,
                 "overflowed": q.overflowed,
                 "avg_handle_s": _ratio(q.handle_sum, q.answered),
+                # by the priority a call arrived with (str keys: JSON), highest first
+                "waits_by_priority": {
+                    str(p): {
+                        "calls": w.calls,
+                        "reached_agent": w.reached_agent,
+                        "avg_wait_s": _ratio(w.wait_sum, w.reached_agent),
+                        "max_wait_s": round(w.wait_max, 3),
+                        "abandoned": w.abandoned,
+                    }
+                    for p, w in sorted(q.by_priority.items(), reverse=True)
+                },
             }
         agents = {
             aid: {

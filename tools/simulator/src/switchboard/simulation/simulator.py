@@ -117,6 +117,7 @@ class SimCall:
     first_wait: float | None = None  # queue arrival → first agent offer
     waiting: bool = False  # in a queue's waiting list now
     patience: float | None = None
+    priority: int = 0  # in its queue (core.acd.call_priority), for the per-priority waits
     ivr_s: float | None = None  # time spent in the campaign's IVR flow (when callers.ivr_timed)
     walked_flow: bool = False  # went through the campaign's IVR flow (not screened out, the campaign has one)
     done: bool = False
@@ -627,7 +628,8 @@ class Simulator:
         )
         call.handoff = action
         call.queued_at = self.now
-        self.tally.queued(action.queue_id)
+        call.priority = priority
+        self.tally.queued(action.queue_id, priority)
         self.estimates.arrived(action.queue_id, self.now)
         offer = self.acd.offer(waiting, self.now)
         if offer.status == "assigned":
@@ -725,7 +727,7 @@ class Simulator:
         call.waiting = False
         if call.first_wait is None:
             call.first_wait = assignment.waited_s
-            self.tally.first_agent_offer(assignment.queue.id, call.waited, assignment.waited_s)
+            self.tally.first_agent_offer(assignment.queue.id, call.waited, assignment.waited_s, call.priority)
         m = self.model.agents[assignment.agent.id]
         rng = self.stream(call, f"agent:{assignment.agent.id}")
         answered = rng.random() < m.answer_rate

@@ -43,7 +43,8 @@ class RoutingConfig(_Model):
         # shape errors; skip the second pass.
         if info.context and info.context.get("references_checked"):
             return self
-        problems = reference_problems(self.model_dump())
+        # exclude_unset: what was written, as in the raw pass (a setting at its default was not "set").
+        problems = reference_problems(self.model_dump(exclude_unset=True))
         if problems:
             raise FieldProblems(problems)
         return self
@@ -219,6 +220,8 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
                         f"(add tiers after the queue tier, or remove {key})",
                     )
                 )
+    problems.extend(_callback_problems(data))
+    problems.extend(_announcement_language_problems(data))
     for qi, q in _items(data, "queues"):
         for ri, rule in _items(q, "priority"):
             when = rule.get("when")
@@ -238,3 +241,78 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
     ids = {"campaigns": campaigns, "buyers": buyers, "agents": _ids(data, "agents"), "queues": queues}
     problems.extend(simulation_reference_problems(data, ids))
     return problems
+
+
+# Callback settings that only matter once callbacks are offered (docs/ACD.md, Callbacks).
+_CALLBACK_KEYS = ("callback_retries", "callback_retry_after_s", "callback_max_wait_s")
+
+
+def _callback_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """A callback setting written for a queue that never offers callbacks would be read by nothing."""
+    problems: list[Problem] = []
+    for qi, q in _items(data, "queues"):
+        if q.get("callback_offer_after_s") is not None:
+            continue
+        for key in _CALLBACK_KEYS:
+            if key in q:
+                problems.append(
+                    (
+                        ("queues", qi, key),
+                        f"{key} is set but callback_offer_after_s is not, so no callback is ever offered and nothing "
+                        f"reads it (set callback_offer_after_s, or remove {key})",
+                    )
+                )
+    return problems
+
+
+def _flow_languages(flow: Mapping[str, Any]) -> set[str]:
+    """The languages a call of the IVR flow can have: the flow's, and every set_language option's."""
+    langs = {str(flow.get("language") or "en")}
+    nodes = flow.get("nodes")
+    for node in nodes.values() if isinstance(nodes, Mapping) else ():
+        if not isinstance(node, Mapping) or node.get("type") != "set_language":
+            continue
+        options = node.get("options")
+        for option in options.values() if isinstance(options, Mapping) else ():
+            lang = option.get("language") if isinstance(option, Mapping) else option
+            if isinstance(lang, str):
+                langs.add(lang)
+    return langs
+
+
+def _announcement_language_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """`queues[].announcements.<language>` for a language no call of the queue can have would never be said.
+
+    A call's language is its campaign's IVR flow's (its `language`, or one a set_language node chose);
+    a campaign without a flow has calls in `en`. `announcements.en` also serves `en-US` callers. A queue
+    that no campaign routes to is not checked (nothing is known about its calls).
+    """
+    flows = {str(f.get("id")): f for _, f in _items(data, "ivr_flows")}
+    langs_of_queue: dict[str, set[str]] = {}
+    for _, c in _items(data, "campaigns"):
+        routing = c.get("routing")
+        if not isinstance(routing, Mapping):
+            continue
+        flow = flows.get(str(c.get("ivr"))) if c.get("ivr") else None
+        langs = _flow_languages(flow) if flow is not None else {"en"}
+        for _, t in _items(routing, "tiers"):
+            if t.get("strategy") == "queue" and isinstance(t.get("queue"), str):
+                langs_of_queue.setdefault(t["queue"], set()).update(langs)
+    problems: list[Problem] = []
+    for qi, q in _items(data, "queues"):
+        langs = langs_of_queue.get(str(q.get("id")))
+        announcements = q.get("announcements")
+        if langs is None or not isinstance(announcements, Mapping):
+            continue
+        reachable = langs | {lang.split("-")[0] for lang in langs}
+        for lang in announcements:
+            if str(lang) not in reachable:
+                problems.append(
+                    (
+                        ("queues", qi, "announcements", lang),
+                        f"no call of this queue can be in {str(lang)!r}: its campaigns' calls are in "
+                        f"{', '.join(sorted(langs))} (announce in one of those, or add {lang} to a campaign's IVR flow)",
+                    )
+                )
+    return problems
+

@@ -6,6 +6,7 @@ queues it is in when its skills cover the queue's `match` keys. The distributor 
 
 from __future__ import annotations
 
+from string import Formatter
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -47,6 +48,31 @@ class QueueAnnouncements(_Model):
     callback_offer: str | None = None  # "press 1 / say yes to be called back, keeping your place"
     callback_accepted: str | None = None  # before the caller hangs up
     callback_answered: str | None = None  # the caller picked up the callback, before the agent is bridged
+
+    @field_validator("waiting", "waiting_unknown", "callback_offer", "callback_accepted", "callback_answered")
+    @classmethod
+    def _placeholders(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_placeholders(v)
+        return v
+
+
+# What core.announce fills in an announcement: anything else would be said as "{...}" to the caller.
+ANNOUNCEMENT_PLACEHOLDERS = ("position", "minutes", "when")
+
+
+def check_placeholders(text: str) -> None:
+    """Refuse an announcement text with a placeholder core.announce does not fill, or unbalanced braces."""
+    known = ", ".join(f"{{{p}}}" for p in ANNOUNCEMENT_PLACEHOLDERS)
+    try:
+        fields = [f for _, f, _, _ in Formatter().parse(text) if f is not None]
+    except ValueError:
+        raise ValueError(
+            f"{text!r} has an unbalanced brace (placeholders are {known}; write {{{{ or }}}} for a brace itself)"
+        ) from None
+    for f in fields:
+        if f not in ANNOUNCEMENT_PLACEHOLDERS:
+            raise ValueError(f"unknown placeholder {{{f}}} (use {known})")
 
 
 class Queue(_Model):

@@ -30,7 +30,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -40,9 +40,10 @@ import structlog
 from aiokafka.errors import KafkaError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from switchboard.core import announce, reasons
 from switchboard.core import ivr as flows
-from switchboard.core import reasons
 from switchboard.core.call_end import NOT_TAKEN, meaning_of
+from switchboard.core.callbacks import CallbackTimeError, callback_time, local_text
 from switchboard.core.caller import CallerFacts, caller_facts, normalize_number, normalize_zip
 from switchboard.core.config import IvrFlow, IvrMenuNode, IvrSetLanguageNode, RoutingConfig
 from switchboard.core.decisions import DecisionHeader
@@ -54,6 +55,7 @@ from switchboard.platform.topics import (
     CALL_ENDED,
     CALL_REJECTED,
     CALL_STARTED,
+    CALLBACK_REQUESTED,
     IVR_COMPLETED,
     LIVE_CALLS,
     CallEvent,
@@ -61,7 +63,7 @@ from switchboard.platform.topics import (
     Topic,
 )
 from switchboard.services.ivr.callers import CallerMemory
-from switchboard.services.ivr.metrics import CALLS_STARTED
+from switchboard.services.ivr.metrics import ANNOUNCEMENTS, CALLBACKS_REQUESTED, CALLS_STARTED, PLACEMENTS_SENT
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import events_pb2 as pb
@@ -90,6 +92,16 @@ class CallError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+async def _first_set(events: list[asyncio.Event], timeout_s: float) -> None:
+    """Wait until one of `events` is set, at most `timeout_s`."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 def _set_event() -> asyncio.Event:
@@ -123,6 +135,17 @@ class CallState:
     saved_decision: tuple[int, int] | None = None  # (status, attempt) of the decision last written
     decision_from: dict[str, int] = field(default_factory=dict)  # "<topic>/<partition>" → offset a decision can come from
     pending_since: float = 0.0  # wall clock (epoch s) when decision_from was taken
+    edge: str = ""  # which edge started the call: "twiml" (the webhook) or "" (gRPC CallControl)
+    # The ACD (docs/ACD.md "What the caller hears"): the newest queue.status of the call, the event id of the
+    # last one answered as WAITING (a caller never hears the same status twice), and whether a newer one waits.
+    status: pb.QueueStatus | None = None
+    status_said: str = ""
+    status_new: asyncio.Event = field(default_factory=asyncio.Event)
+    # Virtual hold: the caller accepted a callback and hung up; the queue keeps the place, the call stays live
+    # (out of the TTL sweep) and `hold_instance` places its callbacks (WatchCallbacks, the CPaaS REST API).
+    virtual_hold: bool = False
+    hold_instance: str = ""
+    hold_queue_id: str = ""
 
     def decide(self, result: cc.RoutingResult) -> bool:
         """Take a routing decision if it is newer than what the call has; False when it is stale or a repeat."""
@@ -168,6 +191,10 @@ class CallState:
             completed=self.completed,
             start_reject=self.start_reject,
             reported_attempt=self.reported_attempt,
+            virtual_hold=self.virtual_hold,
+            hold_instance=self.hold_instance,
+            hold_queue_id=self.hold_queue_id,
+            hold_edge=self.edge,
         )
         if self.flow_state is not None:
             rec.flow.CopyFrom(pb.LiveIvrFlow(**self.flow_state.to_dict()))
@@ -185,6 +212,7 @@ class CallState:
                     billable_after_s=r.billable_after_s,
                     reason=r.reason,
                     announcement=r.announcement,
+                    callback_attempt=r.callback_attempt,
                 )
             )
         else:
@@ -223,6 +251,10 @@ class CallState:
         self.start_reject = rec.start_reject
         self.reported_attempt = rec.reported_attempt
         self.last_report = (rec.last_outcome, rec.last_connected_seconds) if rec.last_outcome else None
+        self.virtual_hold = rec.virtual_hold
+        self.hold_instance = rec.hold_instance
+        self.hold_queue_id = rec.hold_queue_id
+        self.edge = rec.hold_edge
         if rec.HasField("flow"):
             self.flow = flows_by_id.get(rec.flow.flow_id)
             flow = rec.flow
@@ -257,6 +289,7 @@ class CallState:
                 billable_after_s=d.billable_after_s,
                 reason=d.reason,
                 announcement=d.announcement,
+                callback_attempt=d.callback_attempt,
             )
             self.saved_decision = (self.result.status, self.result.attempt)
         if self.result is not None:
@@ -287,6 +320,7 @@ def result_from_event(event: TerminalEvent) -> cc.RoutingResult:
             price=event.price,
             attempt=event.attempt or 1,  # producers that predate attempts made one offer
             billable_after_s=event.billable_after_s,
+            callback_attempt=event.callback_attempt,
         )
     assert isinstance(event, pb.CallRejected)
     return cc.RoutingResult(
@@ -359,6 +393,10 @@ class CallDesk:
         # Decisions for calls this instance does not know (yet): the call's ivr.calls record may arrive after
         # its call.routed (two topics, no order between them). Bounded like `ended`.
         self.unclaimed: OrderedDict[str, list[cc.RoutingResult]] = OrderedDict()
+        self.queues = {q.id: q for q in config.queues}
+        # Open WatchCallbacks streams (and in-process placers, e.g. the TwiML outbound caller): each gets
+        # every callback due on a call this instance holds, for the edges it places (edge "" = gRPC).
+        self.watchers: list[tuple[frozenset[str], asyncio.Queue[cc.CallbackPlacement]]] = []
 
     # -- helpers -------------------------------------------------------------
     def call(self, call_id: str) -> CallState:
@@ -425,6 +463,7 @@ class CallDesk:
             return
         if call.decide(result):
             log.info("routing_result", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
+            self._placement_due(call)
         else:
             log.info("routing_result_ignored", call_id=event.call_id, topic=topic.name, attempt=result.attempt)
 
@@ -481,6 +520,7 @@ class CallDesk:
             call.update_from(rec, self.flows)
         for result in self.unclaimed.pop(call_id, ()):
             call.decide(result)
+        self._placement_due(call)
 
     def decision_offsets(self, now: float | None = None) -> dict[str, int]:
         """Per "<topic>/<partition>" the lowest offset from which a decision of a live call can still come.
@@ -491,7 +531,8 @@ class CallDesk:
         oldest = (time.time() if now is None else now) - self.settings.decision_reread_max_age_s
         low: dict[str, int] = {}
         for call in self.calls.values():
-            if call.result is None and call.completed and call.pending_since >= oldest:
+            # A call on virtual hold counts whatever its age: its callback must not be lost to a restart.
+            if call.result is None and call.completed and (call.pending_since >= oldest or call.virtual_hold):
                 for tp, offset in call.decision_from.items():
                     low[tp] = min(offset, low.get(tp, offset))
         return low
@@ -511,12 +552,27 @@ class CallDesk:
 
     def sweep(self, now_mono: float) -> list[str]:
         """Forget calls never reported as ended within call_ttl_s (the edge lost them); their ids."""
-        stale = [cid for cid, c in self.calls.items() if now_mono - c.started_mono > self.settings.call_ttl_s]
+        stale = [
+            cid
+            for cid, c in self.calls.items()
+            # A call on virtual hold is not idle: its caller waits for the callback (hours, or a chosen time).
+            if now_mono - c.started_mono > self.settings.call_ttl_s and not c.virtual_hold
+        ]
         for cid in stale:
             del self.calls[cid]
         if stale:
             log.warning("calls_expired", count=len(stale))
-        return stale
+        # A call on virtual hold the queue ended (callback_failed, callback_expired, ...): nobody reports on it.
+        closed = [
+            cid
+            for cid, c in self.calls.items()
+            if c.virtual_hold and c.result is not None and c.result.status == cc.ROUTING_STATUS_REJECTED
+        ]
+        for cid in closed:
+            self._forget_ended(cid, (pb.CALL_OUTCOME_UNSPECIFIED, 0))
+        if closed:
+            log.info("virtual_holds_closed", count=len(closed))
+        return stale + closed
 
     def _set_zip(self, call: CallState, answers: dict[str, str]) -> None:
         """A `zip` answer also fills the caller's ZIP (buyer filters and pings use Caller.zip)."""
@@ -571,7 +627,7 @@ class CallDesk:
         log.info("ivr_completed", call_id=call.call_id, answers=len(call.answers))
 
     # -- the call ------------------------------------------------------------
-    async def start_call(self, request: cc.StartCallRequest) -> cc.StartCallResponse:
+    async def start_call(self, request: cc.StartCallRequest, edge: str = "") -> cc.StartCallResponse:
         dialed = request.dialed_number.strip()
         if not dialed:
             raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "dialed_number is required (the tracking number the caller dialed)")
@@ -600,6 +656,7 @@ class CallDesk:
             caller=facts,
             started_at=started_at,
             started_mono=time.monotonic(),
+            edge=edge,
         )
         if campaign is None:
             call.start_reject = reasons.UNKNOWN_NUMBER
@@ -786,13 +843,14 @@ class CallDesk:
             raise CallError(grpc.StatusCode.INVALID_ARGUMENT, "timeout_ms must be >= 0 (0: server default)")
         call = self.call(request.call_id)
         timeout_ms = min(request.timeout_ms or self.settings.await_timeout_ms, self.settings.max_await_timeout_ms)
-        if call.result is None:
-            try:
-                await asyncio.wait_for(call.decided.wait(), timeout_ms / 1000)
-            except TimeoutError:
-                pass
+        if call.result is None and self._unsaid(call) is None:
+            await _first_set([call.decided, call.status_new], timeout_ms / 1000)
         result = call.result  # None again if a concurrent ReportOutcome ended the offer meanwhile
         if result is None:
+            # A decision wins over any status; else a status the caller has not heard yet is said (WAITING).
+            st = self._unsaid(call)
+            if st is not None:
+                return self._waiting(call, st)
             return cc.RoutingResult(call_id=call.call_id, status=cc.ROUTING_STATUS_PENDING, attempt=call.reported_attempt)
         if call.saved_decision != (result.status, result.attempt) and self.calls.get(call.call_id) is call:
             # The edge is about to bridge (or hang up on) this decision: write it first, so an instance that
@@ -818,6 +876,16 @@ class CallDesk:
         if result is None and call.last_report == report:
             return cc.ReportOutcomeResponse()  # a retry of the re-routable report: already published
         offer = result if result is not None and result.status == cc.ROUTING_STATUS_ROUTED else None
+        if request.outcome == pb.CALL_OUTCOME_CALLBACK_NO_ANSWER and (offer is None or offer.callback_attempt <= 0):
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"call {call.call_id}: CALLBACK_NO_ANSWER is about a callback (a WatchCallbacks placement), "
+                "and no callback is outstanding; report NO_ANSWER for an offer the agent or buyer did not take",
+            )
+        if call.virtual_hold and offer is None:
+            # The caller's own leg ended after accepting the callback (a CPaaS status callback, an edge that
+            # reports every hang-up): the call lives on in virtual hold, nothing to publish.
+            return cc.ReportOutcomeResponse()
         # No outcome yet and nobody else will give one: the caller left in the IVR (before ivr.completed,
         # and no disqualification being published) → this instance rejects it "abandoned". After
         # ivr.completed and before a decision reached us, the router owns the call: routing_pending tells it.
@@ -878,3 +946,166 @@ class CallDesk:
             attempt=ended.attempt,
         )
         return cc.ReportOutcomeResponse()
+
+    # -- the ACD: waiting callers, callbacks (docs/ACD.md "What the caller hears") ------------------------
+    def language_of(self, call: CallState) -> str:
+        """The call's language: where its IVR flow is, else its `language` answer, else English."""
+        if call.flow_state is not None and call.flow_state.language:
+            return call.flow_state.language
+        return call.answers.get("language") or (call.flow.language if call.flow is not None else "") or announce.DEFAULT_LANGUAGE
+
+    def on_queue_status(self, event: pb.QueueStatus) -> None:
+        """queue.status from the listener: the call's newest status (an older or repeated one is ignored)."""
+        call = self.calls.get(event.call_id)
+        if call is None:
+            return
+        current = call.status
+        if current is not None and (
+            event.event_id == current.event_id or event.occurred_at.ToNanoseconds() < current.occurred_at.ToNanoseconds()
+        ):
+            return
+        call.status = event
+        if event.kind != pb.QUEUE_STATUS_KIND_CALLBACK_ACCEPTED and not call.virtual_hold:
+            call.status_new.set()  # AwaitRouting answers WAITING with it
+
+    def _unsaid(self, call: CallState) -> pb.QueueStatus | None:
+        st = call.status
+        if st is None or st.event_id == call.status_said or call.virtual_hold:
+            return None
+        if st.kind == pb.QUEUE_STATUS_KIND_CALLBACK_ACCEPTED:
+            return None
+        return st
+
+    def _waiting(self, call: CallState, st: pb.QueueStatus) -> cc.RoutingResult:
+        """The WAITING result for status `st`: its announcement in the call's language (core.announce)."""
+        call.status_said = st.event_id
+        call.status_new.clear()
+        queue = self.queues.get(st.queue_id)
+        text = announce.waiting(queue, self.language_of(call), st.position, st.projected_wait_s, st.callback_offered)
+        ANNOUNCEMENTS.labels(st.queue_id, "callback_offer" if st.callback_offered else "waiting").inc()
+        return cc.RoutingResult(
+            call_id=call.call_id,
+            status=cc.ROUTING_STATUS_WAITING,
+            attempt=call.reported_attempt,
+            announcement=text,
+            queue_position=st.position,
+            projected_wait_s=st.projected_wait_s,
+            callback_offered=st.callback_offered,
+        )
+
+    async def request_callback(self, request: cc.RequestCallbackRequest) -> cc.RequestCallbackResponse:
+        """The caller accepted the offered callback: callback.requested, then virtual hold on this instance."""
+        call = self.call(request.call_id)
+        st = call.status
+        if call.result is not None:
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"call {call.call_id} is {cc.RoutingStatus.Name(call.result.status)}, not waiting: AwaitRouting for it",
+            )
+        queue_id = st.queue_id if st is not None else call.hold_queue_id
+        if not call.virtual_hold and (st is None or not st.callback_offered):
+            raise CallError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"call {call.call_id}: no callback was offered (its latest queue status does not offer one); "
+                "RequestCallback only after a WAITING result with callback_offered",
+            )
+        queue = self.queues.get(queue_id)
+        timezone = queue.timezone if queue is not None else "UTC"
+        try:
+            due = callback_time(request.at_local, timezone, datetime.now(UTC))
+        except CallbackTimeError as exc:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        at_local = local_text(due, timezone)
+        requested = pb.CallbackRequested(
+            # The same request for the same call is the same event (a retried RPC, maybe on another instance).
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"callback.requested/{call.call_id}/{at_local}").hex,
+            call_id=call.call_id,
+            occurred_at=codec.now_ts(),
+            queue_id=queue_id,
+            at_local=at_local,  # resolved to a date: the queue reads it as the same time whenever it arrives
+        )
+        await self._publish(CALLBACK_REQUESTED, requested)
+        first = not call.virtual_hold
+        if first:  # its callback comes after these offsets: where a restart reads call.routed again for it
+            call.decision_from, call.pending_since = self.positions(), time.time()
+        call.virtual_hold, call.hold_queue_id = True, queue_id
+        call.hold_instance = call.hold_instance or self.settings.instance_id
+        await self._save(call)
+        if first:
+            CALLBACKS_REQUESTED.labels(queue_id).inc()
+        log.info("callback_requested", call_id=call.call_id, queue=queue_id, scheduled=bool(at_local))
+        return cc.RequestCallbackResponse(
+            call_id=call.call_id,
+            announcement=announce.callback_accepted(queue, self.language_of(call), at_local),
+            at_local=at_local,
+        )
+
+    def call_language(self, call_id: str) -> str:
+        """The language a live call's announcements are said in (language_of)."""
+        return self.language_of(self.call(call_id))
+
+    def current_placement(self, call_id: str) -> cc.CallbackPlacement | None:
+        """The callback this instance has to place for the live call `call_id` now, if any."""
+        call = self.calls.get(call_id)
+        return self.placement_for(call) if call is not None else None
+
+    def placement_for(self, call: CallState) -> cc.CallbackPlacement | None:
+        """The callback this instance has to place for `call` now (a callback offer not reported yet), or None."""
+        r = call.result
+        if (
+            not call.virtual_hold
+            or call.hold_instance != self.settings.instance_id
+            or r is None
+            or r.status != cc.ROUTING_STATUS_ROUTED
+            or r.callback_attempt <= 0
+        ):
+            return None
+        language = self.language_of(call)
+        return cc.CallbackPlacement(
+            call_id=call.call_id,
+            caller_number=call.caller.number,
+            dialed_number=call.dialed_number,
+            destination=r.destination,
+            agent_id=r.agent_id,
+            attempt=r.attempt,
+            callback_attempt=r.callback_attempt,
+            language=language,
+            announcement=announce.callback_answered(self.queues.get(call.hold_queue_id), language),
+        )
+
+    def _placement_due(self, call: CallState) -> None:
+        placement = self.placement_for(call)
+        if placement is None:
+            return
+        for edges, queue in self.watchers:
+            if call.edge in edges:
+                queue.put_nowait(placement)
+
+    async def watch_callbacks(self, edges: frozenset[str] = frozenset({""})) -> AsyncIterator[cc.CallbackPlacement]:
+        """Every callback due on calls this instance holds that started on `edges`: first those not reported
+        yet, then each new one. Each is written to ivr.calls before it is given out (the outcome is about it)."""
+        queue: asyncio.Queue[cc.CallbackPlacement] = asyncio.Queue()
+        entry = (edges, queue)
+        self.watchers.append(entry)
+        sent: set[tuple[str, int]] = set()
+        try:
+            for call in list(self.calls.values()):
+                if call.edge in edges and (p := self.placement_for(call)) is not None:
+                    queue.put_nowait(p)
+            while True:
+                placement = await queue.get()
+                held = self.calls.get(placement.call_id)
+                if held is None or (current := self.placement_for(held)) is None or current.attempt != placement.attempt:
+                    continue  # reported (or ended) meanwhile
+                if (placement.call_id, placement.attempt) in sent:
+                    continue
+                if held.result is not None and held.saved_decision != (held.result.status, held.result.attempt):
+                    await self._save(held)
+                sent.add((placement.call_id, placement.attempt))
+                PLACEMENTS_SENT.inc()
+                log.info(
+                    "callback_placement", call_id=placement.call_id, attempt=placement.attempt, try_=placement.callback_attempt
+                )
+                yield placement
+        finally:
+            self.watchers.remove(entry)

@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import grpc
@@ -84,15 +84,17 @@ from switchboard.platform.kafka import EventBus, ensure_topics, make_consumer, t
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.metrics import EVENTS_CONSUMED, LagTracker
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, LIVE_CALLS, TerminalEvent, Topic
+from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, LIVE_CALLS, QUEUE_STATUS, TerminalEvent, Topic
 from switchboard.services.ivr import livecalls, security
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
 from switchboard.services.ivr.grpc_ops import add_ops_services, follow_readiness
+from switchboard.services.ivr.outbound import OutboundCallbacks
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.services.ivr.twiml import TwimlWebhook, check_settings
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
+from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
@@ -137,6 +139,18 @@ class CallControlService(cc_grpc.CallControlServicer):
     ) -> cc.ReportOutcomeResponse:
         return await self._run(context, self.desk.report_outcome(request))
 
+    async def RequestCallback(
+        self, request: cc.RequestCallbackRequest, context: grpc.aio.ServicerContext
+    ) -> cc.RequestCallbackResponse:
+        return await self._run(context, self.desk.request_callback(request))
+
+    async def WatchCallbacks(
+        self, request: cc.WatchCallbacksRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[cc.CallbackPlacement]:
+        # Calls of the gRPC edge only: those of the TwiML webhook are placed through the CPaaS REST API.
+        async for placement in self.desk.watch_callbacks(frozenset({""})):
+            yield placement
+
 
 async def listen_terminal(
     kafka: KafkaSettings,
@@ -145,8 +159,10 @@ async def listen_terminal(
     ready: asyncio.Event,
     start_at: Mapping[str, int] | None = None,
     positions: dict[str, int] | None = None,
+    on_status: Callable[[pb.QueueStatus], None] | None = None,
 ) -> None:
-    """Read call.routed and call.rejected from every partition, from the latest offset, until `stop`.
+    """Read call.routed and call.rejected (and, with `on_status`, queue.status: what the waiting callers hear)
+    from every partition, from the latest offset, until `stop`.
 
     `start_at` ("<topic>/<partition>" → offset) starts partitions earlier: where the decisions of the
     calls read back from ivr.calls can still be (CallDesk.decision_offsets). `positions` is kept at
@@ -158,7 +174,9 @@ async def listen_terminal(
     positions = {} if positions is None else positions
     await consumer.start()
     try:
-        tps = await assign_all(consumer, topics)
+        # queue.status on the same consumer: a call's status is read in the same pass as its decisions, and a
+        # restart re-reads it from the same positions (a caller waiting on another instance is known here too).
+        tps = await assign_all(consumer, [*topics, *([QUEUE_STATUS.name] if on_status else [])])
         await consumer.seek_to_end(*tps)
         for tp in tps:
             end = await consumer.position(tp)  # resolves the end offset now, not at the first fetch
@@ -177,6 +195,15 @@ async def listen_terminal(
                     for record in records:
                         EVENTS_CONSUMED.labels(record.topic).inc()
                         positions[f"{record.topic}/{record.partition}"] = record.offset + 1
+                        if record.topic == QUEUE_STATUS.name:
+                            try:
+                                status = codec.decode(QUEUE_STATUS, record.value)
+                            except codec.UndecodableEvent as exc:
+                                log.warning("skipped_undecodable", topic=record.topic, offset=record.offset, reason=str(exc))
+                                continue
+                            if on_status is not None:
+                                on_status(status)
+                            continue
                         topic = topics[record.topic]
                         try:
                             event = codec.decode(topic, record.value)
@@ -235,6 +262,7 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     server: grpc.aio.Server | None = None
     webhook: TwimlWebhook | None = None
     sweeper: asyncio.Task | None = None
+    outbound: asyncio.Task | None = None
     grpc_health: asyncio.Task | None = None
     try:
         # The live calls first: the listener starts where their pending decisions can be. The listener must be
@@ -242,7 +270,9 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
         # must be loaded, or a restart would let duplicates in.
         await _first([calls_loaded.wait(), asyncio.shield(live), asyncio.shield(follower)])
         listener = asyncio.create_task(
-            listen_terminal(settings.kafka, desk.on_terminal, stop, listener_ready, desk.decision_offsets(), positions)
+            listen_terminal(
+                settings.kafka, desk.on_terminal, stop, listener_ready, desk.decision_offsets(), positions, desk.on_queue_status
+            )
         )
         for gate in (listener_ready, callers_loaded):
             await _first([gate.wait(), asyncio.shield(listener), asyncio.shield(follower), asyncio.shield(live)])
@@ -255,6 +285,8 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
         if settings.twiml_enabled:  # the same desk behind both edges
             webhook = TwimlWebhook(desk, settings)
             ready.update(twiml_host=settings.twiml_host, twiml_port=await webhook.start())
+        if settings.outbound_enabled:  # TwiML callers called back through the CPaaS REST API
+            outbound = asyncio.create_task(OutboundCallbacks(desk, settings).run(stop))
         sweeper = asyncio.create_task(_sweeper(desk, bus, stop))
         mark_ready(SERVICE, **ready)
         log.info(
@@ -265,15 +297,16 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
             callers=len(callers.last_seen),
             live_calls=len(desk.calls),
         )
-        # A dead listener is fatal: fail loudly.
-        await _first([stop.wait(), asyncio.shield(listener), asyncio.shield(follower), asyncio.shield(live)])
+        # A dead listener (or outbound placer) is fatal: fail loudly.
+        watched = [listener, follower, live, *([outbound] if outbound else [])]
+        await _first([stop.wait(), *(asyncio.shield(t) for t in watched)])
     finally:
         stop.set()
         if webhook is not None:
             await webhook.stop()
         if server is not None:
             await server.stop(settings.shutdown_grace_s)
-        for task in (sweeper, listener, follower, live, grpc_health):
+        for task in (sweeper, outbound, listener, follower, live, grpc_health):
             if task is not None:
                 try:
                     await asyncio.wait_for(task, 5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +29,12 @@ class IvrSettings(ServiceSettings):
     )
     ended_memory: int = Field(10_000, gt=0, description="ended calls remembered so a retried final ReportOutcome is answered OK")
     shutdown_grace_s: float = Field(5.0, ge=0, description="in-flight RPCs get this long on SIGTERM")
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="this instance's stable name (a StatefulSet pod name; default the host name): the instance that "
+        "accepted a callback places it (WatchCallbacks), also after its restart",
+    )
 
     # -- who may talk to the gRPC edge (security.py, docs/IVR.md "Securing the gRPC edge") ------------------
     grpc_tls_cert_file: Path | None = Field(
@@ -109,6 +116,26 @@ class IvrSettings(ServiceSettings):
         description="flow language → <Say>/<Gather> language tag; tags with a region (en-GB) are used as they are",
     )
     twiml_voice: str = Field("", description="<Say voice> (e.g. Polly.Joanna); empty: the CPaaS default")
+    twiml_hold_url: str = Field(
+        "",
+        description="waiting in an ACD queue: <Play> this audio (music on hold) between announcements; empty: <Pause>",
+    )
+    twiml_hold_pause_s: int = Field(
+        10, ge=1, le=600, description="waiting in an ACD queue without twiml_hold_url: <Pause length> between polls"
+    )
+    # -- outbound callbacks of TwiML calls through the CPaaS REST API (outbound.py, docs/TWIML.md) ----------
+    twilio_api_base_url: str = Field(
+        "https://api.twilio.com",
+        description="the CPaaS REST API the ivr asks to place callbacks (Calls create); another URL for a compatible "
+        "CPaaS or a test double",
+    )
+    twilio_account_sid: str = Field(
+        "", description="the CPaaS account (Basic auth user, the path's Accounts/<sid>); empty: TwiML callbacks are not placed"
+    )
+    twilio_api_auth_token: SecretStr | None = Field(
+        None, description="the REST API password (Basic auth); unset: twiml_auth_token (the same account)"
+    )
+    twilio_api_timeout_s: float = Field(10.0, gt=0, le=60, description="one Calls create request gets this long")
     twiml_error_message: str = Field(
         "We are sorry, we cannot take your call right now. Goodbye.",
         description="said (then hang up) when a webhook request fails",
@@ -124,6 +151,20 @@ class IvrSettings(ServiceSettings):
     def grpc_tls(self) -> bool:
         """CallControl serves TLS."""
         return self.grpc_tls_cert_file is not None and self.grpc_tls_key_file is not None
+
+    @field_validator("twilio_api_base_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        v = v.strip()
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{v!r}: the REST API's root, http(s)://host[:port][/prefix] (e.g. https://api.twilio.com)")
+        return v.rstrip("/")
+
+    @property
+    def outbound_enabled(self) -> bool:
+        """TwiML callbacks are placed through the CPaaS REST API."""
+        return self.twiml_enabled and bool(self.twilio_account_sid.strip())
 
     @field_validator("twiml_public_base_url")
     @classmethod

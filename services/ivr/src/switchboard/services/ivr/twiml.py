@@ -53,16 +53,23 @@ from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from switchboard.core import ivr as flows
 from switchboard.core.config import ConfigError
 from switchboard.services.ivr.desk import CallDesk, CallError
+from switchboard.services.ivr.outbound import ANSWERED, CALL_STATUS
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
+EDGE = "twiml"  # CallState.edge of the calls this webhook starts: their callbacks go out through the CPaaS REST API
+
 SIGNATURE_HEADER = "X-Twilio-Signature"
 VOICE, GATHER, ROUTE, DIAL, STATUS = "/twiml/voice", "/twiml/gather", "/twiml/route", "/twiml/dial", "/twiml/status"
+ACCEPT = "/twiml/accept"  # the <Gather> action of a callback offer
+# The outbound callback leg (outbound.py creates it through the CPaaS REST API): answered, its <Dial> action, its status.
+CALLBACK_DIAL = "/twiml/callback/dial"
 # CallStatus values of a call that is over (the caller is gone).
 CALL_OVER = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _INPUT = {cc.INPUT_KIND_DIGITS: "dtmf", cc.INPUT_KIND_SPEECH: "speech", cc.INPUT_KIND_DIGITS_OR_SPEECH: "dtmf speech"}
@@ -83,6 +90,14 @@ async def _text_form(request: web.Request) -> Form:
 
 def check_settings(settings: IvrSettings) -> None:
     """Refuse to start a webhook that would take unsigned requests by accident."""
+    if settings.outbound_enabled and not settings.twiml_public_base_url:
+        raise ConfigError(
+            [
+                "SWITCHBOARD_IVR_TWIML_PUBLIC_BASE_URL: required to place callbacks through the CPaaS REST API "
+                "(SWITCHBOARD_IVR_TWILIO_ACCOUNT_SID is set): the outbound call's webhook URLs are built from it; set it "
+                "to the URL the CPaaS reaches this webhook at, or unset the account sid"
+            ]
+        )
     if not settings.twiml_enabled or not settings.twiml_validate_signature:
         return
     token = settings.twiml_auth_token.get_secret_value() if settings.twiml_auth_token else ""
@@ -140,6 +155,10 @@ class TwimlWebhook:
             ROUTE: self.route,
             DIAL: self.dial,
             STATUS: self.status,
+            ACCEPT: self.accept,
+            ANSWERED: self.callback_answered,
+            CALLBACK_DIAL: self.callback_dial,
+            CALL_STATUS: self.callback_status,
         }
         for path, handler in handlers.items():
             app.router.add_post(path, self._handler(handler))
@@ -289,10 +308,37 @@ class TwimlWebhook:
                 dial.number(result.destination)
             log.info("twiml_dial", call_id=call_id, attempt=result.attempt, buyer_id=result.buyer_id, agent_id=result.agent_id)
             return response
+        if result.status == cc.ROUTING_STATUS_WAITING:
+            return self._hold_loop(request, call_id, result, poll)
         # PENDING: answer now and have the CPaaS ask again; the hold message now and then, not on every poll.
         repeat = self.settings.twiml_hold_repeat_s
         if poll == 0 or int(poll * wait_s // repeat) > int((poll - 1) * wait_s // repeat):
             self._say(response, self.settings.twiml_hold_message)
+        response.redirect(self.url(request, ROUTE, poll=poll + 1), method="POST")
+        return response
+
+    def _hold_loop(self, request: web.Request, call_id: str, result: cc.RoutingResult, poll: int) -> VoiceResponse:
+        """A call waiting in an ACD queue: say its place and wait (with a callback offer: a one-key <Gather>),
+        hold (<Play> twiml_hold_url or <Pause>), then poll again."""
+        language = self.desk.call_language(call_id)
+        response = VoiceResponse()
+        if result.callback_offered:
+            gather = response.gather(
+                input="dtmf speech",
+                num_digits=1,
+                action=self.url(request, ACCEPT, poll=poll + 1),
+                method="POST",
+                timeout=self.settings.twiml_gather_timeout_s,
+                language=self._language(language),
+                speech_timeout="auto",
+            )
+            self._say(gather, result.announcement, language)
+        else:
+            self._say(response, result.announcement, language)
+        if self.settings.twiml_hold_url:
+            response.play(self.settings.twiml_hold_url)
+        else:
+            response.pause(length=self.settings.twiml_hold_pause_s)
         response.redirect(self.url(request, ROUTE, poll=poll + 1), method="POST")
         return response
 
@@ -313,7 +359,8 @@ class TwimlWebhook:
         if self.desk.has_ended(call_id):
             raise CallError(grpc.StatusCode.NOT_FOUND, f"call {call_id} already ended")  # a retry after the end: <Hangup/>
         start = await self.desk.start_call(
-            cc.StartCallRequest(call_id=call_id, caller_number=form.get("From", ""), dialed_number=form.get("To", ""))
+            cc.StartCallRequest(call_id=call_id, caller_number=form.get("From", ""), dialed_number=form.get("To", "")),
+            edge=EDGE,
         )
         if not start.accepted:
             return await self._goodbye(call_id, start.announcement)
@@ -402,3 +449,90 @@ class TwimlWebhook:
         if self.desk.is_live(call_id):
             log.info("twiml_caller_hung_up", call_id=call_id, call_status=form.get("CallStatus", ""))
             await self._report(call_id, pb.CALL_OUTCOME_CALLER_HANGUP, 0)
+
+    # -- callbacks (docs/TWIML.md "Waiting callers and callbacks") -----------------------------------
+    async def accept(self, request: web.Request, form: Form) -> VoiceResponse:
+        """The callback offer's <Gather>: 1 or "yes" → RequestCallback, <Say> the confirmation, <Hangup/>."""
+        call_id = form["CallSid"]
+        poll = max(0, _int(request.query.get("poll")))
+        if "SpeechResult" in form:
+            yes = flows.yes_no(form["SpeechResult"], "speech") == "yes"
+        else:
+            yes = form.get("Digits", "").strip() == "1"
+        if not yes:
+            return await self._routing(request, call_id, poll)  # any other key: the caller keeps waiting
+        try:
+            accepted = await self.desk.request_callback(cc.RequestCallbackRequest(call_id=call_id))
+        except CallError as exc:
+            if exc.code != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            # Routed (or the offer withdrawn) meanwhile: the caller goes on to what the call has now.
+            log.info("twiml_callback_not_taken", call_id=call_id, reason=exc.message)
+            return await self._routing(request, call_id, poll)
+        response = VoiceResponse()
+        self._say(response, accepted.announcement, self.desk.call_language(call_id))
+        response.hangup()  # no ReportOutcome: the call waits on virtual hold for its callback
+        log.info("twiml_callback_accepted", call_id=call_id)
+        return response
+
+    def _placement(self, request: web.Request) -> cc.CallbackPlacement | None:
+        """The callback the outbound leg's URL names (?call=&attempt=), if it is still the one to place."""
+        placement = self.desk.current_placement(request.query.get("call", ""))
+        if placement is None or placement.attempt != _int(request.query.get("attempt")):
+            return None
+        return placement
+
+    async def callback_answered(self, request: web.Request, form: Form) -> VoiceResponse:
+        """The caller answered the callback: <Say> callback_answered, <Dial> the reserved agent."""
+        response = VoiceResponse()
+        placement = self._placement(request)
+        if placement is None:  # reported already (a CPaaS retry) or the call ended
+            response.hangup()
+            return response
+        self._say(response, placement.announcement, placement.language)
+        self.dialing.setdefault(placement.call_id, asyncio.Event())
+        dial = response.dial(
+            action=self.url(request, CALLBACK_DIAL, call=placement.call_id, attempt=placement.attempt),
+            method="POST",
+            timeout=self.settings.twiml_dial_timeout_s,
+        )
+        if placement.destination.startswith(("sip:", "sips:")):
+            dial.sip(placement.destination)
+        else:
+            dial.number(placement.destination)
+        log.info("twiml_callback_dial", call_id=placement.call_id, attempt=placement.attempt, agent_id=placement.agent_id)
+        return response
+
+    async def callback_dial(self, request: web.Request, form: Form) -> VoiceResponse:
+        """The <Dial> action of the callback leg: its outcome → ReportOutcome of the call (as /twiml/dial)."""
+        placement = self._placement(request)
+        if placement is not None:
+            outcome, seconds = dial_outcome(
+                form.get("DialCallStatus", ""), form.get("CallStatus", ""), _int(form.get("DialCallDuration"))
+            )
+            log.info("twiml_callback_dial_ended", call_id=placement.call_id, outcome=pb.CallOutcome.Name(outcome))
+            await self._report(placement.call_id, outcome, seconds)
+            self._dial_reported(placement.call_id)
+        response = VoiceResponse()
+        response.hangup()
+        return response
+
+    async def callback_status(self, request: web.Request, form: Form) -> None:
+        """The callback leg's status callback: not answered → CALLBACK_NO_ANSWER (the queue tries again later)."""
+        call_status = form.get("CallStatus", "")
+        placement = self._placement(request)
+        if placement is None or call_status not in CALL_OVER:
+            return
+        if call_status != "completed":
+            await self._report(placement.call_id, pb.CALL_OUTCOME_CALLBACK_NO_ANSWER, 0)
+            return
+        # Answered and over: the <Dial> action reports the bridged call; without one the caller hung up first.
+        dialing = self.dialing.get(placement.call_id)
+        if dialing is not None:
+            try:
+                await asyncio.wait_for(dialing.wait(), self.settings.twiml_dial_grace_s)
+            except TimeoutError:
+                log.info("twiml_dial_action_missing", call_id=placement.call_id)
+            self.dialing.pop(placement.call_id, None)
+        if self._placement(request) is not None:
+            await self._report(placement.call_id, pb.CALL_OUTCOME_CALLER_HANGUP, 0)

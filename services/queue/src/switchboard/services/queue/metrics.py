@@ -11,7 +11,7 @@ Before any call finished there, the wait of the oldest waiting call stands in (a
 
 from __future__ import annotations
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from switchboard.core.acd import Acd
 from switchboard.core.waits import QueueEstimates, projected_wait_s
@@ -22,6 +22,12 @@ AGENTS = Gauge(
     "Agents of a queue by state: available (a free call slot) or busy (every slot taken)",
     ["queue", "state"],
 )
+CALLBACKS = Counter(
+    "switchboard_queue_callbacks",
+    "Callbacks per queue by event: offered, accepted, placed (a try: call.routed), connected, failed, expired",
+    ["queue", "event"],
+)
+STATUSES = Counter("switchboard_queue_statuses", "queue.status events published, per queue and kind", ["queue", "kind"])
 PROJECTED_WAIT = Gauge(
     "switchboard_queue_projected_wait_seconds", "Estimated wait of a call arriving now at the queue (module doc)", ["queue"]
 )

@@ -72,9 +72,11 @@ Recreate strategy (deploy/base/queue.yaml).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
 
 import structlog
@@ -88,13 +90,18 @@ from switchboard.core.acd import (
     Abandoned,
     Acd,
     Assignment,
+    CallbackExpired,
+    QueueFigures,
+    Status,
     WaitingCall,
     assignment_trace,
     call_priority,
     caller_needs,
+    effective_priority,
     rejection_trace,
 )
 from switchboard.core.call_end import meaning_of
+from switchboard.core.callbacks import CallbackTimeError, callback_time, local_text
 from switchboard.core.config import RoutingConfig
 from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.core.engine import has_later_tier
@@ -113,12 +120,15 @@ from switchboard.platform.topics import (
     CALL_QUEUED,
     CALL_REJECTED,
     CALL_ROUTED,
+    CALLBACK_REQUESTED,
     DEAD_LETTER,
     QUEUE_STATE,
+    QUEUE_STATUS,
+    QUEUE_SUMMARY,
     CallEvent,
     Topic,
 )
-from switchboard.services.queue.metrics import QueueGauges
+from switchboard.services.queue.metrics import CALLBACKS, STATUSES, QueueGauges
 from switchboard.services.queue.settings import QueueSettings
 from switchboard.services.queue.state import (
     DoneLog,
@@ -164,6 +174,8 @@ def routed_event(assignment: Assignment, queued: pb.CallQueued) -> pb.CallRouted
         trace=trace,
         caller=queued.caller,
         answers=queued.answers,
+        # A callback: the edge dials the caller (ivr WatchCallbacks) and bridges it to this agent.
+        callback_attempt=assignment.call.callback_attempt if assignment.call.callback else 0,
     )
 
 
@@ -172,9 +184,23 @@ def rejected_event(queued: pb.CallQueued, reason: str, detail: str, announcement
     return _decision(pb.CallRejected, queued, reason=reason, detail=detail, announcement=announcement, trace=trace)
 
 
-# What the queue reads: the calls the router queues, and how their offers to agents ended.
-Input: TypeAlias = pb.CallQueued | pb.CallEnded
-INPUTS: tuple[Topic[Input], ...] = (CALL_QUEUED, CALL_ENDED)
+# What the queue reads: the calls the router queues, how their offers to agents ended, and the callbacks
+# callers accepted (ivr).
+Input: TypeAlias = pb.CallQueued | pb.CallEnded | pb.CallbackRequested
+INPUTS: tuple[Topic[Input], ...] = (CALL_QUEUED, CALL_ENDED, CALLBACK_REQUESTED)
+_INPUT_BY_NAME: dict[str, Topic[Input]] = {t.name: t for t in INPUTS}
+_STATUS_KINDS = {"waiting": pb.QUEUE_STATUS_KIND_WAITING, "callback_offered": pb.QUEUE_STATUS_KIND_CALLBACK_OFFERED}
+
+
+class InvalidInput(ValueError):
+    """An input event the queue cannot act on (e.g. a callback time that is no time): dead-lettered with the reason."""
+
+
+def _wait_s(projected: float | None) -> int:
+    """A projected wait as queue.status / queue.summary carry it: whole seconds rounded up, -1 unknown."""
+    return -1 if projected is None else math.ceil(projected)
+
+
 # Decisions held back for one snapshot at most: a snapshot must stay well below Kafka's 1 MB record limit.
 OUTBOX_LIMIT_BYTES = 256 * 1024
 # Hang-ups remembered for calls not seen yet, at most: they are in every snapshot (~20 bytes each
@@ -224,6 +250,9 @@ class QueueService:
         self.outbox: list[pb.QueueOutboxRecord] = []
         self.outbox_bytes = 0
         self.gauges = QueueGauges(self.estimates)
+        # queue id → (the figures last published, when the next announce tick publishes them anyway).
+        # Not in the snapshot: after a restart every queue's summary is published afresh.
+        self._summaries: dict[str, tuple[tuple[object, ...], float]] = {}
 
     # -- output ----------------------------------------------------------------------------------
     def emit(self, topic: Topic[E], event: E, key: bytes | None = None) -> None:
@@ -251,6 +280,8 @@ class QueueService:
     def handle(self, event: Input, partition: int = -1, offset: int = -1, *, catching_up: bool = False) -> None:
         if isinstance(event, pb.CallQueued):
             self.on_queued(event, Queued(event, partition, offset), catching_up=catching_up)
+        elif isinstance(event, pb.CallbackRequested):
+            self.on_callback_requested(event)
         else:
             self.on_ended(event)
 
@@ -297,11 +328,19 @@ class QueueService:
         if ev.routing_pending:
             self._caller_left(ev)
             return
+        current = self.acd.call_of(ev.call_id)
+        if current is not None and current.callback:
+            if ev.outcome == pb.CALL_OUTCOME_CALLBACK_NO_ANSWER:
+                self._callback_missed(ev)
+                return
+            if self.acd.agent_of(ev.call_id) is None:
+                # On virtual hold, not being placed: the report is about an earlier leg (a redelivery).
+                log.info("outcome_ignored", call_id=ev.call_id, outcome=ev.outcome, reason="callback_on_hold")
+                return
         end = meaning_of(ev.outcome, ev.connected_seconds, None, to_agent=True)
         if end.failure is not None:  # the agent did not take the call: offered on
             self._offer_failed(ev, end.failure)
             return
-        current = self.acd.call_of(ev.call_id)
         if current is not None and ev.attempt and ev.attempt < current.attempt:
             log.info("stale_outcome_ignored", call_id=ev.call_id, attempt=ev.attempt, current=current.attempt)
             return
@@ -310,6 +349,8 @@ class QueueService:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
             if end.answered and current is not None:
                 self.estimates.handled(current.queue_id, ev.connected_seconds)
+                if current.callback:
+                    CALLBACKS.labels(current.queue_id, "connected").inc()
             if end.abandoned and current is not None:
                 self._hung_up_on_offer(current, release.agent_id)
         if release.abandoned:
@@ -377,6 +418,136 @@ class QueueService:
         for assignment in r.others:
             self._route(assignment)
 
+    # -- statuses and callbacks (docs/ACD.md, Announcements and Callbacks) -------------------------
+    def on_callback_requested(self, ev: pb.CallbackRequested) -> None:
+        """The caller accepted a callback: virtual hold (core.acd.Acd.request_callback), CALLBACK_ACCEPTED."""
+        now = self.clock()
+        live = self.acd.call_of(ev.call_id)
+        queue = self.acd.queues.get(live.queue_id if live is not None else ev.queue_id)
+        due: datetime | None = None
+        if queue is not None:
+            # Read from when the caller chose (not when it is read: a redelivery resolves the same).
+            chosen_at = ev.occurred_at.ToDatetime(tzinfo=UTC) if ev.HasField("occurred_at") else self._wall_dt()
+            try:
+                due = callback_time(ev.at_local, queue.timezone, chosen_at)
+            except CallbackTimeError as exc:
+                raise InvalidInput(str(exc)) from None
+        at = None if due is None else now + (due.timestamp() - self.wall())
+        result = self.acd.request_callback(ev.call_id, now, at)
+        if result.status != "accepted" or result.call is None:
+            # Served, ended or overflowed meanwhile, never here, or a redelivered request.
+            log.info("callback_request_ignored", call_id=ev.call_id, queue=ev.queue_id, reason=result.status)
+            return
+        assert queue is not None
+        call = result.call
+        CALLBACKS.labels(queue.id, "accepted").inc()
+        status = pb.QueueStatus(
+            event_id=codec.new_id(),
+            call_id=call.call_id,
+            occurred_at=codec.now_ts(),
+            queue_id=queue.id,
+            kind=pb.QUEUE_STATUS_KIND_CALLBACK_ACCEPTED,
+            position=self.acd.position(call.call_id, now),
+            projected_wait_s=_wait_s(self.acd.projected_wait(call.call_id, now, self.estimates.handle_time_s(queue.id))),
+            priority=effective_priority(call, queue, now),
+            waited_s=int(max(0.0, now - call.enqueued_at)),
+            waiting=len(self.acd.waiting[queue.id]),
+            callback_offered=call.callback_offered,
+        )
+        if due is not None:
+            status.callback_at.FromDatetime(due)
+        self.emit(QUEUE_STATUS, status)
+        STATUSES.labels(queue.id, "callback_accepted").inc()
+        log.info("callback_accepted", call_id=call.call_id, queue=queue.id, at_local=local_text(due, queue.timezone))
+
+    def _wall_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.wall(), UTC)
+
+    def _callback_missed(self, ev: pb.CallEnded) -> None:
+        r = self.acd.callback_no_answer(ev.call_id, self.clock(), attempt=ev.attempt)
+        if r.status == "ignored":
+            log.info("outcome_ignored", call_id=ev.call_id, outcome="callback_no_answer", reason=r.reason)
+            return
+        assert r.call is not None
+        log.info(
+            "callback_not_answered",
+            call_id=ev.call_id,
+            agent=r.agent_id,
+            misses=r.call.callback_misses,
+            retry_in_s=None if r.retry_at is None else round(r.retry_at - self.clock(), 1),
+        )
+        if r.status == "failed":
+            CALLBACKS.labels(r.call.queue_id, "failed").inc()
+            self.emit(CALL_REJECTED, rejected_event(r.call.payload.event, r.reason, r.detail, ""))
+            log.info("call_rejected", call_id=ev.call_id, queue=r.call.queue_id, reason=r.reason)
+        for assignment in r.others:
+            self._route(assignment)
+
+    def _callback_expired(self, e: CallbackExpired) -> None:
+        CALLBACKS.labels(e.queue.id, "expired").inc()
+        self.emit(CALL_REJECTED, rejected_event(e.call.payload.event, reasons.CALLBACK_EXPIRED, e.detail, ""))
+        log.info("call_rejected", call_id=e.call.call_id, queue=e.queue.id, reason=reasons.CALLBACK_EXPIRED)
+
+    def announce(self) -> None:
+        """Publish the queue.status events due now and the queue.summary of every queue whose figures changed
+        or whose announce tick came (announce_every_s; 0: on changes only)."""
+        now = self.clock()
+        for st in self.acd.statuses(now, self.estimates.handle_time_s):
+            self._status(st)
+        for queue_id, queue in self.acd.queues.items():
+            figures = self.acd.figures(queue_id, now, self.estimates.handle_time_s(queue_id))
+            # longest_wait_s grows every second: a change of it alone waits for the tick.
+            key = astuple(replace(figures, projected_wait_s=_wait_s(figures.projected_wait_s), longest_wait_s=0.0))
+            last = self._summaries.get(queue_id)
+            if last is not None and last[0] == key and now < last[1]:
+                continue
+            tick = now + queue.announce_every_s if queue.announce_every_s > 0 else math.inf
+            self._summaries[queue_id] = (key, tick)
+            self._summary(figures)
+
+    def _status(self, st: Status) -> None:
+        if st.kind == "callback_offered":
+            CALLBACKS.labels(st.queue.id, "offered").inc()
+        STATUSES.labels(st.queue.id, st.kind).inc()
+        self.emit(
+            QUEUE_STATUS,
+            pb.QueueStatus(
+                event_id=codec.new_id(),
+                call_id=st.call.call_id,
+                occurred_at=codec.now_ts(),
+                queue_id=st.queue.id,
+                kind=_STATUS_KINDS[st.kind],
+                position=st.position,
+                projected_wait_s=_wait_s(st.projected_wait_s),
+                priority=st.priority,
+                waited_s=int(st.waited_s),
+                waiting=st.waiting,
+                callback_offered=st.call.callback_offered,
+            ),
+        )
+
+    def _summary(self, f: QueueFigures) -> None:
+        rate = self.estimates.arrival_rate(f.queue_id, self.clock())
+        self._append(
+            QUEUE_SUMMARY,
+            pb.QueueSummary(
+                event_id=codec.new_id(),
+                occurred_at=codec.now_ts(),
+                queue_id=f.queue_id,
+                waiting=f.waiting,
+                callbacks_waiting=f.callbacks_waiting,
+                agents_logged_in=f.agents_logged_in,
+                agents_ready=f.agents_ready,
+                slots=f.slots,
+                busy_slots=f.busy_slots,
+                handle_time_s=self.estimates.handle_time_s(f.queue_id) or 0.0,
+                arrival_rate_per_s=rate,
+                projected_wait_s=_wait_s(f.projected_wait_s),
+                longest_wait_s=int(f.longest_wait_s),
+            ),
+            f.queue_id.encode(),
+        )
+
     def sweep(self) -> None:
         now = self.clock()
         # Overflow before expire: a call due for both goes on to buyers rather than being abandoned.
@@ -384,6 +555,10 @@ class QueueService:
             self._overflow(o.call, o.reason, o.detail, now)
         for abandoned in self.acd.expire(now):
             self._abandon(abandoned)
+        for expired in self.acd.expire_callbacks(now):
+            self._callback_expired(expired)
+        for assignment in self.acd.serve_due(now):  # callbacks whose time or retry delay came
+            self._route(assignment)
         # After expire: a call past its max_wait_s is abandoned, not given the reaped agent's slot.
         reap = self.acd.reap(now, self.settings.max_call_duration_s)
         for r in reap.reaped:
@@ -404,6 +579,8 @@ class QueueService:
 
     def _route(self, assignment: Assignment) -> None:
         self.emit(CALL_ROUTED, routed_event(assignment, assignment.call.payload.event))
+        if assignment.call.callback:
+            CALLBACKS.labels(assignment.queue.id, "placed").inc()
         log.info(
             "call_routed",
             call_id=assignment.call.call_id,
@@ -618,6 +795,8 @@ class QueueRunner:
             if follower.caught_up and now >= self._sweep_at:
                 self.service.sweep()
                 self._sweep_at = now + self.settings.sweep_interval_s
+            if follower.caught_up:  # statuses of a state still catching up would tell callers stale places
+                self.service.announce()
             await self.flush()
             self.service.gauges.show(self.service.acd, now)
 
@@ -631,7 +810,7 @@ class QueueRunner:
         )
 
     def _handle(self, record: ConsumerRecord, *, catching_up: bool) -> None:
-        topic: Topic[Input] = CALL_QUEUED if record.topic == CALL_QUEUED.name else CALL_ENDED
+        topic = _INPUT_BY_NAME[record.topic]
         try:
             event = codec.decode(topic, record.value)
         except codec.UndecodableEvent as exc:
@@ -640,6 +819,9 @@ class QueueRunner:
             return
         try:
             self.service.handle(event, record.partition, record.offset, catching_up=catching_up)
+        except InvalidInput as exc:
+            HANDLER_ERRORS.labels(record.topic).inc()
+            self.service.dead_letter(record, f"invalid: {exc}")
         except Exception as exc:  # bad input never kills a consumer: dead-letter and go on
             HANDLER_ERRORS.labels(record.topic).inc()
             log.exception("handler_failed", topic=record.topic, offset=record.offset, call_id=event.call_id)
