@@ -420,7 +420,7 @@ async def test_state_is_one_compacted_record_per_instance_with_offsets_and_no_pe
     assert len(snapshots) >= 2  # at start, before the decision, at the stop
     last = snapshots[-1]
     assert [s.seq for s in snapshots] == sorted(s.seq for s in snapshots)
-    assert last.outbox == [] and {o.topic for o in last.offsets} == {CALL_QUEUED.name, CALL_ENDED.name}
+    assert last.outbox == [] and {o.topic for o in last.offsets} == {CALL_QUEUED.name, CALL_ENDED.name, CALLBACK_REQUESTED.name}
     [on_agent] = decode_acd(last.acd)["active"]
     [(_, record)] = [(e, r) for r, e in await wait_records(kafka, CALL_QUEUED, lambda r, e: e.call_id == c)]
     assert (on_agent["call_id"], on_agent["agent_id"]) == (c, "r1")

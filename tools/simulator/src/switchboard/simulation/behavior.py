@@ -63,7 +63,7 @@ AGENT_DEFAULTS = AgentBehavior(
     answer_rate=1.0,
     ring_s=FixedDist(type="fixed", value=15),
 )
-QUEUE_DEFAULTS = QueueBehavior(patience_s=None)
+QUEUE_DEFAULTS = QueueBehavior(patience_s=None, callback_accept_rate=0.0, callback_answer_rate=1.0)
 DEFAULT_AREAS = tuple(CallerArea(state=s, area_code=a, zip_prefix=z) for s, a, z in AREAS)
 # A repeat caller calls again after a median of an hour, a few only the next day or later.
 REPEAT_AFTER_DEFAULT = LogNormalDist(type="lognormal", median=3600, sigma=1.5)
@@ -118,6 +118,8 @@ class QueueModel:
     """How callers behave in a queue (core.config.QueueBehavior)."""
 
     patience_s: Dist | None  # none: the caller waits up to max_wait_s
+    callback_accept_rate: float  # of callers offered a callback, those who accept it
+    callback_answer_rate: float  # of callbacks placed, those the caller answers
 
 
 R = TypeVar("R", BuyerModel, AgentModel, QueueModel)

@@ -149,6 +149,8 @@ class _Queue:
     abandoned_wait_sum: float = 0.0
     rejected: int = 0
     by_priority: dict[int, _PriorityWaits] = field(default_factory=dict)
+    announcements: int = 0  # queue.status said to waiting callers
+    callbacks: Counter = field(default_factory=Counter)  # offered, accepted, placed, connected, failed, expired
 
     def priority(self, p: int) -> _PriorityWaits:
         return self.by_priority.setdefault(p, _PriorityWaits())
@@ -240,6 +242,12 @@ class Tally:
 
     def agent_no_answer(self, queue_id: str) -> None:
         self.queues[queue_id].agent_no_answer += 1
+
+    def announced(self, queue_id: str) -> None:
+        self.queues[queue_id].announcements += 1
+
+    def callback(self, queue_id: str, what: str) -> None:
+        self.queues[queue_id].callbacks[what] += 1
 
     def overflowed(self, queue_id: str) -> None:
         self.queues[queue_id].overflowed += 1
@@ -352,6 +360,8 @@ class Tally:
                 "rejected": q.rejected,
                 "agent_no_answer": q.agent_no_answer,
                 "overflowed": q.overflowed,
+                "announcements": q.announcements,
+                **{f"callbacks_{k}": q.callbacks[k] for k in ("offered", "accepted", "placed", "connected", "failed", "expired")},
                 "avg_handle_s": _ratio(q.handle_sum, q.answered),
                 # by the priority a call arrived with (str keys: JSON), highest first
                 "waits_by_priority": {

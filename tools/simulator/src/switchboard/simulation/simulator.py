@@ -51,7 +51,14 @@ changes while the caller listens), drawing each prompt's time; the flow's end (r
 disqualification or the hang-up) happens at arrival + that time. Without IVR timing in the model it
 happens at arrival, in the same event (no event scheduled, no draw: the run is what it was before).
 
-Not simulated: unknown dialed numbers (every simulated call dials its campaign), callback offers.
+Queue statuses and callbacks: a waiting call's statuses come from core.acd.Acd.statuses at the call's
+announce times (arrival, then every announce_every_s), as the queue service's sweep; a caller offered a
+callback accepts with `callback_accept_rate` (Acd.request_callback: virtual hold, patience no longer
+counts), a callback placed is answered with `callback_answer_rate` (else, after the agent model's ring
+time, Acd.callback_no_answer: retried, then callback_failed), Acd.expire_callbacks at callback_max_wait_s.
+Callers never ask for a scheduled time.
+
+Not simulated: unknown dialed numbers (every simulated call dials its campaign).
 """
 
 from __future__ import annotations
@@ -118,6 +125,7 @@ class SimCall:
     waiting: bool = False  # in a queue's waiting list now
     patience: float | None = None
     priority: int = 0  # in its queue (core.acd.call_priority), for the per-priority waits
+    on_hold: bool = False  # accepted a callback: off the line (virtual hold), its patience no longer counts
     ivr_s: float | None = None  # time spent in the campaign's IVR flow (when callers.ivr_timed)
     walked_flow: bool = False  # went through the campaign's IVR flow (not screened out, the campaign has one)
     done: bool = False
@@ -655,6 +663,8 @@ class Simulator:
             self.at(max(self.now, waiting.enqueued_at + queue.overflow_after_s), self._overflow_due, call)
         if waiting.can_overflow and queue.overflow_when_projected_wait_s is not None:
             self._overflow_due(call)  # its projected wait on arrival (the service checks at every sweep too)
+        if waiting.announce_at is not None:
+            self.at(max(self.now, waiting.announce_at), self._announce, call)
         patience_dist = self.model.queues[queue.id].patience_s
         if patience_dist is not None:
             if call.patience is None:
@@ -701,8 +711,79 @@ class Simulator:
             call, engine.resume_after_queue(self.config, call.facts, tier_index, waiting.attempt, trace, self.dt(), self.ledger)
         )
 
-    def _caller_gave_up(self, call: SimCall) -> object:
+    def _announce(self, call: SimCall) -> object:
+        """The queue's statuses due now (Acd.statuses, as the queue service's sweep): announcements said, callbacks
+        offered; a caller offered one accepts it with callback_accept_rate (Acd.request_callback: virtual hold)."""
+        if not call.waiting or call.on_hold:
+            return STALE
+        for status in self.acd.statuses(self.now, self.estimates.handle_time_s):
+            sc: SimCall = status.call.payload
+            qid = status.queue.id
+            self.tally.announced(qid)
+            if status.kind == "callback_offered":
+                self.tally.callback(qid, "offered")
+                if self.stream(sc, "callback offer").random() < self.model.queues[qid].callback_accept_rate:
+                    accepted = self.acd.request_callback(sc.call_id, self.now)
+                    if accepted.status == "accepted":
+                        sc.on_hold = True
+                        self.tally.callback(qid, "accepted")
+                        self.at(self.now + status.queue.callback_max_wait_s, self._callback_expiry, sc)
+                        continue
+            if status.call.announce_at is not None:
+                self.at(max(self.now, status.call.announce_at), self._announce, sc)
+        return None
+
+    def _callback_expiry(self, call: SimCall) -> object:
+        """callback_max_wait_s after an accepted callback (Acd.expire_callbacks): not placed by then → callback_expired."""
         if not call.waiting:
+            return STALE
+        for gone in self.acd.expire_callbacks(self.now):
+            sc: SimCall = gone.call.payload
+            sc.waiting = False
+            self.tally.callback(gone.queue.id, "expired")
+            self._finish(sc, Outcome.rejected(reasons.CALLBACK_EXPIRED, gone.detail, gone.call.attempt, queue_id=gone.queue.id))
+        return None
+
+    def _callback_try(self, assignment: Assignment) -> None:
+        """The queue reserved an agent for a callback: the edge calls the caller, who answers with callback_answer_rate
+        (then bridged to the reserved agent) or, after the ring time of the agent's model, not (CALLBACK_NO_ANSWER)."""
+        call: SimCall = assignment.call.payload
+        qid = assignment.queue.id
+        self.tally.callback(qid, "placed")
+        rng = self.stream(call, f"callback {assignment.call.callback_attempt}")
+        m = self.model.agents[assignment.agent.id]
+        if rng.random() >= self.model.queues[qid].callback_answer_rate:
+            self.at(self.now + draw(m.ring_s, rng), self._callback_missed, call, assignment.call.attempt)
+            return
+        self.tally.callback(qid, "connected")
+        call.waiting = False
+        if call.first_wait is None:
+            call.first_wait = assignment.waited_s
+            self.tally.first_agent_offer(qid, call.waited, assignment.waited_s, call.priority)
+        handle = draw(m.handle_time_s, rng)
+        self._finish(call, Outcome.agent(assignment, handle), assignment)
+        self.at(self.now + handle, self._agent_call_ended, call, handle)
+
+    def _callback_missed(self, call: SimCall, attempt: int) -> None:
+        missed = self.acd.callback_no_answer(call.call_id, self.now, attempt=attempt)
+        if missed.status == "retry":
+            assert missed.retry_at is not None
+            self.at(missed.retry_at, self._holds_due)
+        elif missed.status == "failed":
+            assert missed.call is not None
+            call.waiting = False
+            self.tally.callback(missed.call.queue_id, "failed")
+            self._finish(call, Outcome.rejected(missed.reason, missed.detail, attempt, queue_id=missed.call.queue_id))
+        for assignment in missed.others:
+            self._agent_offer(assignment)
+
+    def _holds_due(self) -> None:
+        """A retry's delay ended (Acd.serve_due, the queue service's sweep)."""
+        for assignment in self.acd.serve_due(self.now):
+            self._agent_offer(assignment)
+
+    def _caller_gave_up(self, call: SimCall) -> object:
+        if not call.waiting or call.on_hold:
             return STALE
         release = self.acd.release(call.call_id, self.now)
         call.waiting = False
@@ -723,6 +804,9 @@ class Simulator:
         return None
 
     def _agent_offer(self, assignment: Assignment) -> None:
+        if assignment.call.callback:
+            self._callback_try(assignment)
+            return
         call: SimCall = assignment.call.payload
         call.waiting = False
         if call.first_wait is None:

@@ -247,9 +247,9 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
 _CALLBACK_KEYS = ("callback_retries", "callback_retry_after_s", "callback_max_wait_s")
 
 
-def _callback_problems(data: Mapping[str, Any]) -> list[Problem]:
+def _callback_problems(data: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
     """A callback setting written for a queue that never offers callbacks would be read by nothing."""
-    problems: list[Problem] = []
+    problems: list[tuple[FieldPath, str]] = []
     for qi, q in _items(data, "queues"):
         if q.get("callback_offer_after_s") is not None:
             continue
@@ -280,39 +280,43 @@ def _flow_languages(flow: Mapping[str, Any]) -> set[str]:
     return langs
 
 
-def _announcement_language_problems(data: Mapping[str, Any]) -> list[Problem]:
+def _announcement_language_problems(data: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
     """`queues[].announcements.<language>` for a language no call of the queue can have would never be said.
 
-    A call's language is its campaign's IVR flow's (its `language`, or one a set_language node chose);
-    a campaign without a flow has calls in `en`. `announcements.en` also serves `en-US` callers. A queue
-    that no campaign routes to is not checked (nothing is known about its calls).
+    A call's language is its campaign's IVR flow's (its `language`, or one a set_language node chose).
+    A campaign without a flow takes its answers, the language among them, from the edge (SubmitAnswers):
+    a queue it routes to may get any language and is not checked, nor is a queue no campaign routes to.
+    `announcements.en` also serves `en-US` callers.
     """
     flows = {str(f.get("id")): f for _, f in _items(data, "ivr_flows")}
     langs_of_queue: dict[str, set[str]] = {}
+    open_queues: set[str] = set()
     for _, c in _items(data, "campaigns"):
         routing = c.get("routing")
         if not isinstance(routing, Mapping):
             continue
         flow = flows.get(str(c.get("ivr"))) if c.get("ivr") else None
-        langs = _flow_languages(flow) if flow is not None else {"en"}
         for _, t in _items(routing, "tiers"):
             if t.get("strategy") == "queue" and isinstance(t.get("queue"), str):
-                langs_of_queue.setdefault(t["queue"], set()).update(langs)
-    problems: list[Problem] = []
+                if flow is None:
+                    # An edge that runs its own IVR sets the language in SubmitAnswers: any language can come.
+                    open_queues.add(t["queue"])
+                else:
+                    langs_of_queue.setdefault(t["queue"], set()).update(_flow_languages(flow))
+    problems: list[tuple[FieldPath, str]] = []
     for qi, q in _items(data, "queues"):
-        langs = langs_of_queue.get(str(q.get("id")))
+        queue_langs = langs_of_queue.get(str(q.get("id")))
         announcements = q.get("announcements")
-        if langs is None or not isinstance(announcements, Mapping):
+        if queue_langs is None or str(q.get("id")) in open_queues or not isinstance(announcements, Mapping):
             continue
-        reachable = langs | {lang.split("-")[0] for lang in langs}
+        reachable = queue_langs | {lang.split("-")[0] for lang in queue_langs}
         for lang in announcements:
             if str(lang) not in reachable:
                 problems.append(
                     (
                         ("queues", qi, "announcements", lang),
                         f"no call of this queue can be in {str(lang)!r}: its campaigns' calls are in "
-                        f"{', '.join(sorted(langs))} (announce in one of those, or add {lang} to a campaign's IVR flow)",
+                        f"{', '.join(sorted(queue_langs))} (announce in one of those, or add {lang} to a campaign's IVR flow)",
                     )
                 )
     return problems
-

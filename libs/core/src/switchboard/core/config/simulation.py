@@ -357,6 +357,10 @@ class QueueBehavior(_Model):
     """How callers behave in a queue; unset fields come from `queues.defaults`."""
 
     patience_s: Distribution | None = None  # the caller hangs up after waiting this long; none: waits up to max_wait_s
+    # Callbacks (the queue's callback_offer_after_s): the share of callers offered one who accept it, and of
+    # callers called back who answer (else CALLBACK_NO_ANSWER: retried as the queue says).
+    callback_accept_rate: Rate | None = None
+    callback_answer_rate: Rate | None = None
 
 
 # ---------------------------------------------------------------- the section and its references

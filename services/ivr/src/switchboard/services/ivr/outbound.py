@@ -103,7 +103,8 @@ class OutboundCallbacks:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._calls.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("outbound_callback_failed", error=repr(task.exception()))
+            # As in place(): an exception's text can quote the caller's number, so only its type is logged.
+            log.error("outbound_callback_failed", error=type(task.exception()).__name__)
 
     async def place(self, placement: cc.CallbackPlacement) -> None:
         """Create the outbound call; a refused create is reported CALLBACK_NO_ANSWER (the queue retries)."""
