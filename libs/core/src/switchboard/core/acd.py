@@ -548,6 +548,7 @@ class Acd:
             call = self._active.pop(call_id, None)
             self._assigned_at.pop(call_id, None)
             queue = self.queues.get(call.queue_id) if call is not None else None
+            desk.record_offer(self, agent_id, answered=True)  # the call reached its end on the agent (learned performance)
             desk.begin_wrap_up(self.agents[agent_id], call_id, queue.wrap_up_s if queue else 0, now)  # before the slot frees
             self._free(agent_id, call_id, now)
             self._finish(call_id)
@@ -628,6 +629,7 @@ class Acd:
         del self._on_agent[call_id]
         del self._active[call_id]
         self._assigned_at.pop(call_id, None)
+        desk.record_offer(self, agent_id, answered=False)
         self._free(agent_id, call_id, now)
         call.tried[agent_id] = f"{why} on offer {call.attempt}"
         call.attempt += 1
@@ -1154,4 +1156,3 @@ def rejection_trace(routed_so_far: pb.DecisionTrace, queue_id: str, reason: str,
     trace.winning_tier = -1
     trace.notes.append(f"queue {queue_id}: {reason} ({detail})")
     return trace
-

@@ -279,7 +279,9 @@ def end_wrap_up(
 def heartbeat(acd: Acd, agent_id: str, now: float) -> None:
     s = agent(acd, agent_id)
     if s.agent.login == "desk" and not s.presence.logged_in:
-        raise DeskError("failed_precondition", f"agent {agent_id!r} is logged out ({s.presence.reason or 'never logged in'}): Login again")
+        raise DeskError(
+            "failed_precondition", f"agent {agent_id!r} is logged out ({s.presence.reason or 'never logged in'}): Login again"
+        )
     s.presence.last_seen = now
 
 
@@ -364,10 +366,14 @@ def presence_from(s: AgentState, data: Mapping[str, Any] | None, time_shift: flo
 
 def states_count(states: Iterable[AgentState]) -> dict[int, int]:
     """Agents by state (every state present, 0 included): the gauge."""
-    out = dict.fromkeys(
-        (pb.AGENT_STATE_LOGGED_OUT, pb.AGENT_STATE_READY, pb.AGENT_STATE_NOT_READY, pb.AGENT_STATE_ON_CALL, pb.AGENT_STATE_WRAP_UP),
-        0,
+    shown: tuple[int, ...] = (
+        pb.AGENT_STATE_LOGGED_OUT,
+        pb.AGENT_STATE_READY,
+        pb.AGENT_STATE_NOT_READY,
+        pb.AGENT_STATE_ON_CALL,
+        pb.AGENT_STATE_WRAP_UP,
     )
+    out: dict[int, int] = dict.fromkeys(shown, 0)
     for s in states:
         out[state_of(s)] += 1
     return out

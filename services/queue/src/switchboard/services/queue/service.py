@@ -85,6 +85,7 @@ from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from switchboard.core import agents as desk
 from switchboard.core import reasons
 from switchboard.core.acd import (
     Abandoned,
@@ -115,6 +116,7 @@ from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.metrics import DEAD_LETTERS, HANDLER_ERRORS, PROCESSING_SECONDS, reason_kind
 from switchboard.platform.retry import StoppedWhileRetrying
 from switchboard.platform.topics import (
+    AGENT_EVENTS,
     CALL_ENDED,
     CALL_OVERFLOWED,
     CALL_QUEUED,
@@ -128,7 +130,7 @@ from switchboard.platform.topics import (
     CallEvent,
     Topic,
 )
-from switchboard.services.queue.metrics import CALLBACKS, STATUSES, QueueGauges
+from switchboard.services.queue.metrics import AGENT_EVENTS_PUBLISHED, CALLBACKS, STATUSES, QueueGauges, state_label
 from switchboard.services.queue.settings import QueueSettings
 from switchboard.services.queue.state import (
     DoneLog,
@@ -278,12 +280,39 @@ class QueueService:
 
     # -- input -----------------------------------------------------------------------------------
     def handle(self, event: Input, partition: int = -1, offset: int = -1, *, catching_up: bool = False) -> None:
-        if isinstance(event, pb.CallQueued):
-            self.on_queued(event, Queued(event, partition, offset), catching_up=catching_up)
-        elif isinstance(event, pb.CallbackRequested):
-            self.on_callback_requested(event)
-        else:
-            self.on_ended(event)
+        try:
+            if isinstance(event, pb.CallQueued):
+                self.on_queued(event, Queued(event, partition, offset), catching_up=catching_up)
+            elif isinstance(event, pb.CallbackRequested):
+                self.on_callback_requested(event)
+            else:
+                self.on_ended(event)
+        finally:
+            # Also after a refused input: the changes already made to the ACD are its state now.
+            self.publish_agent_changes()
+
+    def publish_agent_changes(self) -> None:
+        """The ACD's agent state changes (core.agents) as agent.events, keyed by agent id, in the outbox."""
+        changes, self.acd.agent_changes = self.acd.agent_changes, []
+        for c in changes:
+            self._append(
+                AGENT_EVENTS,
+                pb.AgentEvent(
+                    event_id=codec.new_id(),
+                    occurred_at=codec.now_ts(),
+                    agent_id=c.agent_id,
+                    state=c.state,  # type: ignore[arg-type]
+                    previous_state=c.previous_state,  # type: ignore[arg-type]
+                    reason=c.reason,
+                    call_id=c.call_id,
+                    disposition=c.disposition,
+                    note=c.note,
+                    queue_ids=c.queue_ids,
+                ),
+                c.agent_id.encode(),
+            )
+            AGENT_EVENTS_PUBLISHED.labels(state_label(c.state)).inc()
+            log.info("agent_state", agent=c.agent_id, state=state_label(c.state), reason=c.reason, call_id=c.call_id)
 
     def on_queued(self, ev: pb.CallQueued, source: Queued | None = None, *, catching_up: bool = False) -> None:
         now = self.clock()
@@ -559,6 +588,8 @@ class QueueService:
             self._callback_expired(expired)
         for assignment in self.acd.serve_due(now):  # callbacks whose time or retry delay came
             self._route(assignment)
+        for assignment in desk.end_due_wrap_ups(self.acd, now):  # wrap_up_s passed: the agents take waiting calls
+            self._route(assignment)
         # After expire: a call past its max_wait_s is abandoned, not given the reaped agent's slot.
         reap = self.acd.reap(now, self.settings.max_call_duration_s)
         for r in reap.reaped:
@@ -576,6 +607,7 @@ class QueueService:
         forgotten = self.acd.forget_hang_ups(now, self.settings.hung_up_memory_s)
         if forgotten:
             log.debug("hang_ups_forgotten", count=forgotten)
+        self.publish_agent_changes()
 
     def _route(self, assignment: Assignment) -> None:
         self.emit(CALL_ROUTED, routed_event(assignment, assignment.call.payload.event))
@@ -635,6 +667,7 @@ class QueueService:
         agent has it); a later outcome of it is ignored.
         """
         self.acd = acd
+        desk.start_timers(acd, self.clock())  # heartbeat timers run from the restart (core.agents)
         for call in [*acd.live_calls(), *(o.call for o in acd.orphans)]:
             ref = call.payload if isinstance(call.payload, list) else [-1, -1]
             event = events.get(call.call_id)
