@@ -118,7 +118,8 @@ def state_of(s: AgentState) -> int:
     return pb.AGENT_STATE_READY if p.ready else pb.AGENT_STATE_NOT_READY
 
 
-def _shown(s: AgentState) -> tuple[int, str, str]:
+def current(s: AgentState) -> tuple[int, str, str]:
+    """(state, reason, call id) of the agent now."""
     state, p = state_of(s), s.presence
     if state == pb.AGENT_STATE_ON_CALL:
         call = p.call_id if p.call_id in s.active else min(s.active)
@@ -133,7 +134,7 @@ def _shown(s: AgentState) -> tuple[int, str, str]:
 
 def reset_shown(s: AgentState) -> None:
     """Take the agent's current state as already published (a restored state: no event for it)."""
-    s.presence.shown = _shown(s)
+    s.presence.shown = current(s)
 
 
 def note(acd: Acd, s: AgentState, now: float, *, disposition: str = "", note_text: str = "", call_id: str = "") -> None:
@@ -141,7 +142,7 @@ def note(acd: Acd, s: AgentState, now: float, *, disposition: str = "", note_tex
 
     `call_id` names the call of a change that leaves WRAP_UP (the call the disposition is about).
     """
-    shown = _shown(s)
+    shown = current(s)
     previous = s.presence.shown
     if shown == previous:
         return
