@@ -13,7 +13,16 @@ from switchboard.platform.topics import AGENT_EVENTS, CALL_ENDED, CALL_QUEUED, C
 from switchboard.v1 import agent_desk_pb2 as dpb
 from switchboard.v1 import agent_desk_pb2_grpc as dgrpc
 from switchboard.v1 import events_pb2 as pb
-from tests.support import ServiceProcess, new_call_id, running_service, service_env, wait_event
+from tests.support import (
+    ServiceProcess,
+    assert_clean_exit,
+    new_call_id,
+    read_all,
+    running_service,
+    service_env,
+    start_service,
+    wait_event,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -143,3 +152,62 @@ async def test_an_agent_without_work_stream_or_heartbeat_is_logged_out(queue_ser
             await stub.Heartbeat(dpb.AgentRequest(agent_id="hb1"))
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     await asyncio.sleep(0)
+
+
+KILL_CONFIG = """
+version: 1
+queues:
+  - {id: kw, max_wait_s: 600, wrap_up_s: 600}
+agents:
+  - {id: k1, queues: [kw], login: desk}
+"""
+
+
+async def test_kill_9_in_wrap_up_keeps_the_wrap_up_and_books_nobody_twice(broker, kafka, bus, tmp_path):
+    from tests.integration.test_queue_restart import start_group_at_end
+
+    config = tmp_path / "acd.yaml"
+    config.write_text(KILL_CONFIG)
+    group = f"queue-desk-kill-{codec.new_id()[:8]}"
+    env = service_env(
+        kafka,
+        config,
+        SWITCHBOARD_QUEUE_GROUP_ID=group,
+        SWITCHBOARD_QUEUE_SWEEP_INTERVAL_S="0.1",
+        SWITCHBOARD_QUEUE_AGENT_HEARTBEAT_S="600",
+    )
+    await start_group_at_end(kafka, group)
+    first = start_service("queue", env, tmp_path, log=tmp_path / "queue-1.log")
+    second = None
+    try:
+        c1, c2 = new_call_id(), new_call_id()
+        channel, stub = desk_stub(first)
+        async with channel:
+            await stub.Login(dpb.AgentLoginRequest(agent_id="k1", ready=True))
+            await bus.publish(CALL_QUEUED, queued(c1, "kw"))
+            await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == c1)
+            await bus.publish(CALL_ENDED, ended(c1))
+            await wait_event(kafka, AGENT_EVENTS, lambda e: e.agent_id == "k1" and e.state == pb.AGENT_STATE_WRAP_UP)
+            await bus.publish(CALL_QUEUED, queued(c2, "kw"))
+            status = await stub.GetAgent(dpb.AgentRequest(agent_id="k1"))
+            assert status.state == pb.AGENT_STATE_WRAP_UP
+        first.kill()
+        second = start_service("queue", env, tmp_path, log=tmp_path / "queue-2.log")
+        channel, stub = desk_stub(second)
+        async with channel:
+            status = await stub.GetAgent(dpb.AgentRequest(agent_id="k1"))
+            assert (status.state, status.call_id) == (pb.AGENT_STATE_WRAP_UP, c1)
+            done = await stub.EndWrapUp(dpb.EndWrapUpRequest(agent_id="k1", call_id=c1, disposition="no_sale"))
+            assert done.state in (pb.AGENT_STATE_READY, pb.AGENT_STATE_ON_CALL)
+        [routed] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == c2)
+        assert routed.agent_id == "k1"
+        ended_wrap = await wait_event(
+            kafka, AGENT_EVENTS, lambda e: e.agent_id == "k1" and e.previous_state == pb.AGENT_STATE_WRAP_UP
+        )
+        assert [(e.call_id, e.disposition) for e in ended_wrap] == [(c1, "no_sale")]
+        # Nobody double-booked: c2 went to k1 once, and only after its wrap-up ended.
+        assert len(await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == c2)) == 1
+    finally:
+        first.kill()
+        if second is not None:
+            assert_clean_exit(second)
