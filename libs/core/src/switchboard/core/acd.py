@@ -30,6 +30,10 @@ Rules
   call has waited adds 1 (`effective_priority`), so a low priority caller is
   served in the end however many higher priority callers keep coming. A call
   keeps its priority and its first arrival time when it goes back to waiting.
+- Agent states (core.agents): an agent takes a new call only while logged in, ready and not in
+  wrap-up (`login: always` agents are logged in and ready from the start); a call that ends
+  (`release`) puts its agent in wrap-up for the queue's `wrap_up_s`. Every change of an agent's
+  state is noted in `agent_changes` for the owner to publish (agent.events).
 - A waiting call older than its queue's `max_wait_s` is abandoned. The wait
   counts from the call's first arrival in the queue, also for a call that went
   back to waiting after an agent did not take it, so its wait stays bounded.
@@ -108,6 +112,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from switchboard.core import agents as desk
 from switchboard.core import reasons
 from switchboard.core.config import Agent, Queue, RoutingConfig
 from switchboard.core.eligibility import condition_failure
@@ -148,10 +153,16 @@ class AgentState:
     active: set[str] = field(default_factory=set)
     idle_since: float | None = None  # None: never had a call
     handled: int = 0
+    presence: desk.Presence = field(init=False)  # logged in, ready, wrap-up (core.agents)
+
+    def __post_init__(self) -> None:
+        self.presence = desk.Presence.initial(self.agent.login)
+        desk.reset_shown(self)
 
     @property
     def has_capacity(self) -> bool:
-        return len(self.active) < self.agent.max_concurrent
+        """Takes a new call now: logged in, ready, not in wrap-up (core.agents) and under max_concurrent."""
+        return self.presence.takes_calls and len(self.active) < self.agent.max_concurrent
 
 
 @dataclass(frozen=True)
@@ -403,6 +414,7 @@ class Acd:
         self._seq = 0
         self.finished = 0  # call ids finished so far (counts `_finish`): owners persist the newest ones
         self.orphans: list[Orphan] = []  # set by from_dict: calls the current configuration cannot hold
+        self.agent_changes: list[desk.AgentChange] = []  # agent state changes not taken yet (core.agents.note)
 
     @classmethod
     def from_config(cls, config: RoutingConfig, **kw: Any) -> Acd:
@@ -465,8 +477,11 @@ class Acd:
         for s in self.agents_of(queue_id):
             if needs and skill_gap(s.agent, needs) is not None:
                 continue
+            if not s.presence.logged_in and not s.active:  # logged out: serves nobody (core.agents)
+                continue
             total += s.agent.max_concurrent
-            free += max(0, s.agent.max_concurrent - len(s.active))
+            if s.presence.takes_calls:
+                free += max(0, s.agent.max_concurrent - len(s.active))
         return total, free
 
     def projected_wait(self, call_id: str, now: float, handle_time_s: float | None) -> float | None:
@@ -530,8 +545,11 @@ class Acd:
         """A call ended: free its agent's slot and hand freed capacity to waiting calls."""
         agent_id = self._on_agent.pop(call_id, None)
         if agent_id is not None:
-            self._active.pop(call_id, None)
+            call = self._active.pop(call_id, None)
             self._assigned_at.pop(call_id, None)
+            queue = self.queues.get(call.queue_id) if call is not None else None
+            desk.record_offer(self, agent_id, answered=True)  # the call reached its end on the agent (learned performance)
+            desk.begin_wrap_up(self.agents[agent_id], call_id, queue.wrap_up_s if queue else 0, now)  # before the slot frees
             self._free(agent_id, call_id, now)
             self._finish(call_id)
             return Release(agent_id, None, tuple(self.dispatch(now)))
@@ -611,6 +629,7 @@ class Acd:
         del self._on_agent[call_id]
         del self._active[call_id]
         self._assigned_at.pop(call_id, None)
+        desk.record_offer(self, agent_id, answered=False)
         self._free(agent_id, call_id, now)
         call.tried[agent_id] = f"{why} on offer {call.attempt}"
         call.attempt += 1
@@ -863,6 +882,8 @@ class Acd:
                 considered.append(Consideration(s.agent.id, False, "agent:tried", tried[s.agent.id]))
             elif gap is not None:
                 considered.append(Consideration(s.agent.id, False, f"skill:{gap}", f"caller needs {gap}={needs[gap]}"))
+            elif (why := desk.unavailable(s)) is not None:
+                considered.append(Consideration(s.agent.id, False, why, desk.state_name(s)))
             elif not s.has_capacity:
                 considered.append(
                     Consideration(s.agent.id, False, "agent:busy", f"{len(s.active)}/{s.agent.max_concurrent} calls")
@@ -881,7 +902,7 @@ class Acd:
         if queue.strategy == "fewest_calls":
             return sorted(free, key=lambda s: (s.handled, s.index))
         if queue.strategy == "best_performer":
-            return sorted(free, key=lambda s: (-_performance(s), s.index))
+            return sorted(free, key=lambda s: (-desk.performance(s), s.index))
         # longest_idle: fully idle before partly busy; never used first; then idle since the earliest.
         return sorted(
             free,
@@ -901,6 +922,8 @@ class Acd:
         self._active[call.call_id] = call
         self._assigned_at[call.call_id] = now
         self._rr_last[queue.id] = state.index
+        state.presence.call_id = call.call_id
+        desk.note(self, state, now)
         return Assignment(call, agent, queue, now, considered)
 
     def _free(self, agent_id: str, call_id: str, now: float) -> None:
@@ -908,6 +931,7 @@ class Acd:
         state.active.discard(call_id)
         if not state.active:
             state.idle_since = now
+        desk.note(self, state, now)
 
     def _unwait(self, call: WaitingCall) -> None:
         self._waiting_ids.pop(call.call_id, None)
@@ -932,7 +956,10 @@ class Acd:
         out: dict[str, Any] = {
             "version": STATE_VERSION,
             "seq": self._seq,
-            "agents": {agent_id: {"idle_since": s.idle_since, "handled": s.handled} for agent_id, s in self.agents.items()},
+            "agents": {
+                agent_id: {"idle_since": s.idle_since, "handled": s.handled, "desk": desk.presence_dict(s.presence)}
+                for agent_id, s in self.agents.items()
+            },
             "active": [
                 {**_call_dict(call, payload), "agent_id": self._on_agent[call_id], "assigned_at": self._assigned_at.get(call_id)}
                 for call_id, call in self._active.items()
@@ -983,6 +1010,7 @@ class Acd:
                 idle_since = st.get("idle_since")
                 state.idle_since = None if idle_since is None else idle_since + time_shift
                 state.handled = int(st.get("handled", 0))
+                desk.presence_from(state, st.get("desk"), time_shift)
         for queue_id, agent_id in data.get("round_robin_last", {}).items():
             if queue_id in acd.queues and agent_id in acd.agents:
                 acd._rr_last[queue_id] = acd.agents[agent_id].index
@@ -1017,6 +1045,8 @@ class Acd:
         while len(acd._hung_up) > acd._remember_hung_up:
             acd._hung_up.popitem(last=False)
         acd.orphans = orphans
+        for state in acd.agents.values():  # the restored states are published already: no change to announce
+            desk.reset_shown(state)
         return acd
 
 
@@ -1126,9 +1156,3 @@ def rejection_trace(routed_so_far: pb.DecisionTrace, queue_id: str, reason: str,
     trace.winning_tier = -1
     trace.notes.append(f"queue {queue_id}: {reason} ({detail})")
     return trace
-
-
-def _performance(state: AgentState) -> float:
-    """The agent's performance for best_performer: configured, or (performance: learned) learned from outcomes."""
-    p = state.agent.performance
-    return p if not isinstance(p, str) else 0.5

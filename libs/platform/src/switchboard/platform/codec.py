@@ -59,7 +59,13 @@ def decode(topic: Topic[Message] | str, value: bytes | None) -> Message:
         raise UndecodableEvent(f"{t.name}: not a {t.message.DESCRIPTOR.full_name}: {exc}") from exc
     # Every event carries its ids; a message without them is garbage that parsed by accident
     # (getattr: `msg` is typed as the Message base here).
-    if not getattr(msg, "call_id", "x") or not getattr(msg, "event_id", ""):
+    # An agent's event (agent.events, keyed by agent id) has a call only while the agent has one: its agent_id instead.
+    ids = (
+        getattr(msg, "agent_id", "")
+        if t.message.DESCRIPTOR.full_name == "switchboard.v1.AgentEvent"
+        else getattr(msg, "call_id", "x")
+    )
+    if not ids or not getattr(msg, "event_id", ""):
         raise UndecodableEvent(f"{t.name}: {t.message.DESCRIPTOR.full_name} without event_id/call_id")
     return msg
 

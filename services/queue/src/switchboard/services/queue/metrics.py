@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from switchboard.core import agents as desk
 from switchboard.core.acd import Acd
 from switchboard.core.waits import QueueEstimates, projected_wait_s
+from switchboard.v1 import events_pb2 as pb
 
 WAITING = Gauge("switchboard_queue_waiting_calls", "Calls waiting for an agent, per queue", ["queue"])
 AGENTS = Gauge(
@@ -28,6 +30,10 @@ CALLBACKS = Counter(
     ["queue", "event"],
 )
 STATUSES = Counter("switchboard_queue_statuses", "queue.status events published, per queue and kind", ["queue", "kind"])
+AGENT_STATES = Gauge(
+    "switchboard_agent_states", "Agents by state (core.agents: logged_out, ready, not_ready, on_call, wrap_up)", ["state"]
+)
+AGENT_EVENTS_PUBLISHED = Counter("switchboard_agent_events", "agent.events published, by the new state", ["state"])
 PROJECTED_WAIT = Gauge(
     "switchboard_queue_projected_wait_seconds", "Estimated wait of a call arriving now at the queue (module doc)", ["queue"]
 )
@@ -48,6 +54,8 @@ class QueueGauges:
         self.estimates = estimates
 
     def show(self, acd: Acd, now: float) -> None:
+        for state, count in desk.states_count(acd.agents.values()).items():
+            AGENT_STATES.labels(state_label(state)).set(count)
         for queue_id in acd.queues:
             waiting = acd.waiting.get(queue_id, [])
             agents = acd.agents_of(queue_id)
@@ -60,3 +68,8 @@ class QueueGauges:
             PROJECTED_WAIT.labels(queue_id).set(
                 projected_wait(len(waiting), free_slots, slots, self.estimates.handle_time_s(queue_id), oldest)
             )
+
+
+def state_label(state: int) -> str:
+    """AGENT_STATE_WRAP_UP → wrap_up."""
+    return pb.AgentState.Name(state).removeprefix("AGENT_STATE_").lower()

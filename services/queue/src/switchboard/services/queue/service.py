@@ -79,12 +79,14 @@ from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
 
+import grpc
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from switchboard.core import agents as desk
 from switchboard.core import reasons
 from switchboard.core.acd import (
     Abandoned,
@@ -115,6 +117,7 @@ from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.metrics import DEAD_LETTERS, HANDLER_ERRORS, PROCESSING_SECONDS, reason_kind
 from switchboard.platform.retry import StoppedWhileRetrying
 from switchboard.platform.topics import (
+    AGENT_EVENTS,
     CALL_ENDED,
     CALL_OVERFLOWED,
     CALL_QUEUED,
@@ -128,7 +131,8 @@ from switchboard.platform.topics import (
     CallEvent,
     Topic,
 )
-from switchboard.services.queue.metrics import CALLBACKS, STATUSES, QueueGauges
+from switchboard.services.queue.desk import AgentDesk, DeskCommands, Pushes, offer_of, status_of
+from switchboard.services.queue.metrics import AGENT_EVENTS_PUBLISHED, CALLBACKS, STATUSES, QueueGauges, state_label
 from switchboard.services.queue.settings import QueueSettings
 from switchboard.services.queue.state import (
     DoneLog,
@@ -137,6 +141,8 @@ from switchboard.services.queue.state import (
     decode_acd,
     encode_acd,
 )
+from switchboard.v1 import agent_desk_pb2 as dpb
+from switchboard.v1 import agent_desk_pb2_grpc as dgrpc
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
@@ -227,6 +233,9 @@ class Queued:
     offset: int = -1
 
 
+DeskApply: TypeAlias = Callable[[Acd, float], "list[Assignment] | None"]
+
+
 class QueueService:
     """The decisions, without I/O: events in → ACD state changed → events appended to `outbox`.
 
@@ -253,6 +262,9 @@ class QueueService:
         # queue id → (the figures last published, when the next announce tick publishes them anyway).
         # Not in the snapshot: after a restart every queue's summary is published afresh.
         self._summaries: dict[str, tuple[tuple[object, ...], float]] = {}
+        # For the desk's Work streams (services.queue.desk), taken after the snapshot holding them is written.
+        self.offered: list[Assignment] = []
+        self.agents_changed: set[str] = set()
 
     # -- output ----------------------------------------------------------------------------------
     def emit(self, topic: Topic[E], event: E, key: bytes | None = None) -> None:
@@ -278,12 +290,51 @@ class QueueService:
 
     # -- input -----------------------------------------------------------------------------------
     def handle(self, event: Input, partition: int = -1, offset: int = -1, *, catching_up: bool = False) -> None:
-        if isinstance(event, pb.CallQueued):
-            self.on_queued(event, Queued(event, partition, offset), catching_up=catching_up)
-        elif isinstance(event, pb.CallbackRequested):
-            self.on_callback_requested(event)
-        else:
-            self.on_ended(event)
+        try:
+            if isinstance(event, pb.CallQueued):
+                self.on_queued(event, Queued(event, partition, offset), catching_up=catching_up)
+            elif isinstance(event, pb.CallbackRequested):
+                self.on_callback_requested(event)
+            else:
+                self.on_ended(event)
+        finally:
+            # Also after a refused input: the changes already made to the ACD are its state now.
+            self.publish_agent_changes()
+
+    def apply_desk(self, apply: DeskApply) -> desk.DeskError | None:
+        """An AgentDesk command (services.queue.desk): applied to the ACD, its calls routed; its refusal returned."""
+        try:
+            for assignment in apply(self.acd, self.clock()) or []:
+                self._route(assignment)
+        except desk.DeskError as exc:
+            return exc
+        finally:
+            self.publish_agent_changes()
+        return None
+
+    def publish_agent_changes(self) -> None:
+        """The ACD's agent state changes (core.agents) as agent.events, keyed by agent id, in the outbox."""
+        changes, self.acd.agent_changes = self.acd.agent_changes, []
+        for c in changes:
+            self._append(
+                AGENT_EVENTS,
+                pb.AgentEvent(
+                    event_id=codec.new_id(),
+                    occurred_at=codec.now_ts(),
+                    agent_id=c.agent_id,
+                    state=c.state,  # type: ignore[arg-type]
+                    previous_state=c.previous_state,  # type: ignore[arg-type]
+                    reason=c.reason,
+                    call_id=c.call_id,
+                    disposition=c.disposition,
+                    note=c.note,
+                    queue_ids=c.queue_ids,
+                ),
+                c.agent_id.encode(),
+            )
+            AGENT_EVENTS_PUBLISHED.labels(state_label(c.state)).inc()
+            self.agents_changed.add(c.agent_id)
+            log.info("agent_state", agent=c.agent_id, state=state_label(c.state), reason=c.reason, call_id=c.call_id)
 
     def on_queued(self, ev: pb.CallQueued, source: Queued | None = None, *, catching_up: bool = False) -> None:
         now = self.clock()
@@ -559,6 +610,10 @@ class QueueService:
             self._callback_expired(expired)
         for assignment in self.acd.serve_due(now):  # callbacks whose time or retry delay came
             self._route(assignment)
+        for assignment in desk.end_due_wrap_ups(self.acd, now):  # wrap_up_s passed: the agents take waiting calls
+            self._route(assignment)
+        for agent_id in desk.heartbeat_logouts(self.acd, now, self.settings.agent_heartbeat_s):
+            log.warning("agent_heartbeat_logout", agent=agent_id, agent_heartbeat_s=self.settings.agent_heartbeat_s)
         # After expire: a call past its max_wait_s is abandoned, not given the reaped agent's slot.
         reap = self.acd.reap(now, self.settings.max_call_duration_s)
         for r in reap.reaped:
@@ -576,9 +631,11 @@ class QueueService:
         forgotten = self.acd.forget_hang_ups(now, self.settings.hung_up_memory_s)
         if forgotten:
             log.debug("hang_ups_forgotten", count=forgotten)
+        self.publish_agent_changes()
 
     def _route(self, assignment: Assignment) -> None:
         self.emit(CALL_ROUTED, routed_event(assignment, assignment.call.payload.event))
+        self.offered.append(assignment)
         if assignment.call.callback:
             CALLBACKS.labels(assignment.queue.id, "placed").inc()
         log.info(
@@ -635,6 +692,7 @@ class QueueService:
         agent has it); a later outcome of it is ignored.
         """
         self.acd = acd
+        desk.start_timers(acd, self.clock())  # heartbeat timers run from the restart (core.agents)
         for call in [*acd.live_calls(), *(o.call for o in acd.orphans)]:
             ref = call.payload if isinstance(call.payload, list) else [-1, -1]
             event = events.get(call.call_id)
@@ -674,6 +732,8 @@ class QueueRunner:
         self._snapshot_positions: dict[TopicPartition, int] = {}
         self._snapshot_at = self._commit_at = self._sweep_at = 0.0
         self.stats = {"snapshots": 0, "last_bytes": 0, "max_bytes": 0, "max_ms": 0.0, "total_ms": 0.0}
+        self.commands = DeskCommands()  # AgentDesk RPCs, applied between batches (services.queue.desk)
+        self.pushes = Pushes()
 
     async def start(self) -> None:
         await self.store.start()
@@ -797,7 +857,16 @@ class QueueRunner:
                 self._sweep_at = now + self.settings.sweep_interval_s
             if follower.caught_up:  # statuses of a state still catching up would tell callers stale places
                 self.service.announce()
-            await self.flush()
+            commands = self.commands.take() if follower.caught_up else []
+            refusals = [self.service.apply_desk(c.apply) for c in commands]
+            await self.flush(force=bool(commands))  # a command is answered once the snapshot holding it is written
+            for command, refusal in zip(commands, refusals, strict=True):
+                if not command.done.done():
+                    if refusal is None:
+                        command.done.set_result(None)
+                    else:
+                        command.done.set_exception(refusal)
+            self._push()
             self.service.gauges.show(self.service.acd, now)
 
         await follower.run(
@@ -808,6 +877,20 @@ class QueueRunner:
             timeout_ms=wait_ms,
             max_records=500,
         )
+
+    def status(self, agent_id: str) -> dpb.AgentStatus:
+        return status_of(self.service.acd.agents[agent_id], self.clock(), self.service.wall())
+
+    def _push(self) -> None:
+        """The Work streams' pushes: published decisions only (after flush): status changes, then offers."""
+        service = self.service
+        changed, service.agents_changed = service.agents_changed, set()
+        offered, service.offered = service.offered, []
+        for agent_id in sorted(changed):
+            if agent_id in service.acd.agents:
+                self.pushes.push(agent_id, dpb.AgentPush(status=self.status(agent_id)))
+        for a in offered:
+            self.pushes.push(a.agent.id, dpb.AgentPush(offer=offer_of(a)))
 
     def _handle(self, record: ConsumerRecord, *, catching_up: bool) -> None:
         topic = _INPUT_BY_NAME[record.topic]
@@ -896,15 +979,20 @@ class QueueRunner:
 async def run(settings: QueueSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
     runner = QueueRunner(settings, config, stop)
+    server = grpc.aio.server()
+    dgrpc.add_AgentDeskServicer_to_server(AgentDesk(runner.commands, runner.pushes, runner.status), server)
     try:
         await runner.start()
-        mark_ready(SERVICE, queues=len(config.queues), agents=len(config.agents), restored=runner.restored)
+        desk_port = server.add_insecure_port(f"{settings.desk_host}:{settings.desk_port}")
+        await server.start()
+        mark_ready(SERVICE, queues=len(config.queues), agents=len(config.agents), restored=runner.restored, desk_port=desk_port)
         await runner.loop(stop)
         await runner.flush(force=True)  # the last snapshot: the next start reads nothing again
     except StoppedWhileRetrying as exc:
         # The last snapshot holds the decisions not published yet: the next start publishes them.
         log.error("stopped_with_decisions_unpublished", error=str(exc))
     finally:
+        await server.stop(grace=1.0)
         await runner.stop()
         st = runner.stats
         log.info(

@@ -54,3 +54,13 @@ class QueueSettings(ServiceSettings):
         "We cannot take your call right now. Goodbye.",
         description="played when the queue cannot serve the call (unknown queue, no agents, every agent let it ring, max_attempts)",
     )
+    desk_host: str = Field("127.0.0.1", description="the address the AgentDesk gRPC service listens on")
+    desk_port: int = Field(
+        0, ge=0, le=65535, description="the AgentDesk gRPC port (0: an ephemeral one; the ready file's desk_port says which)"
+    )
+    agent_heartbeat_s: float = Field(
+        30.0,
+        gt=0,
+        description="a `login: desk` agent with no open Work stream and no Heartbeat for this long is logged out "
+        "(reason heartbeat); after a restart the timers start from the restart",
+    )
