@@ -75,6 +75,7 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf import json_format
 
+from switchboard.core import agents as desk
 from switchboard.core import engine, reasons
 from switchboard.core import ivr as flows
 from switchboard.core.acd import Acd, Assignment, WaitingCall, assignment_trace, call_priority, caller_needs, rejection_trace
@@ -186,6 +187,10 @@ class Simulator:
         self.zone = ZoneInfo(self.model.sim.timezone)
         self.ledger = InMemoryLedger()
         self.acd = Acd.from_config(config)
+        # No desk here: `login: desk` agents are logged in and ready for the whole run (their shifts are not modelled).
+        for a in config.agents:
+            if a.login == "desk":
+                desk.login(self.acd, a.id, 0.0, ready=True)
         self.estimates = QueueEstimates()  # handle times for projected waits, as the queue service keeps them
         self.tally = Tally(config, seed, self.start)
         self.on_call = on_call  # gets every call as it ends
@@ -249,6 +254,8 @@ class Simulator:
             self.now = t
             if handler(*args) is not STALE:
                 last = t
+            if self.acd.agent_changes:  # agent.events for the queue service to publish: nobody reads them here
+                self.acd.agent_changes.clear()
         self.now = last
         self.tally.close(last, self._last_arrival)
         if progress is not None:
@@ -827,6 +834,13 @@ class Simulator:
         assert call.handoff is not None
         self.estimates.handled(call.handoff.queue_id, handle_s)
         for assignment in self.acd.release(call.call_id, self.now).assignments:
+            self._agent_offer(assignment)
+        wrap_up_s = self._queues[call.handoff.queue_id].wrap_up_s
+        if wrap_up_s > 0:  # the agent is in wrap-up (core.agents): free again wrap_up_s later, as the service's sweep
+            self.at(self.now + wrap_up_s, self._wrap_ups_due)
+
+    def _wrap_ups_due(self) -> None:
+        for assignment in desk.end_due_wrap_ups(self.acd, self.now):
             self._agent_offer(assignment)
 
     def _agent_no_answer(self, call: SimCall, attempt: int) -> None:
