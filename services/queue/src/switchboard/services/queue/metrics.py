@@ -21,7 +21,7 @@ from switchboard.v1 import events_pb2 as pb
 WAITING = Gauge("switchboard_queue_waiting_calls", "Calls waiting for an agent, per queue", ["queue"])
 AGENTS = Gauge(
     "switchboard_agents",
-    "Agents of a queue by state: available (a free call slot) or busy (every slot taken)",
+    "Logged-in agents of a queue: available (takes a call now) or busy (every slot taken, wrap-up, not ready)",
     ["queue", "state"],
 )
 CALLBACKS = Counter(
@@ -64,7 +64,9 @@ class QueueGauges:
             oldest = max((now - c.enqueued_at for c in waiting), default=0.0)
             WAITING.labels(queue_id).set(len(waiting))
             AGENTS.labels(queue_id, "available").set(available)
-            AGENTS.labels(queue_id, "busy").set(len(agents) - available)
+            # busy: logged in but taking no call now (calls at max_concurrent, wrap-up, not ready); logged-out
+            # agents are neither (switchboard_agent_states counts them)
+            AGENTS.labels(queue_id, "busy").set(sum(1 for a in agents if a.presence.logged_in) - available)
             PROJECTED_WAIT.labels(queue_id).set(
                 projected_wait(len(waiting), free_slots, slots, self.estimates.handle_time_s(queue_id), oldest)
             )
