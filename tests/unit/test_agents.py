@@ -215,3 +215,17 @@ def test_states_count_has_every_state():
     counts = desk.states_count(acd.agents.values())
     assert counts[pb.AGENT_STATE_LOGGED_OUT] == 1 and counts[pb.AGENT_STATE_READY] == 1
     assert counts[pb.AGENT_STATE_WRAP_UP] == 0
+
+
+def test_queue_figures_count_logged_in_and_ready_agents():
+    acd = Acd([q(wrap_up_s=30)], [a("ana", login="desk"), a("ben"), a("cleo", login="desk")])
+    f = acd.figures("q", 0, None)
+    assert (f.agents_logged_in, f.agents_ready, f.slots) == (1, 1, 1)  # desk agents count once logged in
+    desk.login(acd, "ana", 1, ready=False)
+    desk.login(acd, "cleo", 1, ready=True)
+    acd.offer(call("c1"), 2)  # to cleo or ben: on a call, still ready
+    f = acd.figures("q", 2, None)
+    # busy: the call's slot and not-ready ana's (a slot of a logged-in agent that takes no call)
+    assert (f.agents_logged_in, f.agents_ready, f.busy_slots) == (3, 2, 2)
+    acd.release("c1", 3)  # wrap-up: not ready for the queue's figures
+    assert acd.figures("q", 3, None).agents_ready == 1

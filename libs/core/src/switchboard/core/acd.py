@@ -860,8 +860,9 @@ class Acd:
             queue_id=queue_id,
             waiting=len(calls),
             callbacks_waiting=sum(1 for c in calls if c.callback),
-            agents_logged_in=len(agents),
-            agents_ready=sum(1 for a in agents if a.has_capacity),
+            agents_logged_in=sum(1 for a in agents if a.presence.logged_in),
+            # ready: logged in, ready and not wrapping up (whether on a call or not, as QueueSummary says)
+            agents_ready=sum(1 for a in agents if a.presence.logged_in and a.presence.ready and a.presence.wrap_up is None),
             slots=total,
             busy_slots=total - free,
             projected_wait_s=projected_wait_s(servable + 1, total, free, handle_time_s),
