@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from switchboard.platform import codec
-from switchboard.platform.topics import AGENT_EVENTS, CALL_ENDED, CALL_QUEUED, CALL_ROUTED
+from switchboard.platform.topics import AGENT_EVENTS, CALL_ENDED, CALL_QUEUED, CALL_ROUTED, CALLBACK_REQUESTED, QUEUE_STATUS
 from switchboard.v1 import agent_desk_pb2 as dpb
 from switchboard.v1 import agent_desk_pb2_grpc as dgrpc
 from switchboard.v1 import events_pb2 as pb
@@ -158,13 +158,16 @@ KILL_CONFIG = """
 version: 1
 queues:
   - {id: kw, max_wait_s: 600, wrap_up_s: 600}
+  - {id: kb, max_wait_s: 600, callback_offer_after_s: 0}
 agents:
   - {id: k1, queues: [kw], login: desk}
+  - {id: kb1, queues: [kb]}
 """
 
 
-async def test_kill_9_in_wrap_up_keeps_the_wrap_up_and_books_nobody_twice(broker, kafka, bus, tmp_path):
-    from tests.integration.test_queue_restart import start_group_at_end
+async def test_kill_9_in_wrap_up_with_a_callback_pending_keeps_both_and_books_nobody_twice(broker, kafka, bus, tmp_path):
+    """One SIGKILL with an agent in wrap-up (queue kw) and a callback on virtual hold (queue kb) at once."""
+    from tests.integration.test_queue_restart import callback_requested, start_group_at_end
 
     config = tmp_path / "acd.yaml"
     config.write_text(KILL_CONFIG)
@@ -191,6 +194,14 @@ async def test_kill_9_in_wrap_up_keeps_the_wrap_up_and_books_nobody_twice(broker
             await bus.publish(CALL_QUEUED, queued(c2, "kw"))
             status = await stub.GetAgent(dpb.AgentRequest(agent_id="k1"))
             assert status.state == pb.AGENT_STATE_WRAP_UP
+        # Queue kb: its one agent busy, a caller waiting who accepted a callback.
+        busy, held = new_call_id(), new_call_id()
+        await bus.publish(CALL_QUEUED, queued(busy, "kb"))
+        [on_kb1] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == busy)
+        await bus.publish(CALL_QUEUED, queued(held, "kb"))
+        await wait_event(kafka, QUEUE_STATUS, lambda e: e.call_id == held)
+        await bus.publish(CALLBACK_REQUESTED, callback_requested(held, "kb"))
+        await wait_event(kafka, QUEUE_STATUS, lambda e: e.call_id == held and e.kind == pb.QUEUE_STATUS_KIND_CALLBACK_ACCEPTED)
         first.kill()
         second = start_service("queue", env, tmp_path, log=tmp_path / "queue-2.log")
         channel, stub = desk_stub(second)
@@ -207,6 +218,16 @@ async def test_kill_9_in_wrap_up_keeps_the_wrap_up_and_books_nobody_twice(broker
         assert [(e.call_id, e.disposition) for e in ended_wrap] == [(c1, "no_sale")]
         # Nobody double-booked: c2 went to k1 once, and only after its wrap-up ended.
         assert len(await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == c2)) == 1
+        # The callback survived too: placed to kb1 once its call ends, once.
+        busy_end = ended(busy)
+        busy_end.attempt = on_kb1.attempt
+        await bus.publish(CALL_ENDED, busy_end)
+        [placed] = await wait_event(kafka, CALL_ROUTED, lambda e: e.call_id == held)
+        assert (placed.agent_id, placed.callback_attempt) == ("kb1", 1)
+        tail = new_call_id()
+        await bus.publish(CALL_QUEUED, queued(tail, "kw"))  # k1 is on c2: tail waits, its status marks "read up to here"
+        await wait_event(kafka, QUEUE_STATUS, lambda e: e.call_id == tail)
+        assert len({e.event_id for e in await read_all(kafka, CALL_ROUTED, lambda e: e.call_id == held)}) == 1
     finally:
         first.kill()
         if second is not None:
