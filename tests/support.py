@@ -29,7 +29,7 @@ from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.kafka import read_all as read_topics
 from switchboard.platform.lifecycle import READY_DIR_ENV, ready_path
 from switchboard.platform.settings import KafkaSettings
-from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, DEAD_LETTER, Event, Topic
+from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, CALL_ROUTED, DEAD_LETTER, QUEUE_STATUS, Event, Topic
 from switchboard.v1 import events_pb2 as pb
 
 M = TypeVar("M", bound=Message)
@@ -364,6 +364,24 @@ def ivr(campaign: str, state: str = "CA", call_id: str | None = None) -> pb.IvrC
         answers={"homeowner": "yes"},
         qualified=True,
     )
+
+
+async def publish_queue_status(
+    bus: EventBus, call_id: str, position: int, wait_s: int, offered: bool = False, queue_id: str = "sales"
+) -> pb.QueueStatus:
+    """Stand in for the queue: a queue.status of `call_id` (CALLBACK_OFFERED with `offered`)."""
+    status = pb.QueueStatus(
+        event_id=codec.new_id(),
+        call_id=call_id,
+        occurred_at=codec.now_ts(),
+        queue_id=queue_id,
+        kind=pb.QUEUE_STATUS_KIND_CALLBACK_OFFERED if offered else pb.QUEUE_STATUS_KIND_WAITING,
+        position=position,
+        projected_wait_s=wait_s,
+        callback_offered=offered,
+    )
+    await bus.publish(QUEUE_STATUS, status)
+    return status
 
 
 async def publish_agent_offer(bus: EventBus, call_id: str, attempt: int, callback_attempt: int = 0) -> None:

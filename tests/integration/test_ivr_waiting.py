@@ -14,9 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from switchboard.platform import codec
-from switchboard.platform.kafka import EventBus
-from switchboard.platform.topics import CALL_ENDED, CALLBACK_REQUESTED, QUEUE_STATUS
+from switchboard.platform.topics import CALL_ENDED, CALLBACK_REQUESTED
 from switchboard.v1 import call_control_pb2 as cc
 from switchboard.v1 import call_control_pb2_grpc as cc_grpc
 from switchboard.v1 import events_pb2 as pb
@@ -25,6 +23,7 @@ from tests.support import (
     event_bus,
     new_call_id,
     publish_agent_offer,
+    publish_queue_status,
     read_all,
     running_service,
     service_env,
@@ -81,21 +80,6 @@ async def _waiting_call(stub: cc_grpc.CallControlStub, answers: dict[str, str] |
     return cid
 
 
-async def _status(bus: EventBus, cid: str, position: int, wait_s: int, offered: bool = False) -> pb.QueueStatus:
-    status = pb.QueueStatus(
-        event_id=codec.new_id(),
-        call_id=cid,
-        occurred_at=codec.now_ts(),
-        queue_id="sales",
-        kind=pb.QUEUE_STATUS_KIND_CALLBACK_OFFERED if offered else pb.QUEUE_STATUS_KIND_WAITING,
-        position=position,
-        projected_wait_s=wait_s,
-        callback_offered=offered,
-    )
-    await bus.publish(QUEUE_STATUS, status)
-    return status
-
-
 async def _await(stub: cc_grpc.CallControlStub, cid: str, timeout_ms: int = 20_000) -> cc.RoutingResult:
     return await stub.AwaitRouting(cc.AwaitRoutingRequest(call_id=cid, timeout_ms=timeout_ms))
 
@@ -136,7 +120,7 @@ async def _next(got: asyncio.Queue[cc.CallbackPlacement], cid: str) -> cc.Callba
 async def test_waiting_results_say_each_newer_status_once_and_a_decision_wins(stub, kafka):
     cid = await _waiting_call(stub)
     async with event_bus(kafka) as bus:
-        await _status(bus, cid, 3, 125)
+        await publish_queue_status(bus, cid, 3, 125)
         first = await _await(stub, cid)
         assert (first.status, first.queue_position, first.projected_wait_s, first.callback_offered) == (
             cc.ROUTING_STATUS_WAITING,
@@ -147,7 +131,7 @@ async def test_waiting_results_say_each_newer_status_once_and_a_decision_wins(st
         assert first.announcement == "You are number 3 in line. Your expected wait is 3 minutes."
         # Nothing newer: the same status is not said again.
         assert (await _await(stub, cid, 300)).status == cc.ROUTING_STATUS_PENDING
-        await _status(bus, cid, 1, -1)
+        await publish_queue_status(bus, cid, 1, -1)
         second = await _await(stub, cid)
         assert (second.status, second.queue_position, second.projected_wait_s) == (cc.ROUTING_STATUS_WAITING, 1, -1)
         assert "number 1 in line" in second.announcement and "minute" not in second.announcement
@@ -155,7 +139,7 @@ async def test_waiting_results_say_each_newer_status_once_and_a_decision_wins(st
         await publish_agent_offer(bus, cid, attempt=1)
         routed = await _await(stub, cid)
         assert (routed.status, routed.agent_id) == (cc.ROUTING_STATUS_ROUTED, "ana")
-        await _status(bus, cid, 1, 30)
+        await publish_queue_status(bus, cid, 1, 30)
         assert (await _await(stub, cid, 300)).status == cc.ROUTING_STATUS_ROUTED
     await stub.ReportOutcome(cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=5))
 
@@ -163,7 +147,7 @@ async def test_waiting_results_say_each_newer_status_once_and_a_decision_wins(st
 async def test_waiting_announcement_in_the_call_language_with_the_queue_override(stub, kafka):
     cid = await _waiting_call(stub, {"language": "es"})
     async with event_bus(kafka) as bus:
-        await _status(bus, cid, 2, 30, offered=True)
+        await publish_queue_status(bus, cid, 2, 30, offered=True)
         result = await _await(stub, cid)
     assert result.status == cc.ROUTING_STATUS_WAITING and result.callback_offered
     assert result.announcement.startswith("Lugar 2, unos menos de un minuto.")
@@ -175,10 +159,10 @@ async def test_callback_refused_until_offered_and_bad_times_refused(stub, kafka)
     cid = await _waiting_call(stub)
     assert await _code(stub.RequestCallback(cc.RequestCallbackRequest(call_id=cid))) == grpc.StatusCode.FAILED_PRECONDITION
     async with event_bus(kafka) as bus:
-        await _status(bus, cid, 4, 300)
+        await publish_queue_status(bus, cid, 4, 300)
         await _await(stub, cid)
         assert await _code(stub.RequestCallback(cc.RequestCallbackRequest(call_id=cid))) == grpc.StatusCode.FAILED_PRECONDITION
-        await _status(bus, cid, 4, 300, offered=True)
+        await publish_queue_status(bus, cid, 4, 300, offered=True)
         offered = await _await(stub, cid)
     assert offered.callback_offered and offered.announcement.endswith("press 1 or say yes.")
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -199,7 +183,7 @@ async def test_callback_refused_until_offered_and_bad_times_refused(stub, kafka)
 async def test_callback_accepted_placed_not_answered_then_answered(stub, kafka):
     cid = await _waiting_call(stub)
     async with event_bus(kafka) as bus:
-        await _status(bus, cid, 6, 900, offered=True)
+        await publish_queue_status(bus, cid, 6, 900, offered=True)
         assert (await _await(stub, cid)).callback_offered
         accepted = await stub.RequestCallback(cc.RequestCallbackRequest(call_id=cid))
         assert accepted.at_local == "" and "as soon as an agent is free" in accepted.announcement

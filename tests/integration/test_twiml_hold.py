@@ -18,15 +18,15 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus
-from switchboard.platform.topics import CALL_ENDED, CALLBACK_REQUESTED, QUEUE_STATUS
+from switchboard.platform.topics import CALL_ENDED, CALLBACK_REQUESTED
 from switchboard.v1 import events_pb2 as pb
 from tests.integration.test_ivr_twiml import PUBLIC, TOKEN, Call, Cpaas, Verb, new_caller, new_sid, only, said, tags
 from tests.support import (
     ServiceProcess,
     event_bus,
     publish_agent_offer,
+    publish_queue_status,
     read_all,
     running_service,
     service_env,
@@ -159,22 +159,6 @@ async def cpaas(ivr) -> Cpaas:
 
 
 # -- the queue's side ------------------------------------------------------------------------------
-async def _status(bus: EventBus, cid: str, position: int, wait_s: int, offered: bool = False) -> None:
-    await bus.publish(
-        QUEUE_STATUS,
-        pb.QueueStatus(
-            event_id=codec.new_id(),
-            call_id=cid,
-            occurred_at=codec.now_ts(),
-            queue_id="sales",
-            kind=pb.QUEUE_STATUS_KIND_CALLBACK_OFFERED if offered else pb.QUEUE_STATUS_KIND_WAITING,
-            position=position,
-            projected_wait_s=wait_s,
-            callback_offered=offered,
-        ),
-    )
-
-
 async def _until_hold(c: Call, redirect: Verb, polls: int = 100) -> list[Verb]:
     """Follow the hold loop's <Redirect>s until a WAITING answer (an announcement and the hold music)."""
     for _ in range(polls):
@@ -191,12 +175,12 @@ async def _waiting_offered(cpaas: Cpaas, bus: EventBus) -> tuple[Call, Verb]:
     c = Call(cpaas, new_sid(), new_caller(), NUMBER)
     first = await c.voice()
     assert tags(first)[-1] == "Redirect"  # routing pending
-    await _status(bus, c.sid, 2, 90)
+    await publish_queue_status(bus, c.sid, 2, 90)
     held = await _until_hold(c, first[-1])
     assert tags(held) == ["Say", "Play", "Redirect"]
     assert said(held) == ["You are number 2 in line. Your expected wait is 2 minutes."]
     assert only(held, "Play").text == HOLD_URL and "/twiml/route" in held[-1].text
-    await _status(bus, c.sid, 2, 300, offered=True)
+    await publish_queue_status(bus, c.sid, 2, 300, offered=True)
     offer = await _until_hold(c, held[-1])
     assert tags(offer) == ["Gather", "Play", "Redirect"]
     gather = offer[0]
