@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 DURATION ?= 0
-RATE ?= 20
+RATE ?= 10
 MEMBERS_PYPROJECT := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
 .PHONY: install proto lint test test-unit run bench clean
