@@ -395,7 +395,9 @@ class QueueService:
         if current is not None and ev.attempt and ev.attempt < current.attempt:
             log.info("stale_outcome_ignored", call_id=ev.call_id, attempt=ev.attempt, current=current.attempt)
             return
-        release = self.acd.release(ev.call_id, self.clock())
+        # A caller who hung up while the agent's phone rang was never bridged: not an answer by the agent.
+        connected = ev.outcome == pb.CALL_OUTCOME_ANSWERED or ev.connected_seconds > 0
+        release = self.acd.release(ev.call_id, self.clock(), connected=connected)
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
             if end.answered and current is not None:
