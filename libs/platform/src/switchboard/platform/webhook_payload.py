@@ -20,7 +20,7 @@ from switchboard.v1 import events_pb2 as pb
 # The webhook `type` of each CtiEventType: lower case, dotted, named after the topic the event reports.
 # Part of the contract: a name never changes; a new CtiEventType gets a new name here (a unit test
 # fails for a CtiEventType without one).
-WEBHOOK_TYPES: dict[pb.CtiEventType.ValueType, str] = {
+WEBHOOK_TYPES: dict[int, str] = {
     pb.CTI_EVENT_TYPE_CALL_ROUTED: "call.routed",
     pb.CTI_EVENT_TYPE_CALL_ENDED: "call.ended",
 }
