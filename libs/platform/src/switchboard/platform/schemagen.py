@@ -289,6 +289,13 @@ def _cti_event_schema(types: _Types, schema_id: str, title: str) -> tuple[dict[s
     return {"$schema": DRAFT, "$id": schema_id, "title": title}, builder
 
 
+def message_schema(fds: descriptor_pb2.FileDescriptorSet, full_name: str) -> dict[str, Any]:
+    """The JSON Schema of any message of `fds` in its protobuf JSON form (the mapping of the CTI schemas)."""
+    builder = _Builder(_Types(fds))
+    root = builder.ref(full_name)
+    return {"$schema": DRAFT, **root, "$defs": builder.defs}
+
+
 def schemas(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, dict[str, Any]]:
     """File name → JSON Schema, for every schema of docs/schemas/cti."""
     types = _Types(fds)
