@@ -38,7 +38,9 @@ def test_committed_schemas_and_doc_examples_are_not_stale(fds) -> None:
         assert path.exists(), f"{path} is missing: run `make proto`"
         assert path.read_text() == text, f"{path} is stale: run `make proto`"
     committed = set(schemagen.SCHEMA_DIR.glob("*.schema.json"))
-    assert committed == {p for p in expected if p.parent == schemagen.SCHEMA_DIR}, "docs/schemas/cti has a schema no generator writes"
+    assert committed == {p for p in expected if p.parent == schemagen.SCHEMA_DIR}, (
+        "docs/schemas/cti has a schema no generator writes"
+    )
 
 
 def test_one_schema_per_webhook_type_plus_the_topic_event() -> None:
@@ -75,7 +77,9 @@ def _bodies() -> list[dict[str, Any]]:
         answers={"a": "1", "b": "2"},
     )
     pop = screen_pop(routed)
-    ended = pb.CallEnded(event_id="e1", call_id="c9", outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=61, buyer_id="b1", attempt=1)
+    ended = pb.CallEnded(
+        event_id="e1", call_id="c9", outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=61, buyer_id="b1", attempt=1
+    )
     bodies += [webhook_body(pop), webhook_body(wrap_up(ended, pop)), webhook_body(wrap_up(ended, None))]
     return bodies
 
@@ -109,7 +113,10 @@ def _mutated(change) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("what", "change"),
     [
-        ("camelCase field names (preserving_proto_field_name dropped)", lambda b: b["data"].update(eventId=b["data"].pop("event_id"))),
+        (
+            "camelCase field names (preserving_proto_field_name dropped)",
+            lambda b: b["data"].update(eventId=b["data"].pop("event_id")),
+        ),
         ("an enum as its number", lambda b: b["data"].update(kind=1)),
         ("an unknown enum name", lambda b: b["data"].update(kind="TARGET_KIND_ROBOT")),
         ("a field the proto does not have", lambda b: b["data"].update(queue_id="q1")),

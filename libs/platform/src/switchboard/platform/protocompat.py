@@ -55,8 +55,9 @@ def _buf() -> str:
     return found
 
 
-def load(path: Path = BASELINE) -> descriptor_pb2.FileDescriptorSet:
-    return text_format.Parse(path.read_text(), descriptor_pb2.FileDescriptorSet())
+def load(path: Path | None = None) -> descriptor_pb2.FileDescriptorSet:
+    """The previous contract (BASELINE unless `path`)."""
+    return text_format.Parse((path or BASELINE).read_text(), descriptor_pb2.FileDescriptorSet())
 
 
 def render(fds: descriptor_pb2.FileDescriptorSet) -> str:
@@ -83,7 +84,8 @@ def breaking_changes(current: descriptor_pb2.FileDescriptorSet, previous: descri
     return [Break(rule=f["type"], file=f["path"], message=f["message"]) for f in found]
 
 
-def write_baseline(path: Path = BASELINE) -> None:
+def write_baseline(path: Path | None = None) -> None:
+    path = path or BASELINE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(descriptor_set()))
 
@@ -98,7 +100,9 @@ def main(argv: list[str]) -> int:
     for b in breaks:
         print(b)
     if breaks:
-        print(f"{len(breaks)} breaking change(s) against {BASELINE.relative_to(ROOT)}: switchboard.v1 takes additive changes only")
+        print(
+            f"{len(breaks)} breaking change(s) against {BASELINE.relative_to(ROOT)}: switchboard.v1 takes additive changes only"
+        )
         return 1
     print(f"proto/ is compatible with {BASELINE.relative_to(ROOT)}")
     return 0

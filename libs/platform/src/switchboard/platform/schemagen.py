@@ -315,7 +315,10 @@ def schemas(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, dict[str, Any]]:
             "type": "object",
             "properties": {
                 "type": {"const": name, "description": "the webhook event type"},
-                "timestamp": {**_WELL_KNOWN["google.protobuf.Timestamp"], "description": "when the event happened (= data.occurred_at)"},
+                "timestamp": {
+                    **_WELL_KNOWN["google.protobuf.Timestamp"],
+                    "description": "when the event happened (= data.occurred_at)",
+                },
                 "data": {
                     "$ref": f"#/$defs/{CTI_EVENT}",
                     "properties": {"type": {"const": enum_names[event_type]}},
@@ -327,7 +330,9 @@ def schemas(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, dict[str, Any]]:
             "$defs": builder.defs,
             "examples": [example_body(ev) for ev in by_type[event_type]],
         }
-    head, builder = _cti_event_schema(types, "urn:switchboard:v1:topic:cti.events", "Switchboard cti.events CtiEvent (protobuf JSON)")
+    head, builder = _cti_event_schema(
+        types, "urn:switchboard:v1:topic:cti.events", "Switchboard cti.events CtiEvent (protobuf JSON)"
+    )
     out[RAW_SCHEMA] = {
         **head,
         "description": (
