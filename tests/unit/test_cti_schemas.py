@@ -119,7 +119,7 @@ def _mutated(change) -> dict[str, Any]:
         ),
         ("an enum as its number", lambda b: b["data"].update(kind=1)),
         ("an unknown enum name", lambda b: b["data"].update(kind="TARGET_KIND_ROBOT")),
-        ("a field the proto does not have", lambda b: b["data"].update(queue_id="q1")),
+        ("a field the proto does not have", lambda b: b["data"].update(caller_name="Ann")),
         ("the envelope type of another event", lambda b: b.update(type="call.ended")),
         ("data.type of another event", lambda b: b["data"].update(type="CTI_EVENT_TYPE_CALL_ENDED")),
         ("no event_id", lambda b: b["data"].pop("event_id")),

@@ -146,23 +146,23 @@ def test_each_kind_of_break_is_caught(current: FDS, what: str, change: Callable[
 
 def _add_field(d: FDS) -> None:
     _message(d, "CtiEvent").field.add(
-        name="history_url", number=17, type=_FD.TYPE_STRING, label=_FD.LABEL_OPTIONAL, json_name="historyUrl"
+        name="history_url", number=1000, type=_FD.TYPE_STRING, label=_FD.LABEL_OPTIONAL, json_name="historyUrl"
     )
 
 
 def _add_enum_value(d: FDS) -> None:
-    _enum(d, "CtiEventType").value.add(name="CTI_EVENT_TYPE_CALL_DISPOSITION", number=3)
+    _enum(d, "CtiEventType").value.add(name="CTI_EVENT_TYPE_CONTRACT_TEST", number=1000)
 
 
 def _add_message(d: FDS) -> None:
-    _file(d, "events").message_type.add(name="CallDisposition").field.add(
+    _file(d, "events").message_type.add(name="ContractTestAddition").field.add(
         name="call_id", number=1, type=_FD.TYPE_STRING, label=_FD.LABEL_OPTIONAL, json_name="callId"
     )
 
 
 def _add_rpc(d: FDS) -> None:
     _file(d, "call_control").service[0].method.add(
-        name="Hello", input_type=".switchboard.v1.StartCallRequest", output_type=".switchboard.v1.StartCallResponse"
+        name="ContractTestAddition", input_type=".switchboard.v1.StartCallRequest", output_type=".switchboard.v1.StartCallResponse"
     )
 
 
@@ -186,6 +186,6 @@ def test_check_command_fails_on_a_break(current: FDS, tmp_path, monkeypatch, cap
     monkeypatch.setattr(protocompat, "ROOT", tmp_path)
     assert protocompat.main(["check"]) == 1
     out = capsys.readouterr().out
-    assert 'field "17" with name "history_url"' in out and "additive changes only" in out
+    assert 'field "1000" with name "history_url"' in out and "additive changes only" in out
     baseline.write_text(protocompat.render(current))
     assert protocompat.main(["check"]) == 0
