@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -161,3 +162,53 @@ def test_examples_section_is_required_in_the_doc() -> None:
     doc = schemagen.with_examples("a\n<!-- BEGIN generated examples (make proto) -->\nold\n<!-- END generated examples -->\nb\n")
     assert doc.startswith("a\n<!-- BEGIN") and doc.endswith("<!-- END generated examples -->\nb\n") and "old" not in doc
     assert '"type": "call.routed"' in doc
+
+
+def _doc_section(title: str) -> str:
+    doc = schemagen.CTI_DOC.read_text()
+    start = doc.index(f"\n## {title}\n")
+    end = doc.find("\n## ", start + 1)
+    return doc[start : end if end != -1 else len(doc)]
+
+
+def test_doc_describes_every_event_type_and_field() -> None:
+    """docs/CTI.md is the integrators' contract: a field or event type added to the proto must be documented there."""
+    events = _doc_section("The events")
+    for name in WEBHOOK_TYPES.values():
+        assert f"| `{name}` |" in events, f"docs/CTI.md, The events: no row for {name}"
+    fields = re.findall(r"^\| `([a-z_]+)` \|", _doc_section("Fields"), re.MULTILINE)
+    missing = [f.name for f in pb.CtiEvent.DESCRIPTOR.fields if f.name not in fields]
+    assert not missing, f"docs/CTI.md, Fields: no row for {missing}"
+    doc = schemagen.CTI_DOC.read_text()
+    for path in schemagen.SCHEMA_DIR.glob("*.schema.json"):
+        assert f"(schemas/cti/{path.name})" in doc, f"docs/CTI.md does not link {path.name}"
+    for title in ("Caller history", "Data sharing", "Dispositions", "Versioning", "Idempotency", "Ordering"):
+        assert f"## {title}\n" in doc
+
+
+def test_doc_signature_check_in_python_verifies_a_signed_delivery(monkeypatch) -> None:
+    """The three lines of docs/CTI.md, run as written against a delivery signed the Standard Webhooks way."""
+    import base64
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    import standardwebhooks
+
+    (snippet,) = re.findall(r"```python\n(.*?)```", _doc_section("Webhooks"), re.DOTALL)
+    assert len(snippet.strip().splitlines()) == 3
+    secret = "whsec_" + base64.b64encode(b"integration-test-secret-32bytes!").decode()
+    monkeypatch.setenv("SWITCHBOARD_WEBHOOK_SECRET", secret)
+    event = schemagen.examples()[0][1]
+    body = json.dumps(webhook_body(event), separators=(",", ":"))
+    now = datetime.now(tz=UTC)
+    headers = {
+        "webhook-id": event.event_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": standardwebhooks.Webhook(secret).sign(event.event_id, now, body),
+    }
+    scope: dict[str, Any] = {"raw_body": body.encode(), "request": SimpleNamespace(headers=headers)}
+    exec(snippet, scope)
+    assert scope["event"] == webhook_body(event)
+    scope["raw_body"] = body.replace("37.50", "99.00").encode()  # altered in transit
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        exec(snippet, scope)

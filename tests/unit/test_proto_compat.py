@@ -162,7 +162,9 @@ def _add_message(d: FDS) -> None:
 
 def _add_rpc(d: FDS) -> None:
     _file(d, "call_control").service[0].method.add(
-        name="ContractTestAddition", input_type=".switchboard.v1.StartCallRequest", output_type=".switchboard.v1.StartCallResponse"
+        name="ContractTestAddition",
+        input_type=".switchboard.v1.StartCallRequest",
+        output_type=".switchboard.v1.StartCallResponse",
     )
 
 
