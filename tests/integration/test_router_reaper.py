@@ -57,7 +57,8 @@ publishers:
 buyers:
   - {id: top,   destination: "+18005550400", bid: {type: static, price: 40.00}, caps: {concurrency: 1}}
   - {id: next,  destination: "+18005550401", bid: {type: static, price: 30.00}}
-  - {id: cheap, destination: "+18005550402", bid: {type: static, price: 5.00}}
+  # Takes only Alaskan callers (the calls here are Californian); a tier under the floor is refused.
+  - {id: cheap, destination: "+18005550402", bid: {type: static, price: 15.00}, filters: {states: [AK]}}
   - {id: old,   destination: "+18005550403", bid: {type: static, price: 40.00}, caps: {concurrency: 1}}
   # No bidder runs in this module: a ping to `silent` is never answered, its auction stays open.
   - {id: silent, destination: "+18005550404", bid: {type: rtb, url: "http://127.0.0.1:9/never", timeout_ms: 20000}}
@@ -73,7 +74,7 @@ campaigns:
 class Setup:
     routers: Routers
     reap: str  # campaign: top (concurrency 1), then next
-    floor: str  # campaign: every buyer below the floor (rejected at once)
+    floor: str  # campaign: no buyer takes the call (rejected at once)
     legacy: str  # campaign: old (concurrency 1, holding a call from an old record), then next
     left: str  # campaign: one RTB buyer nobody answers for (an auction open for 30 s)
     legacy_finished: str  # a call id in `finished` as an old router wrote it
@@ -230,7 +231,7 @@ async def test_a_call_whose_end_never_comes_gives_its_slot_back(setup: Setup) ->
 async def test_finished_calls_are_forgotten_after_the_retention(setup: Setup) -> None:
     routers, campaign = setup.routers, setup.floor
     async with watching(routers) as (e, changelog):
-        first = ivr(campaign)  # every buyer is below the floor: rejected at once
+        first = ivr(campaign)  # no buyer takes a Californian: rejected at once
         await e.bus.publish(IVR_COMPLETED, first)
         await e.outcome(first.call_id, CALL_REJECTED.name)
         entry = await until("the finished entry", lambda: changelog.of(first.call_id))
