@@ -290,6 +290,7 @@ def test_table_topic_mapping_is_driven_by_platform_topics():
         "pings",
         "calls_ended",
         "cti_events",
+        "agent_events",
         "dead_letters",
     } == set(names)
     # every mapped topic's message type is the one the topic carries
@@ -347,3 +348,28 @@ def test_out_of_range_timestamps_never_reach_clickhouse():
     ev = pb.CallRouted(event_id="e", call_id="c", occurred_at=far, routing_started_at=far, price="1")
     r = _row(tb.CALLS_ROUTED, ev)
     assert r["occurred_at"] == tb.EPOCH and r["routing_started_at"] is None
+
+
+def test_agent_events_keep_the_disposition_an_agent_entered_at_wrap_up():
+    ev = pb.AgentEvent(
+        event_id="a1",
+        agent_id="ana",
+        state=pb.AGENT_STATE_READY,
+        previous_state=pb.AGENT_STATE_WRAP_UP,
+        call_id="c9",
+        disposition="sale",
+        note="annual plan",
+        queue_ids=["sales"],
+    )
+    table, row = tb.typed_row("agent.events", ev)
+    assert table.name == "agent_events"
+    got = dict(zip(table.column_names, row, strict=True))
+    assert (got["agent_id"], got["state"], got["previous_state"], got["call_id"], got["disposition"], got["note"]) == (
+        "ana",
+        "ready",
+        "wrap_up",
+        "c9",
+        "sale",
+        "annual plan",
+    )
+    assert got["queue_ids"] == ["sales"]

@@ -288,6 +288,26 @@ CTI_EVENTS = Table(
     T.CTI_EVENTS,
 )
 
+# An agent's state changes (queue); the dispositions agents enter at wrap-up are the rows leaving
+# WRAP_UP with a `disposition` (docs/ACD.md, docs/CTI.md "Dispositions").
+AGENT_EVENTS = Table(
+    "agent_events",
+    (
+        ("agent_id", LC),
+        ("event_id", "String"),
+        ("occurred_at", TS),
+        ("state", LC),
+        ("previous_state", LC),
+        ("reason", LC),
+        ("call_id", "String"),
+        ("disposition", LC),
+        ("note", "String"),
+        ("queue_ids", "Array(LowCardinality(String))"),
+    ),
+    ("agent_id", "event_id"),
+    T.AGENT_EVENTS,
+)
+
 DEAD_LETTERS = Table(
     "dead_letters",
     (
@@ -415,6 +435,21 @@ def _cti_events(e: pb.CtiEvent) -> tuple:
     )
 
 
+def _agent_events(e: pb.AgentEvent) -> tuple:
+    return (
+        e.agent_id,
+        e.event_id,
+        occurred(e),
+        enum_label(pb.AgentState, e.state),
+        enum_label(pb.AgentState, e.previous_state),
+        e.reason,
+        e.call_id,
+        e.disposition,
+        e.note,
+        list(e.queue_ids),
+    )
+
+
 def dead_letter_row(e: pb.DeadLetter) -> tuple:
     """The `dead_letters` row of a dead letter."""
     return (
@@ -444,6 +479,7 @@ TYPED_TABLES: dict[str, tuple[Table, RowFn]] = {
         (CALLS_REJECTED, _calls_rejected),
         (CALLS_ENDED, _calls_ended),
         (CTI_EVENTS, _cti_events),
+        (AGENT_EVENTS, _agent_events),
         (DEAD_LETTERS, dead_letter_row),
     )
     if t.topic is not None  # each of these has its topic (only EVENTS has none)
