@@ -3,13 +3,16 @@ after cti is killed with SIGKILL and restarted (docs/CTI.md, "Caller history")."
 
 from __future__ import annotations
 
+import json
 import random
 
+import httpx
 import pytest
 
 from switchboard.platform import codec
 from switchboard.platform.topics import (
     AGENT_EVENTS,
+    CALL_DISPOSITIONS,
     CALL_ENDED,
     CALL_REJECTED,
     CALL_ROUTED,
@@ -18,7 +21,7 @@ from switchboard.platform.topics import (
     CTI_HISTORY,
 )
 from switchboard.v1 import events_pb2 as pb
-from tests.support import new_call_id, service_env, start_service, stop_services, wait_event
+from tests.support import ServiceProcess, new_call_id, service_env, start_service, stop_services, wait_event
 
 pytestmark = pytest.mark.integration
 
@@ -88,11 +91,12 @@ async def test_a_repeat_callers_screen_pop_has_their_calls_also_after_a_sigkill(
         [first_pop] = await wait_event(kafka, CTI_EVENTS, pop_of(sale))
         assert list(first_pop.history) == []  # a first-time caller
         await bus.publish(CALL_ENDED, ended(sale, 95, buyer="acme-solar"))
-        # 2. a call rejected as a duplicate
-        await bus.publish(CALL_STARTED, started(dup, who))
+        # 2. a call rejected as a duplicate; its rejection read before its start (held until the start comes)
         await bus.publish(
             CALL_REJECTED, pb.CallRejected(event_id=codec.new_id(), call_id=dup, occurred_at=codec.now_ts(), reason="duplicate")
         )
+        await wait_event(kafka, CALL_REJECTED, lambda e: e.call_id == dup)
+        await bus.publish(CALL_STARTED, started(dup, who))
         # 3. a call to agent ana, who wraps up with a disposition
         await bus.publish(CALL_STARTED, started(agent_call, who))
         await bus.publish(CALL_ROUTED, routed(agent_call, who, agent="ana"))
@@ -162,3 +166,62 @@ async def test_a_repeat_callers_screen_pop_has_their_calls_also_after_a_sigkill(
         cti.kill()
         if restarted is not None:
             stop_services(restarted)
+
+
+TOKEN = "crm-writer-" + "z" * 24
+
+
+async def test_a_crm_writes_a_disposition_back_and_the_next_pop_shows_it(broker, bus, kafka, tmp_path):
+    env = service_env(
+        broker.kafka_settings(),
+        SWITCHBOARD_CTI_API_ENABLED="true",
+        SWITCHBOARD_CTI_API_TOKENS=json.dumps({"acme-crm": TOKEN}),
+    )
+    cti = start_service("cti", env, tmp_path)
+    try:
+        who = caller()
+        first = new_call_id()
+        await bus.publish(CALL_STARTED, started(first, who))
+        await bus.publish(CALL_ROUTED, routed(first, who, buyer="acme-solar"))
+        await wait_event(kafka, CTI_EVENTS, pop_of(first))
+        url = f"http://127.0.0.1:{cti.info['api_port']}/v1/calls/{first}/disposition"
+        good = {"disposition": "sale", "note": "annual plan", "fields": {"crm_id": "0031x00000AbCd"}}
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.post(url, json=good)).status_code == 401
+            assert (await http.post(url, json=good, headers={"Authorization": "Bearer " + "x" * 40})).status_code == 401
+            bad = await http.post(url, json={"disposition": 7}, headers=auth)
+            assert bad.status_code == 400 and "disposition" in bad.json()["error"]
+            assert (await http.post(url, json={"dispo": "sale"}, headers=auth)).status_code == 400  # unknown field
+            unknown = await http.post(url.replace(first, new_call_id()), json=good, headers=auth)
+            assert unknown.status_code == 404
+            accepted = await http.post(url, json=good, headers=auth)
+            assert accepted.status_code == 202, accepted.text
+        event_id = accepted.json()["event_id"]
+        [written] = await wait_event(kafka, CALL_DISPOSITIONS, lambda e: e.event_id == event_id)
+        assert (written.call_id, written.disposition, written.source, dict(written.fields)) == (
+            first,
+            "sale",
+            "acme-crm",
+            {"crm_id": "0031x00000AbCd"},
+        )
+        await wait_event(kafka, CTI_HISTORY, lambda h: any(c.call_id == first and c.disposition == "sale" for c in h.calls))
+        again = new_call_id()
+        await bus.publish(CALL_ROUTED, routed(again, who, buyer="acme-solar"))
+        [pop] = await wait_event(kafka, CTI_EVENTS, pop_of(again))
+        [past] = pop.history
+        assert (past.call_id, past.disposition, past.disposition_note, dict(past.crm_fields)) == (
+            first,
+            "sale",
+            "annual plan",
+            {"crm_id": "0031x00000AbCd"},
+        )
+    finally:
+        stop_services(cti)
+
+
+def test_an_enabled_api_without_tokens_is_refused(broker, tmp_path):
+    env = service_env(broker.kafka_settings(), SWITCHBOARD_CTI_API_ENABLED="true")
+    proc = ServiceProcess("cti", env, tmp_path / "ready", tmp_path / "cti.log")
+    assert proc.wait(30) == 2
+    assert "SWITCHBOARD_CTI_API_ENABLED needs client tokens" in proc.logs()

@@ -27,7 +27,7 @@ ONLY_IN = {
     "faust-streaming": {"router"},
     "chdb": {"analytics"},
     "clickhouse-connect": {"analytics"},
-    "aiohttp": {"ivr", "router"},  # the router through faust-streaming (its web server)
+    "aiohttp": {"ivr", "router", "cti"},  # the router through faust-streaming (its web server); cti's API
     "twilio": {"ivr"},
     "httpx": {"bidder"},
     "grpcio": {"ivr", "bidder", "queue"},  # the queue serves AgentDesk

@@ -76,7 +76,8 @@ def test_a_sale_a_rejection_and_an_agent_call_with_its_disposition():
         "wants a quote",
         ts(T0 + timedelta(hours=2)),
     )
-    assert [x.call_id for x in history.earlier(h, "b")] == ["c", "a"]
+    assert [x.call_id for x in history.earlier(h, "c")] == ["b", "a"]
+    assert [x.call_id for x in history.earlier(h, "b")] == ["a"]  # c started after b: not an earlier call
 
 
 def test_a_short_sale_is_not_billable_and_a_rerouted_call_keeps_its_last_offer():

@@ -8,7 +8,8 @@ a history and returns the history to keep; time is passed in.
   is offered to (buyer or agent, price, IVR answers, offers so far) and opens the entry itself
   when it is read first (the topics are not ordered against each other); call.ended sets the
   outcome, connected seconds and `billable` (core.call_end: a buyer's offer connected for its
-  billable_after_s); call.rejected sets the reason; an agent's wrap-up sets the disposition.
+  billable_after_s); call.rejected sets the reason; an agent's wrap-up sets the disposition, and a
+  CRM's write-back (call.dispositions) the disposition and its fields.
 * An event about a call the history already has updates that entry in place: a redelivered or
   re-read event changes nothing more. A later offer's event wins over an earlier one's (attempt).
 * Bounded: newest first, at most `max_calls` entries, none started more than `retention_days`
@@ -106,6 +107,19 @@ def on_disposition(history: pb.CallerHistory, call_id: str, disposition: str, no
     return entry
 
 
+def on_crm_disposition(history: pb.CallerHistory, ev: pb.CallDisposition) -> pb.PastCall | None:
+    """A CRM's disposition and fields for the call (cti's API): the disposition replaces the agent's, the
+    fields are merged in (a field written again takes the new value)."""
+    entry = _entry(history, ev.call_id)
+    if entry is None:
+        return None
+    if ev.disposition:
+        entry.disposition = ev.disposition
+        entry.disposition_note = ev.note
+    entry.crm_fields.update(ev.fields)
+    return entry
+
+
 def prune(history: pb.CallerHistory, now: datetime, policy: HistoryPolicy) -> bool:
     """Newest first, within the policy. True when something is left to keep."""
     cutoff = now - timedelta(days=policy.retention_days)
@@ -124,7 +138,12 @@ def _copy(call: pb.PastCall) -> pb.PastCall:
 
 
 def earlier(history: pb.CallerHistory | None, call_id: str) -> list[pb.PastCall]:
-    """The caller's calls other than `call_id`, newest first: what a screen pop for `call_id` shows."""
+    """The caller's calls before `call_id`, newest first: what a screen pop for `call_id` shows (a call that
+    started after it, seen by the time of its wrap-up, is not an earlier one)."""
     if history is None:
         return []
-    return [c for c in history.calls if c.call_id != call_id]
+    this = _entry(history, call_id)
+    if this is None or not this.HasField("started_at"):
+        return [c for c in history.calls if c.call_id != call_id]
+    start = (this.started_at.seconds, this.started_at.nanos)
+    return [c for c in history.calls if c.call_id != call_id and (c.started_at.seconds, c.started_at.nanos) <= start]

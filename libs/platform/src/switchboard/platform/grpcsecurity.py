@@ -20,25 +20,21 @@ every message); everything else is here:
 
 from __future__ import annotations
 
-import hmac
-import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import structlog
-import yaml
 from pydantic import SecretStr
 
 from switchboard.core.config import ConfigError
+from switchboard.platform import tokens as bearer
 
 log = structlog.get_logger(__name__)
 
 AUTHORIZATION = "authorization"  # gRPC metadata keys are lower case
-BEARER = "bearer "
 UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/",)  # the OPS contract: health needs no credential
-MIN_TOKEN_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -68,24 +64,7 @@ class GrpcServerSecurity:
 
 def load_tokens(sec: GrpcServerSecurity) -> dict[str, SecretStr]:
     """Client name → token: the file first, then the tokens variable on top. ConfigError on a bad file."""
-    tokens: dict[str, SecretStr] = {}
-    path = sec.tokens_file
-    if path is not None:
-        try:
-            text = path.read_text()
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ConfigError([f"{sec.env('tokens_file')}={path}: {exc} (a JSON or YAML mapping client name → token)"]) from exc
-        if not isinstance(data, dict):
-            raise ConfigError([f"{sec.env('tokens_file')}={path}: expected a mapping client name → token"])
-        tokens.update({str(k): SecretStr(str(v)) for k, v in data.items()})
-    tokens.update(sec.tokens)
-    short = sorted(name for name, t in tokens.items() if len(t.get_secret_value()) < MIN_TOKEN_CHARS)
-    if short:
-        raise ConfigError(
-            [f"{sec.env('tokens')}: the tokens of {short} are shorter than {MIN_TOKEN_CHARS} characters (use random ones)"]
-        )
-    return tokens
+    return bearer.load_tokens(sec.tokens, sec.tokens_file, tokens_env=sec.env("tokens"), file_env=sec.env("tokens_file"))
 
 
 def check(sec: GrpcServerSecurity, tokens: Mapping[str, SecretStr]) -> list[str]:
@@ -139,23 +118,12 @@ def _denied(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMeth
 class TokenInterceptor(grpc.aio.ServerInterceptor):
     """Lets a call through only with `authorization: Bearer <token>` of a configured client (health excepted)."""
 
-    def __init__(self, tokens: Mapping[str, SecretStr]) -> None:
-        self._tokens = [(name, t.get_secret_value().encode()) for name, t in tokens.items()]
+    def __init__(self, clients: Mapping[str, SecretStr]) -> None:
+        self._clients = bearer.BearerTokens(clients)
 
     def client_of(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> tuple[str | None, str]:
-        """(client name, "") for a valid token; (None, why) otherwise. Compares against every token in constant time."""
-        given = [v for k, v in metadata or () if k == AUTHORIZATION]
-        if not given:
-            return None, "missing"
-        value = given[0].decode(errors="replace") if isinstance(given[0], bytes) else given[0]
-        if not value.lower().startswith(BEARER):
-            return None, "not a bearer token"
-        offered = value[len(BEARER) :].strip().encode()
-        found: str | None = None
-        for name, token in self._tokens:  # no early exit: the time does not tell which token was close
-            if hmac.compare_digest(offered, token):
-                found = name
-        return (found, "") if found is not None else (None, "unknown token")
+        """(client name, "") for a valid token; (None, why) otherwise (platform.tokens)."""
+        return self._clients.client_of(v for k, v in metadata or () if k == AUTHORIZATION)
 
     async def intercept_service(
         self,
@@ -175,12 +143,12 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
 
 def checked_tokens(sec: GrpcServerSecurity) -> dict[str, SecretStr]:
     """The clients' tokens, once the security settings are checked (ConfigError: refuse to start)."""
-    tokens = load_tokens(sec)
-    for warning in check(sec, tokens):
+    clients = load_tokens(sec)
+    for warning in check(sec, clients):
         log.warning(
             "grpc_server_insecure", server=sec.name, problem=warning, hint=f"{sec.env('insecure')}=true: local development only"
         )
-    return tokens
+    return clients
 
 
 def server(tokens: Mapping[str, SecretStr]) -> grpc.aio.Server:

@@ -32,6 +32,7 @@ CallEvent: TypeAlias = (
     | pb.CallEnded
     | pb.CtiEvent
     | pb.CallerSeen
+    | pb.CallDisposition
     | pb.LiveCall
     | pb.QueueStatus
     | pb.CallbackRequested
@@ -122,6 +123,11 @@ QUEUE_SUMMARY = Topic(
     compacted=True,
 )
 CTI_EVENTS = Topic("cti.events", pb.CtiEvent, "call context for CRMs: screen pop on routing, wrap-up on end (cti)")
+CALL_DISPOSITIONS = Topic(
+    "call.dispositions",
+    pb.CallDisposition,
+    "a CRM's disposition and fields for a call, written back through cti's HTTP API (cti → cti, analytics)",
+)
 CTI_HISTORY = Topic(
     "cti.history",
     pb.CallerHistory,
@@ -176,6 +182,7 @@ ALL_TOPICS: tuple[Topic[Event], ...] = (
     CALLBACK_REQUESTED,
     AGENT_EVENTS,
     CTI_EVENTS,
+    CALL_DISPOSITIONS,
     CALLERS_SEEN,
     DEAD_LETTER,
 )

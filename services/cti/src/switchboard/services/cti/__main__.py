@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from switchboard.core.config import ConfigError
 from switchboard.platform.lifecycle import service_main
 from switchboard.services.cti.service import SERVICE, run
 from switchboard.services.cti.settings import CtiSettings
 
 
 def main() -> None:
-    service_main(SERVICE, CtiSettings, run)
+    # ConfigError (an API without tokens, a bad tokens file): exit 2 with the message, no traceback.
+    service_main(SERVICE, CtiSettings, run, print_errors=(ConfigError,))
 
 
 if __name__ == "__main__":

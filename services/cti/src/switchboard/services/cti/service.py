@@ -55,6 +55,7 @@ from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.retry import retrying
 from switchboard.platform.topics import (
     AGENT_EVENTS,
+    CALL_DISPOSITIONS,
     CALL_ENDED,
     CALL_REJECTED,
     CALL_ROUTED,
@@ -63,6 +64,7 @@ from switchboard.platform.topics import (
     CTI_HISTORY,
     Topic,
 )
+from switchboard.services.cti.api import CtiApi
 from switchboard.services.cti.history import CallerHistories, now_utc
 from switchboard.services.cti.history import load as load_histories
 from switchboard.services.cti.history import write as write_history
@@ -76,8 +78,8 @@ _ID_NAMESPACE = uuid.UUID("6f1c2b1e-8f4a-4c55-9d1e-2a7c3b5e9f10")  # fixed: cti 
 
 # What cti reads: the offers made (screen pops) and how they ended (wrap-ups); the calls' starts and
 # rejections and the agents' dispositions for the caller history.
-Input: TypeAlias = pb.CallRouted | pb.CallEnded | pb.CallStarted | pb.CallRejected | pb.AgentEvent
-INPUTS: tuple[Topic[Input], ...] = (CALL_ROUTED, CALL_ENDED, CALL_STARTED, CALL_REJECTED, AGENT_EVENTS)
+Input: TypeAlias = pb.CallRouted | pb.CallEnded | pb.CallStarted | pb.CallRejected | pb.AgentEvent | pb.CallDisposition
+INPUTS: tuple[Topic[Input], ...] = (CALL_ROUTED, CALL_ENDED, CALL_STARTED, CALL_REJECTED, AGENT_EVENTS, CALL_DISPOSITIONS)
 
 
 def cti_event_id(source_topic: str, source_event_id: str) -> str:
@@ -90,6 +92,19 @@ def _attempt(ev: pb.CallRouted | pb.CallEnded) -> int:
 
 def _context_key(call_id: str, attempt: int) -> str:
     return f"{call_id}#{attempt}"
+
+
+# Events that change an entry the history must already have (the call is known by its start or offer).
+Late: TypeAlias = pb.CallRejected | pb.AgentEvent | pb.CallDisposition
+
+
+def _fold(h: pb.CallerHistory, event: Late) -> None:
+    if isinstance(event, pb.CallRejected):
+        history.on_rejected(h, event)
+    elif isinstance(event, pb.CallDisposition):  # a CRM's write-back (api.py)
+        history.on_crm_disposition(h, event)
+    else:
+        history.on_disposition(h, event.call_id, event.disposition, event.note)
 
 
 def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
@@ -165,6 +180,9 @@ class CtiService:
         self.seen: _Bounded[None] = _Bounded(settings.dedupe_capacity)
         self.histories = histories or CallerHistories(HistoryPolicy(settings.history_retention_days, settings.history_max_calls))
         self.clock = clock
+        # Rejections and dispositions read before their call's start or offer (_history_only), by call id.
+        self.early: OrderedDict[str, list[Late]] = OrderedDict()
+        self.early_capacity = settings.context_capacity
 
     async def handle(self, topic: Topic[Input], event: Input, record: ConsumerRecord) -> None:
         source = f"{topic.name}/{event.event_id}"
@@ -178,31 +196,39 @@ class CtiService:
             await self._history_only(event)
         self.seen.put(source, None)
 
-    async def _history_only(self, event: pb.CallStarted | pb.CallRejected | pb.AgentEvent) -> None:
+    async def _history_only(self, event: pb.CallStarted | Late) -> None:
         """Events that make no CTI event of their own: they only change the caller's history."""
         if isinstance(event, pb.CallStarted):
             if not event.caller.number:
                 return  # an anonymous caller has no history
             number = event.caller.number
             history.on_started(self.histories.of(number), event)
-            self.histories.note_call(event.call_id, number)
-        elif isinstance(event, pb.CallRejected):
-            found = self.histories.caller(event.call_id)
-            if found is None or history.on_rejected(self.histories.of(found), event) is None:
-                return
-            number = found
-        else:
+            self._noted(event.call_id, number)
+            await self._write(number)
+            return
+        if isinstance(event, pb.AgentEvent) and not (
             # An agent leaving wrap-up with a disposition (docs/ACD.md): the disposition of that call.
-            if not (event.disposition and event.call_id and event.previous_state == pb.AGENT_STATE_WRAP_UP):
-                return
-            found = self.histories.caller(event.call_id)
-            if (
-                found is None
-                or history.on_disposition(self.histories.of(found), event.call_id, event.disposition, event.note) is None
-            ):
-                return
-            number = found
-        await self._write(number)
+            event.disposition and event.call_id and event.previous_state == pb.AGENT_STATE_WRAP_UP
+        ):
+            return
+        found = self.histories.caller(event.call_id)
+        if found is None:
+            # The topics are not ordered against each other: this may come before the call's start or offer.
+            # Held (bounded) until the call is seen; a call never seen (anonymous, or long expired) drops it.
+            self.early.setdefault(event.call_id, []).append(event)
+            self.early.move_to_end(event.call_id)
+            while len(self.early) > self.early_capacity:
+                self.early.popitem(last=False)
+            log.info("held_until_call_seen", call_id=event.call_id, topic=type(event).__name__)
+            return
+        _fold(self.histories.of(found), event)
+        await self._write(found)
+
+    def _noted(self, call_id: str, number: str) -> None:
+        """The call belongs to `number`: note it, and fold in what came for it before it was known."""
+        self.histories.note_call(call_id, number)
+        for event in self.early.pop(call_id, []):
+            _fold(self.histories.of(number), event)
 
     async def _write(self, number: str) -> None:
         await write_history(self.bus, number, self.histories.keep(number, self.clock()), self.stop)
@@ -225,7 +251,7 @@ class CtiService:
             number = event.caller.number or None
             if number is not None:
                 history.on_routed(self.histories.of(number), event)
-                self.histories.note_call(event.call_id, number)
+                self._noted(event.call_id, number)
             out = screen_pop(event)
             self.context.put(key, out)
         else:
@@ -273,14 +299,20 @@ async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
     service = CtiService(settings, bus, stop)
+    api = CtiApi(settings, bus, lambda call_id: service.histories.caller(call_id) is not None) if settings.api_enabled else None
     sweeper: asyncio.Task[None] | None = None
     try:
         # Every caller's past first: a screen pop must not miss the calls of before a restart.
         await load_histories(settings.kafka, service.histories, f"{SERVICE}-history")
         await service.sweep()
         sweeper = asyncio.create_task(_sweeper(service, settings.history_sweep_interval_s, stop))
-        await consume(bus, INPUTS, service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE))
+        ready: dict[str, object] = {}
+        if api is not None:
+            ready["api_port"] = await api.start()
+        await consume(bus, INPUTS, service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE, **ready))
     finally:
+        if api is not None:
+            await api.stop()
         if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchboard.platform.settings import ServiceSettings
@@ -22,3 +24,20 @@ class CtiSettings(ServiceSettings):
     history_sweep_interval_s: float = Field(
         3600.0, gt=0, description="how often histories of callers who stopped calling are checked against the retention"
     )
+    # The HTTP API for CRMs (api.py; docs/CTI.md "Dispositions"): off unless enabled, then only with tokens.
+    api_enabled: bool = Field(False, description="serve POST /v1/calls/{id}/disposition (CRM write-back)")
+    api_host: str = Field("127.0.0.1", description="address the API binds")
+    api_port: int = Field(0, ge=0, le=65535, description="0: an ephemeral port (the ready file's api_port)")
+    api_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='bearer tokens per API client, JSON {"crm-name": "token"} (16+ characters each); the name is the '
+        "`source` of its write-backs",
+    )
+    api_tokens_file: Path | None = Field(
+        None, description="JSON or YAML mapping client name → token (merged under api_tokens; mount it from a Secret)"
+    )
+
+    @field_validator("api_tokens_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
