@@ -474,7 +474,7 @@ class CallEnded(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., attempt: _Optional[int] = ..., routing_pending: _Optional[bool] = ...) -> None: ...
 
 class CtiEvent(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "type", "campaign_id", "publisher_id", "caller", "answers", "kind", "buyer_id", "agent_id", "destination", "price", "outcome", "connected_seconds", "attempt")
+    __slots__ = ("event_id", "call_id", "occurred_at", "type", "campaign_id", "publisher_id", "caller", "answers", "kind", "buyer_id", "agent_id", "destination", "price", "outcome", "connected_seconds", "attempt", "queue_id")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -498,6 +498,7 @@ class CtiEvent(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -514,7 +515,8 @@ class CtiEvent(_message.Message):
     outcome: CallOutcome
     connected_seconds: int
     attempt: int
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[CtiEventType, str]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+    queue_id: str
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[CtiEventType, str]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., attempt: _Optional[int] = ..., queue_id: _Optional[str] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("event_id", "occurred_at", "service", "source_topic", "source_partition", "source_offset", "key", "value", "reason", "value_omitted_bytes")

@@ -84,6 +84,7 @@ def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
         kind=ev.kind,
         buyer_id=ev.buyer_id,
         agent_id=ev.agent_id,
+        queue_id=ev.queue_id,
         destination=ev.destination,
         price=ev.price,
         attempt=_attempt(ev),
