@@ -19,8 +19,8 @@ from switchboard.core.config.types import _Model
 
 # The webhook `type` of each CtiEventType that an endpoint can ask for (platform.webhook_payload names them;
 # a unit test keeps the two lists equal).
-WEBHOOK_EVENTS = ("call.routed", "call.ended")
 WebhookEvent = Literal["call.routed", "call.ended"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("call.routed", "call.ended")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HTTP_URL = re.compile(r"^https?://[^/\s]+")
@@ -45,7 +45,7 @@ class CrmEndpoint(_Model):
     def _url(cls, v: str) -> str:
         if not _HTTP_URL.match(v):
             raise ValueError(
-                f"{v!r} must be an http:// or https:// URL with a host (write it like \"https://crm.example.com/hooks/switchboard\")"
+                f'{v!r} must be an http:// or https:// URL with a host (write it like "https://crm.example.com/hooks/switchboard")'
             )
         return v
 

@@ -34,6 +34,7 @@ dedupe on it.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections import OrderedDict
 from typing import TypeAlias, TypeVar
@@ -42,11 +43,13 @@ import structlog
 from aiokafka import ConsumerRecord
 
 from switchboard.platform import codec
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import EventBus, consume
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.retry import retrying
 from switchboard.platform.topics import CALL_ENDED, CALL_ROUTED, CTI_EVENTS, Topic
 from switchboard.services.cti.settings import CtiSettings
+from switchboard.services.cti.webhooks import Webhooks, webhook_signers
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
@@ -166,11 +169,19 @@ class CtiService:
 
 
 async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
+    config = load_config(settings.config)
+    signers = webhook_signers(config.crm_endpoints, os.environ, str(settings.config))
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
     service = CtiService(settings, bus, stop)
+    # CRM webhooks: their own consumers beside the screen pops (webhooks.py); ready once they read too.
+    crm = Webhooks.start(config.crm_endpoints, signers, settings, bus, stop)
     try:
-        await consume(bus, INPUTS, service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE))
+        await consume(
+            bus, INPUTS, service.handle, settings.group_id, stop, on_ready=lambda: crm.when_started(lambda: mark_ready(SERVICE))
+        )
     finally:
+        stop.set()
+        await crm.stop()
         await bus.stop()
         log.info("cti_stopped")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from switchboard.platform.settings import ServiceSettings
+from switchboard.core.webhooks import BACKOFF_BASE_S, BACKOFF_MAX_S
+from switchboard.platform.settings import ServiceSettings, config_path_field
 
 
 class CtiSettings(ServiceSettings):
@@ -14,3 +17,13 @@ class CtiSettings(ServiceSettings):
     group_id: str = Field("cti", description="consumer group of call.routed / call.ended")
     context_capacity: int = Field(100_000, ge=1, description="routed calls whose context is kept for the CALL_ENDED event")
     dedupe_capacity: int = Field(200_000, ge=1, description="source event ids remembered to drop redeliveries")
+    # The routing configuration: cti reads its crm_endpoints (docs/CTI.md, "Webhooks").
+    config: Path = config_path_field("SWITCHBOARD_CTI_")
+    webhook_max_in_flight: int = Field(32, ge=1, description="HTTP requests at once per CRM endpoint")
+    webhook_max_pending: int = Field(
+        10_000, ge=1, description="events read and not yet delivered per CRM endpoint; reading pauses at this many"
+    )
+    webhook_backoff_base_s: float = Field(
+        BACKOFF_BASE_S, gt=0, description="first retry waits up to this (full jitter), doubling per attempt"
+    )
+    webhook_backoff_max_s: float = Field(BACKOFF_MAX_S, gt=0, description="longest wait between two attempts of a delivery")
