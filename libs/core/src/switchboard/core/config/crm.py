@@ -52,7 +52,7 @@ class CrmEndpoint(_Model):
     @field_validator("secret_env")
     @classmethod
     def _secret_env(cls, v: str) -> str:
-        if not _ENV_NAME.match(v):
+        if not _ENV_NAME.match(v) or v.startswith("whsec_"):  # whsec_...: the secret itself, pasted here
             # The value is not repeated: a secret pasted here by mistake must not reach a log or a terminal.
             raise ValueError(
                 "is not an environment variable name (name the variable that holds the secret, "
