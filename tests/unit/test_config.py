@@ -590,7 +590,9 @@ def test_crm_endpoint_defaults_and_a_secret_written_in_secret_env_is_never_repea
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     f.write_text(FULL.replace("secret_env: CRM_SECRET", f"secret_env: {secret}"))
     problems = problems_of(f)
-    assert_problem(problems, f, line_of(f.read_text(), "secret_env:"), "crm_endpoints.0.secret_env", "not an environment variable")
+    assert_problem(
+        problems, f, line_of(f.read_text(), "secret_env:"), "crm_endpoints.0.secret_env", "not an environment variable"
+    )
     assert not any(secret in p or "MfKQ9r8" in p for p in problems)
 
 

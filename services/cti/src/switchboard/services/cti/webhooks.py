@@ -30,6 +30,7 @@ No caller number, URL or secret is logged: log lines name the endpoint id, the c
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import time
@@ -45,6 +46,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from switchboard.core.config import CrmEndpoint
 from switchboard.core.webhooks import GiveUp, OffsetTracker, after_failure, backoff_s, matches
@@ -107,8 +109,8 @@ def webhook_signers(endpoints: Sequence[CrmEndpoint], env: Mapping[str, str], co
             )
             continue
         try:
-            out[e.id] = Webhook(value.strip())
-        except Exception:  # noqa: BLE001 — binascii, the library's own: the message could quote the value
+            out[e.id] = Webhook(_checked_secret(value.strip()))
+        except (ValueError, EmptyWebhookSecretError):  # the message is ours: the library's could quote the value
             problems.append(
                 f"{where}: environment variable {e.secret_env} does not hold a Standard Webhooks secret "
                 "(write whsec_ followed by the base64 secret, as the CRM gave it)"
@@ -116,6 +118,15 @@ def webhook_signers(endpoints: Sequence[CrmEndpoint], env: Mapping[str, str], co
     if problems:
         raise CrmSecretError("\n".join(problems))
     return out
+
+
+def _checked_secret(value: str) -> str:
+    """`value` if it is whsec_ + base64 of a key (ValueError otherwise): the library decodes leniently, dropping
+    whatever is not base64, so a mangled secret would sign with another key and every delivery be refused."""
+    raw = value.removeprefix("whsec_")
+    if not raw or not base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True):
+        raise ValueError("empty secret")
+    return value
 
 
 def attempt_outcome(status: int | None, error: str | None) -> str:
