@@ -1,4 +1,4 @@
-"""CRM webhook delivery as decisions (docs/CTI.md, "Webhooks"): which events an endpoint gets, when to
+"""CRM webhook delivery as decisions (docs/CONFIG.md#crm_endpoints, "Delivery"): which events an endpoint gets, when to
 retry, when to give up, and how far the input may be committed. Pure: the time, the randomness and
 the event's facts are passed in; services/cti/webhooks.py does the HTTP and the Kafka.
 

@@ -30,7 +30,7 @@ class RoutingConfig(_Model):
     ivr_flows: list[IvrFlow] = []
     blocklist: Blocklist = Blocklist()  # global: applies to every campaign
     simulation: Simulation | None = None  # the offline model of `switchboard simulate` (docs/SIMULATION.md)
-    crm_endpoints: list[CrmEndpoint] = []  # CRMs that get cti events as signed webhooks (docs/CTI.md)
+    crm_endpoints: list[CrmEndpoint] = []  # CRMs that get cti events as signed webhooks (docs/CONFIG.md#crm_endpoints)
 
     @field_validator("version", mode="before")
     @classmethod

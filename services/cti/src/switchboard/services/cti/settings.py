@@ -17,7 +17,7 @@ class CtiSettings(ServiceSettings):
     group_id: str = Field("cti", description="consumer group of call.routed / call.ended")
     context_capacity: int = Field(100_000, ge=1, description="routed calls whose context is kept for the CALL_ENDED event")
     dedupe_capacity: int = Field(200_000, ge=1, description="source event ids remembered to drop redeliveries")
-    # The routing configuration: cti reads its crm_endpoints (docs/CTI.md, "Webhooks").
+    # The routing configuration: cti reads its crm_endpoints (docs/CONFIG.md#crm_endpoints, "Delivery").
     config: Path = config_path_field("SWITCHBOARD_CTI_")
     webhook_max_in_flight: int = Field(32, ge=1, description="HTTP requests at once per CRM endpoint")
     webhook_max_pending: int = Field(

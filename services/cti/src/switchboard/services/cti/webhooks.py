@@ -1,5 +1,5 @@
 """CRM webhooks: every cti.events event an endpoint of `crm_endpoints` asks for, POSTed as a signed
-Standard Webhooks delivery (docs/CTI.md, "Webhooks").
+Standard Webhooks delivery (docs/CONFIG.md#crm_endpoints, "Delivery").
 
 One `EndpointDelivery` per endpoint, each with its own consumer of cti.events in its own group
 `cti-crm-<endpoint id>`, its own HTTP client and its own bounds, beside the screen-pop consumer: a
