@@ -10,6 +10,7 @@ dead-letters its events with the reason.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import threading
 import uuid
@@ -304,3 +305,12 @@ async def test_sigkill_with_deliveries_in_flight_loses_nothing(cti, receiver, bu
     await asyncio.to_thread(cti.start)
     await until("every event accepted after the restart", lambda: all(len(crm.ids_of(c)) == len(i) for c, i in sent.items()))
     assert_all_once_in_order(crm, sent)
+
+
+async def test_cti_refuses_to_start_without_an_endpoints_secret(kafka, tmp_path):
+    config = tmp_path / "routing.yaml"
+    config.write_text(CONFIG.format(crm_port=9, down_port=9))
+    assert "TEST_CRM_SECRET" not in os.environ  # only the other tests' cti processes get it
+    process = ServiceProcess("cti", service_env(kafka, config), tmp_path / "ready", tmp_path / "cti.log")
+    assert await asyncio.to_thread(process.wait) == 2
+    assert f"{config}: crm_endpoints.0.secret_env: environment variable TEST_CRM_SECRET is not set for cti" in process.logs()

@@ -182,6 +182,8 @@ async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
         )
     finally:
         stop.set()
-        await crm.stop()
-        await bus.stop()
-        log.info("cti_stopped")
+        try:
+            await crm.stop()
+        finally:
+            await bus.stop()
+            log.info("cti_stopped")

@@ -328,14 +328,19 @@ class EndpointDelivery:
         try:
             while queue:
                 item = queue[0]
-                if self.generation.get(item.record.partition, 0) == item.generation:
+                if self._current(item):
                     await self._finish(item)
-                    self.tracker.done(item.record.partition, item.record.offset)
-                    self.pending.pop((item.record.partition, item.record.offset), None)
+                    if self._current(item):  # not revoked meanwhile (a re-assigned partition's offsets are new entries)
+                        self.tracker.done(item.record.partition, item.record.offset)
+                        self.pending.pop((item.record.partition, item.record.offset), None)
                 queue.popleft()
         finally:
             if self.calls.get(key) is queue:
                 del self.calls[key]
+
+    def _current(self, item: _Item) -> bool:
+        """The item's partition is still this consumer's, as when it was read."""
+        return self.generation.get(item.record.partition, 0) == item.generation
 
     async def _finish(self, item: _Item) -> None:
         if item.event is None:
@@ -448,7 +453,9 @@ class Webhooks:
         hooks = cls([EndpointDelivery(e, signers[e.id], settings, bus, stop) for e in endpoints])
         for d in hooks.deliveries:
             task = asyncio.create_task(d.run(), name=f"crm-{d.endpoint.id}")
-            task.add_done_callback(_log_failure(d.endpoint.id))
+            # A delivery that died would leave its CRM without events while cti looks healthy: stop the
+            # service instead (stop() raises the error, the process exits non-zero and is restarted).
+            task.add_done_callback(_log_failure(d.endpoint.id, stop))
             hooks.tasks.append(task)
         if endpoints:
             log.info("crm_endpoints", endpoints=[e.id for e in endpoints])
@@ -466,16 +473,22 @@ class Webhooks:
         self.tasks.append(task)
 
     async def stop(self) -> None:
+        """Wait for every delivery to end (the stop event is set); raise the error of one that failed."""
         for task in self.tasks:
             if task.get_name() == "crm-started":
                 task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        results = await asyncio.gather(*self.tasks, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
 
 
-def _log_failure(what: str) -> Callable[[asyncio.Task[None]], None]:
+def _log_failure(what: str, stop: asyncio.Event | None = None) -> Callable[[asyncio.Task[None]], None]:
     def done(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             log.error("crm_endpoint_failed", endpoint=what, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            if stop is not None:
+                stop.set()
 
     return done
