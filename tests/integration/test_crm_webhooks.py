@@ -314,3 +314,31 @@ async def test_cti_refuses_to_start_without_an_endpoints_secret(kafka, tmp_path)
     process = ServiceProcess("cti", service_env(kafka, config), tmp_path / "ready", tmp_path / "cti.log")
     assert await asyncio.to_thread(process.wait) == 2
     assert f"{config}: crm_endpoints.0.secret_env: environment variable TEST_CRM_SECRET is not set for cti" in process.logs()
+
+
+async def test_a_hanging_crm_does_not_hold_the_screen_pops(cti, receiver, bus, kafka):
+    crm, _ = receiver
+    await asyncio.to_thread(cti.start)
+    crm.release.clear()
+    crm.hold.set()  # every delivery hangs until released
+    held = [new_call_id() for _ in range(5)]
+    await publish_calls(bus, held, per_call=1)
+    await until("deliveries hanging", lambda: crm.waiting >= 1)
+    call_id = new_call_id()
+    await bus.publish(
+        CALL_ROUTED,
+        pb.CallRouted(
+            event_id=codec.new_id(),
+            call_id=call_id,
+            occurred_at=codec.now_ts(),
+            campaign_id="c1",
+            kind=pb.TARGET_KIND_BUYER,
+            buyer_id="b1",
+            attempt=1,
+        ),
+    )
+    await wait_event(kafka, CTI_EVENTS, lambda e: e.call_id == call_id)
+    assert crm.waiting >= 1 and not crm.ids_of(held[0])  # the pop came out while the CRM still hung
+    crm.hold.clear()
+    crm.release.set()
+    await until("the held events delivered after all", lambda: all(crm.ids_of(c) for c in [*held, call_id]))
