@@ -23,6 +23,9 @@ class CtiSettings(ServiceSettings):
     webhook_max_pending: int = Field(
         10_000, ge=1, description="events read and not yet delivered per CRM endpoint; reading pauses at this many"
     )
+    webhook_dedupe_capacity: int = Field(
+        20_000, ge=1, description="event ids delivered per CRM endpoint remembered, so a repeat on cti.events is not sent again"
+    )
     webhook_backoff_base_s: float = Field(
         BACKOFF_BASE_S, gt=0, description="first retry waits up to this (full jitter), doubling per attempt"
     )

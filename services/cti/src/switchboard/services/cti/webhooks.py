@@ -423,7 +423,7 @@ class EndpointDelivery:
 
     def _remember(self, event_id: str) -> None:
         self.delivered[event_id] = None
-        while len(self.delivered) > self.settings.dedupe_capacity:
+        while len(self.delivered) > self.settings.webhook_dedupe_capacity:
             self.delivered.popitem(last=False)
 
     async def _dead_letter(self, item: _Item, reason: str) -> None:
