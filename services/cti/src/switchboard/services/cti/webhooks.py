@@ -164,7 +164,6 @@ class EndpointDelivery:
         stop: asyncio.Event,
         *,
         rand: Callable[[], float] = random.random,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.signer = signer
@@ -187,17 +186,15 @@ class EndpointDelivery:
             timeout=endpoint.timeout_ms / 1000,
             limits=httpx.Limits(max_connections=settings.webhook_max_in_flight),
             follow_redirects=False,  # a redirect is not a delivery: it counts as a failed attempt (http_3xx)
-            transport=transport,
         )
         self._gauge_due = 0.0
+        self.failure: BaseException | None = None  # a call's task that died: ends the service
 
     # ------------------------------------------------------------------ the consumer loop
 
     async def run(self) -> None:
         kafka = self.settings.kafka
-        consumer = make_consumer(
-            kafka, self.group_id, f"{self.group_id}", CTI_EVENTS.name, auto_offset_reset="latest", max_poll_interval_ms=300_000
-        )
+        consumer = make_consumer(kafka, self.group_id, self.group_id, CTI_EVENTS.name, auto_offset_reset="latest")
         await consumer.start()
         leave_group_on_close(consumer)
         health = ops.health()
@@ -224,6 +221,8 @@ class EndpointDelivery:
             await self.client.aclose()
             OLDEST_UNDELIVERED.labels(self.endpoint.id).set(0)
             await consumer.stop()
+        if self.failure is not None:
+            raise self.failure
 
     async def _follow_assignment(
         self, consumer: AIOKafkaConsumer, batches: Mapping[TopicPartition, list[ConsumerRecord]]
@@ -233,7 +232,7 @@ class EndpointDelivery:
             self.tracker.forget(tp.partition)
             self.generation[tp.partition] = self.generation.get(tp.partition, 0) + 1
             self.committed.pop(tp.partition, None)
-            for key in [k for k, v in self.pending.items() if k[0] == tp.partition]:
+            for key in [k for k in self.pending if k[0] == tp.partition]:
                 del self.pending[key]
         for tp in now - self.owned:
             try:
@@ -322,6 +321,10 @@ class EndpointDelivery:
         exc = task.exception()
         if exc is not None and not isinstance(exc, StoppedWhileRetrying):
             log.error("crm_task_failed", endpoint=self.endpoint.id, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            # Its call's events would hold the partition's commits for ever: stop cti (run() raises it), the
+            # restart delivers them again.
+            self.failure = self.failure or exc
+            self.stop.set()
 
     async def _drain(self, key: bytes, queue: deque[_Item]) -> None:
         """Deliver one call's events in order, each finished (delivered or dead-lettered) before the next."""
