@@ -9,10 +9,10 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 DURATION ?= 0
-RATE ?= 20
+RATE ?= 10
 MEMBERS_PYPROJECT := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
-.PHONY: install proto lint test test-unit run bench clean
+.PHONY: install proto proto-baseline lint test test-unit run bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -24,9 +24,16 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml $(MEMBERS_PYPROJECT)
 
 install: $(VENV)/.installed
 
-# Regenerates libs/contracts/src/switchboard/v1 from proto/ (tests fail when it is stale).
+# Regenerates libs/contracts/src/switchboard/v1 from proto/, then the CTI JSON Schemas (docs/schemas/cti)
+# and the examples of docs/CTI.md from its descriptors (tests fail when any of them is stale).
 proto: install
 	$(PY) -m switchboard.platform.protogen
+	$(PY) -m switchboard.platform.schemagen
+
+# The previous contract that tests/unit/test_proto_compat.py holds proto/ to (additive changes only):
+# proto/baseline/switchboard.v1.txtpb, rewritten from the current proto/. Run it when a release is cut.
+proto-baseline: install
+	$(PY) -m switchboard.platform.protocompat baseline
 
 # ruff (lint + format), mypy on the libs, services and tools, the import contracts, and a lock
 # that matches every pyproject.toml.

@@ -42,9 +42,11 @@ def service_env(kafka: KafkaSettings, config: Path | str | None = None, **extra:
     env = {
         "SWITCHBOARD_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "SWITCHBOARD_KAFKA_PARTITIONS": str(kafka.partitions),
-        # The gRPC edge in plaintext without client credentials, as for local development (docs/IVR.md,
-        # "Securing the gRPC edge"); tests of TLS and tokens set their own.
+        # The gRPC edge and AgentDesk in plaintext without client credentials, as for local development
+        # (docs/IVR.md, "Securing the gRPC edge"; docs/ACD.md, "Securing AgentDesk"); tests of TLS and tokens
+        # set their own.
         "SWITCHBOARD_IVR_GRPC_INSECURE": "true",
+        "SWITCHBOARD_QUEUE_DESK_INSECURE": "true",
     }
     if config is not None:
         env["SWITCHBOARD_CONFIG"] = str(config)

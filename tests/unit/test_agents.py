@@ -179,6 +179,9 @@ def test_learned_performance_is_the_answered_share_of_recent_offers_and_best_per
     assert acd.offer(call("e1"), 10).assignment.agent.id == "ana"
     recent = acd.agents["ana"].presence.recent
     assert recent.maxlen == desk.LEARNED_WINDOW
+    # the caller hung up while ana's phone rang: neither an answer nor a miss
+    acd.release("e1", 11, connected=False)
+    assert len(recent) == 4 and desk.performance(acd.agents["ana"]) == 0.75
 
 
 def test_snapshot_keeps_login_ready_wrap_up_and_learned_performance_without_new_events():

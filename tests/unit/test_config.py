@@ -169,6 +169,20 @@ def test_full_example_is_valid_and_money_is_exact(tmp_path: Path):
 # (case id, text replaced, replacement, field path, fragments of the message/fix, marker of the reported line or None)
 REFUSALS = [
     (
+        # every buyer of the tier is under the publisher's floor or blocked by it: a tier that sells nothing
+        "tier-that-can-never-place-a-call",
+        "min_price: 10.00",
+        "min_price: 45.00",
+        "campaigns.0.routing.tiers.0.buyers",
+        (
+            "this tier can never place a call",
+            "b1 bids 40.00, below its min_price 45.00",
+            "b2 is in its blocked_buyers",
+            "raise the price",
+        ),
+        "buyers: [b1, b2]",
+    ),
+    (
         "tier-unknown-buyer",
         "buyers: [b1, b2]",
         "buyers: [b1, bx]",

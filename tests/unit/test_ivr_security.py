@@ -1,4 +1,5 @@
-"""The gRPC edge's credential checks (services/ivr/security.py) without a server."""
+"""The gRPC servers' credential checks (platform/grpcsecurity.py) without a server, through the edge's
+settings (services/ivr/security.py) and AgentDesk's (services/queue/security.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,21 @@ import pytest
 from pydantic import SecretStr
 
 from switchboard.core.config import ConfigError
-from switchboard.services.ivr.security import TokenInterceptor, check_settings, load_tokens
+from switchboard.platform.grpcsecurity import TokenInterceptor, check
+from switchboard.platform.grpcsecurity import load_tokens as load
+from switchboard.services.ivr.security import edge_security
 from switchboard.services.ivr.settings import IvrSettings
+from switchboard.services.queue.security import desk_security
+from switchboard.services.queue.settings import QueueSettings
+
+
+def load_tokens(settings: IvrSettings) -> dict[str, SecretStr]:
+    return load(edge_security(settings))
+
+
+def check_settings(settings: IvrSettings, tokens: dict[str, SecretStr]) -> list[str]:
+    return check(edge_security(settings), tokens)
+
 
 TOKENS = {"sip-edge": SecretStr("a" * 32), "twilio-edge": SecretStr("b" * 32)}
 
@@ -54,3 +68,21 @@ def test_an_open_edge_needs_the_dev_flag(tmp_path: Path):
     key = tmp_path / "k.pem"
     key.write_text("x")
     assert check_settings(IvrSettings(grpc_tls_cert_file=cert, grpc_tls_key_file=key), TOKENS) == []
+
+
+def test_agent_desk_has_the_same_rule_under_its_own_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    for var in ("TOKENS", "TOKENS_FILE", "INSECURE", "TLS_CERT_FILE", "TLS_KEY_FILE", "TLS_CLIENT_CA_FILE"):
+        monkeypatch.delenv(f"SWITCHBOARD_QUEUE_DESK_{var}", raising=False)
+    with pytest.raises(ConfigError, match=r"AgentDesk would serve plaintext .* SWITCHBOARD_QUEUE_DESK_INSECURE=true"):
+        check(desk_security(QueueSettings()), {})  # the default refuses an open desk
+    assert check(desk_security(QueueSettings(desk_insecure=True)), {}) == [
+        "plaintext (no SWITCHBOARD_QUEUE_DESK_TLS_CERT_FILE / _KEY_FILE)",
+        "no client credential (no SWITCHBOARD_QUEUE_DESK_TOKENS / _TOKENS_FILE / _TLS_CLIENT_CA_FILE)",
+    ]
+    path = tmp_path / "desk-tokens.json"
+    path.write_text('{"agent-ui": "' + "d" * 24 + '"}')
+    settings = QueueSettings(desk_tokens_file=path, desk_tokens={"wallboard": "w" * 16})
+    assert sorted(load(desk_security(settings))) == ["agent-ui", "wallboard"]
+    monkeypatch.setenv("SWITCHBOARD_QUEUE_DESK_TOKENS", '{"short": "abc"}')
+    with pytest.raises(ConfigError, match="SWITCHBOARD_QUEUE_DESK_TOKENS: the tokens of \\['short'\\] are shorter"):
+        load(desk_security(QueueSettings()))

@@ -314,25 +314,26 @@ def test_service_monitor_scrapes_every_service_ops_port(overlay):
     assert json.loads(dashboard["data"]["switchboard.json"]) == json.loads((DEPLOY / "grafana" / "switchboard.json").read_text())
 
 
-def test_the_edge_is_closed_in_prod_and_open_only_in_dev():
-    """The ivr refuses an open gRPC edge unless told (SWITCHBOARD_IVR_GRPC_INSECURE): prod gives it TLS and
-    tokens from the Secret ivr-edge, dev opens it explicitly; neither would start otherwise."""
-    for overlay, open_edge in (("dev", True), ("prod", False)):
-        (container,) = of_kind(render(f"overlays/{overlay}"), "Deployment")["ivr"]["spec"]["template"]["spec"]["containers"]
+@pytest.mark.parametrize(
+    ("deployment", "prefix", "volume", "secret"),
+    [("ivr", "SWITCHBOARD_IVR_GRPC_", "edge", "ivr-edge"), ("queue", "SWITCHBOARD_QUEUE_DESK_", "desk", "queue-desk")],
+)
+def test_the_grpc_servers_are_closed_in_prod_and_open_only_in_dev(deployment, prefix, volume, secret):
+    """The ivr refuses an open gRPC edge and the queue an open AgentDesk unless told (<prefix>INSECURE): prod
+    gives them TLS and tokens from a Secret, dev opens them explicitly; neither would start otherwise."""
+    for overlay, open_port in (("dev", True), ("prod", False)):
+        (container,) = of_kind(render(f"overlays/{overlay}"), "Deployment")[deployment]["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
-        if open_edge:
-            assert env.get("SWITCHBOARD_IVR_GRPC_INSECURE") == "true"
-            assert not any(k.startswith("SWITCHBOARD_IVR_GRPC_TLS") or k.endswith("TOKENS_FILE") for k in env)
+        if open_port:
+            assert env.get(f"{prefix}INSECURE") == "true"
+            assert not any(k.startswith(f"{prefix}TLS") or k.endswith("TOKENS_FILE") for k in env)
             continue
-        assert "SWITCHBOARD_IVR_GRPC_INSECURE" not in env
+        assert f"{prefix}INSECURE" not in env
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        for key in (
-            "SWITCHBOARD_IVR_GRPC_TLS_CERT_FILE",
-            "SWITCHBOARD_IVR_GRPC_TLS_KEY_FILE",
-            "SWITCHBOARD_IVR_GRPC_TOKENS_FILE",
-        ):
-            assert env[key].startswith(mounts["edge"] + "/"), key
+        for key in ("TLS_CERT_FILE", "TLS_KEY_FILE", "TOKENS_FILE"):
+            assert env[prefix + key].startswith(mounts[volume] + "/"), key
         volumes = {
-            v["name"]: v for v in of_kind(render("overlays/prod"), "Deployment")["ivr"]["spec"]["template"]["spec"]["volumes"]
+            v["name"]: v
+            for v in of_kind(render("overlays/prod"), "Deployment")[deployment]["spec"]["template"]["spec"]["volumes"]
         }
-        assert volumes["edge"]["secret"]["secretName"] == "ivr-edge"
+        assert volumes[volume]["secret"]["secretName"] == secret

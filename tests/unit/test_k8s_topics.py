@@ -18,6 +18,7 @@ from switchboard.platform.configfile import load_config
 from switchboard.platform.topics import (
     CALL_QUEUED,
     CALLERS_SEEN,
+    CTI_HISTORY,
     DEAD_LETTER,
     DEAD_LETTER_REPLAYS,
     DEFAULT_RETENTION,
@@ -84,6 +85,7 @@ def test_state_topics_are_compacted_and_history_kept_for_its_retention():
         DEAD_LETTER_REPLAYS.name,
         QUEUE_STATE.name,
         QUEUE_SUMMARY.name,
+        CTI_HISTORY.name,
         router.internal_topic("view"),
         *(f"{router.app_id}-{table}-changelog" for table in ("auctions", "finished", "loads", "tiers")),
     }

@@ -46,11 +46,12 @@ def test_announcements() -> None:
 
 
 @pytest.mark.parametrize(
-    ("campaign", "blocked", "reason"),
-    [("nope", [], reasons.UNKNOWN_CAMPAIGN), ("camp", ["a"], reasons.NO_ELIGIBLE_BUYER)],
+    ("campaign", "states", "reason"),
+    # a buyer that takes only Texas callers, and a caller from California: nobody eligible
+    [("nope", ["CA"], reasons.UNKNOWN_CAMPAIGN), ("camp", ["TX"], reasons.NO_ELIGIBLE_BUYER)],
 )
-def test_the_engine_rejects_with_the_reasons_announcement(campaign: str, blocked: list[str], reason: str) -> None:
-    cfg = make_config([static("a", "40.00")], [{"strategy": "priority", "buyers": ["a"]}], blocked=blocked)
+def test_the_engine_rejects_with_the_reasons_announcement(campaign: str, states: list[str], reason: str) -> None:
+    cfg = make_config([static("a", "40.00", filters={"states": states})], [{"strategy": "priority", "buyers": ["a"]}])
     step = engine.start_routing(cfg, call(campaign_id=campaign), NOW)
     assert isinstance(step.action, engine.RejectCall) and step.action.reason == reason
     assert step.action.announcement == reasons.announcement(reason)

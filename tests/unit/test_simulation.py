@@ -400,6 +400,10 @@ def test_demo_alt_is_the_demo_with_the_documented_change() -> None:
         publisher = next(p for p in cfg["publishers"] if p["id"] == "insure-clicks")
         assert publisher["min_price"] == Decimal(floor)
         publisher["min_price"] = None
+    # ...and the tier the higher floor leaves dead (its buyers pay 12.00) is gone from plan B
+    auto = next(c for c in demo["campaigns"] if c["id"] == "auto-insurance")
+    dead = auto["routing"]["tiers"].pop()
+    assert dead["strategy"] == "even" and dead["buyers"] == ["road-ready", "drive-safe"]
     assert demo == alt
 
 

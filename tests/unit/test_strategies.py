@@ -401,8 +401,9 @@ def test_exclusion_order_is_block_filters_schedule_caps_floor() -> None:
             static("sched_cap_floor", "1.00", schedule=closed, caps={"concurrency": 0}),
             static("cap_floor", "1.00", caps={"concurrency": 0}),
             static("floor", "1.00"),
+            static("open", "50.00"),  # one buyer that can take the call (a tier that never could is refused)
         ],
-        [tier("price", ["all", "sched_cap_floor", "cap_floor", "floor"])],
+        [tier("price", ["all", "sched_cap_floor", "cap_floor", "floor", "open"])],
     )
     step = engine.start_routing(cfg, call(), NOW, InMemoryLedger())
     assert {e.target_id: e.excluded_by for e in step.progress.trace.entries} == {
@@ -410,6 +411,7 @@ def test_exclusion_order_is_block_filters_schedule_caps_floor() -> None:
         "sched_cap_floor": "schedule",
         "cap_floor": "cap:concurrency",
         "floor": "floor",
+        "open": "",
     }
 
 

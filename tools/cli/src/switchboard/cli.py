@@ -155,7 +155,7 @@ def broker(
 @app.command()
 def run(
     config: Path = typer.Option(DEMO_CONFIG, help="routing configuration"),
-    rate: float = typer.Option(20.0, help="demo calls started per second"),
+    rate: float = typer.Option(10.0, help="demo calls started per second"),
     duration: float = typer.Option(0.0, help="seconds of demo traffic; 0 runs until Ctrl-C"),
     calls: int = typer.Option(0, help="stop after this many calls (0: no limit)"),
     workdir: Path = typer.Option(Path("var/run"), help="logs, state and the embedded ClickHouse data"),
@@ -176,6 +176,12 @@ def run(
     ),
     callback_answer_rate: float = typer.Option(
         0.8, min=0.0, max=1.0, help="share of callbacks the demo callers answer (the rest are retried by the queue)"
+    ),
+    agent_talk_scale: float = typer.Option(
+        0.25,
+        min=0.0,
+        help="demo talk time with an in-house agent, as a share of the call's talk time (buyers: 0.01); "
+        "longer agent calls fill the queue, so waits, callbacks and overflow show",
     ),
 ) -> None:
     """Bring the whole stack up locally, drive demo calls through the gRPC edge, show it live.
@@ -239,6 +245,7 @@ def run(
                 answer_rate=answer_rate,
                 seed=seed,
                 callback_accept_rate=callback_accept_rate,
+                agent_talk_scale=agent_talk_scale,
             )
         )
         with Live(render(stats, rate, rtb=rtb, agents=agents), console=console, refresh_per_second=4) as live:

@@ -172,9 +172,11 @@ class Stack:
         if self.buyersim_http:
             env[BUYERSIM_HTTP_ENV] = self.buyersim_http
             env[BUYERSIM_GRPC_ENV] = self.buyersim_grpc or ""
-        # A local stack on loopback: the gRPC edge in plaintext without client credentials (the demo driver and
-        # the bench talk to it so), unless the caller's environment says otherwise (docs/IVR.md, "Securing ...").
+        # A local stack on loopback: the gRPC edge and AgentDesk in plaintext without client credentials (the demo
+        # driver, its agents and the bench talk to them so), unless the caller's environment says otherwise
+        # (docs/IVR.md, "Securing the gRPC edge"; docs/ACD.md, "Securing AgentDesk").
         env.setdefault("SWITCHBOARD_IVR_GRPC_INSECURE", "true")
+        env.setdefault("SWITCHBOARD_QUEUE_DESK_INSECURE", "true")
         env.update(self.extra_env)
         secrets = self._buyer_secrets(env)
         if secrets is not None:

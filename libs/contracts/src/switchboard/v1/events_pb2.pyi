@@ -474,7 +474,7 @@ class CallEnded(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., attempt: _Optional[int] = ..., routing_pending: _Optional[bool] = ...) -> None: ...
 
 class CtiEvent(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "type", "campaign_id", "publisher_id", "caller", "answers", "kind", "buyer_id", "agent_id", "destination", "price", "outcome", "connected_seconds", "attempt", "queue_id")
+    __slots__ = ("event_id", "call_id", "occurred_at", "type", "campaign_id", "publisher_id", "caller", "answers", "kind", "buyer_id", "agent_id", "destination", "price", "outcome", "connected_seconds", "attempt", "queue_id", "history")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -499,6 +499,7 @@ class CtiEvent(_message.Message):
     CONNECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -516,7 +517,72 @@ class CtiEvent(_message.Message):
     connected_seconds: int
     attempt: int
     queue_id: str
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[CtiEventType, str]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., attempt: _Optional[int] = ..., queue_id: _Optional[str] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[PastCall]
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[CtiEventType, str]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., attempt: _Optional[int] = ..., queue_id: _Optional[str] = ..., history: _Optional[_Iterable[_Union[PastCall, _Mapping]]] = ...) -> None: ...
+
+class PastCall(_message.Message):
+    __slots__ = ("call_id", "started_at", "campaign_id", "publisher_id", "outcome", "kind", "buyer_id", "agent_id", "connected_seconds", "billable", "price", "answers", "disposition", "disposition_note", "crm_fields", "offers", "rejected_reason", "billable_after_s")
+    class AnswersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class CrmFieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BILLABLE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    DISPOSITION_FIELD_NUMBER: _ClassVar[int]
+    DISPOSITION_NOTE_FIELD_NUMBER: _ClassVar[int]
+    CRM_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    OFFERS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_REASON_FIELD_NUMBER: _ClassVar[int]
+    BILLABLE_AFTER_S_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    started_at: _timestamp_pb2.Timestamp
+    campaign_id: str
+    publisher_id: str
+    outcome: CallOutcome
+    kind: TargetKind
+    buyer_id: str
+    agent_id: str
+    connected_seconds: int
+    billable: bool
+    price: str
+    answers: _containers.ScalarMap[str, str]
+    disposition: str
+    disposition_note: str
+    crm_fields: _containers.ScalarMap[str, str]
+    offers: int
+    rejected_reason: str
+    billable_after_s: int
+    def __init__(self, call_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., connected_seconds: _Optional[int] = ..., billable: _Optional[bool] = ..., price: _Optional[str] = ..., answers: _Optional[_Mapping[str, str]] = ..., disposition: _Optional[str] = ..., disposition_note: _Optional[str] = ..., crm_fields: _Optional[_Mapping[str, str]] = ..., offers: _Optional[int] = ..., rejected_reason: _Optional[str] = ..., billable_after_s: _Optional[int] = ...) -> None: ...
+
+class CallerHistory(_message.Message):
+    __slots__ = ("calls", "updated_at", "event_id")
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[PastCall]
+    updated_at: _timestamp_pb2.Timestamp
+    event_id: str
+    def __init__(self, calls: _Optional[_Iterable[_Union[PastCall, _Mapping]]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_id: _Optional[str] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("event_id", "occurred_at", "service", "source_topic", "source_partition", "source_offset", "key", "value", "reason", "value_omitted_bytes")

@@ -541,14 +541,20 @@ class Acd:
             return Offer("waiting", position=len(self.waiting[queue.id]), considered=considered)
         return Offer("waiting", position=self.position(call.call_id, now), considered=considered)
 
-    def release(self, call_id: str, now: float) -> Release:
-        """A call ended: free its agent's slot and hand freed capacity to waiting calls."""
+    def release(self, call_id: str, now: float, *, connected: bool = True) -> Release:
+        """A call ended: free its agent's slot and hand freed capacity to waiting calls.
+
+        `connected` False: the call ended on its agent without ever being bridged (the caller hung up
+        while it rang). It counts neither way for the agent's learned performance: the agent neither
+        answered nor let it ring out.
+        """
         agent_id = self._on_agent.pop(call_id, None)
         if agent_id is not None:
             call = self._active.pop(call_id, None)
             self._assigned_at.pop(call_id, None)
             queue = self.queues.get(call.queue_id) if call is not None else None
-            desk.record_offer(self, agent_id, answered=True)  # the call reached its end on the agent (learned performance)
+            if connected:
+                desk.record_offer(self, agent_id, answered=True)  # the agent took the call (learned performance)
             desk.begin_wrap_up(self.agents[agent_id], call_id, queue.wrap_up_s if queue else 0, now)  # before the slot frees
             self._free(agent_id, call_id, now)
             self._finish(call_id)

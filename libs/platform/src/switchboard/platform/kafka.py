@@ -78,6 +78,14 @@ class EventBus:
         await self._producer.send_and_wait(topic.name, codec.encode(event), key=k.encode())
         EVENTS_PUBLISHED.labels(topic.name).inc()
 
+    async def publish_state(self, topic: Topic[M], state: M, key: str) -> None:
+        """The latest `state` of `key` on a compacted topic (keyed by what the state is about, not a call)."""
+        assert self._producer is not None, "EventBus.start() first"
+        if not topic.compacted:
+            raise ValueError(f"{topic.name} is not compacted: it carries events, use publish()")
+        await self._producer.send_and_wait(topic.name, codec.encode(state), key=key.encode())
+        EVENTS_PUBLISHED.labels(topic.name).inc()
+
     async def tombstone(self, topic: Topic[Message], key: str) -> None:
         """A null value for `key` on a compacted topic: the broker drops the key's records at its next compaction."""
         assert self._producer is not None, "EventBus.start() first"

@@ -37,7 +37,9 @@ CallEvent: TypeAlias = (
     | pb.CallbackRequested
 )
 # The message of any topic of the table: each carries an event_id.
-Event: TypeAlias = CallEvent | pb.DeadLetter | pb.QueueState | pb.DeadLetterReplay | pb.AgentEvent | pb.QueueSummary
+Event: TypeAlias = (
+    CallEvent | pb.DeadLetter | pb.QueueState | pb.DeadLetterReplay | pb.AgentEvent | pb.QueueSummary | pb.CallerHistory
+)
 # The decisions that end routing (TERMINAL_TOPICS).
 TerminalEvent: TypeAlias = pb.CallRouted | pb.CallRejected
 
@@ -120,6 +122,12 @@ QUEUE_SUMMARY = Topic(
     compacted=True,
 )
 CTI_EVENTS = Topic("cti.events", pb.CtiEvent, "call context for CRMs: screen pop on routing, wrap-up on end (cti)")
+CTI_HISTORY = Topic(
+    "cti.history",
+    pb.CallerHistory,
+    "compacted, keyed <caller number>: the caller's calls for screen pops (cti's caller history, docs/CTI.md)",
+    compacted=True,
+)
 CALLERS_SEEN = Topic(
     "ivr.callers",
     pb.CallerSeen,
@@ -175,7 +183,8 @@ ALL_TOPICS: tuple[Topic[Event], ...] = (
 # The private state of one service, not events: not in ALL_TOPICS, which the analytics sink reads
 # entirely; the owning service creates its topic when it starts (platform.kafka.ensure_topics).
 # queue.summary is state (the latest figures per queue) that the router follows, not history.
-PRIVATE_TOPICS: tuple[Topic[Event], ...] = (LIVE_CALLS, QUEUE_STATE, DEAD_LETTER_REPLAYS, QUEUE_SUMMARY)
+# cti.history holds caller numbers per key and is cti's to read (the analytics sink has every call already).
+PRIVATE_TOPICS: tuple[Topic[Event], ...] = (LIVE_CALLS, QUEUE_STATE, DEAD_LETTER_REPLAYS, QUEUE_SUMMARY, CTI_HISTORY)
 
 BY_NAME: dict[str, Topic[Event]] = {t.name: t for t in ALL_TOPICS}
 TERMINAL_TOPICS: tuple[Topic[TerminalEvent], ...] = (CALL_ROUTED, CALL_REJECTED)

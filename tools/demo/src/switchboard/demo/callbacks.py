@@ -70,7 +70,6 @@ class DemoCallbacks:
         try:
             if self.rng.random() < self.answer_rate:
                 self.stats.callbacks["connected"] += 1
-                self.stats.last_announcement = placement.announcement or self.stats.last_announcement
                 await asyncio.sleep(self.talk_s)
                 outcome, seconds = pb.CALL_OUTCOME_ANSWERED, max(1, round(self.talk_s * 100))
             else:

@@ -138,6 +138,7 @@ async def one_call(
     await_timeout_ms: int = 15000,
     callback_accept_rate: float = 0.0,
     on_announcement: Callable[[str], None] | None = None,
+    agent_talk_scale: float | None = None,
 ) -> CallResult:
     """One call through the edge, as a telephony adapter would drive it.
 
@@ -211,8 +212,11 @@ async def one_call(
         if not report_outcome:
             return routed
         if rng.random() < answer_rate:
-            # The demo caller talks for a while (scaled down so the demo moves), then hangs up.
-            await asyncio.sleep(call.talk_seconds * talk_scale)
+            # The demo caller talks for a while (scaled down so the demo moves), then hangs up. With an
+            # in-house agent it may talk longer (agent_talk_scale): a handful of agents is a scarce
+            # resource only if their calls last, and the demo's queue should fill as a real one does.
+            scale = talk_scale if agent_talk_scale is None or not res.agent_id else agent_talk_scale
+            await asyncio.sleep(call.talk_seconds * scale)
             await stub.ReportOutcome(
                 cc.ReportOutcomeRequest(call_id=cid, outcome=pb.CALL_OUTCOME_ANSWERED, connected_seconds=call.talk_seconds)
             )
@@ -240,6 +244,7 @@ async def drive(
     answer_rate: float = 1.0,
     seed: int = 1,
     callback_accept_rate: float = 0.0,
+    agent_talk_scale: float | None = None,
 ) -> DriveStats:
     """Start `rate` calls per second until `count` calls, `duration_s` or `stop`; wait for all to finish.
 
@@ -265,6 +270,7 @@ async def drive(
                     rng=rng,
                     callback_accept_rate=callback_accept_rate,
                     on_announcement=heard,
+                    agent_talk_scale=agent_talk_scale,
                 )
                 if result.callback:
                     stats.callbacks["requested"] += 1

@@ -8,6 +8,7 @@ simulation's entries) defined where it should be; each flow's graph is checked t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import ValidationInfo, field_validator, model_validator
@@ -222,6 +223,7 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
                         f"(add tiers after the queue tier, or remove {key})",
                     )
                 )
+    problems.extend(_dead_tier_problems(data))
     problems.extend(_callback_problems(data))
     problems.extend(_announcement_language_problems(data))
     for qi, q in _items(data, "queues"):
@@ -249,6 +251,54 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
                     problems.append(
                         (("crm_endpoints", ei, key, xi), unknown(kind, key, x, known, f"remove it from the endpoint's {key}"))
                     )
+    return problems
+
+
+def _price(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None  # a malformed price is the field check's to report
+
+
+def _dead_tier_problems(data: Mapping[str, Any]) -> list[tuple[FieldPath, str]]:
+    """A buyer tier that can never place a call of its campaign: every buyer in it is blocked by the
+    campaign's publisher or bids a static price below the publisher's min_price (the eligibility
+    rules "blocked_by_publisher" and "floor" exclude it on every call). An RTB buyer may bid above
+    the floor, so a tier with one is never refused here."""
+    problems: list[tuple[FieldPath, str]] = []
+    publishers = {p.get("id"): p for _, p in _items(data, "publishers")}
+    buyers = {b.get("id"): b for _, b in _items(data, "buyers")}
+    for ci, c in _items(data, "campaigns"):
+        pub = publishers.get(c.get("publisher"))
+        routing = c.get("routing")
+        if pub is None or not isinstance(routing, Mapping):
+            continue
+        floor = _price(pub.get("min_price", 0)) or Decimal(0)
+        blocked = set(pub.get("blocked_buyers") or [])
+        for ti, t in _items(routing, "tiers"):
+            names = [b for _, b in _seq(t.get("buyers"))]
+            if not names or any(b not in buyers for b in names):
+                continue  # no buyer tier, or an unknown buyer (reported above)
+            why: list[str] = []
+            for b in names:
+                bid = buyers[b].get("bid")
+                price = _price(bid.get("price")) if isinstance(bid, Mapping) and bid.get("type") == "static" else None
+                if b in blocked:
+                    why.append(f"{b} is in its blocked_buyers")
+                elif price is not None and price < floor:
+                    why.append(f"{b} bids {price:.2f}, below its min_price {floor:.2f}")
+                else:
+                    break  # this buyer can take a call: the tier is alive
+            else:
+                problems.append(
+                    (
+                        ("campaigns", ci, "routing", "tiers", ti, "buyers"),
+                        f"this tier can never place a call: for publisher {pub.get('id')!r}, "
+                        + "; ".join(why)
+                        + " (raise the price or min_price, unblock a buyer, add a buyer that can take the call, or remove the tier)",
+                    )
+                )
     return problems
 
 

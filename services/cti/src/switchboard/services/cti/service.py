@@ -17,7 +17,10 @@ whose routed event was never seen here (evicted, or read before call.routed)
 still produces CALL_ENDED, with only what call.ended carries. Events without an
 attempt (0, from producers that predate re-routing) count as attempt 1.
 
-Every CtiEvent carries the attempt (offer) it is about.
+Every CtiEvent carries the attempt (offer) it is about, and the caller's earlier calls (`history`,
+newest first; history.py, core.history): cti also reads call.started, call.rejected and
+agent.events to keep each caller's calls (start, offers, outcome, billable, rejection reason, the
+agent's disposition) and writes each changed history to cti.history before it commits its input.
 
 A publish that fails for the broker's sake (down, timeout, not the leader) is
 retried with backoff (platform.retry) while the input record is held: a broker
@@ -34,20 +37,37 @@ dedupe on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
 from typing import TypeAlias, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
 
+from switchboard.core import history
+from switchboard.core.history import HistoryPolicy
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
-from switchboard.platform.kafka import EventBus, consume
+from switchboard.platform.kafka import EventBus, consume, ensure_topics
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.retry import retrying
-from switchboard.platform.topics import CALL_ENDED, CALL_ROUTED, CTI_EVENTS, Topic
+from switchboard.platform.topics import (
+    AGENT_EVENTS,
+    CALL_ENDED,
+    CALL_REJECTED,
+    CALL_ROUTED,
+    CALL_STARTED,
+    CTI_EVENTS,
+    CTI_HISTORY,
+    Topic,
+)
+from switchboard.services.cti.history import CallerHistories, now_utc
+from switchboard.services.cti.history import load as load_histories
+from switchboard.services.cti.history import write as write_history
 from switchboard.services.cti.settings import CtiSettings
 from switchboard.services.cti.webhooks import Webhooks, webhook_signers
 from switchboard.v1 import events_pb2 as pb
@@ -57,16 +77,17 @@ log = structlog.get_logger(__name__)
 SERVICE = "cti"
 _ID_NAMESPACE = uuid.UUID("6f1c2b1e-8f4a-4c55-9d1e-2a7c3b5e9f10")  # fixed: cti event ids must be stable
 
-# What cti reads: the offers made (screen pops) and how they ended (wrap-ups).
-Input: TypeAlias = pb.CallRouted | pb.CallEnded
-INPUTS: tuple[Topic[Input], ...] = (CALL_ROUTED, CALL_ENDED)
+# What cti reads: the offers made (screen pops) and how they ended (wrap-ups); the calls' starts and
+# rejections and the agents' dispositions for the caller history.
+Input: TypeAlias = pb.CallRouted | pb.CallEnded | pb.CallStarted | pb.CallRejected | pb.AgentEvent
+INPUTS: tuple[Topic[Input], ...] = (CALL_ROUTED, CALL_ENDED, CALL_STARTED, CALL_REJECTED, AGENT_EVENTS)
 
 
 def cti_event_id(source_topic: str, source_event_id: str) -> str:
     return uuid.uuid5(_ID_NAMESPACE, f"{source_topic}/{source_event_id}").hex
 
 
-def _attempt(ev: Input) -> int:
+def _attempt(ev: pb.CallRouted | pb.CallEnded) -> int:
     return ev.attempt or 1
 
 
@@ -134,24 +155,92 @@ class _Bounded(OrderedDict[str, V]):
 
 
 class CtiService:
-    def __init__(self, settings: CtiSettings, bus: EventBus, stop: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        settings: CtiSettings,
+        bus: EventBus,
+        stop: asyncio.Event | None = None,
+        histories: CallerHistories | None = None,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
         self.bus = bus
         self.stop = stop  # ends the retries of a failing publish (StoppedWhileRetrying: the input is not committed)
         self.context: _Bounded[pb.CtiEvent] = _Bounded(settings.context_capacity)
         self.seen: _Bounded[None] = _Bounded(settings.dedupe_capacity)
+        self.histories = histories or CallerHistories(HistoryPolicy(settings.history_retention_days, settings.history_max_calls))
+        self.clock = clock
 
     async def handle(self, topic: Topic[Input], event: Input, record: ConsumerRecord) -> None:
         source = f"{topic.name}/{event.event_id}"
         if source in self.seen:
-            log.info("duplicate_ignored", call_id=event.call_id, topic=topic.name, event_id=event.event_id)
+            log.info("duplicate_ignored", topic=topic.name, event_id=event.event_id)
             return
+        # The topic's message type: call.routed carries CallRouted, call.ended CallEnded, ...
+        if isinstance(event, pb.CallRouted | pb.CallEnded):
+            await self._cti_event(event, record)
+        else:
+            await self._history_only(event)
+        self.seen.put(source, None)
+
+    async def _history_only(self, event: pb.CallStarted | pb.CallRejected | pb.AgentEvent) -> None:
+        """Events that make no CTI event of their own: they only change the caller's history."""
+        if isinstance(event, pb.CallStarted):
+            if not event.caller.number:
+                return  # an anonymous caller has no history
+            number = event.caller.number
+            history.on_started(self.histories.of(number), event)
+            self.histories.note_call(event.call_id, number)
+        elif isinstance(event, pb.CallRejected):
+            found = self.histories.caller(event.call_id)
+            if found is None or history.on_rejected(self.histories.of(found), event) is None:
+                return
+            number = found
+        else:
+            # An agent leaving wrap-up with a disposition (docs/ACD.md): the disposition of that call.
+            if not (event.disposition and event.call_id and event.previous_state == pb.AGENT_STATE_WRAP_UP):
+                return
+            found = self.histories.caller(event.call_id)
+            if (
+                found is None
+                or history.on_disposition(self.histories.of(found), event.call_id, event.disposition, event.note) is None
+            ):
+                return
+            number = found
+        await self._write(number)
+
+    async def _write(self, number: str) -> None:
+        await write_history(self.bus, number, self.histories.keep(number, self.clock()), self.stop)
+
+    async def sweep(self) -> None:
+        """Forget the calls past history_retention_days of callers who have not called since."""
+        gone, shrunk = self.histories.expired(self.clock())
+        for number in gone:
+            await write_history(self.bus, number, None, self.stop)
+        for number in shrunk:
+            await write_history(self.bus, number, self.histories.by_caller.get(number), self.stop)
+        self.histories.forget_dropped()
+        if gone or shrunk:
+            log.info("caller_histories_expired", forgotten=len(gone), shortened=len(shrunk))
+
+    async def _cti_event(self, event: pb.CallRouted | pb.CallEnded, record: ConsumerRecord) -> None:
         key = _context_key(event.call_id, _attempt(event))
-        # The topic's message type: call.routed carries CallRouted, call.ended CallEnded.
+        number: str | None
         if isinstance(event, pb.CallRouted):
+            number = event.caller.number or None
+            if number is not None:
+                history.on_routed(self.histories.of(number), event)
+                self.histories.note_call(event.call_id, number)
             out = screen_pop(event)
             self.context.put(key, out)
         else:
+            number = self.histories.caller(event.call_id)
+            if number is not None and history.on_ended(self.histories.of(number), event) is None:
+                number = None
             out = wrap_up(event, self.context.get(key))
+        del out.history[:]
+        if number is not None:
+            kept = self.histories.keep(number, self.clock())
+            out.history.extend(history.earlier(kept, event.call_id))
         await retrying(
             lambda: self.bus.publish(CTI_EVENTS, out),
             "cti_event",
@@ -161,29 +250,56 @@ class CtiService:
             partition=record.partition,
             offset=record.offset,
         )
+        if number is not None:  # after the CTI event: a crash in between re-reads the input and writes it then
+            await self._write(number)
         # Only once published: a permanently failed publish is dead-lettered by consume() with the context still here.
-        self.seen.put(source, None)
         if isinstance(event, pb.CallEnded):
             self.context.pop(key, None)
-        log.info("cti_event", call_id=event.call_id, type=pb.CtiEventType.Name(out.type), attempt=_attempt(event))
+        log.info(
+            "cti_event",
+            call_id=event.call_id,
+            type=pb.CtiEventType.Name(out.type),
+            attempt=_attempt(event),
+            earlier_calls=len(out.history),
+        )
+
+
+async def _sweeper(service: CtiService, every_s: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        if not stop.is_set():
+            await service.sweep()
 
 
 async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
     signers = webhook_signers(config.crm_endpoints, os.environ, str(settings.config))
+    await ensure_topics(settings.kafka, [CTI_HISTORY])  # private to cti: created by it
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
     service = CtiService(settings, bus, stop)
+    sweeper: asyncio.Task[None] | None = None
     # CRM webhooks: their own consumers beside the screen pops (webhooks.py); ready once they read too.
     crm = Webhooks.start(config.crm_endpoints, signers, settings, bus, stop)
     try:
+        # Every caller's past first: a screen pop must not miss the calls of before a restart.
+        await load_histories(settings.kafka, service.histories, f"{SERVICE}-history")
+        await service.sweep()
+        sweeper = asyncio.create_task(_sweeper(service, settings.history_sweep_interval_s, stop))
         await consume(
             bus, INPUTS, service.handle, settings.group_id, stop, on_ready=lambda: crm.when_started(lambda: mark_ready(SERVICE))
         )
     finally:
         stop.set()
         try:
-            await crm.stop()
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper  # an exception of the sweep itself is raised here, not swallowed
         finally:
-            await bus.stop()
-            log.info("cti_stopped")
+            try:
+                await crm.stop()  # raises the error of a delivery that failed
+            finally:
+                await bus.stop()
+                log.info("cti_stopped")

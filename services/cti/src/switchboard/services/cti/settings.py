@@ -17,6 +17,14 @@ class CtiSettings(ServiceSettings):
     group_id: str = Field("cti", description="consumer group of call.routed / call.ended")
     context_capacity: int = Field(100_000, ge=1, description="routed calls whose context is kept for the CALL_ENDED event")
     dedupe_capacity: int = Field(200_000, ge=1, description="source event ids remembered to drop redeliveries")
+    # Caller history (docs/CTI.md "Caller history"): kept in memory, written to cti.history, read back at start.
+    history_retention_days: float = Field(
+        90.0, gt=0, description="a caller's call leaves the history this many days after it started"
+    )
+    history_max_calls: int = Field(20, ge=1, le=1000, description="calls kept per caller (the newest)")
+    history_sweep_interval_s: float = Field(
+        3600.0, gt=0, description="how often histories of callers who stopped calling are checked against the retention"
+    )
     # The routing configuration: cti reads its crm_endpoints (docs/CONFIG.md#crm_endpoints, "Delivery").
     config: Path = config_path_field("SWITCHBOARD_CTI_")
     webhook_max_in_flight: int = Field(32, ge=1, description="HTTP requests at once per CRM endpoint")

@@ -77,7 +77,7 @@ import grpc
 import structlog
 from aiokafka.errors import KafkaError
 
-from switchboard.platform import codec, ops
+from switchboard.platform import codec, grpcsecurity, ops
 from switchboard.platform.configfile import load_config
 from switchboard.platform.follow import assign_all
 from switchboard.platform.kafka import EventBus, ensure_topics, make_consumer, track_lag
@@ -85,11 +85,12 @@ from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.metrics import EVENTS_CONSUMED, LagTracker
 from switchboard.platform.settings import KafkaSettings
 from switchboard.platform.topics import CALL_REJECTED, CALL_ROUTED, LIVE_CALLS, QUEUE_STATUS, TerminalEvent, Topic
-from switchboard.services.ivr import livecalls, security
+from switchboard.services.ivr import livecalls
 from switchboard.services.ivr.callers import CallerMemory
 from switchboard.services.ivr.desk import CallDesk, CallError
 from switchboard.services.ivr.grpc_ops import add_ops_services, follow_readiness
 from switchboard.services.ivr.outbound import OutboundCallbacks
+from switchboard.services.ivr.security import edge_security
 from switchboard.services.ivr.settings import IvrSettings
 from switchboard.services.ivr.twiml import TwimlWebhook, check_settings
 from switchboard.v1 import call_control_pb2 as cc
@@ -244,7 +245,8 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
     """Serve CallControl (and the TwiML webhook when enabled) until `stop` is set; then stop the servers (with
     grace), the listeners and the producer."""
     check_settings(settings)  # before connecting anywhere: a webhook without its auth token must not start
-    edge_tokens = security.checked_tokens(settings)  # nor a gRPC edge open to strangers
+    edge = edge_security(settings)
+    edge_tokens = grpcsecurity.checked_tokens(edge)  # nor a gRPC edge open to strangers
     config = load_config(settings.config)
     await ensure_topics(settings.kafka, [LIVE_CALLS])  # private to the ivr: created by its first instance
     bus = EventBus(settings.kafka, SERVICE)
@@ -276,10 +278,10 @@ async def run(settings: IvrSettings, stop: asyncio.Event) -> None:
         )
         for gate in (listener_ready, callers_loaded):
             await _first([gate.wait(), asyncio.shield(listener), asyncio.shield(follower), asyncio.shield(live)])
-        server = security.server(edge_tokens)  # the client credential check
+        server = grpcsecurity.server(edge_tokens)  # the client credential check
         cc_grpc.add_CallControlServicer_to_server(CallControlService(desk), server)
         grpc_health = asyncio.create_task(follow_readiness(add_ops_services(server), ops.health(), stop))
-        port = security.add_port(server, settings)  # TLS when configured
+        port = grpcsecurity.add_port(server, edge)  # TLS when configured
         await server.start()
         ready: dict[str, object] = {"grpc_host": settings.grpc_host, "grpc_port": port, "grpc_tls": settings.grpc_tls}
         if settings.twiml_enabled:  # the same desk behind both edges

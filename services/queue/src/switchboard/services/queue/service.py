@@ -79,7 +79,6 @@ from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
 
-import grpc
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -108,7 +107,7 @@ from switchboard.core.config import RoutingConfig
 from switchboard.core.decisions import Decision, DecisionHeader
 from switchboard.core.engine import has_later_tier
 from switchboard.core.waits import QueueEstimates
-from switchboard.platform import codec
+from switchboard.platform import codec, grpcsecurity
 from switchboard.platform.configfile import load_config
 from switchboard.platform.deadletters import fitted
 from switchboard.platform.follow import Follower, MissingTopics
@@ -133,6 +132,7 @@ from switchboard.platform.topics import (
 )
 from switchboard.services.queue.desk import AgentDesk, DeskCommands, Pushes, offer_of, status_of
 from switchboard.services.queue.metrics import AGENT_EVENTS_PUBLISHED, CALLBACKS, STATUSES, QueueGauges, state_label
+from switchboard.services.queue.security import desk_security
 from switchboard.services.queue.settings import QueueSettings
 from switchboard.services.queue.state import (
     DoneLog,
@@ -395,7 +395,9 @@ class QueueService:
         if current is not None and ev.attempt and ev.attempt < current.attempt:
             log.info("stale_outcome_ignored", call_id=ev.call_id, attempt=ev.attempt, current=current.attempt)
             return
-        release = self.acd.release(ev.call_id, self.clock())
+        # A caller who hung up while the agent's phone rang was never bridged: not an answer by the agent.
+        connected = ev.outcome == pb.CALL_OUTCOME_ANSWERED or ev.connected_seconds > 0
+        release = self.acd.release(ev.call_id, self.clock(), connected=connected)
         if release.agent_id:
             log.info("agent_released", call_id=ev.call_id, agent=release.agent_id)
             if end.answered and current is not None:
@@ -977,13 +979,15 @@ class QueueRunner:
 
 
 async def run(settings: QueueSettings, stop: asyncio.Event) -> None:
+    desk = desk_security(settings)
+    desk_tokens = grpcsecurity.checked_tokens(desk)  # before connecting anywhere: no AgentDesk open to strangers
     config = load_config(settings.config)
     runner = QueueRunner(settings, config, stop)
-    server = grpc.aio.server()
+    server = grpcsecurity.server(desk_tokens)  # the client credential check
     dgrpc.add_AgentDeskServicer_to_server(AgentDesk(runner.commands, runner.pushes, runner.status), server)
     try:
         await runner.start()
-        desk_port = server.add_insecure_port(f"{settings.desk_host}:{settings.desk_port}")
+        desk_port = grpcsecurity.add_port(server, desk)  # TLS when configured
         await server.start()
         mark_ready(SERVICE, queues=len(config.queues), agents=len(config.agents), restored=runner.restored, desk_port=desk_port)
         await runner.loop(stop)

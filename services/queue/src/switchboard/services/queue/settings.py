@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from switchboard.platform.settings import ServiceSettings, config_path_field
@@ -58,9 +58,33 @@ class QueueSettings(ServiceSettings):
     desk_port: int = Field(
         0, ge=0, le=65535, description="the AgentDesk gRPC port (0: an ephemeral one; the ready file's desk_port says which)"
     )
+    # -- who may talk to AgentDesk (platform/grpcsecurity.py, docs/ACD.md "Securing AgentDesk") ----------------
+    # The same rule as the gRPC edge's: an offer carries the caller's number and the RPCs change who takes calls.
+    desk_tls_cert_file: Path | None = Field(None, description="PEM certificate (chain) of the AgentDesk TLS port; needs the key")
+    desk_tls_key_file: Path | None = Field(None, description="PEM private key of desk_tls_cert_file (not encrypted)")
+    desk_tls_client_ca_file: Path | None = Field(
+        None, description="mTLS: PEM CA bundle; every desk client must present a certificate it signed (health checkers too)"
+    )
+    desk_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='bearer tokens per desk client (an agent UI, a wallboard), JSON {"client-name": "token"} (16+ '
+        "characters each); every RPC but grpc.health.v1.Health needs `authorization: Bearer <token>`",
+    )
+    desk_tokens_file: Path | None = Field(
+        None, description="JSON or YAML mapping client name → token (merged under desk_tokens; mount it from a Secret)"
+    )
+    desk_insecure: bool = Field(
+        False, description="allow plaintext and/or no client credential: local development only (make run and the tests set it)"
+    )
     agent_heartbeat_s: float = Field(
         30.0,
         gt=0,
         description="a `login: desk` agent with no open Work stream and no Heartbeat for this long is logged out "
         "(reason heartbeat); after a restart the timers start from the restart",
     )
+
+    @field_validator("desk_tls_cert_file", "desk_tls_key_file", "desk_tls_client_ca_file", "desk_tokens_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty env variable (a ConfigMap entry left blank) means "not set", not the path "".
+        return None if isinstance(value, str) and not value.strip() else value
