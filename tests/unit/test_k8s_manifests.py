@@ -245,7 +245,7 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_network_is_closed_but_for_the_edge_and_the_buyers(overlay):
+def test_network_is_closed_but_for_the_edge_the_buyers_and_the_crms(overlay):
     docs = render(f"overlays/{overlay}")
     policies = list(of_kind(docs, "NetworkPolicy").values())
     [deny] = [
@@ -272,11 +272,13 @@ def test_network_is_closed_but_for_the_edge_and_the_buyers(overlay):
     outside_in = {pod for pod in pods if any(open_to_outside(r, "from") for r in rules("ingress", pod))}
     outside_out = {pod for pod in pods if any(open_to_outside(r, "to") for r in rules("egress", pod))}
     assert outside_in == {"ivr"}, "only the edge takes connections from anywhere"
-    assert outside_out == {"bidder"}, "only the bidder calls out (to the buyers)"
+    assert outside_out == {"bidder", "cti"}, "only the bidder (to the buyers) and cti (to the CRMs' webhooks) call out"
     [edge] = [r for r in rules("ingress", "ivr") if open_to_outside(r, "from")]
     assert {p["port"] for p in edge["ports"]} == {"grpc", "http"}
     [buyers] = [r for r in rules("egress", "bidder") if open_to_outside(r, "to")]
     assert [p["port"] for p in buyers["ports"]] == [443]
+    [crms] = [r for r in rules("egress", "cti") if open_to_outside(r, "to")]
+    assert [p["port"] for p in crms["ports"]] == [443]
     for pod in pods:  # everyone resolves names
         assert any(p.get("port") == 53 for r in rules("egress", pod) for p in r.get("ports", [])), pod
     for service in SERVICES:

@@ -7,11 +7,12 @@ the raw data to `config_problems` and raises `ConfigError` with every problem, o
 
 Modules, each building only on those before it: types (paths, problems, scalars, `_Model`)
 ← conditions (operators, filters) ← schedules ← routing (publishers, buyers, campaigns), queues,
-ivr ← simulation ← model (`RoutingConfig`, cross-references) ← messages (`Problem`,
+ivr, crm (crm_endpoints) ← simulation ← model (`RoutingConfig`, cross-references) ← messages (`Problem`,
 `ConfigError`, pydantic's errors in the user's terms).
 """
 
 from switchboard.core.config.conditions import OPERATORS, AnswerKey, Condition, Filters
+from switchboard.core.config.crm import WEBHOOK_EVENTS, CrmEndpoint, WebhookEvent
 from switchboard.core.config.ivr import (
     DTMF_KEYS,
     IVR_INPUTS,
@@ -105,6 +106,7 @@ __all__ = [
     "OPERATORS",
     "QUEUE_STRATEGIES",
     "STRATEGIES",
+    "WEBHOOK_EVENTS",
     "Agent",
     "AgentBehavior",
     "AnswerKey",
@@ -122,6 +124,7 @@ __all__ = [
     "ChoiceDist",
     "Condition",
     "ConfigError",
+    "CrmEndpoint",
     "Destination",
     "Distribution",
     "ExactFloat",
@@ -167,6 +170,7 @@ __all__ = [
     "Tier",
     "Traffic",
     "UniformDist",
+    "WebhookEvent",
     "ZipPrefix",
     "config_problems",
     "duration_seconds",

@@ -130,6 +130,7 @@ _EXAMPLES = {
     "timezone": "America/New_York",
     "hours": '{mon-fri: "08:00-20:00"}',
     "queues": "[<queue id>]",
+    "secret_env": "ACME_CRM_WEBHOOK_SECRET",
 }
 
 
@@ -146,6 +147,8 @@ def _friendly(err: Mapping[str, Any], path: FieldPath) -> str:
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", ""))) or re.findall(r"\b\w+\b", str(ctx.get("expected", "")))
         what = "strategy" if name == "strategy" else name
+        if isinstance(path[-1], int) and len(path) > 1:  # an entry of a list: `events: [x]` → "unknown event 'x'"
+            what = str(path[-2]).removesuffix("s")
         return f"unknown {what} {show_value(given)}{_did_you_mean(given, allowed)} (use one of: {', '.join(allowed)})"
     if kind == "union_tag_invalid":
         tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
+from switchboard.core.config.crm import CrmEndpoint
 from switchboard.core.config.ivr import IvrFlow, ivr_flow_problems
 from switchboard.core.config.queues import Agent, Queue
 from switchboard.core.config.routing import Blocklist, Buyer, Campaign, Publisher
@@ -30,6 +31,7 @@ class RoutingConfig(_Model):
     ivr_flows: list[IvrFlow] = []
     blocklist: Blocklist = Blocklist()  # global: applies to every campaign
     simulation: Simulation | None = None  # the offline model of `switchboard simulate` (docs/SIMULATION.md)
+    crm_endpoints: list[CrmEndpoint] = []  # CRMs that get cti events as signed webhooks (docs/CONFIG.md#crm_endpoints)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -242,6 +244,13 @@ def reference_problems(data: Mapping[str, Any], where: Callable[[FieldPath], str
         problems.extend((("ivr_flows", fi, *sub), msg) for sub, msg in ivr_flow_problems(flow))
     ids = {"campaigns": campaigns, "buyers": buyers, "agents": _ids(data, "agents"), "queues": queues}
     problems.extend(simulation_reference_problems(data, ids))
+    for ei, e in _items(data, "crm_endpoints"):
+        for key, kind, known in (("buyers", "buyer", buyers), ("campaigns", "campaign", campaigns), ("queues", "queue", queues)):
+            for xi, x in _seq(e.get(key)):
+                if x not in known:
+                    problems.append(
+                        (("crm_endpoints", ei, key, xi), unknown(kind, key, x, known, f"remove it from the endpoint's {key}"))
+                    )
     return problems
 
 

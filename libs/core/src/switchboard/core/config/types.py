@@ -181,7 +181,7 @@ class _Model(BaseModel):
 # ---------------------------------------------------------------- raw data
 
 # The list sections of a configuration; the reference checks read them from raw data (tolerant of bad shapes).
-LIST_SECTIONS = ("publishers", "buyers", "campaigns", "queues", "agents", "ivr_flows")
+LIST_SECTIONS = ("publishers", "buyers", "campaigns", "queues", "agents", "ivr_flows", "crm_endpoints")
 _SECTION_NOUN = {
     "publishers": "publisher",
     "buyers": "buyer",
@@ -189,6 +189,7 @@ _SECTION_NOUN = {
     "queues": "queue",
     "agents": "agent",
     "ivr_flows": "IVR flow",
+    "crm_endpoints": "CRM endpoint",
 }
 
 

@@ -6,11 +6,12 @@ from switchboard.core.config import ConfigError
 from switchboard.platform.lifecycle import service_main
 from switchboard.services.cti.service import SERVICE, run
 from switchboard.services.cti.settings import CtiSettings
+from switchboard.services.cti.webhooks import CrmSecretError
 
 
 def main() -> None:
-    # ConfigError (an API without tokens, a bad tokens file): exit 2 with the message, no traceback.
-    service_main(SERVICE, CtiSettings, run, print_errors=(ConfigError,))
+    # A bad configuration, an API without tokens or a CRM secret missing from the environment: exit 2 with the message, no traceback.
+    service_main(SERVICE, CtiSettings, run, print_errors=(ConfigError, CrmSecretError))
 
 
 if __name__ == "__main__":

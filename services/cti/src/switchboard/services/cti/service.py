@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from aiokafka import ConsumerRecord
 from switchboard.core import history
 from switchboard.core.history import HistoryPolicy
 from switchboard.platform import codec
+from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import EventBus, consume, ensure_topics
 from switchboard.platform.lifecycle import mark_ready
 from switchboard.platform.retry import retrying
@@ -64,11 +66,12 @@ from switchboard.platform.topics import (
     CTI_HISTORY,
     Topic,
 )
-from switchboard.services.cti.api import CtiApi
+from switchboard.services.cti.api import CtiApi, api_tokens
 from switchboard.services.cti.history import CallerHistories, now_utc
 from switchboard.services.cti.history import load as load_histories
 from switchboard.services.cti.history import write as write_history
 from switchboard.services.cti.settings import CtiSettings
+from switchboard.services.cti.webhooks import Webhooks, webhook_signers
 from switchboard.v1 import events_pb2 as pb
 
 log = structlog.get_logger(__name__)
@@ -120,6 +123,7 @@ def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
         kind=ev.kind,
         buyer_id=ev.buyer_id,
         agent_id=ev.agent_id,
+        queue_id=ev.queue_id,
         destination=ev.destination,
         price=ev.price,
         attempt=_attempt(ev),
@@ -295,12 +299,18 @@ async def _sweeper(service: CtiService, every_s: float, stop: asyncio.Event) -> 
 
 
 async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
+    config = load_config(settings.config)
+    signers = webhook_signers(config.crm_endpoints, os.environ, str(settings.config))
+    if settings.api_enabled:
+        api_tokens(settings)  # before connecting anywhere: an API without tokens refuses to start
     await ensure_topics(settings.kafka, [CTI_HISTORY])  # private to cti: created by it
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
     service = CtiService(settings, bus, stop)
     api = CtiApi(settings, bus, lambda call_id: service.histories.caller(call_id) is not None) if settings.api_enabled else None
     sweeper: asyncio.Task[None] | None = None
+    # CRM webhooks: their own consumers beside the screen pops (webhooks.py); ready once they read too.
+    crm = Webhooks.start(config.crm_endpoints, signers, settings, bus, stop)
     try:
         # Every caller's past first: a screen pop must not miss the calls of before a restart.
         await load_histories(settings.kafka, service.histories, f"{SERVICE}-history")
@@ -309,13 +319,26 @@ async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
         ready: dict[str, object] = {}
         if api is not None:
             ready["api_port"] = await api.start()
-        await consume(bus, INPUTS, service.handle, settings.group_id, stop, on_ready=lambda: mark_ready(SERVICE, **ready))
+        await consume(
+            bus,
+            INPUTS,
+            service.handle,
+            settings.group_id,
+            stop,
+            on_ready=lambda: crm.when_started(lambda: mark_ready(SERVICE, **ready)),
+        )
     finally:
-        if api is not None:
-            await api.stop()
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper  # an exception of the sweep itself is raised here, not swallowed
-        await bus.stop()
-        log.info("cti_stopped")
+        stop.set()
+        try:
+            if api is not None:
+                await api.stop()
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper  # an exception of the sweep itself is raised here, not swallowed
+        finally:
+            try:
+                await crm.stop()  # raises the error of a delivery that failed
+            finally:
+                await bus.stop()
+                log.info("cti_stopped")

@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from switchboard.platform.settings import ServiceSettings
+from switchboard.core.webhooks import BACKOFF_BASE_S, BACKOFF_MAX_S
+from switchboard.platform.settings import ServiceSettings, config_path_field
 
 
 class CtiSettings(ServiceSettings):
@@ -24,6 +25,19 @@ class CtiSettings(ServiceSettings):
     history_sweep_interval_s: float = Field(
         3600.0, gt=0, description="how often histories of callers who stopped calling are checked against the retention"
     )
+    # The routing configuration: cti reads its crm_endpoints (docs/CONFIG.md#crm_endpoints, "Delivery").
+    config: Path = config_path_field("SWITCHBOARD_CTI_")
+    webhook_max_in_flight: int = Field(32, ge=1, description="HTTP requests at once per CRM endpoint")
+    webhook_max_pending: int = Field(
+        10_000, ge=1, description="events read and not yet delivered per CRM endpoint; reading pauses at this many"
+    )
+    webhook_dedupe_capacity: int = Field(
+        20_000, ge=1, description="event ids delivered per CRM endpoint remembered, so a repeat on cti.events is not sent again"
+    )
+    webhook_backoff_base_s: float = Field(
+        BACKOFF_BASE_S, gt=0, description="first retry waits up to this (full jitter), doubling per attempt"
+    )
+    webhook_backoff_max_s: float = Field(BACKOFF_MAX_S, gt=0, description="longest wait between two attempts of a delivery")
     # The HTTP API for CRMs (api.py; docs/CTI.md "Dispositions"): off unless enabled, then only with tokens.
     api_enabled: bool = Field(False, description="serve POST /v1/calls/{id}/disposition (CRM write-back)")
     api_host: str = Field("127.0.0.1", description="address the API binds")
