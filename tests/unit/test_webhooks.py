@@ -8,9 +8,10 @@ import random
 import pytest
 from standardwebhooks import Webhook
 
-from switchboard.core.config import WEBHOOK_EVENTS, CrmEndpoint
-from switchboard.core.webhooks import GiveUp, OffsetTracker, Retry, after_failure, backoff_s, matches
+from switchboard.core.config import WEBHOOK_EVENTS, CrmEndpoint, RoutingConfig
+from switchboard.core.webhooks import GiveUp, LookupBreaker, OffsetTracker, Retry, after_failure, backoff_s, matches
 from switchboard.platform.webhook_payload import WEBHOOK_TYPES
+from switchboard.services.cti.lookup import fields_of, may_see_number, request_data
 from switchboard.services.cti.webhooks import CrmSecretError, attempt_outcome, webhook_signers
 from switchboard.v1 import events_pb2 as pb
 
@@ -168,3 +169,41 @@ def test_signers_come_from_the_named_variables_and_the_secret_is_never_shown():
 )
 def test_attempt_outcome_labels_are_bounded(status, error, label):
     assert attempt_outcome(status, error) == label
+
+
+# ---------------------------------------------------------------- screen pop lookups
+
+
+def test_a_lookup_that_keeps_failing_is_skipped_for_a_while_and_one_success_closes_it():
+    b = LookupBreaker(failures=3, cool_down_s=30)
+    assert b.allows(0)
+    assert not b.record(False, 1) and not b.record(False, 2)
+    assert b.record(False, 3)  # the third in a row opens it
+    assert not b.allows(32.9) and b.allows(33)
+    assert not b.record(False, 33) and not b.record(True, 34)  # a success resets the count
+    assert not b.record(False, 35) and not b.record(False, 36) and b.allows(36)
+
+
+def test_lookup_answers_and_who_may_see_the_number():
+    assert fields_of(b'{"fields": {"crm_id": "A-1"}}') == {"crm_id": "A-1"}
+    for bad in (b"[]", b'{"fields": [1]}', b'{"fields": {"n": 1}}', b"not json"):
+        with pytest.raises(ValueError):
+            fields_of(bad)
+    cfg = RoutingConfig.model_validate(
+        {
+            "buyers": [
+                {"id": "private", "destination": "+18005550100", "bid": {"type": "static", "price": "40.00"}},
+                {
+                    "id": "sharer",
+                    "destination": "+18005550101",
+                    "share_caller_number": True,
+                    "bid": {"type": "static", "price": "40.00"},
+                },
+            ]
+        }
+    )
+    caller = pb.Caller(number="+13105551234", state="CA")
+    assert not may_see_number(cfg, pb.CtiEvent(buyer_id="private", caller=caller))
+    assert may_see_number(cfg, pb.CtiEvent(buyer_id="sharer", caller=caller))
+    assert may_see_number(cfg, pb.CtiEvent(agent_id="ana", caller=caller))  # in-house agents see everything
+    assert "number" not in request_data(cfg, pb.CtiEvent(buyer_id="private", caller=caller))["caller"]  # type: ignore[operator]

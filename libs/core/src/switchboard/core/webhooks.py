@@ -32,8 +32,12 @@ def matches(endpoint: CrmEndpoint, event_type: str, event: pb.CtiEvent) -> bool:
     An event that lacks the field a filter reads (a wrap-up whose routed context this cti never saw has no
     campaign) does not match that filter.
     """
-    if event_type not in endpoint.events:
-        return False
+    return event_type in endpoint.events and covers(endpoint, event)
+
+
+def covers(endpoint: CrmEndpoint, event: pb.CtiEvent) -> bool:
+    """Whether the event's call is one of the endpoint's (its campaign, buyer and queue filters), whatever the
+    event's type: `matches` for webhooks, and by itself for the screen pop lookups (services/cti/lookup.py)."""
     if endpoint.campaigns and event.campaign_id not in endpoint.campaigns:
         return False
     if endpoint.buyers or endpoint.queues:
@@ -111,3 +115,31 @@ class OffsetTracker:
                 continue
             out[n] = min(p.pending) if p.pending else p.next_offset
         return out
+
+
+@dataclass
+class LookupBreaker:
+    """Skips a CRM lookup that keeps failing: after `failures` failed lookups in a row the endpoint is not asked
+    for `cool_down_s`, then asked again (one success closes it). Every screen pop waits for a lookup up to its
+    deadline; a CRM that is down would make every pop wait the whole deadline, and cti reads its input in order.
+    """
+
+    failures: int = 3
+    cool_down_s: float = 30.0
+    _in_a_row: int = 0
+    _open_until: float = 0.0
+
+    def allows(self, now: float) -> bool:
+        return now >= self._open_until
+
+    def record(self, ok: bool, now: float) -> bool:
+        """Note a lookup's result; True when this opened the breaker."""
+        if ok:
+            self._in_a_row = 0
+            return False
+        self._in_a_row += 1
+        if self._in_a_row >= self.failures:
+            self._in_a_row = 0
+            self._open_until = now + self.cool_down_s
+            return True
+        return False

@@ -26,6 +26,26 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HTTP_URL = re.compile(r"^https?://[^/\s]+")
 
 
+class CrmLookup(_Model):
+    """Enrichment: at each screen pop the endpoint's CRM is asked for what it knows of the call's caller."""
+
+    url: str  # POSTed a signed JSON request; answers {"fields": {name: value}}
+    timeout_ms: int = Field(300, ge=10, le=5000)  # the pop waits this long at most
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v)
+
+
+def _http_url(v: str) -> str:
+    if not _HTTP_URL.match(v):
+        raise ValueError(
+            f'{v!r} must be an http:// or https:// URL with a host (write it like "https://crm.example.com/hooks/switchboard")'
+        )
+    return v
+
+
 class CrmEndpoint(_Model):
     id: str
     url: str  # where deliveries are POSTed
@@ -39,15 +59,12 @@ class CrmEndpoint(_Model):
     max_attempts: int = Field(8, ge=1)  # HTTP attempts per event, the first included
     max_age_s: int = Field(3600, ge=1)  # no retry later than this after the event happened
     timeout_ms: int = Field(5000, ge=1)  # one attempt's deadline (connect + answer)
+    lookup: CrmLookup | None = None  # enrich the screen pops this endpoint matches (docs/CTI.md, "Enrichment")
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not _HTTP_URL.match(v):
-            raise ValueError(
-                f'{v!r} must be an http:// or https:// URL with a host (write it like "https://crm.example.com/hooks/switchboard")'
-            )
-        return v
+        return _http_url(v)
 
     @field_validator("secret_env")
     @classmethod

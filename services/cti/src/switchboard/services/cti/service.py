@@ -70,6 +70,7 @@ from switchboard.services.cti.api import CtiApi, api_tokens
 from switchboard.services.cti.history import CallerHistories, now_utc
 from switchboard.services.cti.history import load as load_histories
 from switchboard.services.cti.history import write as write_history
+from switchboard.services.cti.lookup import CrmLookups
 from switchboard.services.cti.settings import CtiSettings
 from switchboard.services.cti.webhooks import Webhooks, webhook_signers
 from switchboard.v1 import events_pb2 as pb
@@ -177,6 +178,7 @@ class CtiService:
         stop: asyncio.Event | None = None,
         histories: CallerHistories | None = None,
         clock: Callable[[], datetime] = now_utc,
+        lookups: CrmLookups | None = None,
     ) -> None:
         self.bus = bus
         self.stop = stop  # ends the retries of a failing publish (StoppedWhileRetrying: the input is not committed)
@@ -184,6 +186,7 @@ class CtiService:
         self.seen: _Bounded[None] = _Bounded(settings.dedupe_capacity)
         self.histories = histories or CallerHistories(HistoryPolicy(settings.history_retention_days, settings.history_max_calls))
         self.clock = clock
+        self.lookups = lookups  # screen pop enrichment from the CRMs (lookup.py)
         # Rejections and dispositions read before their call's start or offer (_history_only), by call id.
         self.early: OrderedDict[str, list[Late]] = OrderedDict()
         self.early_capacity = settings.context_capacity
@@ -257,6 +260,8 @@ class CtiService:
                 history.on_routed(self.histories.of(number), event)
                 self._noted(event.call_id, number)
             out = screen_pop(event)
+            if self.lookups is not None:
+                await self.lookups.enrich(out)  # waits at most the lookups' deadline
             self.context.put(key, out)
         else:
             number = self.histories.caller(event.call_id)
@@ -306,7 +311,8 @@ async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
     await ensure_topics(settings.kafka, [CTI_HISTORY])  # private to cti: created by it
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
-    service = CtiService(settings, bus, stop)
+    lookups = CrmLookups(config, signers)
+    service = CtiService(settings, bus, stop, lookups=lookups)
     api = CtiApi(settings, bus, lambda call_id: service.histories.caller(call_id) is not None) if settings.api_enabled else None
     sweeper: asyncio.Task[None] | None = None
     # CRM webhooks: their own consumers beside the screen pops (webhooks.py); ready once they read too.
@@ -340,5 +346,6 @@ async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
             try:
                 await crm.stop()  # raises the error of a delivery that failed
             finally:
+                await lookups.close()
                 await bus.stop()
                 log.info("cti_stopped")
