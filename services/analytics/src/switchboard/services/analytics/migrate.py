@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             made = migrate(settings.dsn, settings.database)
         except Exception as exc:  # noqa: BLE001 — any failure to reach the store is retried until the deadline
+            # Every failed attempt is logged, the last one too (on a slow machine the first may outlast the wait).
+            log.info("store_not_answering", dsn=redact(settings.dsn), attempt=attempt, error=type(exc).__name__)
             if time.monotonic() >= deadline:
                 log.error("schema_not_applied", dsn=redact(settings.dsn), attempts=attempt, error=f"{type(exc).__name__}: {exc}")
                 return 2
-            log.info("store_not_answering", dsn=redact(settings.dsn), attempt=attempt, error=type(exc).__name__)
             time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
             continue
         log.info("schema_applied", dsn=redact(settings.dsn), database=database_of(settings.dsn, settings.database), tables=made)
