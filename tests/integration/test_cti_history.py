@@ -127,10 +127,11 @@ async def test_a_repeat_callers_screen_pop_has_their_calls_also_after_a_sigkill(
             )
 
         await wait_event(kafka, CTI_HISTORY, complete)
-        # 4. the caller again: the pop shows 3, 2, 1 (newest first), each as it ended
+        # 4. the caller again, offered to agent ben (an in-house agent sees everything): 3, 2, 1, newest first
         await bus.publish(CALL_STARTED, started(again, who))
-        await bus.publish(CALL_ROUTED, routed(again, who, buyer="sunpower"))
+        await bus.publish(CALL_ROUTED, routed(again, who, agent="ben"))
         [pop] = await wait_event(kafka, CTI_EVENTS, pop_of(again))
+        assert pop.caller.number == who.number
         three, two, one = pop.history
         assert [c.call_id for c in pop.history] == [agent_call, dup, sale]
         assert (one.buyer_id, one.outcome, one.connected_seconds, one.billable, one.price) == (
@@ -153,10 +154,16 @@ async def test_a_repeat_callers_screen_pop_has_their_calls_also_after_a_sigkill(
         restarted = start_service("cti", env, tmp_path, log=tmp_path / "cti-2.log")
         fifth = new_call_id()
         await bus.publish(CALL_STARTED, started(fifth, who))
-        await bus.publish(CALL_ROUTED, routed(fifth, who, buyer="acme-solar"))
+        await bus.publish(CALL_ROUTED, routed(fifth, who, agent="ana"))
         [after] = await wait_event(kafka, CTI_EVENTS, pop_of(fifth), timeout_s=60)
         assert [c.call_id for c in after.history] == [again, agent_call, dup, sale]
         assert after.history[2].rejected_reason == "duplicate" and after.history[1].disposition == "follow_up"
+        # 6. offered to a buyer (acme-solar, no share_caller_number): no number, and of the past only its own sale
+        sixth = new_call_id()
+        await bus.publish(CALL_STARTED, started(sixth, who))
+        await bus.publish(CALL_ROUTED, routed(sixth, who, buyer="acme-solar"))
+        [to_buyer] = await wait_event(kafka, CTI_EVENTS, pop_of(sixth), timeout_s=60)
+        assert to_buyer.caller.number == "" and [c.call_id for c in to_buyer.history] == [sale]
         # another caller's pop carries none of it
         other, stranger = new_call_id(), caller()
         await bus.publish(CALL_ROUTED, routed(other, stranger, buyer="acme-solar"))

@@ -31,6 +31,7 @@ from standardwebhooks import Webhook
 
 from switchboard.core.config import RoutingConfig
 from switchboard.core.config.crm import CrmEndpoint
+from switchboard.core.sharing import may_see_number
 from switchboard.core.webhooks import LookupBreaker, covers
 from switchboard.v1 import events_pb2 as pb
 
@@ -50,14 +51,6 @@ LOOKUP_SECONDS = Histogram(
 MAX_FIELDS = 100
 
 
-def may_see_number(config: RoutingConfig, event: pb.CtiEvent) -> bool:
-    """Whether the pop's target may see the caller's number: an in-house agent, or a buyer that shares it."""
-    if event.agent_id:
-        return True
-    buyer = next((b for b in config.buyers if b.id == event.buyer_id), None)
-    return buyer is not None and buyer.share_caller_number
-
-
 def request_data(config: RoutingConfig, event: pb.CtiEvent) -> dict[str, object]:
     caller = {
         "state": event.caller.state,
@@ -65,7 +58,7 @@ def request_data(config: RoutingConfig, event: pb.CtiEvent) -> dict[str, object]
         "area_code": event.caller.area_code,
         "timezone": event.caller.timezone,
     }
-    if may_see_number(config, event):
+    if may_see_number(event, {b.id: b for b in config.buyers}):
         caller["number"] = event.caller.number
     return {
         "call_id": event.call_id,

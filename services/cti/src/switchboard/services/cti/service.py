@@ -41,14 +41,15 @@ import contextlib
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TypeAlias, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
 
-from switchboard.core import history
+from switchboard.core import history, sharing
+from switchboard.core.config import Buyer
 from switchboard.core.history import HistoryPolicy
 from switchboard.platform import codec
 from switchboard.platform.configfile import load_config
@@ -179,6 +180,7 @@ class CtiService:
         histories: CallerHistories | None = None,
         clock: Callable[[], datetime] = now_utc,
         lookups: CrmLookups | None = None,
+        buyers: Mapping[str, Buyer] | None = None,
     ) -> None:
         self.bus = bus
         self.stop = stop  # ends the retries of a failing publish (StoppedWhileRetrying: the input is not committed)
@@ -187,6 +189,7 @@ class CtiService:
         self.histories = histories or CallerHistories(HistoryPolicy(settings.history_retention_days, settings.history_max_calls))
         self.clock = clock
         self.lookups = lookups  # screen pop enrichment from the CRMs (lookup.py)
+        self.buyers = buyers or {}  # what each buyer may see (core.sharing): unknown buyers see the least
         # Rejections and dispositions read before their call's start or offer (_history_only), by call id.
         self.early: OrderedDict[str, list[Late]] = OrderedDict()
         self.early_capacity = settings.context_capacity
@@ -272,6 +275,8 @@ class CtiService:
         if number is not None:
             kept = self.histories.keep(number, self.clock())
             out.history.extend(history.earlier(kept, event.call_id))
+        # cti.events is read by CRMs and becomes their webhooks: only what the offer's target may see (core.sharing).
+        sharing.redact(out, self.buyers)
         await retrying(
             lambda: self.bus.publish(CTI_EVENTS, out),
             "cti_event",
@@ -312,7 +317,7 @@ async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
     lookups = CrmLookups(config, signers)
-    service = CtiService(settings, bus, stop, lookups=lookups)
+    service = CtiService(settings, bus, stop, lookups=lookups, buyers={b.id: b for b in config.buyers})
     api = CtiApi(settings, bus, lambda call_id: service.histories.caller(call_id) is not None) if settings.api_enabled else None
     sweeper: asyncio.Task[None] | None = None
     # CRM webhooks: their own consumers beside the screen pops (webhooks.py); ready once they read too.
