@@ -168,7 +168,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             await asyncio.to_thread(prometheus.wait_for, "count(up == 1)", lambda v: v >= len(targets))
         cfg = load_config(demo_config_path, env=stack.config_env())  # as the services read it
         traffic = RecordingTraffic(cfg, seed=7)
-        stats = await drive(stack.ivr_target, traffic, rate=40, count=CALLS, talk_scale=0.0)
+        # A correctness run, not a speed one (make bench measures speed): at 40 calls/s two cores saturate with the
+        # demo's IVR flows, queue, CTI history and analytics, tier deadlines pass before static answers arrive and
+        # calls fall to later tiers, which is what check_routed refuses (issue 15 raises the sustained rate).
+        stats = await drive(stack.ivr_target, traffic, rate=20, count=CALLS, talk_scale=0.0)
         kafka = stack.broker.kafka_settings()
         if prometheus is not None:
             result["decision_rate"] = await asyncio.to_thread(
