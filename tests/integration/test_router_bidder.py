@@ -199,11 +199,13 @@ async def test_a_queue_with_nobody_overflows_to_the_next_tiers_buyers(services: 
         while not any(t == CALL_ROUTED.name for t, _ in results.terminal(event.call_id)):
             assert time.monotonic() < deadline, results.terminal(event.call_id)
             await asyncio.sleep(0.01)
-        topics = [t for t, _ in results.terminal(event.call_id)]
+        # Three topics, read in whatever order their fetches return: put them in the order they were made.
+        made = sorted(results.terminal(event.call_id), key=lambda te: (te[1].occurred_at.seconds, te[1].occurred_at.nanos))
+        topics = [t for t, _ in made]
         assert topics == [CALL_QUEUED.name, CALL_OVERFLOWED.name, CALL_ROUTED.name]  # nothing rejected it
-        _, overflowed = results.terminal(event.call_id)[1]
+        _, overflowed = made[1]
         assert isinstance(overflowed, pb.CallOverflowed) and overflowed.reason == "no_agents"
-        _, routed = results.terminal(event.call_id)[2]
+        _, routed = made[2]
         assert isinstance(routed, pb.CallRouted)
         assert (routed.buyer_id, routed.tier_index, routed.attempt, routed.trace.winning_tier) == ("mid", 1, 1, 1)
         assert routed.caller.number == "+12135550199" and routed.answers["homeowner"] == "yes"
