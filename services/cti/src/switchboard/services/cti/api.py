@@ -16,7 +16,7 @@ _API_TOKENS_FILE): a write-back changes what agents and CRMs see, so nobody writ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import structlog
 from aiohttp import web
@@ -62,11 +62,13 @@ def api_tokens(settings: CtiSettings) -> dict[str, SecretStr]:
 
 
 class CtiApi:
-    def __init__(self, settings: CtiSettings, bus: EventBus, knows_call: Callable[[str], bool]) -> None:
+    def __init__(
+        self, settings: CtiSettings, clients: Mapping[str, SecretStr], bus: EventBus, knows_call: Callable[[str], bool]
+    ) -> None:
         self.settings = settings
         self.bus = bus
         self.knows_call = knows_call
-        self.clients = tokens.BearerTokens(api_tokens(settings))
+        self.clients = tokens.BearerTokens(clients)  # from api_tokens(settings), checked before cti connected
         self._runner: web.AppRunner | None = None
         self.port = 0
 

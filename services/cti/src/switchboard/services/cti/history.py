@@ -71,10 +71,8 @@ class CallerHistories:
         return gone, shrunk
 
     def load(self, number: str, history: pb.CallerHistory | None) -> None:
-        if history is None:
-            self._forget(number)
-        else:
-            self._forget(number)
+        self._forget(number)
+        if history is not None:
             self.by_caller[number] = history
             self._index(number, history)
 

@@ -311,14 +311,18 @@ async def _sweeper(service: CtiService, every_s: float, stop: asyncio.Event) -> 
 async def run(settings: CtiSettings, stop: asyncio.Event) -> None:
     config = load_config(settings.config)
     signers = webhook_signers(config.crm_endpoints, os.environ, str(settings.config))
-    if settings.api_enabled:
-        api_tokens(settings)  # before connecting anywhere: an API without tokens refuses to start
+    # Before connecting anywhere: an API without tokens refuses to start.
+    api_clients = api_tokens(settings) if settings.api_enabled else None
     await ensure_topics(settings.kafka, [CTI_HISTORY])  # private to cti: created by it
     bus = EventBus(settings.kafka, SERVICE)
     await bus.start()
     lookups = CrmLookups(config, signers)
     service = CtiService(settings, bus, stop, lookups=lookups, buyers={b.id: b for b in config.buyers})
-    api = CtiApi(settings, bus, lambda call_id: service.histories.caller(call_id) is not None) if settings.api_enabled else None
+    api = (
+        CtiApi(settings, api_clients, bus, lambda call_id: service.histories.caller(call_id) is not None)
+        if api_clients is not None
+        else None
+    )
     sweeper: asyncio.Task[None] | None = None
     # CRM webhooks: their own consumers beside the screen pops (webhooks.py); ready once they read too.
     crm = Webhooks.start(config.crm_endpoints, signers, settings, bus, stop)
