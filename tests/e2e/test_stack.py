@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from switchboard.core.config import RoutingConfig
+from switchboard.demo.crm import CrmCounts
 from switchboard.demo.driver import drive
 from switchboard.demo.traffic import DemoCall, TrafficModel
 from switchboard.platform.configfile import load_config
@@ -110,6 +112,18 @@ def query(dsn: str, sql: str) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
+async def crm_received(stack: Stack, events: int, timeout_s: float = 60.0) -> CrmCounts:
+    """The demo CRM's counts once it verified `events` deliveries (cti delivers them in the background)."""
+    assert stack.crm_http, "the demo config has a crm endpoint pointing at the demo CRM, so the stack starts it"
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with httpx.AsyncClient(base_url=f"http://{stack.crm_http}", timeout=5) as client:
+        while True:
+            counts = CrmCounts.model_validate_json((await client.get("/stats")).raise_for_status().content)
+            if counts.deliveries >= events or asyncio.get_running_loop().time() > deadline:
+                return counts
+            await asyncio.sleep(0.2)
+
+
 class RecordingTraffic(TrafficModel):
     """The demo traffic, remembering every call it made (the log test looks for their callers' numbers)."""
 
@@ -134,6 +148,7 @@ class Run:
     dead: list[str]
     codes: dict
     calls: list[DemoCall]
+    crm: CrmCounts  # what the demo CRM received, once it had every cti event
     decision_rate: float | None = None  # sum(rate(switchboard_decisions_total[30s])) once > 0; None: no prometheus
     scrape_up: dict[str, float] = field(default_factory=dict)
 
@@ -172,7 +187,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             result["scrape_up"] = await asyncio.to_thread(prometheus.up)
         # Queued calls end when agents free up; wait until the sink has seen everything there is.
         assert await wait_until_drained(kafka, "analytics", timeout_s=60) == 0
-        return stats, await read_all(kafka, ALL_TOPICS)
+        events = await read_all(kafka, ALL_TOPICS)
+        result["crm"] = await crm_received(stack, len({ev.event_id for t, ev in events if t.name == "cti.events"}))
+        return stats, events
 
     try:
         stats, events = asyncio.run(scenario())
@@ -274,6 +291,20 @@ def test_200_calls_flow_through_every_service(run: Run):
     assert int(n_routed) == len(routed)
     revenue = query(stack.analytics_dsn, "SELECT toString(sum(price)) AS s FROM calls_routed FINAL")[0]["s"]
     assert Decimal(revenue) == sum((Decimal(ev.price) for ev in routed.values()), Decimal("0"))
+
+
+def test_the_demo_crm_verified_every_webhook_and_saw_repeat_callers_history(run: Run):
+    """cti delivered every cti.events event to the demo CRM, signed with the stack's secret; repeat callers'
+    screen pops carried their earlier calls (the demo traffic has repeat callers)."""
+    cti_events = {ev.event_id: ev for t, ev in run.events if t.name == "cti.events"}
+    assert run.crm.deliveries == len(cti_events), (run.crm, len(cti_events))
+    assert run.crm.bad_signatures == 0
+    with_history = [ev for ev in cti_events.values() if ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED and len(ev.history) > 0]
+    assert with_history, "no repeat caller's screen pop had history"
+    assert run.crm.pops_with_history == len(with_history)
+    assert run.crm.last_pop is not None and run.crm.last_pop.call_id in {ev.call_id for ev in with_history}
+    logged = (run.stack.log_dir / "crm.log").read_text()
+    assert logged.count('"crm_delivery"') == len(cti_events)  # one JSON line per delivery
 
 
 def test_prometheus_scrapes_every_service_and_sees_decisions(run: Run):

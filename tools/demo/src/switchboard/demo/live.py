@@ -99,7 +99,10 @@ class CrmView:
 
     def line(self) -> str:
         c = self.counts
-        last = f"; last: call {c.last_pop.call_id}: {c.last_pop.earlier} earlier calls" if c.last_pop else ""
+        last = ""
+        if c.last_pop is not None:
+            n = c.last_pop.earlier
+            last = f"; last: call {c.last_pop.call_id}: {n} earlier call{'s' if n != 1 else ''}"
         return (
             f"{c.deliveries} deliveries verified, {c.duplicates} duplicates, {c.bad_signatures} bad signatures, "
             f"{c.pops_with_history} repeat callers' pops with history{last}"
