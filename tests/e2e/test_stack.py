@@ -21,7 +21,7 @@ from switchboard.demo.traffic import DemoCall, TrafficModel
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import read_all, wait_until_drained
 from switchboard.platform.settings import DEMO_CONFIG
-from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, TERMINAL_TOPICS
+from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, CTI_EVENTS, TERMINAL_TOPICS
 from switchboard.stack import SERVICES, Stack
 from switchboard.v1 import events_pb2 as pb
 from tests.prometheus import Prometheus, find_prometheus
@@ -112,15 +112,19 @@ def query(dsn: str, sql: str) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
-async def crm_received(stack: Stack, events: int, timeout_s: float = 60.0) -> CrmCounts:
-    """The demo CRM's counts once it verified `events` deliveries (cti delivers them in the background)."""
+async def crm_caught_up(stack: Stack, timeout_s: float = 60.0) -> tuple[CrmCounts, list[pb.CtiEvent]]:
+    """The demo CRM's counts and the cti.events events at a moment it had verified every one of them: cti
+    delivers in the background, and still publishes wrap-ups while the last calls end."""
     assert stack.crm_http, "the demo config has a crm endpoint pointing at the demo CRM, so the stack starts it"
-    deadline = asyncio.get_running_loop().time() + timeout_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     async with httpx.AsyncClient(base_url=f"http://{stack.crm_http}", timeout=5) as client:
         while True:
+            # Kafka first: a delivery follows its publication, so the CRM can only be ahead of this read.
+            events = list({ev.event_id: ev for _, ev in await read_all(stack.kafka_settings(), [CTI_EVENTS])}.values())
             counts = CrmCounts.model_validate_json((await client.get("/stats")).raise_for_status().content)
-            if counts.deliveries >= events or asyncio.get_running_loop().time() > deadline:
-                return counts
+            if (events and counts.deliveries == len(events)) or loop.time() > deadline:
+                return counts, events
             await asyncio.sleep(0.2)
 
 
@@ -148,7 +152,8 @@ class Run:
     dead: list[str]
     codes: dict
     calls: list[DemoCall]
-    crm: CrmCounts  # what the demo CRM received, once it had every cti event
+    crm: CrmCounts  # what the demo CRM received...
+    crm_events: list  # ...when it had every one of these cti.events events
     decision_rate: float | None = None  # sum(rate(switchboard_decisions_total[30s])) once > 0; None: no prometheus
     scrape_up: dict[str, float] = field(default_factory=dict)
 
@@ -188,7 +193,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         # Queued calls end when agents free up; wait until the sink has seen everything there is.
         assert await wait_until_drained(kafka, "analytics", timeout_s=60) == 0
         events = await read_all(kafka, ALL_TOPICS)
-        result["crm"] = await crm_received(stack, len({ev.event_id for t, ev in events if t.name == "cti.events"}))
+        result["crm"], result["crm_events"] = await crm_caught_up(stack)
         return stats, events
 
     try:
@@ -296,15 +301,21 @@ def test_200_calls_flow_through_every_service(run: Run):
 def test_the_demo_crm_verified_every_webhook_and_saw_repeat_callers_history(run: Run):
     """cti delivered every cti.events event to the demo CRM, signed with the stack's secret; repeat callers'
     screen pops carried their earlier calls (the demo traffic has repeat callers)."""
-    cti_events = {ev.event_id: ev for t, ev in run.events if t.name == "cti.events"}
-    assert run.crm.deliveries == len(cti_events), (run.crm, len(cti_events))
-    assert run.crm.bad_signatures == 0
-    with_history = [ev for ev in cti_events.values() if ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED and len(ev.history) > 0]
-    assert with_history, "no repeat caller's screen pop had history"
-    assert run.crm.pops_with_history == len(with_history)
-    assert run.crm.last_pop is not None and run.crm.last_pop.call_id in {ev.call_id for ev in with_history}
-    logged = (run.stack.log_dir / "crm.log").read_text()
-    assert logged.count('"crm_delivery"') == len(cti_events)  # one JSON line per delivery
+    crm, cti_events = run.crm, run.crm_events
+    assert crm.deliveries == len(cti_events), (crm, len(cti_events))
+    assert crm.bad_signatures == 0
+    pops = [ev for ev in cti_events if ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED and len(ev.history) > 0]
+    assert pops, "no repeat caller's screen pop had history"
+    assert crm.pops_with_history == len(pops)
+    assert crm.last_pop is not None
+    last = next(ev for ev in pops if ev.call_id == crm.last_pop.call_id)
+    assert crm.last_pop.earlier == len(last.history)
+    # One JSON line per delivery in crm.log, as many as the receiver counted when it stopped.
+    lines = [json.loads(line) for line in (run.stack.log_dir / "crm.log").read_text().splitlines()]
+    [stopped] = [r for r in lines if r["event"] == "stopped"]
+    delivered = [r for r in lines if r["event"] == "crm_delivery"]
+    assert len(delivered) == stopped["deliveries"] >= crm.deliveries
+    assert any(r["call_id"] == last.call_id and len(r["earlier_calls"]) == len(last.history) for r in delivered)
 
 
 def test_prometheus_scrapes_every_service_and_sees_decisions(run: Run):
