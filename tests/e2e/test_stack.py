@@ -112,9 +112,9 @@ def query(dsn: str, sql: str) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
-async def crm_caught_up(stack: Stack, timeout_s: float = 60.0) -> tuple[CrmCounts, list[pb.CtiEvent]]:
-    """The demo CRM's counts and the cti.events events at a moment it had verified every one of them: cti
-    delivers in the background, and still publishes wrap-ups while the last calls end."""
+async def crm_caught_up(stack: Stack, routed: set[str], timeout_s: float = 90.0) -> tuple[CrmCounts, list[pb.CtiEvent]]:
+    """The demo CRM's counts and the cti.events events at a moment cti had popped every call in `routed` and
+    the CRM had verified every event there was: cti delivers in the background, behind routing."""
     assert stack.crm_http, "the demo config has a crm endpoint pointing at the demo CRM, so the stack starts it"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -123,7 +123,8 @@ async def crm_caught_up(stack: Stack, timeout_s: float = 60.0) -> tuple[CrmCount
             # Kafka first: a delivery follows its publication, so the CRM can only be ahead of this read.
             events = list({ev.event_id: ev for _, ev in await read_all(stack.kafka_settings(), [CTI_EVENTS])}.values())
             counts = CrmCounts.model_validate_json((await client.get("/stats")).raise_for_status().content)
-            if (events and counts.deliveries == len(events)) or loop.time() > deadline:
+            popped = {ev.call_id for ev in events if ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED}
+            if (routed <= popped and counts.deliveries == len(events)) or loop.time() > deadline:
                 return counts, events
             await asyncio.sleep(0.2)
 
@@ -190,11 +191,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 prometheus.wait_for, "sum(rate(switchboard_decisions_total[30s]))", lambda v: v > 0
             )
             result["scrape_up"] = await asyncio.to_thread(prometheus.up)
+        edge_routed = {r.call_id for r in stats.results if r.status == "routed"}
+        result["crm"], result["crm_events"] = await crm_caught_up(stack, edge_routed)
         # Queued calls end when agents free up; wait until the sink has seen everything there is.
         assert await wait_until_drained(kafka, "analytics", timeout_s=60) == 0
-        events = await read_all(kafka, ALL_TOPICS)
-        result["crm"], result["crm_events"] = await crm_caught_up(stack)
-        return stats, events
+        return stats, await read_all(kafka, ALL_TOPICS)
 
     try:
         stats, events = asyncio.run(scenario())
