@@ -24,6 +24,7 @@ import grpc
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from google.protobuf.message import Message
 
+from switchboard.demo.crm import DEMO_CRM_SECRET_ENV
 from switchboard.platform import codec
 from switchboard.platform.kafka import EventBus, make_consumer
 from switchboard.platform.kafka import read_all as read_topics
@@ -33,6 +34,10 @@ from switchboard.platform.topics import CALL_QUEUED, CALL_REJECTED, CALL_ROUTED,
 from switchboard.v1 import events_pb2 as pb
 
 M = TypeVar("M", bound=Message)
+
+# What service_env gives cti as the demo config's crm endpoint secret (SWITCHBOARD_DEMO_CRM_SECRET): any
+# well-formed whsec_ secret (base64 of "switchboard-demo-crm-test").
+TEST_CRM_SECRET = "whsec_c3dpdGNoYm9hcmQtZGVtby1jcm0tdGVzdA=="
 
 # ------------------------------------------------------------------ service processes
 
@@ -47,6 +52,9 @@ def service_env(kafka: KafkaSettings, config: Path | str | None = None, **extra:
         # set their own.
         "SWITCHBOARD_IVR_GRPC_INSECURE": "true",
         "SWITCHBOARD_QUEUE_DESK_INSECURE": "true",
+        # The demo config (every service's default) has a crm endpoint whose secret cti must find, or it refuses to
+        # start; nothing listens at its default url, so cti's deliveries there just fail and retry in the background.
+        DEMO_CRM_SECRET_ENV: TEST_CRM_SECRET,
     }
     if config is not None:
         env["SWITCHBOARD_CONFIG"] = str(config)

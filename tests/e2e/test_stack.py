@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from switchboard.core.config import RoutingConfig
+from switchboard.demo.crm import CrmCounts
 from switchboard.demo.driver import drive
 from switchboard.demo.traffic import DemoCall, TrafficModel
 from switchboard.platform.configfile import load_config
 from switchboard.platform.kafka import read_all, wait_until_drained
 from switchboard.platform.settings import DEMO_CONFIG
-from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, TERMINAL_TOPICS
+from switchboard.platform.topics import ALL_TOPICS, CALL_ROUTED, CTI_EVENTS, TERMINAL_TOPICS
 from switchboard.stack import SERVICES, Stack
 from switchboard.v1 import events_pb2 as pb
 from tests.prometheus import Prometheus, find_prometheus
@@ -115,6 +117,23 @@ def query(dsn: str, sql: str) -> list[dict]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
+async def crm_caught_up(stack: Stack, routed: set[str], timeout_s: float = 90.0) -> tuple[CrmCounts, list[pb.CtiEvent]]:
+    """The demo CRM's counts and the cti.events events at a moment cti had popped every call in `routed` and
+    the CRM had verified every event there was: cti delivers in the background, behind routing."""
+    assert stack.crm_http, "the demo config has a crm endpoint pointing at the demo CRM, so the stack starts it"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with httpx.AsyncClient(base_url=f"http://{stack.crm_http}", timeout=5) as client:
+        while True:
+            # Kafka first: a delivery follows its publication, so the CRM can only be ahead of this read.
+            events = list({ev.event_id: ev for _, ev in await read_all(stack.kafka_settings(), [CTI_EVENTS])}.values())
+            counts = CrmCounts.model_validate_json((await client.get("/stats")).raise_for_status().content)
+            popped = {ev.call_id for ev in events if ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED}
+            if (routed <= popped and counts.deliveries == len(events)) or loop.time() > deadline:
+                return counts, events
+            await asyncio.sleep(0.2)
+
+
 class RecordingTraffic(TrafficModel):
     """The demo traffic, remembering every call it made (the log test looks for their callers' numbers)."""
 
@@ -139,6 +158,8 @@ class Run:
     dead: list[str]
     codes: dict
     calls: list[DemoCall]
+    crm: CrmCounts  # what the demo CRM received...
+    crm_events: list  # ...when it had every one of these cti.events events
     decision_rate: float | None = None  # sum(rate(switchboard_decisions_total[30s])) once > 0; None: no prometheus
     scrape_up: dict[str, float] = field(default_factory=dict)
 
@@ -178,6 +199,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 prometheus.wait_for, "sum(rate(switchboard_decisions_total[30s]))", lambda v: v > 0
             )
             result["scrape_up"] = await asyncio.to_thread(prometheus.up)
+        edge_routed = {r.call_id for r in stats.results if r.status == "routed"}
+        result["crm"], result["crm_events"] = await crm_caught_up(stack, edge_routed)
         # Queued calls end when agents free up; wait until the sink has seen everything there is.
         assert await wait_until_drained(kafka, "analytics", timeout_s=60) == 0
         return stats, await read_all(kafka, ALL_TOPICS)
@@ -283,6 +306,26 @@ def test_200_calls_flow_through_every_service(run: Run):
     assert int(n_routed) == len(routed)
     revenue = query(stack.analytics_dsn, "SELECT toString(sum(price)) AS s FROM calls_routed FINAL")[0]["s"]
     assert Decimal(revenue) == sum((Decimal(ev.price) for ev in routed.values()), Decimal("0"))
+
+
+def test_the_demo_crm_verified_every_webhook_and_saw_repeat_callers_history(run: Run):
+    """cti delivered every cti.events event to the demo CRM, signed with the stack's secret; repeat callers'
+    screen pops carried their earlier calls (the demo traffic has repeat callers)."""
+    crm, cti_events = run.crm, run.crm_events
+    assert crm.deliveries == len(cti_events), (crm, len(cti_events))
+    assert crm.bad_signatures == 0
+    pops = [ev for ev in cti_events if ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED and len(ev.history) > 0]
+    assert pops, "no repeat caller's screen pop had history"
+    assert crm.pops_with_history == len(pops)
+    assert crm.last_pop is not None
+    last = next(ev for ev in pops if ev.call_id == crm.last_pop.call_id)
+    assert crm.last_pop.earlier == len(last.history)
+    # One JSON line per delivery in crm.log, as many as the receiver counted when it stopped.
+    lines = [json.loads(line) for line in (run.stack.log_dir / "crm.log").read_text().splitlines()]
+    [stopped] = [r for r in lines if r["event"] == "stopped"]
+    delivered = [r for r in lines if r["event"] == "crm_delivery"]
+    assert len(delivered) == stopped["deliveries"] >= crm.deliveries
+    assert any(r["call_id"] == last.call_id and len(r["earlier_calls"]) == len(last.history) for r in delivered)
 
 
 def test_prometheus_scrapes_every_service_and_sees_decisions(run: Run):

@@ -193,7 +193,7 @@ def run(
     from switchboard.demo.callbacks import DemoCallbacks
     from switchboard.demo.desk import DemoAgents
     from switchboard.demo.driver import DriveStats, drive
-    from switchboard.demo.live import RtbView, acd_table, render
+    from switchboard.demo.live import CrmView, RtbView, acd_table, render
     from switchboard.demo.traffic import TrafficModel
     from switchboard.platform.configfile import load_config
     from switchboard.platform.kafka import wait_until_drained
@@ -218,6 +218,7 @@ def run(
         with console.status("starting broker…") as status:
             await stack.start(progress=lambda name: status.update(f"starting {name}…"))
         sim = f", buyer simulator http {stack.buyersim_http} grpc {stack.buyersim_grpc}" if stack.buyersim_http else ""
+        sim += f", demo CRM http {stack.crm_http}" if stack.crm_http else ""
         console.print(f"stack up: broker {stack.bootstrap_servers}, gRPC edge {stack.ivr_target}{sim}, logs in {stack.log_dir}")
         console.print("ops endpoints (docs/OPERATIONS.md):")
         for name, url in stack.ops_urls().items():
@@ -225,6 +226,7 @@ def run(
         # The same config the services loaded, with the simulator's addresses filled in.
         run_cfg = load_config(config, env=stack.config_env())
         rtb = RtbView(run_cfg, stack.buyersim_http)
+        crm = CrmView(stack.crm_http)
         stats = DriveStats()
         desk_agents = any(a.login == "desk" for a in run_cfg.agents)
         agents = DemoAgents(stack.desk_target, run_cfg, seed=seed) if desk_agents else None
@@ -248,12 +250,13 @@ def run(
                 agent_talk_scale=agent_talk_scale,
             )
         )
-        with Live(render(stats, rate, rtb=rtb, agents=agents), console=console, refresh_per_second=4) as live:
+        with Live(render(stats, rate, rtb=rtb, agents=agents, crm=crm), console=console, refresh_per_second=4) as live:
             while not driver.done():
                 await asyncio.wait({driver}, timeout=0.25)
                 await rtb.refresh()
+                await crm.refresh()
                 dead = stack.dead_services()
-                live.update(render(stats, rate, dead, rtb=rtb, agents=agents))
+                live.update(render(stats, rate, dead, rtb=rtb, agents=agents, crm=crm))
                 if dead:
                     stop.set()
         await driver
@@ -263,6 +266,10 @@ def run(
             console.print(acd_table(stats, agents))
         with console.status("waiting for analytics to catch up…"):
             await wait_until_drained(stack.kafka_settings(), "analytics", timeout_s=30)
+        if crm.url is not None:
+            crm.every_s = 0.0  # the numbers as they are now, after the last calls ended
+            await crm.refresh()
+            console.print(f"CRM webhooks: {crm.line()}", highlight=False, soft_wrap=True)
         return stats
 
     try:

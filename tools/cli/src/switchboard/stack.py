@@ -11,6 +11,11 @@ first on free ports; its addresses reach every service, and the config loading
 of the caller, as SWITCHBOARD_BUYERSIM_HTTP / SWITCHBOARD_BUYERSIM_GRPC, which
 the demo config interpolates into its RTB urls (`${SWITCHBOARD_BUYERSIM_HTTP:-...}`).
 The simulated buyers' signing secrets go to the bidder as SWITCHBOARD_BIDDER_SECRETS.
+
+Likewise the demo CRM (`python -m switchboard.demo.crm`): when a `crm_endpoints` url points at
+`${SWITCHBOARD_DEMO_CRM:-...}`, it starts before the services on a free port, with a fresh
+`whsec_` secret per stack; the services get its address as SWITCHBOARD_DEMO_CRM and cti the
+secret in every variable those endpoints name as `secret_env`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from switchboard.demo.crm import DEMO_CRM_ENV, DEMO_CRM_SECRET_ENV, new_secret
 from switchboard.platform.broker import EmbeddedBroker
 from switchboard.platform.lifecycle import READY_DIR_ENV, ready_path
 from switchboard.platform.settings import DEMO_CONFIG, KafkaSettings
@@ -37,6 +44,9 @@ DEMO_BUYERS = DEMO_CONFIG.parent / "buyers.yaml"
 BUYERSIM_HTTP_ENV = "SWITCHBOARD_BUYERSIM_HTTP"
 BUYERSIM_GRPC_ENV = "SWITCHBOARD_BUYERSIM_GRPC"
 BIDDER_SECRETS_ENV = "SWITCHBOARD_BIDDER_SECRETS"
+DEMO_CRM = "crm"
+# SWITCHBOARD_DEMO_CRM while looking for the endpoints that point at the demo CRM: a host no real URL has.
+_DEMO_CRM_PROBE = "switchboard-demo-crm.invalid:1"
 
 
 def has_rtb_buyers(config: Path) -> bool:
@@ -49,6 +59,19 @@ def has_rtb_buyers(config: Path) -> bool:
     except ConfigError:
         return False  # the services report the problems; nothing to simulate
     return any(b.bid.type == "rtb" for b in cfg.buyers)
+
+
+def demo_crm_secret_envs(config: Path) -> tuple[str, ...]:
+    """The `secret_env` of every crm endpoint whose url points at the demo CRM (`${SWITCHBOARD_DEMO_CRM...}`)."""
+    from switchboard.core.config import ConfigError
+    from switchboard.platform.configfile import load_config
+
+    try:
+        cfg = load_config(config, env={**os.environ, DEMO_CRM_ENV: _DEMO_CRM_PROBE})
+    except ConfigError:
+        return ()  # the services report the problems
+    names = [e.secret_env for e in cfg.crm_endpoints if urlsplit(e.url).netloc == _DEMO_CRM_PROBE]
+    return tuple(dict.fromkeys(names))
 
 
 class StackError(RuntimeError):
@@ -81,6 +104,8 @@ class Stack:
     buyers: Path | bool | None = None
     broker: EmbeddedBroker | None = field(default=None, init=False)
     procs: dict[str, ServiceProcess] = field(default_factory=dict, init=False)
+    # The demo CRM's signing secret: one per stack, so a run never verifies with another run's key.
+    crm_secret: str = field(default_factory=new_secret, init=False, repr=False)
 
     @property
     def ready_dir(self) -> Path:
@@ -124,6 +149,12 @@ class Stack:
         sp = self.procs.get(BUYERSIM)
         return f"127.0.0.1:{sp.info['grpc_port']}" if sp and sp.info else None
 
+    @property
+    def crm_http(self) -> str | None:
+        """`127.0.0.1:<port>` of the demo CRM receiver, None when it is not running."""
+        sp = self.procs.get(DEMO_CRM)
+        return f"127.0.0.1:{sp.info['http_port']}" if sp and sp.info else None
+
     def buyers_config(self) -> Path | None:
         """The simulator YAML this stack plays, or None when no simulator is needed."""
         if self.buyers is False:
@@ -138,6 +169,8 @@ class Stack:
         if self.buyersim_http:
             env[BUYERSIM_HTTP_ENV] = self.buyersim_http
             env[BUYERSIM_GRPC_ENV] = self.buyersim_grpc or ""
+        if self.crm_http:
+            env[DEMO_CRM_ENV] = self.crm_http
         env.update(self.extra_env)
         return env
 
@@ -172,12 +205,17 @@ class Stack:
         if self.buyersim_http:
             env[BUYERSIM_HTTP_ENV] = self.buyersim_http
             env[BUYERSIM_GRPC_ENV] = self.buyersim_grpc or ""
+        if self.crm_http:
+            env[DEMO_CRM_ENV] = self.crm_http
         # A local stack on loopback: the gRPC edge and AgentDesk in plaintext without client credentials (the demo
         # driver, its agents and the bench talk to them so), unless the caller's environment says otherwise
         # (docs/IVR.md, "Securing the gRPC edge"; docs/ACD.md, "Securing AgentDesk").
         env.setdefault("SWITCHBOARD_IVR_GRPC_INSECURE", "true")
         env.setdefault("SWITCHBOARD_QUEUE_DESK_INSECURE", "true")
         env.update(self.extra_env)
+        if self.crm_http:
+            for name in demo_crm_secret_envs(Path(self.config)):
+                env[name] = self.crm_secret  # cti signs with the key the demo CRM verifies with (set last: it must match)
         secrets = self._buyer_secrets(env)
         if secrets is not None:
             env[BIDDER_SECRETS_ENV] = secrets
@@ -216,6 +254,13 @@ class Stack:
                 config = str(Path(buyers).resolve())  # noqa: ASYNC240 — one path, once, at start-up
                 self._spawn(BUYERSIM, ["switchboard.buyersim", "--config", config], self.env())
                 self.procs[BUYERSIM].info = await self._wait_ready(BUYERSIM, timeout_s)
+            if demo_crm_secret_envs(Path(self.config)):
+                # Before the services too: cti's endpoint url interpolates the receiver's port.
+                if progress:
+                    progress(DEMO_CRM)
+                crm_env = {**self.env(), DEMO_CRM_SECRET_ENV: self.crm_secret}
+                self._spawn(DEMO_CRM, ["switchboard.demo.crm", "--secret-env", DEMO_CRM_SECRET_ENV], crm_env)
+                self.procs[DEMO_CRM].info = await self._wait_ready(DEMO_CRM, timeout_s)
             env = self.env()
             for name in self.services:
                 self._spawn(name, [f"switchboard.services.{name}"], env)
@@ -254,7 +299,8 @@ class Stack:
         return [n for n, sp in self.procs.items() if sp.process.poll() is not None]
 
     def stop(self, timeout_s: float = 20.0) -> dict[str, int | None]:
-        """SIGTERM every service (edge first, sink last so it flushes everything), the buyer simulator, then the broker."""
+        """SIGTERM every service (edge first, sink last so it flushes everything), the demo CRM and the buyer
+        simulator, then the broker."""
         codes: dict[str, int | None] = {}
         for name in reversed(list(self.procs)):
             sp = self.procs[name]

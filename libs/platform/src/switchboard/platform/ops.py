@@ -179,11 +179,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, "application/json", b'{"status": "not found", "paths": ["/metrics", "/livez", "/readyz"]}')
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (a scrape timeout, a stopping Prometheus): nobody is left to answer, and the
+            # server's default handle_error would print a traceback that is not a JSON log line.
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # probes come every few seconds: no access log

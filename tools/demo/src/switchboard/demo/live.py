@@ -1,4 +1,4 @@
-"""The live terminal view of `switchboard run`: throughput, outcomes, revenue, decision latency, RTB buyers."""
+"""The live terminal view of `switchboard run`: throughput, outcomes, revenue, decision latency, RTB buyers, CRM webhooks."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import time
 import urllib.request
 from collections import Counter
 
+import httpx
+import pydantic
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
 from switchboard.core.config import RoutingConfig
+from switchboard.demo.crm import CrmCounts
 from switchboard.demo.desk import DemoAgents
 from switchboard.demo.driver import DriveStats
 
@@ -74,6 +77,38 @@ class RtbView:
         return t
 
 
+class CrmView:
+    """What the demo CRM received (its GET /stats, once a second): cti's signed webhooks, verified and deduped."""
+
+    def __init__(self, crm_http: str | None, every_s: float = 1.0) -> None:
+        self.url = f"http://{crm_http}/stats" if crm_http else None
+        self.every_s = every_s
+        self.counts = CrmCounts()
+        self._last = 0.0
+
+    async def refresh(self) -> None:
+        if self.url is None or time.monotonic() - self._last < self.every_s:
+            return
+        self._last = time.monotonic()
+        try:
+            async with httpx.AsyncClient(timeout=0.5) as client:
+                resp = await client.get(self.url)
+            self.counts = CrmCounts.model_validate_json(resp.raise_for_status().content)
+        except (httpx.HTTPError, pydantic.ValidationError):
+            pass  # the receiver is going away (shutdown); keep the last numbers
+
+    def line(self) -> str:
+        c = self.counts
+        last = ""
+        if c.last_pop is not None:
+            n = c.last_pop.earlier
+            last = f"; last: call {c.last_pop.call_id}: {n} earlier call{'s' if n != 1 else ''}"
+        return (
+            f"{c.deliveries} deliveries verified, {c.duplicates} duplicates, {c.bad_signatures} bad signatures, "
+            f"{c.pops_with_history} repeat callers' pops with history{last}"
+        )
+
+
 def acd_table(stats: DriveStats, agents: DemoAgents | None) -> Table:
     """The in-house ACD as the edge and the agents' desks see it: waits announced, callbacks, overflow, agents."""
     acd = Table(title="In-house ACD (queues, callbacks, agents)", expand=True, show_header=False)
@@ -104,6 +139,7 @@ def render(
     dead: list[str] | None = None,
     rtb: RtbView | None = None,
     agents: DemoAgents | None = None,
+    crm: CrmView | None = None,
 ) -> Group:
     elapsed = time.monotonic() - stats.started_at
     done = len(stats.results)
@@ -147,6 +183,8 @@ def render(
         parts.append(rtb.table(stats))
     if stats.waited or stats.callbacks or (agents is not None and agents.agent_ids):
         parts.append(acd_table(stats, agents))
+    if crm is not None and crm.url is not None:
+        parts.append(Panel(crm.line(), title="CRM webhooks (the demo CRM, var/run/logs/crm.log)", title_align="left"))
     if dead:
         parts.append(Panel(f"[red]stopped unexpectedly: {', '.join(dead)} (see var/run/logs)"))
     return Group(*parts)
