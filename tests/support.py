@@ -406,6 +406,7 @@ async def publish_agent_offer(bus: EventBus, call_id: str, attempt: int, callbac
             kind=pb.TARGET_KIND_AGENT,
             agent_id="ana",
             destination="sip:ana@switchboard.local",
+            strategy="queue",
             attempt=attempt,
             callback_attempt=callback_attempt,
         ),

@@ -108,6 +108,7 @@ def routed(cid: str, buyer: str) -> pb.CallRouted:
         buyer_id=buyer,
         price="40.00",
         attempt=1,
+        strategy="price",
         caller=pb.Caller(number="+13105550188", state="CA", zip="90210"),
         answers={"homeowner": "yes"},
     )

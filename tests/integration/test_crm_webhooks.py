@@ -260,6 +260,7 @@ async def test_every_event_arrives_once_per_id_in_order_per_call_through_a_flaky
             buyer_id="b1",
             destination="+18005550100",
             price="40.00",
+            strategy="price",
             attempt=1,
         ),
     )
@@ -334,6 +335,7 @@ async def test_a_hanging_crm_does_not_hold_the_screen_pops(cti, receiver, bus, k
             campaign_id="c1",
             kind=pb.TARGET_KIND_BUYER,
             buyer_id="b1",
+            strategy="price",
             attempt=1,
         ),
     )

@@ -56,6 +56,7 @@ def routed(cid: str, who: pb.Caller, *, buyer: str = "", agent: str = "") -> pb.
         price="0" if agent else "40.00",
         attempt=1,
         billable_after_s=0 if agent else 60,
+        strategy="queue" if agent else "price",
         caller=who,
         answers={"homeowner": "yes"},
     )

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from switchboard.core.config import RtbBid
+from switchboard.core.config import Buyer, RtbBid
 from switchboard.services.bidder import protocol
 from switchboard.services.bidder.service import rtb_timeout_s
 from switchboard.v1 import bidding_pb2 as bpb
@@ -38,7 +38,7 @@ def ping(deadline_s: float | None = 1_700_000_000.25) -> pb.PingRequested:
     return p
 
 
-def test_ping_json_has_the_documented_fields_and_never_a_number() -> None:
+def test_ping_json_has_the_documented_fields() -> None:
     body = json.loads(protocol.ping_json(ping(), "b1", 750))
     assert body == {
         "type": "ping",
@@ -50,11 +50,34 @@ def test_ping_json_has_the_documented_fields_and_never_a_number() -> None:
         "state": "CA",
         "zip": "90001",
         "area_code": "213",
+        "caller_number": "",
         "answers": {"credit": "700", "homeowner": "yes"},
         "deadline": "2023-11-14T22:13:20.250Z",
         "timeout_ms": 750,
     }
-    assert "number" not in json.dumps(body) and "caller" not in json.dumps(body)
+
+
+def buyer(**fields: object) -> Buyer:
+    return Buyer.model_validate({"id": "b1", "destination": "+18005550100", "bid": {"type": "static", "price": "9"}, **fields})
+
+
+@pytest.mark.parametrize("strategy", ["price", "parallel_highest", "parallel_first", "availability", "ping_post"])
+def test_a_ping_shows_each_buyer_only_what_it_may_see(strategy: str) -> None:
+    p = ping()
+    p.strategy, p.caller_number = strategy, "+12135550199"
+    private = json.loads(protocol.ping_json(protocol.shown_ping(p, buyer()), "b1", 750))
+    assert private["caller_number"] == "" and "2135550199" not in json.dumps(private)
+    shared = protocol.shown_ping(p, buyer(share_caller_number=True, share_answers=["credit"]))
+    assert shared.caller_number == ("" if strategy == "ping_post" else "+12135550199")
+    assert protocol.ping_proto(shared, "b1", 750).caller_number == shared.caller_number
+    assert dict(shared.answers) == {"credit": "700"} and len(p.answers) == 2  # the buyer's copy, not the router's ping
+
+
+def test_a_post_shows_the_number_only_to_a_sharing_buyer_and_only_its_answers() -> None:
+    post = pb.PostRequested(buyer_id="b1", caller=pb.Caller(number="+12135550199", zip="90001"), answers={"a": "1", "b": "2"})
+    assert protocol.shown_post(post, buyer()).caller.number == ""
+    shared = protocol.shown_post(post, buyer(share_caller_number=True, share_answers=[]))
+    assert shared.caller.number == "+12135550199" and not shared.answers and shared.caller.zip == "90001"
 
 
 def test_ping_proto_mirrors_the_json() -> None:

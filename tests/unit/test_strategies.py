@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.core import engine
+from switchboard.core import engine, sharing
 from switchboard.core.config import RoutingConfig
 from switchboard.core.ledger import BuyerLoad, InMemoryLedger, call_ended, call_routed
 from switchboard.v1 import events_pb2 as pb
@@ -263,11 +263,14 @@ def test_direct_offers_the_list_in_order_at_the_static_price_with_partial_data()
         [static("x", "10.00"), static("y", "50.00"), static("z", "30.00")], [tier("direct", ["z", "x", "y"])], min_price="5.00"
     )
     step = engine.start_routing(cfg, call(), NOW)
-    seen = [(routed_to(step), step.action.price, step.action.data_scope)]
+    seen = [(routed_to(step), step.action.price, step.action.strategy)]
     for _ in range(2):
         step = engine.offer_failed(cfg, step.progress, "reject", NOW)
-        seen.append((routed_to(step), step.action.price, step.action.data_scope))
-    assert seen == [("z", Decimal("30.00"), "partial"), ("x", Decimal("10.00"), "partial"), ("y", Decimal("50.00"), "partial")]
+        seen.append((routed_to(step), step.action.price, step.action.strategy))
+    assert seen == [("z", Decimal("30.00"), "direct"), ("x", Decimal("10.00"), "direct"), ("y", Decimal("50.00"), "direct")]
+    # partial application data: whatever share_caller_number says, the offer shows no number nor earlier calls
+    shown = sharing.for_buyer(cfg.buyer("z").model_copy(update={"share_caller_number": True}), "direct", sharing.Outlet.OFFER)
+    assert (shown.number, shown.history) == (False, sharing.History.NONE)
 
 
 def test_direct_after_a_reject_offers_the_next_buyer_by_previously_placed_bid() -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswitchboard/v1/bidding.proto\x12\x0eswitchboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x02\n\x0bPingRequest\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x12\n\nauction_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x12\x14\n\x0cpublisher_id\x18\x05 \x01(\t\x12\r\n\x05state\x18\x06 \x01(\t\x12\x0b\n\x03zip\x18\x07 \x01(\t\x12\x11\n\tarea_code\x18\x08 \x01(\t\x12\x39\n\x07\x61nswers\x18\t \x03(\x0b\x32(.switchboard.v1.PingRequest.AnswersEntry\x12,\n\x08\x64\x65\x61\x64line\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntimeout_ms\x18\x0b \x01(\x05\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0cPingResponse\x12\x13\n\x06\x61\x63\x63\x65pt\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x0b\n\x03\x62id\x18\x02 \x01(\t\x12\x16\n\tavailable\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x0e\n\x06reason\x18\x04 \x01(\tB\t\n\x07_acceptB\x0c\n\n_available\"\x82\x03\n\x0bPostRequest\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x12\n\nauction_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x12\x14\n\x0cpublisher_id\x18\x05 \x01(\t\x12\r\n\x05price\x18\x06 \x01(\t\x12\x15\n\rcaller_number\x18\x07 \x01(\t\x12\r\n\x05state\x18\x08 \x01(\t\x12\x0b\n\x03zip\x18\t \x01(\t\x12\x11\n\tarea_code\x18\n \x01(\t\x12\x39\n\x07\x61nswers\x18\x0b \x03(\x0b\x32(.switchboard.v1.PostRequest.AnswersEntry\x12,\n\x08\x64\x65\x61\x64line\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntimeout_ms\x18\r \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x0e \x01(\x05\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x0cPostResponse\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t2\x8f\x01\n\x07\x42idding\x12\x41\n\x04Ping\x12\x1b.switchboard.v1.PingRequest\x1a\x1c.switchboard.v1.PingResponse\x12\x41\n\x04Post\x12\x1b.switchboard.v1.PostRequest\x1a\x1c.switchboard.v1.PostResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswitchboard/v1/bidding.proto\x12\x0eswitchboard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x0bPingRequest\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x12\n\nauction_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x12\x14\n\x0cpublisher_id\x18\x05 \x01(\t\x12\r\n\x05state\x18\x06 \x01(\t\x12\x0b\n\x03zip\x18\x07 \x01(\t\x12\x11\n\tarea_code\x18\x08 \x01(\t\x12\x39\n\x07\x61nswers\x18\t \x03(\x0b\x32(.switchboard.v1.PingRequest.AnswersEntry\x12,\n\x08\x64\x65\x61\x64line\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntimeout_ms\x18\x0b \x01(\x05\x12\x15\n\rcaller_number\x18\x0c \x01(\t\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0cPingResponse\x12\x13\n\x06\x61\x63\x63\x65pt\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x0b\n\x03\x62id\x18\x02 \x01(\t\x12\x16\n\tavailable\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x0e\n\x06reason\x18\x04 \x01(\tB\t\n\x07_acceptB\x0c\n\n_available\"\x82\x03\n\x0bPostRequest\x12\x10\n\x08\x62uyer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x12\n\nauction_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x12\x14\n\x0cpublisher_id\x18\x05 \x01(\t\x12\r\n\x05price\x18\x06 \x01(\t\x12\x15\n\rcaller_number\x18\x07 \x01(\t\x12\r\n\x05state\x18\x08 \x01(\t\x12\x0b\n\x03zip\x18\t \x01(\t\x12\x11\n\tarea_code\x18\n \x01(\t\x12\x39\n\x07\x61nswers\x18\x0b \x03(\x0b\x32(.switchboard.v1.PostRequest.AnswersEntry\x12,\n\x08\x64\x65\x61\x64line\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntimeout_ms\x18\r \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x0e \x01(\x05\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x0cPostResponse\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t2\x8f\x01\n\x07\x42idding\x12\x41\n\x04Ping\x12\x1b.switchboard.v1.PingRequest\x1a\x1c.switchboard.v1.PingResponse\x12\x41\n\x04Post\x12\x1b.switchboard.v1.PostRequest\x1a\x1c.switchboard.v1.PostResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,17 +37,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTREQUEST_ANSWERSENTRY']._loaded_options = None
   _globals['_POSTREQUEST_ANSWERSENTRY']._serialized_options = b'8\001'
   _globals['_PINGREQUEST']._serialized_start=82
-  _globals['_PINGREQUEST']._serialized_end=413
-  _globals['_PINGREQUEST_ANSWERSENTRY']._serialized_start=367
-  _globals['_PINGREQUEST_ANSWERSENTRY']._serialized_end=413
-  _globals['_PINGRESPONSE']._serialized_start=415
-  _globals['_PINGRESPONSE']._serialized_end=528
-  _globals['_POSTREQUEST']._serialized_start=531
-  _globals['_POSTREQUEST']._serialized_end=917
-  _globals['_POSTREQUEST_ANSWERSENTRY']._serialized_start=367
-  _globals['_POSTREQUEST_ANSWERSENTRY']._serialized_end=413
-  _globals['_POSTRESPONSE']._serialized_start=919
-  _globals['_POSTRESPONSE']._serialized_end=965
-  _globals['_BIDDING']._serialized_start=968
-  _globals['_BIDDING']._serialized_end=1111
+  _globals['_PINGREQUEST']._serialized_end=436
+  _globals['_PINGREQUEST_ANSWERSENTRY']._serialized_start=390
+  _globals['_PINGREQUEST_ANSWERSENTRY']._serialized_end=436
+  _globals['_PINGRESPONSE']._serialized_start=438
+  _globals['_PINGRESPONSE']._serialized_end=551
+  _globals['_POSTREQUEST']._serialized_start=554
+  _globals['_POSTREQUEST']._serialized_end=940
+  _globals['_POSTREQUEST_ANSWERSENTRY']._serialized_start=390
+  _globals['_POSTREQUEST_ANSWERSENTRY']._serialized_end=436
+  _globals['_POSTRESPONSE']._serialized_start=942
+  _globals['_POSTRESPONSE']._serialized_end=988
+  _globals['_BIDDING']._serialized_start=991
+  _globals['_BIDDING']._serialized_end=1134
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PingRequest(_message.Message):
-    __slots__ = ("buyer_id", "call_id", "auction_id", "campaign_id", "publisher_id", "state", "zip", "area_code", "answers", "deadline", "timeout_ms")
+    __slots__ = ("buyer_id", "call_id", "auction_id", "campaign_id", "publisher_id", "state", "zip", "area_code", "answers", "deadline", "timeout_ms", "caller_number")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class PingRequest(_message.Message):
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_NUMBER_FIELD_NUMBER: _ClassVar[int]
     buyer_id: str
     call_id: str
     auction_id: str
@@ -40,7 +41,8 @@ class PingRequest(_message.Message):
     answers: _containers.ScalarMap[str, str]
     deadline: _timestamp_pb2.Timestamp
     timeout_ms: int
-    def __init__(self, buyer_id: _Optional[str] = ..., call_id: _Optional[str] = ..., auction_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., state: _Optional[str] = ..., zip: _Optional[str] = ..., area_code: _Optional[str] = ..., answers: _Optional[_Mapping[str, str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    caller_number: str
+    def __init__(self, buyer_id: _Optional[str] = ..., call_id: _Optional[str] = ..., auction_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., state: _Optional[str] = ..., zip: _Optional[str] = ..., area_code: _Optional[str] = ..., answers: _Optional[_Mapping[str, str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., caller_number: _Optional[str] = ...) -> None: ...
 
 class PingResponse(_message.Message):
     __slots__ = ("accept", "bid", "available", "reason")

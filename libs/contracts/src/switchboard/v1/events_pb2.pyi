@@ -150,7 +150,7 @@ class IvrCompleted(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dialed_number: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., qualified: _Optional[bool] = ...) -> None: ...
 
 class PingRequested(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "auction_id", "campaign_id", "publisher_id", "tier_index", "attempt", "strategy", "buyer_ids", "deadline", "state", "zip", "area_code", "answers")
+    __slots__ = ("event_id", "call_id", "occurred_at", "auction_id", "campaign_id", "publisher_id", "tier_index", "attempt", "strategy", "buyer_ids", "deadline", "state", "zip", "area_code", "answers", "caller_number")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +173,7 @@ class PingRequested(_message.Message):
     ZIP_FIELD_NUMBER: _ClassVar[int]
     AREA_CODE_FIELD_NUMBER: _ClassVar[int]
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_NUMBER_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -188,7 +189,8 @@ class PingRequested(_message.Message):
     zip: str
     area_code: str
     answers: _containers.ScalarMap[str, str]
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., auction_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., strategy: _Optional[str] = ..., buyer_ids: _Optional[_Iterable[str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., zip: _Optional[str] = ..., area_code: _Optional[str] = ..., answers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    caller_number: str
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., auction_id: _Optional[str] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., tier_index: _Optional[int] = ..., attempt: _Optional[int] = ..., strategy: _Optional[str] = ..., buyer_ids: _Optional[_Iterable[str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., zip: _Optional[str] = ..., area_code: _Optional[str] = ..., answers: _Optional[_Mapping[str, str]] = ..., caller_number: _Optional[str] = ...) -> None: ...
 
 class BidReceived(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "auction_id", "buyer_id", "outcome", "amount", "reason", "available", "latency_ms")
@@ -474,7 +476,7 @@ class CallEnded(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., attempt: _Optional[int] = ..., routing_pending: _Optional[bool] = ...) -> None: ...
 
 class CtiEvent(_message.Message):
-    __slots__ = ("event_id", "call_id", "occurred_at", "type", "campaign_id", "publisher_id", "caller", "answers", "kind", "buyer_id", "agent_id", "destination", "price", "outcome", "connected_seconds", "attempt", "queue_id", "history", "crm_fields")
+    __slots__ = ("event_id", "call_id", "occurred_at", "type", "campaign_id", "publisher_id", "caller", "answers", "kind", "buyer_id", "agent_id", "destination", "price", "outcome", "connected_seconds", "attempt", "queue_id", "history", "crm_fields", "strategy")
     class AnswersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -508,6 +510,7 @@ class CtiEvent(_message.Message):
     QUEUE_ID_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     CRM_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     call_id: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -527,7 +530,8 @@ class CtiEvent(_message.Message):
     queue_id: str
     history: _containers.RepeatedCompositeFieldContainer[PastCall]
     crm_fields: _containers.ScalarMap[str, str]
-    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[CtiEventType, str]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., attempt: _Optional[int] = ..., queue_id: _Optional[str] = ..., history: _Optional[_Iterable[_Union[PastCall, _Mapping]]] = ..., crm_fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    strategy: str
+    def __init__(self, event_id: _Optional[str] = ..., call_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[_Union[CtiEventType, str]] = ..., campaign_id: _Optional[str] = ..., publisher_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., answers: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[TargetKind, str]] = ..., buyer_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., destination: _Optional[str] = ..., price: _Optional[str] = ..., outcome: _Optional[_Union[CallOutcome, str]] = ..., connected_seconds: _Optional[int] = ..., attempt: _Optional[int] = ..., queue_id: _Optional[str] = ..., history: _Optional[_Iterable[_Union[PastCall, _Mapping]]] = ..., crm_fields: _Optional[_Mapping[str, str]] = ..., strategy: _Optional[str] = ...) -> None: ...
 
 class CallDisposition(_message.Message):
     __slots__ = ("event_id", "call_id", "occurred_at", "disposition", "note", "fields", "source")

@@ -74,7 +74,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from switchboard.core import reasons
+from switchboard.core import reasons, sharing
 from switchboard.core.call_end import CALLER_HANGUP, OFFER_FAILURES
 from switchboard.core.config import (
     Buyer,
@@ -166,7 +166,7 @@ class RequestBids:
     """Ping these buyers for one tier; conclude when can_conclude_early() or at `deadline`.
 
     `caller_number_to`: the pinged buyers whose ping may carry the caller number
-    (share_caller_number: true; always empty for ping_post).
+    (core.sharing: share_caller_number, never for ping_post).
     """
 
     tier_index: int
@@ -182,8 +182,8 @@ class RouteToBuyer:
     """An offer: bridge the call to `buyer_id` at `price`. The sale stands unless offer_failed() follows.
 
     `weight_pool` (weight tiers): the (buyer id, weight) pool of this pick, for
-    ledger.swrr_routed under `tier_key`. `data_scope`: "partial" for direct
-    (partial application data shown with the call), else "full".
+    ledger.swrr_routed under `tier_key`. What the buyer is shown with the call is
+    core.sharing's (by `strategy`).
     """
 
     buyer_id: str
@@ -194,7 +194,6 @@ class RouteToBuyer:
     strategy: str
     tier_key: str = ""
     weight_pool: tuple[tuple[str, int], ...] = ()
-    data_scope: str = "full"
 
 
 @dataclass(frozen=True)
@@ -656,7 +655,7 @@ def _start_auction(
         progress.trace.notes.append(f"{label}: no eligible buyer")
         return None
     ids = tuple(b.id for b in to_ping)
-    shared = tuple(b.id for b in to_ping if b.share_caller_number) if strategy.caller_number_in_ping else ()
+    shared = tuple(b.id for b in to_ping if sharing.for_buyer(b, tier.strategy, sharing.Outlet.PING).number)
     deadline = now + timedelta(milliseconds=campaign.routing.timeout_ms)
     progress.auction = {
         "strategy": tier.strategy,
@@ -747,9 +746,8 @@ def _offer_next(config: RoutingConfig, progress: Progress, now: datetime, ledger
         if strategy.post:
             progress.offer = {"buyer_id": buyer.id, "price": f"{price:.2f}", "kind": "post"}
             progress.trace.notes.append(f"{_label(progress, tier)}: post to {buyer.id} at {price:.2f} (offer {progress.attempt})")
-            action = PostToBuyer(
-                buyer.id, buyer.destination, price, buyer.share_caller_number, progress.tier_index, progress.attempt
-            )
+            shares = sharing.for_buyer(buyer, tier.strategy, sharing.Outlet.POST).number
+            action = PostToBuyer(buyer.id, buyer.destination, price, shares, progress.tier_index, progress.attempt)
             return Step(action, progress)
         pool: tuple[tuple[str, int], ...] = ()
         if tier.strategy == "weight":
@@ -774,7 +772,6 @@ def _route(
     progress.trace.winning_attempt = progress.attempt
     progress.trace.notes.append(f"{_label(progress, tier)}: offer {progress.attempt} to {buyer.id} at {price:.2f}")
     progress.done = True
-    strategy = STRATEGIES[tier.strategy]
     action = RouteToBuyer(
         buyer.id,
         buyer.destination,
@@ -784,7 +781,6 @@ def _route(
         tier.strategy,
         tier_key(progress.call.campaign_id, progress.tier_index),
         pool,
-        strategy.data_scope,
     )
     return Step(action, progress)
 

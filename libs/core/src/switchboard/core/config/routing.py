@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from switchboard.core.config.conditions import Filters
+from switchboard.core.config.conditions import AnswerKey, Filters
 from switchboard.core.config.schedules import Schedule
 from switchboard.core.config.types import (
     E164,
@@ -74,6 +74,8 @@ class Buyer(_Model):
     name: str = ""
     destination: Destination
     share_caller_number: bool = False
+    # The IVR answer keys this buyer is shown in pings, posts and offers (core/sharing.py); None: all of them.
+    share_answers: list[AnswerKey] | None = None
     bid: Bid
     billable_after_s: int = Field(90, ge=0)
     priority: int = Field(1, ge=1)

@@ -1,5 +1,7 @@
 """The buyer-facing ping protocol as pure functions (docs/BUYER_API.md is its contract).
 
+- `shown_ping` / `shown_post`: the ping or post as one buyer may see it (core.sharing: the caller number
+  only if shared, only the answers of its `share_answers`); what the body builders below are given.
 - `ping_json(...)`: the HTTP request body; `ping_proto(...)`: the gRPC request.
 - `parse_json_answer(raw)` / `parse_proto_answer(msg)`: a buyer's answer → `Answer`
   (BID, DECLINE or NO_BID "malformed"). Nothing a buyer sends raises here.
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
 
-from switchboard.core import reasons
+from switchboard.core import reasons, sharing
+from switchboard.core.config import Buyer
 from switchboard.v1 import bidding_pb2 as bpb
 from switchboard.v1 import events_pb2 as pb
 
@@ -51,8 +54,30 @@ def rfc3339(ping: pb.PingRequested | pb.PostRequested) -> str:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def shown_ping(ping: pb.PingRequested, buyer: Buyer) -> pb.PingRequested:
+    """`ping` as `buyer` may see it: the router put the number in only if some pinged buyer may see it."""
+    shown = sharing.for_buyer(buyer, ping.strategy, sharing.Outlet.PING)
+    out = pb.PingRequested()
+    out.CopyFrom(ping)
+    if not shown.number:
+        out.caller_number = ""
+    shown.drop_hidden_answers(out.answers)
+    return out
+
+
+def shown_post(post: pb.PostRequested, buyer: Buyer) -> pb.PostRequested:
+    """`post` as `buyer` may see it (posts are ping_post's: the router shares the number by the same rule)."""
+    shown = sharing.for_buyer(buyer, "ping_post", sharing.Outlet.POST)
+    out = pb.PostRequested()
+    out.CopyFrom(post)
+    if not shown.number:
+        out.caller.number = ""
+    shown.drop_hidden_answers(out.answers)
+    return out
+
+
 def ping_json(ping: pb.PingRequested, buyer_id: str, timeout_ms: int) -> bytes:
-    """The HTTP body of the ping to one buyer. Never the caller number (PingRequested has none)."""
+    """The HTTP body of the ping to one buyer (`shown_ping`'s: `caller_number` is "" unless shared with it)."""
     body = {
         "type": "ping",  # the post goes to the same URL with "type": "post"
         "buyer_id": buyer_id,
@@ -63,6 +88,7 @@ def ping_json(ping: pb.PingRequested, buyer_id: str, timeout_ms: int) -> bytes:
         "state": ping.state,
         "zip": ping.zip,
         "area_code": ping.area_code,
+        "caller_number": ping.caller_number,
         "answers": dict(sorted(ping.answers.items())),
         "deadline": rfc3339(ping),
         "timeout_ms": timeout_ms,
@@ -82,6 +108,7 @@ def ping_proto(ping: pb.PingRequested, buyer_id: str, timeout_ms: int) -> bpb.Pi
         area_code=ping.area_code,
         answers=dict(ping.answers),
         timeout_ms=timeout_ms,
+        caller_number=ping.caller_number,
     )
     if ping.HasField("deadline"):
         req.deadline.CopyFrom(ping.deadline)
@@ -185,7 +212,7 @@ class PostResult:
 
 
 def post_json(post: pb.PostRequested, timeout_ms: int) -> bytes:
-    """The HTTP body of the post. `caller_number` is "" unless the router shared it (share_caller_number)."""
+    """The HTTP body of the post (`shown_post`'s: `caller_number` is "" unless shared with the buyer)."""
     body = {
         "type": "post",
         "buyer_id": post.buyer_id,

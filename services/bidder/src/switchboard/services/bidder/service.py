@@ -145,7 +145,7 @@ class Bidder:
             assert buyer is not None and isinstance(buyer.bid, RtbBid)
             timeout = rtb_timeout_s(buyer.bid, ping, self.settings.deadline_margin_ms)
             asked = time.monotonic()
-            result = await self.pinger.ping(ping, buyer_id, buyer.bid.url, timeout)
+            result = await self.pinger.ping(protocol.shown_ping(ping, buyer), buyer_id, buyer.bid.url, timeout)
             RTB_LATENCY.labels(buyer_id).observe(time.monotonic() - asked)
             if result.outcome == pb.BID_OUTCOME_NO_BID:
                 log.info(
@@ -172,7 +172,7 @@ class Bidder:
             result = protocol.PostResult(True)  # a pre-agreed price: nothing to ask
         else:
             timeout = rtb_timeout_s(buyer.bid, post, self.settings.deadline_margin_ms)
-            result = await self.pinger.post(post, buyer.bid.url, timeout)
+            result = await self.pinger.post(protocol.shown_post(post, buyer), buyer.bid.url, timeout)
         if not result.accepted and is_fault(result.reason):
             BUYER_FAULTS.labels(post.buyer_id, result.reason).inc()
         log.info(

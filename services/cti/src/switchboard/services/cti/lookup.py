@@ -8,8 +8,8 @@ POSTed, all at once, a signed JSON request (Standard Webhooks headers with the e
     {"type": "lookup", "timestamp": ..., "data": {"call_id", "campaign_id", "publisher_id", "kind", "buyer_id",
      "agent_id", "queue_id", "caller": {"state", "zip", "area_code", "timezone", "number"?}, "answers"}}
 
-`caller.number` only when the call's target may see it: a buyer with `share_caller_number`, or an in-house
-agent (the data sharing rule of docs/ROUTING.md). A 2xx answer `{"fields": {name: value}}` (strings) is merged
+`caller.number` and the `answers` only as the call's target may see them (core.sharing: the number for an
+in-house agent or a buyer with `share_caller_number`, not in a `direct` offer; a buyer's `share_answers`). A 2xx answer `{"fields": {name: value}}` (strings) is merged
 into the pop's `crm_fields`, in configuration order. The pop waits for the slowest of them up to its
 `timeout_ms`, never longer; what has not answered by then is left out (counted `timeout`). An endpoint whose
 lookups fail three times in a row is skipped for 30 s (core.webhooks.LookupBreaker): cti reads its input in
@@ -29,9 +29,9 @@ import structlog
 from prometheus_client import Counter, Histogram
 from standardwebhooks import Webhook
 
+from switchboard.core import sharing
 from switchboard.core.config import RoutingConfig
 from switchboard.core.config.crm import CrmEndpoint
-from switchboard.core.sharing import may_see_number
 from switchboard.core.webhooks import LookupBreaker, covers
 from switchboard.v1 import events_pb2 as pb
 
@@ -58,7 +58,8 @@ def request_data(config: RoutingConfig, event: pb.CtiEvent) -> dict[str, object]
         "area_code": event.caller.area_code,
         "timezone": event.caller.timezone,
     }
-    if may_see_number(event, {b.id: b for b in config.buyers}):
+    shown = sharing.for_cti_event(event, {b.id: b for b in config.buyers})
+    if shown.number:
         caller["number"] = event.caller.number
     return {
         "call_id": event.call_id,
@@ -69,7 +70,7 @@ def request_data(config: RoutingConfig, event: pb.CtiEvent) -> dict[str, object]
         "agent_id": event.agent_id,
         "queue_id": event.queue_id,
         "caller": caller,
-        "answers": dict(event.answers),
+        "answers": shown.shown_answers(event.answers),
     }
 
 

@@ -129,6 +129,7 @@ def screen_pop(ev: pb.CallRouted) -> pb.CtiEvent:
         destination=ev.destination,
         price=ev.price,
         attempt=_attempt(ev),
+        strategy=ev.strategy,
     )
     return out
 

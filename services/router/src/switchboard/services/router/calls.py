@@ -426,7 +426,10 @@ class Calls:
             zip=facts.zip,
             area_code=facts.area_code,
             answers=dict(facts.answers),
-        )  # never the caller number
+        )
+        if action.caller_number_to:
+            # Only when a pinged buyer may see it (core.sharing); the bidder shows it to those alone.
+            ping.caller_number = rec.ivr_completed().caller.number
         self.records.put(call_id, rec.waiting_for(Auction(auction_id, tuple(action.buyer_ids), deadline_ms)))
         await self.publisher.send(PING_REQUESTED.name, call_id, ping)
 
