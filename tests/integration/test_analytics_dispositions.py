@@ -129,6 +129,8 @@ OLD_SCHEMA = textwrap.dedent(
         for t in tables.ALL_TABLES:
             if t is not tables.CALL_DISPOSITIONS:
                 client.command(t.ddl(client.database))
+        # and a view of that name from an older definition: migrate replaces it
+        client.command(f"CREATE VIEW {client.database}.dispositions_all AS SELECT 1 AS stale")
         client.command("INSERT INTO calls_started (call_id, event_id, occurred_at, campaign_id) VALUES ('old-1', 'e1', now64(3), 'solar')")
     finally:
         client.close()
@@ -153,8 +155,21 @@ def test_migrate_adds_the_dispositions_table_and_view_to_an_older_database(tmp_p
         "SHOW TABLES FROM switchboard",
         "SELECT call_id, campaign_id FROM calls_started",
         "SELECT count() FROM dispositions_all",
+        "SELECT name FROM system.columns WHERE database = 'switchboard' AND table = 'dispositions_all' ORDER BY position",
     )
     names = {r[0] for r in res[0]}
     assert names == {t.name for t in tables.ALL_TABLES} | {v.name for v in tables.ALL_VIEWS}
     assert res[1] == [["old-1", "solar"]], "the existing data is kept"
     assert res[2] == [[0]]
+    assert [r[0] for r in res[3]] == [
+        "call_id",
+        "event_id",
+        "occurred_at",
+        "origin",
+        "disposition",
+        "note",
+        "agent_id",
+        "source",
+        "campaign_id",
+        "publisher_id",
+    ], "the stale view was replaced"

@@ -317,10 +317,10 @@ def test_ddl_statements_create_database_first():
     stmts = tb.ddl_statements("x")
     assert stmts[0] == "CREATE DATABASE IF NOT EXISTS `x`"
     assert len(stmts) == 1 + len(tb.ALL_TABLES) + len(tb.ALL_VIEWS)
-    assert all("IF NOT EXISTS" in s for s in stmts)
-    # a view reads its tables, so every CREATE VIEW comes after every CREATE TABLE
-    kinds = [s.split(" IF NOT EXISTS")[0] for s in stmts[1:]]
-    assert kinds == ["CREATE TABLE"] * len(tb.ALL_TABLES) + ["CREATE VIEW"] * len(tb.ALL_VIEWS)
+    # tables are kept (IF NOT EXISTS); views hold no data and are replaced, so a changed one applies;
+    # a view reads its tables, so every view comes after every table
+    kinds = [" ".join(s.split()[:4]) for s in stmts[1:]]
+    assert kinds == ["CREATE TABLE IF NOT"] * len(tb.ALL_TABLES) + ["CREATE OR REPLACE VIEW"] * len(tb.ALL_VIEWS)
 
 
 def test_events_table_dedupes_on_topic_and_event_id():
@@ -410,7 +410,7 @@ def test_call_dispositions_row_of_an_empty_event():
 
 def test_dispositions_all_view_ddl_names_its_database_and_both_origins():
     ddl = tb.DISPOSITIONS_ALL.ddl("analytics_db")
-    assert ddl.startswith("CREATE VIEW IF NOT EXISTS `analytics_db`.`dispositions_all` AS")
+    assert ddl.startswith("CREATE OR REPLACE VIEW `analytics_db`.`dispositions_all` AS")
     for table in ("agent_events", "call_dispositions", "calls_started"):
         assert f"`analytics_db`.{table}" in ddl
     assert "{db}" not in ddl and "`switchboard`" not in ddl

@@ -512,8 +512,9 @@ ALL_TABLES: tuple[Table, ...] = (EVENTS, *(t for t, _ in TYPED_TABLES.values()))
 
 @dataclass(frozen=True)
 class View:
-    """A plain (non-materialized) view over the tables: computed at query time, so it holds no data
-    of its own and changing it later is a DROP + CREATE, never a backfill."""
+    """A plain (non-materialized) view over the tables: computed at query time, it holds no data, so
+    every schema apply replaces it (CREATE OR REPLACE) and a changed definition reaches existing
+    databases without a backfill."""
 
     name: str
     select: str  # the SELECT, with {db} for the quoted database name
@@ -522,7 +523,7 @@ class View:
     def ddl(self, database: str = DEFAULT_DATABASE) -> str:
         db = quote_ident(database)
         comment = f"\nCOMMENT {sql_string(self.comment)}" if self.comment else ""
-        return f"CREATE VIEW IF NOT EXISTS {db}.{quote_ident(self.name)} AS\n{self.select.format(db=db)}{comment}"
+        return f"CREATE OR REPLACE VIEW {db}.{quote_ident(self.name)} AS\n{self.select.format(db=db)}{comment}"
 
 
 # Every disposition of a call, an agent's (at wrap-up) and a CRM's (written back), in one shape, with the

@@ -1,7 +1,8 @@
 """`python -m switchboard.services.analytics.migrate`: create the analytics schema on the DSN's store.
 
 The migration step of a deployment (the analytics pod's init container in deploy/base/analytics.yaml):
-the database and every table and view of switchboard.analytics.tables, `CREATE ... IF NOT EXISTS`, so it is
+the database and every table and view of switchboard.analytics.tables (tables `CREATE ... IF NOT EXISTS`,
+views `CREATE OR REPLACE`: they hold no data), so it is
 idempotent and every start may run it. The DSN and database are the sink's settings
 (SWITCHBOARD_ANALYTICS_DSN, SWITCHBOARD_ANALYTICS_DATABASE). With `--wait N` it retries for up to N
 seconds while the server does not answer (it may start after the pod). Schema changes beyond new
