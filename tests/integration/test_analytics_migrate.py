@@ -32,7 +32,7 @@ def test_migrate_creates_the_schema_idempotently(tmp_path):
     listed = run(["switchboard.cli", "analytics", "query", "--json", "SHOW TABLES FROM switchboard"], dsn)
     assert listed.returncode == 0, listed.stderr
     names = {next(iter(json.loads(line).values())) for line in listed.stdout.splitlines() if line.strip()}
-    assert names == {t.name for t in tables.ALL_TABLES}
+    assert names == {t.name for t in tables.ALL_TABLES} | {v.name for v in tables.ALL_VIEWS}
 
 
 def test_migrate_gives_up_after_its_wait_when_the_server_does_not_answer():

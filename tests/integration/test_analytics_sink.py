@@ -43,6 +43,7 @@ TYPED = {
     "call.rejected": "calls_rejected",
     "call.ended": "calls_ended",
     "cti.events": "cti_events",
+    "call.dispositions": "call_dispositions",
     "deadletter": "dead_letters",
 }
 

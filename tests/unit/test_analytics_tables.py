@@ -291,6 +291,7 @@ def test_table_topic_mapping_is_driven_by_platform_topics():
         "calls_ended",
         "cti_events",
         "agent_events",
+        "call_dispositions",
         "dead_letters",
     } == set(names)
     # every mapped topic's message type is the one the topic carries
@@ -315,8 +316,11 @@ def test_ddl_sanity(table: tb.Table):
 def test_ddl_statements_create_database_first():
     stmts = tb.ddl_statements("x")
     assert stmts[0] == "CREATE DATABASE IF NOT EXISTS `x`"
-    assert len(stmts) == 1 + len(tb.ALL_TABLES)
-    assert all("IF NOT EXISTS" in s for s in stmts)
+    assert len(stmts) == 1 + len(tb.ALL_TABLES) + len(tb.ALL_VIEWS)
+    # tables are kept (IF NOT EXISTS); views hold no data and are replaced, so a changed one applies;
+    # a view reads its tables, so every view comes after every table
+    kinds = [" ".join(s.split()[:4]) for s in stmts[1:]]
+    assert kinds == ["CREATE TABLE IF NOT"] * len(tb.ALL_TABLES) + ["CREATE OR REPLACE VIEW"] * len(tb.ALL_VIEWS)
 
 
 def test_events_table_dedupes_on_topic_and_event_id():
@@ -373,3 +377,41 @@ def test_agent_events_keep_the_disposition_an_agent_entered_at_wrap_up():
         "annual plan",
     )
     assert got["queue_ids"] == ["sales"]
+
+
+def test_call_dispositions_row_keeps_the_crm_code_note_fields_and_source():
+    ev = pb.CallDisposition(
+        event_id="d1",
+        call_id="c9",
+        occurred_at=_ts(T1),
+        disposition="sale",
+        note="signed on the call",
+        fields={"policy": "P-123", "plan": "gold"},
+        source="acme-crm",
+    )
+    r = _row(tb.CALL_DISPOSITIONS, ev)
+    assert r == {
+        "call_id": "c9",
+        "event_id": "d1",
+        "occurred_at": _dt(T1),
+        "disposition": "sale",
+        "note": "signed on the call",
+        "fields": {"policy": "P-123", "plan": "gold"},
+        "source": "acme-crm",
+    }
+    assert tb.CALL_DISPOSITIONS.order_by == ("call_id", "event_id"), "a redelivered disposition collapses"
+    assert tb.TYPED_TABLES["call.dispositions"][0] is tb.CALL_DISPOSITIONS
+
+
+def test_call_dispositions_row_of_an_empty_event():
+    r = _row(tb.CALL_DISPOSITIONS, pb.CallDisposition())
+    assert (r["occurred_at"], r["disposition"], r["fields"], r["source"]) == (tb.EPOCH, "", {}, "")
+
+
+def test_dispositions_all_view_ddl_names_its_database_and_both_origins():
+    ddl = tb.DISPOSITIONS_ALL.ddl("analytics_db")
+    assert ddl.startswith("CREATE OR REPLACE VIEW `analytics_db`.`dispositions_all` AS")
+    for table in ("agent_events", "call_dispositions", "calls_started"):
+        assert f"`analytics_db`.{table}" in ddl
+    assert "{db}" not in ddl and "`switchboard`" not in ddl
+    assert ddl.count("(") == ddl.count(")")

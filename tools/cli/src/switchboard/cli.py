@@ -437,7 +437,7 @@ def analytics_query(
 
 @analytics_app.command("report")
 def analytics_report(dsn: str = typer.Option("", envvar="SWITCHBOARD_ANALYTICS_DSN")) -> None:
-    """Print the standard summary: outcomes, rejects by reason, revenue by buyer, latency."""
+    """Print the standard summary: outcomes, rejects by reason, revenue by buyer, latency, dispositions."""
     from switchboard.analytics import reports
 
     _print_summary(dsn or reports.default_dsn())

@@ -23,6 +23,7 @@ __all__ = [
     "database_of",
     "decision_latency",
     "default_dsn",
+    "dispositions",
     "events_per_topic",
     "open_client",
     "redact",
@@ -154,6 +155,35 @@ def events_per_topic(client: Any, since: datetime | None = None, database: str |
     return [{"topic": r["topic"], "events": int(r["events"])} for r in _rows(client, sql, params)]
 
 
+def dispositions(client: Any, since: datetime | None = None, database: str | None = None) -> list[dict]:
+    """Per campaign × disposition code: the calls agents and CRMs gave that code (view `dispositions_all`).
+
+    `agent` and `crm` count distinct calls of each origin, `calls` distinct calls of either (a call an
+    agent and its CRM both dispositioned the same counts once there). A call the sink has no
+    calls_started row for has campaign_id "".
+    """
+    db = quote_ident(_db(client, database))
+    where, params = _where(since)
+    sql = f"""
+        SELECT campaign_id, disposition,
+               uniqExact(call_id) AS calls,
+               uniqExactIf(call_id, origin = 'agent') AS agent,
+               uniqExactIf(call_id, origin = 'crm') AS crm
+        FROM {db}.dispositions_all {where}
+        GROUP BY campaign_id, disposition ORDER BY campaign_id, calls DESC, disposition
+    """
+    return [
+        {
+            "campaign_id": r["campaign_id"],
+            "disposition": r["disposition"],
+            "calls": int(r["calls"]),
+            "agent": int(r["agent"]),
+            "crm": int(r["crm"]),
+        }
+        for r in _rows(client, sql, params)
+    ]
+
+
 def summary(client: Any, since: datetime | None = None, database: str | None = None) -> dict[str, Any]:
     """Every report above in one dict (what `switchboard run` prints at the end)."""
     return {
@@ -161,6 +191,7 @@ def summary(client: Any, since: datetime | None = None, database: str | None = N
         "rejected_by_reason": rejected_by_reason(client, since, database),
         "revenue_by_buyer": revenue_by_buyer(client, since, database),
         "decision_latency": decision_latency(client, since, database),
+        "dispositions": dispositions(client, since, database),
         "events_per_topic": events_per_topic(client, since, database),
     }
 

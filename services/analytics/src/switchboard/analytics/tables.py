@@ -308,6 +308,23 @@ AGENT_EVENTS = Table(
     T.AGENT_EVENTS,
 )
 
+# A CRM's disposition written back through cti's HTTP API (docs/CTI.md "Dispositions"). The call's
+# campaign / publisher are not in the event and the sink keeps no per-call state, so they are joined
+# at query time (the `dispositions_all` view) rather than here.
+CALL_DISPOSITIONS = Table(
+    "call_dispositions",
+    (
+        *_IDS,
+        ("disposition", LC),
+        ("note", "String"),
+        ("fields", "Map(String, String)"),
+        ("source", LC),
+    ),
+    _KEY,
+    T.CALL_DISPOSITIONS,
+    "a CRM's disposition of a call (cti POST /v1/calls/{call_id}/disposition); source is the API token's name",
+)
+
 DEAD_LETTERS = Table(
     "dead_letters",
     (
@@ -450,6 +467,10 @@ def _agent_events(e: pb.AgentEvent) -> tuple:
     )
 
 
+def _call_dispositions(e: pb.CallDisposition) -> tuple:
+    return (*_ids(e), e.disposition, e.note, dict(e.fields), e.source)
+
+
 def dead_letter_row(e: pb.DeadLetter) -> tuple:
     """The `dead_letters` row of a dead letter."""
     return (
@@ -480,12 +501,54 @@ TYPED_TABLES: dict[str, tuple[Table, RowFn]] = {
         (CALLS_ENDED, _calls_ended),
         (CTI_EVENTS, _cti_events),
         (AGENT_EVENTS, _agent_events),
+        (CALL_DISPOSITIONS, _call_dispositions),
         (DEAD_LETTERS, dead_letter_row),
     )
     if t.topic is not None  # each of these has its topic (only EVENTS has none)
 }
 
 ALL_TABLES: tuple[Table, ...] = (EVENTS, *(t for t, _ in TYPED_TABLES.values()))
+
+
+@dataclass(frozen=True)
+class View:
+    """A plain (non-materialized) view over the tables: computed at query time, it holds no data, so
+    every schema apply replaces it (CREATE OR REPLACE) and a changed definition reaches existing
+    databases without a backfill."""
+
+    name: str
+    select: str  # the SELECT, with {db} for the quoted database name
+    comment: str = ""
+
+    def ddl(self, database: str = DEFAULT_DATABASE) -> str:
+        db = quote_ident(database)
+        comment = f"\nCOMMENT {sql_string(self.comment)}" if self.comment else ""
+        return f"CREATE OR REPLACE VIEW {db}.{quote_ident(self.name)} AS\n{self.select.format(db=db)}{comment}"
+
+
+# Every disposition of a call, an agent's (at wrap-up) and a CRM's (written back), in one shape, with the
+# call's campaign and publisher from calls_started. FINAL on each table so a redelivered event counts once;
+# a call with several dispositions (agent then CRM, or a CRM correcting itself) has one row each.
+DISPOSITIONS_ALL = View(
+    "dispositions_all",
+    """SELECT d.call_id AS call_id, d.event_id AS event_id, d.occurred_at AS occurred_at, d.origin AS origin,
+       d.disposition AS disposition, d.note AS note, d.agent_id AS agent_id, d.source AS source,
+       s.campaign_id AS campaign_id, s.publisher_id AS publisher_id
+FROM (
+    SELECT call_id, event_id, occurred_at, 'agent' AS origin, disposition, note, agent_id, '' AS source
+    FROM {db}.agent_events FINAL WHERE disposition != ''
+    UNION ALL
+    SELECT call_id, event_id, occurred_at, 'crm' AS origin, disposition, note, '' AS agent_id, source
+    FROM {db}.call_dispositions FINAL
+) AS d
+LEFT JOIN (
+    SELECT call_id, any(campaign_id) AS campaign_id, any(publisher_id) AS publisher_id
+    FROM {db}.calls_started GROUP BY call_id
+) AS s ON d.call_id = s.call_id""",
+    "agent (agent_events leaving wrap-up) and CRM (call_dispositions) dispositions with the call's campaign",
+)
+
+ALL_VIEWS: tuple[View, ...] = (DISPOSITIONS_ALL,)
 
 
 def event_call_id(event: Message, delivery: Delivery) -> str:
@@ -521,11 +584,16 @@ def typed_row(topic: str, event: T.Event) -> tuple[Table, tuple] | None:
 
 
 def ddl_statements(database: str = DEFAULT_DATABASE) -> list[str]:
-    return [f"CREATE DATABASE IF NOT EXISTS {quote_ident(database)}"] + [t.ddl(database) for t in ALL_TABLES]
+    # Views after the tables they read: CREATE VIEW checks its SELECT against them.
+    return (
+        [f"CREATE DATABASE IF NOT EXISTS {quote_ident(database)}"]
+        + [t.ddl(database) for t in ALL_TABLES]
+        + [v.ddl(database) for v in ALL_VIEWS]
+    )
 
 
 def ensure_schema(client: Any, database: str = DEFAULT_DATABASE) -> None:
-    """Create the database and every table if missing (idempotent; blocking: call from a thread)."""
+    """Create the database, every table and every view if missing (idempotent; blocking: call from a thread)."""
     for stmt in ddl_statements(database):
         client.command(stmt)
 

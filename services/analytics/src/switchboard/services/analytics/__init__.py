@@ -17,8 +17,10 @@ data through the sink's DSN only after stopping it, or point the sink at a
 ClickHouse server to query live. Tables (created with IF NOT EXISTS at start):
 ``events`` (every event, payload as JSON) and the typed ``calls_started``,
 ``pings``, ``bids``, ``calls_routed``, ``calls_rejected``, ``calls_ended``,
-``cti_events``, ``dead_letters`` — see switchboard.analytics.tables. They are
-ReplacingMergeTree on the event id: use ``FINAL`` for exact per-event counts.
+``cti_events``, ``agent_events``, ``call_dispositions``, ``dead_letters``, and the
+view ``dispositions_all`` (agent and CRM dispositions with the call's campaign) — see
+switchboard.analytics.tables. They are ReplacingMergeTree on the event id: use ``FINAL``
+for exact per-event counts.
 
 The schema alone (a deployment's migration step, e.g. the analytics pod's init container):
 ``python -m switchboard.services.analytics.migrate [--wait S]`` (same DSN settings; idempotent).

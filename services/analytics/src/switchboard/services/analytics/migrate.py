@@ -1,7 +1,8 @@
 """`python -m switchboard.services.analytics.migrate`: create the analytics schema on the DSN's store.
 
 The migration step of a deployment (the analytics pod's init container in deploy/base/analytics.yaml):
-the database and every table of switchboard.analytics.tables, `CREATE ... IF NOT EXISTS`, so it is
+the database and every table and view of switchboard.analytics.tables (tables `CREATE ... IF NOT EXISTS`,
+views `CREATE OR REPLACE`: they hold no data), so it is
 idempotent and every start may run it. The DSN and database are the sink's settings
 (SWITCHBOARD_ANALYTICS_DSN, SWITCHBOARD_ANALYTICS_DATABASE). With `--wait N` it retries for up to N
 seconds while the server does not answer (it may start after the pod). Schema changes beyond new
@@ -27,12 +28,12 @@ log = structlog.get_logger("analytics.migrate")
 
 
 def migrate(dsn: str, database: str | None = None) -> list[str]:
-    """Apply the schema to `dsn` (blocking); return the tables it holds."""
+    """Apply the schema to `dsn` (blocking); return the tables and views it holds."""
     db = database_of(dsn, database)
     client = open_client(dsn, db)
     try:
         tables.ensure_schema(client, db)
-        return [t.name for t in tables.ALL_TABLES]
+        return [t.name for t in tables.ALL_TABLES] + [v.name for v in tables.ALL_VIEWS]
     finally:
         client.close()
 
