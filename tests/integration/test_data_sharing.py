@@ -183,6 +183,8 @@ async def test_the_number_reaches_no_buyer_without_share_caller_number_on_any_st
                     assert topic == CALL_ROUTED.name, (campaign, out)
                     assert isinstance(out, pb.CallRouted)
                     routed.append(out)
+                    # cti reads call.routed and call.ended as two topics: behind on its input, it may read this
+                    # before the pop's offer (a wrap-up with no context; the rule then shows nothing at all).
                     await bus.publish(CALL_ENDED, ended(out))
         ids = {r.call_id for r in routed}
         strategy_of = {r.call_id: r.strategy for r in routed}
@@ -218,7 +220,7 @@ async def test_the_number_reaches_no_buyer_without_share_caller_number_on_any_st
             offered[ev.buyer_id].add(strategy_of[ev.call_id])
             if ev.buyer_id in ("ds-rtb-private", "ds-st-private") or ev.strategy == "direct":
                 assert ev.caller.number == "", (ev.buyer_id, ev.strategy)
-            else:
+            elif ev.type == pb.CTI_EVENT_TYPE_CALL_ROUTED:  # the control (a wrap-up read before its pop shows nothing)
                 assert ev.caller.number == NUMBER, (ev.buyer_id, ev.strategy)
             if ev.strategy == "direct":
                 assert not ev.history, ev.call_id
@@ -237,7 +239,7 @@ async def test_the_number_reaches_no_buyer_without_share_caller_number_on_any_st
                 strategy = strategy_of[data["call_id"]]
                 if strategy == "direct":
                     assert not leaks(raw) and not data.get("history"), (buyer, kind)
-                elif buyer.endswith("-sharer") and kind == "hook":
+                elif buyer.endswith("-sharer") and json.loads(raw)["type"] == "call.routed":
                     assert data["caller"]["number"] == NUMBER, (buyer, strategy)  # the control
         lookups = [json.loads(r)["data"] for r in server.got[("ds-st-sharer", "lookup")]]
         assert any(d["caller"].get("number") == NUMBER for d in lookups)
