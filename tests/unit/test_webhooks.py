@@ -203,4 +203,4 @@ def test_lookup_answers_and_who_may_see_the_number():
         }
     )
     caller = pb.Caller(number="+13105551234", state="CA")
-    assert "number" not in request_data(cfg, pb.CtiEvent(buyer_id="private", caller=caller))["caller"]  # type: ignore[operator]
+    assert "number" not in request_data({b.id: b for b in cfg.buyers}, pb.CtiEvent(buyer_id="private", caller=caller))["caller"]  # type: ignore[operator]

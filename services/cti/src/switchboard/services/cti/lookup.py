@@ -30,7 +30,7 @@ from prometheus_client import Counter, Histogram
 from standardwebhooks import Webhook
 
 from switchboard.core import sharing
-from switchboard.core.config import RoutingConfig
+from switchboard.core.config import Buyer, RoutingConfig
 from switchboard.core.config.crm import CrmEndpoint
 from switchboard.core.webhooks import LookupBreaker, covers
 from switchboard.v1 import events_pb2 as pb
@@ -51,14 +51,14 @@ LOOKUP_SECONDS = Histogram(
 MAX_FIELDS = 100
 
 
-def request_data(config: RoutingConfig, event: pb.CtiEvent) -> dict[str, object]:
+def request_data(buyers: Mapping[str, Buyer], event: pb.CtiEvent) -> dict[str, object]:
     caller = {
         "state": event.caller.state,
         "zip": event.caller.zip,
         "area_code": event.caller.area_code,
         "timezone": event.caller.timezone,
     }
-    shown = sharing.for_cti_event(event, {b.id: b for b in config.buyers})
+    shown = sharing.for_cti_event(event, buyers)
     if shown.number:
         caller["number"] = event.caller.number
     return {
@@ -91,7 +91,7 @@ def fields_of(body: bytes) -> dict[str, str]:
 
 class CrmLookups:
     def __init__(self, config: RoutingConfig, signers: Mapping[str, Webhook]) -> None:
-        self.config = config
+        self.buyers = {b.id: b for b in config.buyers}  # once, not at every pop
         self.endpoints: Sequence[CrmEndpoint] = [e for e in config.crm_endpoints if e.lookup is not None]
         self.signers = signers
         self.breakers = {e.id: LookupBreaker() for e in self.endpoints}
@@ -113,7 +113,7 @@ class CrmLookups:
                 LOOKUPS.labels(e.id, "skipped").inc()
         if not ready:
             return
-        data = request_data(self.config, pop)
+        data = request_data(self.buyers, pop)
         results = await asyncio.gather(*(self._ask(e, data, pop.event_id) for e in ready))
         for fields in results:  # configuration order: a later endpoint's field wins
             pop.crm_fields.update(fields)
