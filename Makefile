@@ -22,7 +22,15 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml $(MEMBERS_PYPROJECT)
 	$(UV) sync --all-packages --frozen --quiet
 	touch $@
 
-install: $(VENV)/.installed
+# The Node side of docs/CTI.md's signature check, which test_cti_schemas runs as written: installed here, not in
+# the test (tests stay on loopback), and only where npm exists; without it that one test skips and says why.
+NODE_WEBHOOKS := $(TOOLS)/node/node_modules/standardwebhooks
+$(NODE_WEBHOOKS):
+	@if command -v npm >/dev/null; then \
+		npm install --prefix $(TOOLS)/node --no-save --silent --no-audit --no-fund standardwebhooks@1.3.0 \
+		|| echo "npm could not install standardwebhooks: the Node signature check test will skip"; fi
+
+install: $(VENV)/.installed $(NODE_WEBHOOKS)
 
 # Regenerates libs/contracts/src/switchboard/v1 from proto/, then the CTI JSON Schemas (docs/schemas/cti)
 # and the examples of docs/CTI.md from its descriptors (tests fail when any of them is stale).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +213,47 @@ def test_doc_signature_check_in_python_verifies_a_signed_delivery(monkeypatch) -
     scope["raw_body"] = body.replace("37.50", "99.00").encode()  # altered in transit
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         exec(snippet, scope)
+
+
+NODE_MODULES = Path(__file__).resolve().parents[2] / ".tools" / "node" / "node_modules"
+
+
+def test_doc_signature_check_in_node_verifies_a_signed_delivery(tmp_path: Path) -> None:
+    """The three js lines of docs/CTI.md, run as written by node against a delivery signed in Python."""
+    import base64
+    import shutil
+    import subprocess
+    from datetime import UTC, datetime
+
+    import standardwebhooks
+
+    node = shutil.which("node")
+    if node is None or not (NODE_MODULES / "standardwebhooks").is_dir():
+        pytest.skip("node, or the npm package standardwebhooks (`make install` adds it where npm exists), is missing")
+    (snippet,) = re.findall(r"```js\n(.*?)```", _doc_section("Webhooks"), re.DOTALL)
+    assert len([line for line in snippet.splitlines() if line.strip()]) == 3  # "in three lines"
+    (tmp_path / "node_modules").symlink_to(NODE_MODULES)  # ES modules resolve packages from the script's folder
+    script = tmp_path / "check.mjs"
+    script.write_text(
+        "const rawBody = process.env.RAW_BODY;\n"
+        "const req = { headers: JSON.parse(process.env.HEADERS) };\n" + snippet + "process.stdout.write(JSON.stringify(event));\n"
+    )
+    secret = "whsec_" + base64.b64encode(b"integration-test-secret-32bytes!").decode()
+    event = schemagen.examples()[0][1]
+    body = json.dumps(webhook_body(event), separators=(",", ":"))
+    now = datetime.now(tz=UTC)
+    headers = {
+        "webhook-id": event.event_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": standardwebhooks.Webhook(secret).sign(event.event_id, now, body),
+    }
+
+    def run(raw: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_WEBHOOK_SECRET": secret, "RAW_BODY": raw, "HEADERS": json.dumps(headers)}
+        return subprocess.run([node, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    ok = run(body)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == webhook_body(event)
+    altered = run(body.replace("37.50", "99.00"))  # altered in transit
+    assert altered.returncode != 0 and "WebhookVerificationError" in altered.stderr, altered.stderr
